@@ -1,0 +1,46 @@
+// Runtime facts and settings: LibTorch version, CUDA, thread count.
+#include <torch/torch.h>
+
+#include <thread>
+
+#include "napi_register.h"
+#include "napi_util.h"
+
+namespace tabsight::napi {
+
+namespace {
+
+Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto out = Napi::Object::New(env);
+    out.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+    out.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
+    out.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
+    out.Set("threads", Napi::Number::New(env, at::get_num_threads()));
+    out.Set("interopThreads", Napi::Number::New(env, at::get_num_interop_threads()));
+    out.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
+    out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+    return out;
+  });
+}
+
+// Must be called from the main thread; libuv workers then use the same pool.
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw tabsight::Error(ErrorCode::kConfig, "Expected a thread count");
+    int n = info[0].As<Napi::Number>().Int32Value();
+    if (n < 1) throw tabsight::Error(ErrorCode::kConfig, "Expected positive integer for threads");
+    at::set_num_threads(n);
+    return Napi::Number::New(info.Env(), at::get_num_threads());
+  });
+}
+
+}  // namespace
+
+void RegisterRuntime(Napi::Env env, Napi::Object exports) {
+  exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+}
+
+}  // namespace tabsight::napi

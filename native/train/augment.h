@@ -1,0 +1,58 @@
+// Batched image augmentations (plain LibTorch, no napi.h).
+//
+// One call augments a whole N×C×H×W batch. Per-sample parameters come from a
+// generator seeded by `seed`, so the same (batch, options, seed) always gives
+// the same output. The heavy work (resampling, blur, colour) runs as batched
+// LibTorch ops, parallel over LibTorch's intra-op thread pool.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace tabsight::train {
+
+struct AugmentOptions {
+  // Probability that a sample gets the random pipeline at all; the others are
+  // only resized to the output size (MMCL's augmentation rate: 0.95).
+  double rate = 0.95;
+  // Random resized crop: area fraction and aspect ratio ranges. Disabled when
+  // crop_scale_min == crop_scale_max == 1 and the ratio range is [1, 1].
+  bool crop = true;
+  double crop_scale_min = 0.2, crop_scale_max = 1.0;
+  double crop_ratio_min = 3.0 / 4.0, crop_ratio_max = 4.0 / 3.0;
+  // Horizontal flip probability.
+  double flip_p = 0.5;
+  // Rotation by an angle uniform in [-rotation_deg, rotation_deg].
+  double rotation_deg = 45.0;
+  // Colour jitter factors, torchvision's convention: a factor uniform in
+  // [max(0, 1 - x), 1 + x]. Saturation needs 3 channels; with other channel
+  // counts it is skipped. Applied with probability jitter_p.
+  double brightness = 0.5, contrast = 0.5, saturation = 0.5;
+  double jitter_p = 1.0;
+  // Random grayscale (3 channels only) with probability grayscale_p.
+  double grayscale_p = 0.0;
+  // Gaussian blur with probability blur_p, sigma uniform in
+  // [blur_sigma_min, blur_sigma_max], odd kernel size blur_kernel.
+  double blur_p = 0.0;
+  int64_t blur_kernel = 9;
+  double blur_sigma_min = 0.1, blur_sigma_max = 2.0;
+  // Output size; 0 keeps the input size.
+  int64_t out_h = 0, out_w = 0;
+  // Value range used for clamping after colour operations. uint8 input is
+  // first scaled to [0, 1], so the default fits it.
+  double value_min = 0.0, value_max = 1.0;
+};
+
+// Validates the options (throws tabsight::Error with kConfig naming the field).
+void ValidateAugmentOptions(const AugmentOptions& options);
+
+// images: uint8 or float32, N×C×H×W, on any device. Returns float32
+// N×C×out_h×out_w on the same device; uint8 input is scaled by 1/255.
+torch::Tensor Augment(const torch::Tensor& images, const AugmentOptions& options, uint64_t seed);
+
+// Resize only (the path a sample takes when it is not augmented, and the
+// evaluation transform): uint8 → float /255, bilinear resize to out size.
+torch::Tensor ToFloatResized(const torch::Tensor& images, int64_t out_h, int64_t out_w);
+
+}  // namespace tabsight::train
