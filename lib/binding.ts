@@ -49,8 +49,10 @@ function load(): NativeBinding {
   // node-gyp-build looks in prebuilds/<platform>-<arch>/ and build/Release/.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-  const root = packageRoot();
-  const binding = nodeGypBuild(root);
+  // TABSIGHT_ADDON points at a specific .node file (a second build folder).
+  const binding = process.env.TABSIGHT_ADDON
+    ? (require(path.resolve(process.env.TABSIGHT_ADDON)) as NativeBinding)
+    : nodeGypBuild(packageRoot());
   const fromEnv = process.env.TABSIGHT_THREADS;
   const threads = fromEnv ? Number(fromEnv) : os.availableParallelism();
   if (!Number.isInteger(threads) || threads < 1) {
