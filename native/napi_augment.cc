@@ -1,6 +1,222 @@
-// Placeholder registration until the augmentation kernels land.
+// Binding for the batched augmentations:
+//   augment(data, shape, options, seed) → Promise<{ data, shape }>
+//   augmentParams(n, h, w, options, seed) → per-sample parameter objects
+//   resizeToFloat(data, shape, outH, outW) → { data, shape }
+// TypeScript (lib/augment.ts) has validated and completed the options; here
+// we re-check what could corrupt memory (dtype, length, rank) and the ranges.
+#include <cmath>
+#include <utility>
+
 #include "napi_register.h"
+#include "napi_util.h"
+#include "train/augment.h"
 
 namespace tabsight::napi {
-void RegisterAugment(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+
+using train::AugmentOptions;
+using train::SampleParams;
+
+// [min, max] pairs from the options object.
+std::pair<double, double> GetPair(const Napi::Object& obj, const char* key) {
+  std::vector<double> v = GetNumberArray(obj, key);
+  if (v.size() != 2) throw tabsight::Error(ErrorCode::kConfig, std::string("Expected 2 numbers for augment.") + key);
+  return {v[0], v[1]};
+}
+
+int64_t ToInt(double d, const char* key) {
+  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740992.0) {
+    throw tabsight::Error(ErrorCode::kConfig, std::string("Expected integer for augment.") + key);
+  }
+  return static_cast<int64_t>(d);
+}
+
+AugmentOptions ReadOptions(const Napi::Value& value) {
+  if (!value.IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object for augment");
+  Napi::Object obj = value.As<Napi::Object>();
+  AugmentOptions o;
+  o.rate = GetNumber(obj, "rate");
+  o.crop = GetBool(obj, "crop");
+  std::tie(o.crop_scale_min, o.crop_scale_max) = GetPair(obj, "cropScale");
+  std::tie(o.crop_ratio_min, o.crop_ratio_max) = GetPair(obj, "cropRatio");
+  o.flip_p = GetNumber(obj, "flipP");
+  o.rotation_deg = GetNumber(obj, "rotationDeg");
+  o.brightness = GetNumber(obj, "brightness");
+  o.contrast = GetNumber(obj, "contrast");
+  o.saturation = GetNumber(obj, "saturation");
+  o.jitter_p = GetNumber(obj, "jitterP");
+  o.grayscale_p = GetNumber(obj, "grayscaleP");
+  o.blur_p = GetNumber(obj, "blurP");
+  o.blur_kernel = ToInt(GetNumber(obj, "blurKernel"), "blurKernel");
+  std::tie(o.blur_sigma_min, o.blur_sigma_max) = GetPair(obj, "blurSigma");
+  auto [out_h, out_w] = GetPair(obj, "outSize");
+  o.out_h = ToInt(out_h, "outSize");
+  o.out_w = ToInt(out_w, "outSize");
+  std::tie(o.value_min, o.value_max) = GetPair(obj, "valueRange");
+  train::ValidateAugmentOptions(o);
+  return o;
+}
+
+// A JS number that is an integer in [0, 2^53] → uint64.
+uint64_t ReadSeed(const Napi::Value& value) {
+  const double d = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1.0;
+  if (!(d >= 0 && d <= 9007199254740992.0 && d == std::floor(d))) {
+    throw tabsight::Error(ErrorCode::kConfig, "Expected non-negative integer up to 2^53 for seed");
+  }
+  return static_cast<uint64_t>(d);
+}
+
+// Image data (Uint8Array or Float32Array) with a rank-4 shape, as a tensor view.
+torch::Tensor ReadImages(const Napi::Value& data, const Napi::Value& shape_value) {
+  Napi::TypedArray array = ExpectTypedArray(data, "images.data", {napi_uint8_array, napi_float32_array});
+  std::vector<int64_t> shape = ReadShape(shape_value, "images.shape");
+  if (shape.size() != 4) {
+    throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions [n, c, h, w] for images.shape but received " +
+                                                 std::to_string(shape.size()));
+  }
+  return TensorView(array, shape, "images.data");
+}
+
+Napi::Object Result(Napi::Env env, const torch::Tensor& out) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("data", ToTypedArray(env, out));
+  result.Set("shape", ShapeToJs(env, out));
+  return result;
+}
+
+// Runs Augment on a libuv thread. The input tensor views the JS array's
+// memory; the reference keeps the array alive until the worker is deleted on
+// the main thread. Execute never touches JS.
+class AugmentWorker : public Napi::AsyncWorker {
+ public:
+  AugmentWorker(Napi::Env env, const Napi::TypedArray& array, torch::Tensor images, AugmentOptions options,
+                uint64_t seed)
+      : Napi::AsyncWorker(env, "tabsight:augment"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        array_ref_(Napi::Persistent(static_cast<Napi::Object>(array))),
+        images_(std::move(images)),
+        options_(options),
+        seed_(seed) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      output_ = train::Augment(images_, options_, seed_);
+    } catch (...) {
+      failure_ = CurrentFailure();
+      failed_ = true;
+    }
+    images_ = torch::Tensor();  // drop the view before the array can go
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (failed_) {
+      deferred_.Reject(MakeError(env, failure_).Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(Result(env, output_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+      deferred_.Reject(MakeError(env, CurrentFailure()).Value());
+    }
+    output_ = torch::Tensor();
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference array_ref_;
+  torch::Tensor images_;
+  AugmentOptions options_;
+  uint64_t seed_;
+  torch::Tensor output_;
+  Failure failure_;
+  bool failed_ = false;
+};
+
+Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    if (info.Length() < 4) throw tabsight::Error(ErrorCode::kConfig, "augment expects (data, shape, options, seed)");
+    torch::Tensor images = ReadImages(info[0], info[1]);
+    AugmentOptions options = ReadOptions(info[2]);
+    const uint64_t seed = ReadSeed(info[3]);
+    auto* worker = new AugmentWorker(info.Env(), info[0].As<Napi::TypedArray>(), images, options, seed);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();  // the worker deletes itself after OnOK / OnError
+    return promise;
+  });
+}
+
+Napi::Value ParamsToJs(Napi::Env env, const std::vector<SampleParams>& params) {
+  Napi::Array out = Napi::Array::New(env, params.size());
+  auto num = [&](double v) { return Napi::Number::New(env, v); };
+  for (size_t i = 0; i < params.size(); ++i) {
+    const SampleParams& p = params[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("augmented", Napi::Boolean::New(env, p.augmented));
+    Napi::Array crop = Napi::Array::New(env, 4);
+    const int64_t box[4] = {p.crop_top, p.crop_left, p.crop_h, p.crop_w};
+    for (uint32_t k = 0; k < 4; ++k) crop.Set(k, num(static_cast<double>(box[k])));
+    o.Set("crop", crop);
+    o.Set("flip", Napi::Boolean::New(env, p.flip));
+    o.Set("angle", num(p.angle_deg));
+    o.Set("jitter", Napi::Boolean::New(env, p.jitter));
+    o.Set("brightness", num(p.brightness));
+    o.Set("contrast", num(p.contrast));
+    o.Set("saturation", num(p.saturation));
+    static const char* const kNames[3] = {"brightness", "contrast", "saturation"};
+    Napi::Array order = Napi::Array::New(env, 3);
+    for (uint32_t k = 0; k < 3; ++k) order.Set(k, Napi::String::New(env, kNames[p.order[k]]));
+    o.Set("order", order);
+    o.Set("grayscale", Napi::Boolean::New(env, p.grayscale));
+    o.Set("blur", Napi::Boolean::New(env, p.blur));
+    o.Set("blurSigma", num(p.blur_sigma));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+// augmentParams(n, h, w, options, seed): the parameters augment() would draw.
+Napi::Value AugmentParamsJs(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    if (info.Length() < 5) throw tabsight::Error(ErrorCode::kConfig, "augmentParams expects (n, h, w, options, seed)");
+    int64_t dims[3];
+    for (int k = 0; k < 3; ++k) {
+      const double d = info[k].IsNumber() ? info[k].As<Napi::Number>().DoubleValue() : -1.0;
+      if (!(d >= (k == 0 ? 0 : 1) && d <= 1e9 && d == std::floor(d))) {
+        throw tabsight::Error(ErrorCode::kShape, "Expected non-negative n and positive h, w for augmentParams");
+      }
+      dims[k] = static_cast<int64_t>(d);
+    }
+    AugmentOptions options = ReadOptions(info[3]);
+    return ParamsToJs(info.Env(), train::SampleAugmentParams(dims[0], dims[1], dims[2], options, ReadSeed(info[4])));
+  });
+}
+
+// resizeToFloat(data, shape, outH, outW): synchronous, for small batches.
+Napi::Value ResizeToFloatJs(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    if (info.Length() < 4) throw tabsight::Error(ErrorCode::kConfig, "resizeToFloat expects (data, shape, outH, outW)");
+    torch::Tensor images = ReadImages(info[0], info[1]);
+    const int64_t out_h = ToInt(info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN, "outSize");
+    const int64_t out_w = ToInt(info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : NAN, "outSize");
+    return Result(info.Env(), train::ToFloatResized(images, out_h, out_w));
+  });
+}
+
+}  // namespace
+
+void RegisterAugment(Napi::Env env, Napi::Object exports) {
+  exports.Set("augment", Napi::Function::New(env, AugmentJs, "augment"));
+  exports.Set("augmentParams", Napi::Function::New(env, AugmentParamsJs, "augmentParams"));
+  exports.Set("resizeToFloat", Napi::Function::New(env, ResizeToFloatJs, "resizeToFloat"));
+}
+
 }  // namespace tabsight::napi

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace tabsight::train {
 
@@ -16,8 +17,9 @@ struct AugmentOptions {
   // Probability that a sample gets the random pipeline at all; the others are
   // only resized to the output size (MMCL's augmentation rate: 0.95).
   double rate = 0.95;
-  // Random resized crop: area fraction and aspect ratio ranges. Disabled when
-  // crop_scale_min == crop_scale_max == 1 and the ratio range is [1, 1].
+  // Random resized crop: area fraction and aspect ratio ranges, sampled like
+  // torchvision's RandomResizedCrop.get_params. crop = false keeps the whole
+  // image (scale [1, 1] with ratio [1, 1] also does, for square images).
   bool crop = true;
   double crop_scale_min = 0.2, crop_scale_max = 1.0;
   double crop_ratio_min = 3.0 / 4.0, crop_ratio_max = 4.0 / 3.0;
@@ -44,12 +46,46 @@ struct AugmentOptions {
   double value_min = 0.0, value_max = 1.0;
 };
 
+// The parameters drawn for one sample. Samples that the rate leaves out get
+// the identity: the whole image, no flip, angle 0 and no colour operation.
+// Geometry is applied as flip → rotation → crop (MMCL's cardiac order), then
+// colour: jitter (in `order`) → grayscale → blur, at the output size.
+struct SampleParams {
+  bool augmented = false;
+  // Crop box in the (flipped, rotated) image, in pixels: torchvision's i, j, h, w.
+  int64_t crop_top = 0, crop_left = 0, crop_h = 0, crop_w = 0;
+  bool flip = false;
+  // Counter-clockwise degrees, as torchvision's rotate.
+  double angle_deg = 0.0;
+  bool jitter = false;
+  // Jitter factors (all 1 when jitter is false); order lists the operations
+  // as applied: 0 = brightness, 1 = contrast, 2 = saturation (skipped unless
+  // C == 3).
+  double brightness = 1.0, contrast = 1.0, saturation = 1.0;
+  int order[3] = {0, 1, 2};
+  // Grayscale takes effect only when C == 3.
+  bool grayscale = false;
+  bool blur = false;
+  double blur_sigma = 0.0;
+};
+
 // Validates the options (throws tabsight::Error with kConfig naming the field).
 void ValidateAugmentOptions(const AugmentOptions& options);
 
 // images: uint8 or float32, N×C×H×W, on any device. Returns float32
 // N×C×out_h×out_w on the same device; uint8 input is scaled by 1/255.
 torch::Tensor Augment(const torch::Tensor& images, const AugmentOptions& options, uint64_t seed);
+
+// Draws the parameters of n samples of h×w images. Sample i uses its own
+// streams DeriveSeed(seed, {i, stream}), one stream per transform, so a
+// sample's crop does not change when flip or jitter settings change.
+std::vector<SampleParams> SampleAugmentParams(int64_t n, int64_t h, int64_t w,
+                                              const AugmentOptions& options, uint64_t seed);
+
+// Applies given parameters (one per sample) to a batch; Augment is
+// ApplyAugment(images, options, SampleAugmentParams(...)).
+torch::Tensor ApplyAugment(const torch::Tensor& images, const AugmentOptions& options,
+                           const std::vector<SampleParams>& params);
 
 // Resize only (the path a sample takes when it is not augmented, and the
 // evaluation transform): uint8 → float /255, bilinear resize to out size.
