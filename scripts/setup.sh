@@ -10,6 +10,7 @@ apt_pkgs=(
   libopenblas0-pthread              # without it LibTorch falls back to reference BLAS
   python3-torch python3-torchvision # test oracles only, never runtime dependencies
   python3-sklearn python3-onnx python3-numpy
+  python3-nibabel python3-pydicom   # reader oracles (tests)
 )
 missing=()
 for p in "${apt_pkgs[@]}"; do

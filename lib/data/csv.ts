@@ -1,0 +1,205 @@
+/**
+ * Tabular data: CSV files with a header row, one subject per row, and the
+ * column type rules the tabular encoder relies on.
+ *
+ * Row numbers in messages are spreadsheet rows: the header is row 1, blank
+ * lines count, and a quoted cell spanning several lines is one row.
+ */
+import { promises as fsp } from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import { DataError } from '../errors';
+import { string, plainObject, knownKeys, invalid } from '../validate';
+
+export interface ReadCsvOptions {
+  /** Column that identifies subjects (e.g. `eid`); must be non-empty and unique. @default the first column */
+  idColumn?: string;
+}
+
+export interface CsvTable {
+  /** Header names, in file order (the id column included). */
+  columns: string[];
+  /** Data rows as strings (cells trimmed), each `columns.length` long. */
+  rows: string[][];
+  /** Value of the id column for each row. */
+  ids: string[];
+  /** The id column's name. */
+  idColumn: string;
+  /** Spreadsheet row number of each data row (2 for the first data row unless blank lines precede it). */
+  rowNumbers: number[];
+}
+
+export type ColumnType = 'continuous' | 'categorical' | 'binary';
+
+export interface InferOptions {
+  /** Integer-coded numeric columns with at most this many distinct values are categorical (see inferColumnType). @default 10 */
+  maxCategories?: number;
+}
+
+interface CsvRecord {
+  record: string[];
+  info: { records: number; empty_lines: number };
+}
+
+/** Reads a CSV file with a header row. */
+export async function readCsv(file: string, opts?: ReadCsvOptions): Promise<CsvTable> {
+  string(file, 'path');
+  let idOpt: string | undefined;
+  if (opts !== undefined) {
+    const o = plainObject(opts, 'options');
+    knownKeys(o, 'options', ['idColumn']);
+    if (o.idColumn !== undefined) idOpt = string(o.idColumn, 'idColumn');
+  }
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+  }
+  let records: CsvRecord[];
+  try {
+    records = parse(text, {
+      bom: true,
+      trim: true,
+      skip_empty_lines: true,
+      relax_column_count: true,
+      info: true,
+    }) as unknown as CsvRecord[];
+  } catch (err) {
+    const e = err as Error & { lines?: number };
+    throw new DataError(`${file}: cannot parse CSV near line ${e.lines ?? '?'}: ${e.message}`, { cause: err });
+  }
+  if (records.length === 0) throw new DataError(`${file} is empty: expected a header row and at least one data row`);
+  const rowOf = (r: CsvRecord) => r.info.records + r.info.empty_lines;
+
+  const columns = records[0].record;
+  const headerRow = rowOf(records[0]);
+  const seen = new Map<string, number>();
+  columns.forEach((name, j) => {
+    if (name === '') throw new DataError(`${file}: header row ${headerRow} has an empty name for column ${j + 1}`);
+    const prev = seen.get(name);
+    if (prev !== undefined) {
+      throw new DataError(`${file}: header row ${headerRow} has column "${name}" twice (columns ${prev + 1} and ${j + 1})`);
+    }
+    seen.set(name, j);
+  });
+  if (records.length === 1) throw new DataError(`${file} has a header but no data rows`);
+
+  const idColumn = idOpt ?? columns[0];
+  const idIndex = columns.indexOf(idColumn);
+  if (idIndex < 0) {
+    throw new DataError(`${file} has no id column "${idColumn}"; its columns are ${columns.map((c) => `"${c}"`).join(', ')}`);
+  }
+
+  const rows: string[][] = [];
+  const ids: string[] = [];
+  const rowNumbers: number[] = [];
+  const idRow = new Map<string, number>();
+  for (let k = 1; k < records.length; k++) {
+    const { record } = records[k];
+    const row = rowOf(records[k]);
+    if (record.length !== columns.length) {
+      const what = record.length < columns.length ? `column "${columns[record.length]}" is missing` : `an extra cell after column "${columns[columns.length - 1]}"`;
+      throw new DataError(`${file}: row ${row} has ${record.length} cell(s) but the header has ${columns.length} (${what})`);
+    }
+    const id = record[idIndex];
+    if (id === '') throw new DataError(`${file}: row ${row} has no value in id column "${idColumn}"`);
+    const first = idRow.get(id);
+    if (first !== undefined) {
+      throw new DataError(`${file}: row ${row} repeats id "${id}" of row ${first} in id column "${idColumn}"`);
+    }
+    idRow.set(id, row);
+    rows.push(record);
+    ids.push(id);
+    rowNumbers.push(row);
+  }
+  return { columns, rows, ids, idColumn, rowNumbers };
+}
+
+const MISSING = new Set(['', 'na', 'n/a', 'nan']);
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** True for a cell that counts as missing: empty, `NA`, `N/A` or `NaN` (any case, surrounding spaces ignored). */
+export function isMissing(value: string): boolean {
+  return MISSING.has(value.trim().toLowerCase());
+}
+
+/** Parses a decimal number (`12`, `-3.5`, `1e-3`, `.5`); anything else (hex, `Infinity`, `1,5`) gives undefined. */
+function toNumber(value: string): number | undefined {
+  const s = value.trim();
+  return NUMBER.test(s) ? Number(s) : undefined;
+}
+
+/**
+ * Infers how the tabular encoder should treat a column. Rules, in order:
+ * 1. Missing cells (see isMissing) are ignored.
+ * 2. Any remaining cell that is not a decimal number → `'categorical'`.
+ *    A column with no non-missing cell is also `'categorical'`.
+ * 3. Numeric with at most 2 distinct values → `'binary'`.
+ * 4. Numeric, every value an integer, 3 to `maxCategories` distinct values,
+ *    and every distinct value seen at least twice on average
+ *    (distinct ≤ non-missing count / 2) → `'categorical'` (coded categories such as 0/1/2).
+ * 5. Any other numeric column → `'continuous'`.
+ */
+export function inferColumnType(values: readonly string[], opts?: InferOptions): ColumnType {
+  if (!Array.isArray(values)) throw invalid('array of strings', 'values', values);
+  let maxCategories = 10;
+  if (opts !== undefined) {
+    const o = plainObject(opts, 'options');
+    knownKeys(o, 'options', ['maxCategories']);
+    if (o.maxCategories !== undefined) {
+      const m = o.maxCategories;
+      if (typeof m !== 'number' || !Number.isInteger(m) || m < 2) throw invalid('integer ≥ 2', 'maxCategories', m);
+      maxCategories = m;
+    }
+  }
+  const distinct = new Set<number>();
+  let present = 0;
+  let integers = true;
+  for (const v of values) {
+    if (typeof v !== 'string') throw invalid('array of strings', 'values', values);
+    if (isMissing(v)) continue;
+    const n = toNumber(v);
+    if (n === undefined) return 'categorical';
+    present++;
+    distinct.add(n);
+    if (!Number.isInteger(n)) integers = false;
+  }
+  if (present === 0) return 'categorical';
+  if (distinct.size <= 2) return 'binary';
+  if (integers && distinct.size <= maxCategories && distinct.size <= present / 2) return 'categorical';
+  return 'continuous';
+}
+
+/**
+ * Parses a continuous column: missing cells (see isMissing) become NaN, any
+ * other non-number throws DataError naming `file`, `column` and the row.
+ * `rowNumbers` (from readCsv) gives each value's spreadsheet row; without it
+ * value i is taken to be on row i + 2 (right after the header).
+ */
+export function parseContinuous(
+  values: readonly string[],
+  file: string,
+  column: string,
+  rowNumbers?: readonly number[],
+): Float64Array {
+  if (!Array.isArray(values)) throw invalid('array of strings', 'values', values);
+  if (rowNumbers !== undefined && (!Array.isArray(rowNumbers) || rowNumbers.length !== values.length)) {
+    throw invalid(`array of ${values.length} row numbers`, 'rowNumbers', rowNumbers);
+  }
+  const out = new Float64Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (typeof v === 'string' && isMissing(v)) {
+      out[i] = NaN;
+      continue;
+    }
+    const n = typeof v === 'string' ? toNumber(v) : undefined;
+    if (n === undefined || !Number.isFinite(n)) {
+      const row = rowNumbers ? rowNumbers[i] : i + 2;
+      throw new DataError(`${file}: row ${row}, column "${column}" has "${String(v)}", which is not a number`);
+    }
+    out[i] = n;
+  }
+  return out;
+}

@@ -1,0 +1,221 @@
+/**
+ * DICOM Part 10 files with uncompressed little-endian pixel data (Implicit
+ * or Explicit VR Little Endian), one sample per pixel, 8 or 16 bits
+ * allocated, signed or unsigned, single- or multi-frame.
+ *
+ * Values are modality values: stored value × RescaleSlope + RescaleIntercept
+ * (slope 1, intercept 0 when absent). Nothing else is applied: no VOI window,
+ * and MONOCHROME1 images are not inverted (see `meta.photometricInterpretation`).
+ */
+import { promises as fsp } from 'node:fs';
+import * as dicomParser from 'dicom-parser';
+import { DataError } from '../errors';
+import { string } from '../validate';
+
+export interface DicomMeta {
+  rows: number;
+  columns: number;
+  frames: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  /** 0 unsigned, 1 two's complement. */
+  pixelRepresentation: number;
+  photometricInterpretation: string;
+  rescaleSlope: number;
+  rescaleIntercept: number;
+  transferSyntaxUID: string;
+  modality?: string;
+  /** Row spacing, column spacing in mm (0028,0030). */
+  pixelSpacing?: [number, number];
+  sliceThickness?: number;
+  sliceLocation?: number;
+  triggerTime?: number;
+  instanceNumber?: number;
+  seriesDescription?: string;
+  seriesInstanceUID?: string;
+  sopInstanceUID?: string;
+}
+
+export interface DicomImage {
+  /** Modality values, frames × rows × columns, row-major. */
+  data: Float32Array;
+  /** `[frames, rows, columns]`; frames is 1 for a single-frame image. */
+  shape: [number, number, number];
+  meta: DicomMeta;
+}
+
+const SUPPORTED: Record<string, string> = {
+  '1.2.840.10008.1.2': 'Implicit VR Little Endian',
+  '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
+};
+const KNOWN: Record<string, string> = {
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
+  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
+  '1.2.840.10008.1.2.4.202': 'HTJ2K Lossless RPCL',
+  '1.2.840.10008.1.2.4.203': 'HTJ2K',
+  '1.2.840.10008.1.2.5': 'RLE Lossless',
+};
+
+/** dicom-parser throws strings and `{exception, dataSet}` objects; this gets the text out. */
+function parserMessage(err: unknown): string {
+  if (typeof err === 'string') return err;
+  if (err && typeof err === 'object' && 'exception' in err) return parserMessage((err as { exception: unknown }).exception);
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+function parseError(file: string, err: unknown): DataError {
+  const msg = parserMessage(err);
+  if (/DICM prefix not found/.test(msg)) {
+    return new DataError(`${file} is not a DICOM Part 10 file (no 'DICM' prefix at byte 128)`, { cause: err });
+  }
+  if (/overrun|past end|beyond|outside the bounds/i.test(msg)) {
+    return new DataError(`${file} is truncated or corrupt: ${msg}`, { cause: err });
+  }
+  return new DataError(`${file} is not a readable DICOM file: ${msg}`, { cause: err });
+}
+
+function required(ds: dicomParser.DataSet, file: string, tag: string, name: string): number {
+  const v = ds.uint16(tag);
+  if (v === undefined) throw new DataError(`${file} has no ${name} (${tag.slice(1, 5)},${tag.slice(5)}) element`);
+  return v;
+}
+
+function optionalString(ds: dicomParser.DataSet, tag: string): string | undefined {
+  const s = ds.string(tag);
+  return s === undefined || s === '' ? undefined : s;
+}
+
+function optionalNumber(ds: dicomParser.DataSet, tag: string): number | undefined {
+  const v = ds.floatString(tag);
+  return v === undefined || !Number.isFinite(v) ? undefined : v;
+}
+
+/** Reads a DICOM image; see the module comment for what is supported. */
+export async function readDicom(file: string): Promise<DicomImage> {
+  string(file, 'path');
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+  }
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  try {
+    return decode(file, bytes);
+  } catch (err) {
+    // dicom-parser throws strings and plain objects from deep inside; none of that escapes as is.
+    if (err instanceof DataError) throw err;
+    throw parseError(file, err);
+  }
+}
+
+function decode(file: string, bytes: Uint8Array): DicomImage {
+  // The file meta group first, so that unsupported transfer syntaxes are refused before the body is parsed.
+  const meta = dicomParser.readPart10Header(bytes);
+  const ts = (meta.string('x00020010') ?? '').replace(/\0/g, '').trim();
+  if (!ts) {
+    const groupLength = meta.uint32('x00020000');
+    if (groupLength === undefined || bytes.length < 144 + groupLength) {
+      throw new DataError(`${file} is truncated or corrupt: its file meta information ends before the Transfer Syntax UID (${bytes.length} bytes)`);
+    }
+    throw new DataError(`${file} has no Transfer Syntax UID (0002,0010) in its file meta information`);
+  }
+  if (!SUPPORTED[ts]) {
+    throw new DataError(
+      `${file} uses transfer syntax ${ts}${KNOWN[ts] ? ` (${KNOWN[ts]})` : ''}, which is not supported; ` +
+        `supported: ${Object.entries(SUPPORTED).map(([uid, name]) => `${name} (${uid})`).join(', ')}. ` +
+        `Decompress it first, e.g. with gdcmconv --raw or dcmdjpeg.`,
+    );
+  }
+
+  const ds = dicomParser.parseDicom(bytes);
+
+  const rows = required(ds, file, 'x00280010', 'Rows');
+  const columns = required(ds, file, 'x00280011', 'Columns');
+  const bitsAllocated = required(ds, file, 'x00280100', 'BitsAllocated');
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const pixelRepresentation = ds.uint16('x00280103') ?? 0;
+  const samples = ds.uint16('x00280002') ?? 1;
+  const frames = ds.intString('x00280008') ?? 1;
+  if (rows < 1 || columns < 1) throw new DataError(`${file} has an empty image: Rows ${rows}, Columns ${columns}`);
+  if (samples !== 1) {
+    throw new DataError(`${file} has SamplesPerPixel ${samples} (colour); only single-sample (greyscale) images are supported`);
+  }
+  if (bitsAllocated !== 8 && bitsAllocated !== 16) {
+    throw new DataError(`${file} has BitsAllocated ${bitsAllocated}; only 8 and 16 are supported`);
+  }
+  if (bitsStored < 1 || bitsStored > bitsAllocated) {
+    throw new DataError(`${file} has BitsStored ${bitsStored}, which must be between 1 and BitsAllocated ${bitsAllocated}`);
+  }
+  if (!Number.isInteger(frames) || frames < 1) {
+    throw new DataError(`${file} has NumberOfFrames ${frames}, expected a positive integer`);
+  }
+  const pixel = ds.elements.x7fe00010;
+  if (!pixel) throw new DataError(`${file} has no Pixel Data (7FE0,0010) element`);
+  if (pixel.encapsulatedPixelData) throw new DataError(`${file} has encapsulated (compressed) pixel data, which is not supported`);
+  const bytesPer = bitsAllocated / 8;
+  const count = frames * rows * columns;
+  const needed = count * bytesPer;
+  const available = Math.min(pixel.length, bytes.length - pixel.dataOffset);
+  if (available < needed) {
+    throw new DataError(
+      `${file} is truncated: ${frames}×${rows}×${columns} pixels of ${bitsAllocated} bits need ${needed} bytes of pixel data, ` +
+        `the file has ${Math.max(0, available)}`,
+    );
+  }
+
+  const slopeRaw = ds.floatString('x00281053');
+  const interRaw = ds.floatString('x00281052');
+  const slope = slopeRaw !== undefined && Number.isFinite(slopeRaw) ? slopeRaw : 1;
+  const inter = interRaw !== undefined && Number.isFinite(interRaw) ? interRaw : 0;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + pixel.dataOffset, needed);
+  const signed = pixelRepresentation === 1;
+  const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
+  const signBit = 2 ** (bitsStored - 1);
+  const range = 2 ** bitsStored;
+  const data = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    // Bits above BitsStored may hold overlays or garbage: mask them, then sign-extend.
+    let v = (bytesPer === 1 ? dv.getUint8(i) : dv.getUint16(2 * i, true)) & mask;
+    if (signed && v >= signBit) v -= range;
+    data[i] = v * slope + inter;
+  }
+
+  const spacing = [ds.floatString('x00280030', 0), ds.floatString('x00280030', 1)];
+  return {
+    data,
+    shape: [frames, rows, columns],
+    meta: {
+      rows,
+      columns,
+      frames,
+      bitsAllocated,
+      bitsStored,
+      pixelRepresentation,
+      photometricInterpretation: optionalString(ds, 'x00280004') ?? 'MONOCHROME2',
+      rescaleSlope: slope,
+      rescaleIntercept: inter,
+      transferSyntaxUID: ts,
+      modality: optionalString(ds, 'x00080060'),
+      pixelSpacing: spacing.every((s) => s !== undefined && Number.isFinite(s)) ? (spacing as [number, number]) : undefined,
+      sliceThickness: optionalNumber(ds, 'x00180050'),
+      sliceLocation: optionalNumber(ds, 'x00201041'),
+      triggerTime: optionalNumber(ds, 'x00181060'),
+      instanceNumber: optionalNumber(ds, 'x00200013'),
+      seriesDescription: optionalString(ds, 'x0008103e'),
+      seriesInstanceUID: optionalString(ds, 'x0020000e'),
+      sopInstanceUID: optionalString(ds, 'x00080018'),
+    },
+  };
+}

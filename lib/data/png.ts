@@ -1,0 +1,82 @@
+/**
+ * PNG images → 8-bit CHW arrays, decoded with sharp.
+ */
+import { promises as fsp } from 'node:fs';
+import sharp from 'sharp';
+import { DataError } from '../errors';
+import { string, plainObject, knownKeys, invalid } from '../validate';
+
+export interface ReadPngOptions {
+  /**
+   * Channels of the result: 1 converts to greyscale (luminance), 3 to sRGB.
+   * An alpha channel is always dropped (not composited).
+   * @default 1 for a greyscale PNG, 3 otherwise
+   */
+  channels?: 1 | 3;
+}
+
+export interface PngImage {
+  /** 8-bit values in CHW order: all of channel 0, then channel 1, … */
+  data: Uint8Array;
+  /** `[C, H, W]`. */
+  shape: [number, number, number];
+  /** Bit depth stored in the file; 16-bit PNGs are scaled down to 8 bits. */
+  bitDepth: number;
+}
+
+const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const IEND = Buffer.from('IEND', 'latin1');
+
+function checkOptions(opts: unknown): { channels?: 1 | 3 } {
+  if (opts === undefined) return {};
+  const o = plainObject(opts, 'options');
+  knownKeys(o, 'options', ['channels']);
+  if (o.channels !== undefined && o.channels !== 1 && o.channels !== 3) throw invalid('1 or 3', 'channels', o.channels);
+  return { channels: o.channels as 1 | 3 | undefined };
+}
+
+/** Reads a PNG file into a `[C, H, W]` Uint8Array. */
+export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngImage> {
+  string(file, 'path');
+  const o = checkOptions(opts);
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+  }
+  if (buf.length < SIGNATURE.length || !buf.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
+    throw new DataError(`${file} is not a PNG file (no PNG signature)`);
+  }
+  // libpng decodes a file whose last chunk is cut off without complaint; the IEND chunk proves the file is whole.
+  if (buf.lastIndexOf(IEND) < 0) {
+    throw new DataError(`${file} is truncated: it has no IEND chunk (${buf.length} bytes)`);
+  }
+  try {
+    const meta = await sharp(buf, { failOn: 'truncated' }).metadata();
+    const grey = meta.channels === 1 || meta.channels === 2 || meta.space === 'b-w' || meta.space === 'grey16';
+    const channels = o.channels ?? (grey ? 1 : 3);
+    let img = sharp(buf, { failOn: 'truncated' }).removeAlpha();
+    img = channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
+    const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { width: w, height: h } = info;
+    if (info.channels !== channels || data.length !== w * h * channels) {
+      throw new DataError(`${file}: decoding gave ${info.channels} channel(s) of ${w}×${h}, expected ${channels}`);
+    }
+    // HWC (interleaved) → CHW (planar).
+    const out = new Uint8Array(channels * h * w);
+    if (channels === 1) out.set(data);
+    else {
+      const plane = h * w;
+      for (let p = 0; p < plane; p++) {
+        for (let c = 0; c < channels; c++) out[c * plane + p] = data[p * channels + c];
+      }
+    }
+    const depth = meta.depth === 'ushort' ? 16 : 8;
+    return { data: out, shape: [channels, h, w], bitDepth: depth };
+  } catch (err) {
+    if (err instanceof DataError) throw err;
+    throw new DataError(`${file} is a corrupt or truncated PNG: ${(err as Error).message.trim()}`, { cause: err });
+  }
+}

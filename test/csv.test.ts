@@ -1,0 +1,127 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readCsv, inferColumnType, parseContinuous, isMissing, ReadCsvOptions } from '../lib/data/csv';
+import { ConfigError, DataError } from '../lib/errors';
+import { rejection, tmpDir } from './fixtures/readers/oracle';
+
+function write(t: tap.Test, name: string, text: string): string {
+  const file = path.join(tmpDir(t), name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+t.test('readCsv returns columns, trimmed rows, ids and spreadsheet row numbers', async (t) => {
+  const file = write(t, 'cohort.csv', '\ufeffeid,age,sex,note\n1001, 63.5 ,M,"a, b"\n\n1002,NA,F,"two\nlines"\n1003,71,F,\n');
+  const table = await readCsv(file);
+  t.same(table.columns, ['eid', 'age', 'sex', 'note']);
+  t.same(table.rows, [
+    ['1001', '63.5', 'M', 'a, b'],
+    ['1002', 'NA', 'F', 'two\nlines'],
+    ['1003', '71', 'F', ''],
+  ]);
+  t.same(table.ids, ['1001', '1002', '1003']);
+  t.equal(table.idColumn, 'eid');
+  t.same(table.rowNumbers, [2, 4, 5], 'a blank line counts as a row; a quoted newline does not');
+  const bySex = await readCsv(write(t, 'b.csv', 'age,eid\n60,a\n61,b\n'), { idColumn: 'eid' });
+  t.same(bySex.ids, ['a', 'b']);
+});
+
+async function expectDataError(t: tap.Test, p: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {
+  const err = await rejection(p);
+  t.type(err, DataError, pattern.source);
+  t.equal(err.code, 'ERR_DATA');
+  t.match(err.message, file, 'names the file');
+  t.match(err.message, pattern);
+}
+
+t.test('readCsv rejects an empty file and a header without rows with ERR_DATA naming the file', async (t) => {
+  const empty = write(t, 'empty.csv', '');
+  await expectDataError(t, readCsv(empty), empty, /is empty/);
+  const blank = write(t, 'blank.csv', '\n\n');
+  await expectDataError(t, readCsv(blank), blank, /is empty/);
+  const header = write(t, 'header.csv', 'eid,age\n');
+  await expectDataError(t, readCsv(header), header, /has a header but no data rows/);
+});
+
+t.test('readCsv rejects duplicate ids with ERR_DATA naming the file, both rows and the column', async (t) => {
+  const file = write(t, 'dup.csv', 'eid,age\n1,60\n2,61\n\n1,62\n');
+  await expectDataError(t, readCsv(file), file, /row 5 repeats id "1" of row 2 in id column "eid"/);
+});
+
+t.test('readCsv rejects a missing id with ERR_DATA naming the file, row and column', async (t) => {
+  const file = write(t, 'noid.csv', 'age,eid\n60,1\n61,  \n');
+  await expectDataError(t, readCsv(file, { idColumn: 'eid' }), file, /row 3 has no value in id column "eid"/);
+  const nocol = write(t, 'nocol.csv', 'age,id\n60,1\n');
+  await expectDataError(t, readCsv(nocol, { idColumn: 'eid' }), nocol, /no id column "eid"; its columns are "age", "id"/);
+});
+
+t.test('readCsv rejects ragged rows with ERR_DATA naming the file, row and column', async (t) => {
+  const short = write(t, 'short.csv', 'eid,age,sex\n1,60,M\n2,61\n');
+  await expectDataError(t, readCsv(short), short, /row 3 has 2 cell\(s\) but the header has 3 \(column "sex" is missing\)/);
+  const long = write(t, 'long.csv', 'eid,age\n1,60\n\n2,61,x\n');
+  await expectDataError(t, readCsv(long), long, /row 4 has 3 cell\(s\) but the header has 2 \(an extra cell after column "age"\)/);
+});
+
+t.test('readCsv rejects a bad header and unparseable CSV with ERR_DATA naming the file', async (t) => {
+  const dup = write(t, 'duphead.csv', 'eid,age,age\n1,2,3\n');
+  await expectDataError(t, readCsv(dup), dup, /header row 1 has column "age" twice \(columns 2 and 3\)/);
+  const blankName = write(t, 'blankname.csv', 'eid,,age\n1,2,3\n');
+  await expectDataError(t, readCsv(blankName), blankName, /empty name for column 2/);
+  const quote = write(t, 'quote.csv', 'eid,age\n1,"60\n');
+  await expectDataError(t, readCsv(quote), quote, /cannot parse CSV near line 2/);
+  const missing = path.join(tmpDir(t), 'missing.csv');
+  await expectDataError(t, readCsv(missing), missing, /no such file/);
+});
+
+t.test('readCsv rejects bad options with ERR_CONFIG', async (t) => {
+  const file = write(t, 'ok.csv', 'eid\n1\n');
+  for (const opts of [{ idColumn: '' }, { idColumn: 3 }, { id: 'eid' }]) {
+    const err = await rejection(readCsv(file, opts as ReadCsvOptions));
+    t.type(err, ConfigError, JSON.stringify(opts));
+    t.equal(err.code, 'ERR_CONFIG');
+  }
+});
+
+t.test('isMissing treats empty, NA, N/A and NaN (any case) as missing', async (t) => {
+  for (const v of ['', '  ', 'NA', 'na', 'N/A', 'NaN', 'nan', ' NAN ']) t.ok(isMissing(v), JSON.stringify(v));
+  for (const v of ['0', 'None', 'null', '-', 'NAB']) t.notOk(isMissing(v), JSON.stringify(v));
+});
+
+t.test('inferColumnType follows the documented rules', async (t) => {
+  t.equal(inferColumnType(['0', '1', '1', 'NA', '', '0']), 'binary', 'numeric with 2 distinct values');
+  t.equal(inferColumnType(['5', '5', 'NaN']), 'binary', 'numeric with 1 distinct value');
+  t.equal(inferColumnType(['1.5', '2.5', '1.5']), 'binary', 'two distinct non-integers');
+  t.equal(inferColumnType(['M', 'F', 'M']), 'categorical', 'non-numeric');
+  t.equal(inferColumnType(['1', '2', 'x']), 'categorical', 'one non-numeric cell');
+  t.equal(inferColumnType(['', 'NA']), 'categorical', 'all missing');
+  t.equal(inferColumnType(['0', '1', '2', '0', '1', '2', '2']), 'categorical', 'integer codes, 3 levels each seen twice');
+  t.equal(inferColumnType(['61', '62', '63', '64', '65']), 'continuous', 'integers all distinct (ages)');
+  t.equal(inferColumnType(['0.1', '0.2', '0.3', '0.1', '0.2', '0.3']), 'continuous', 'non-integers');
+  t.equal(inferColumnType(Array.from({ length: 40 }, (_, i) => String(i % 12))), 'continuous', '12 levels > maxCategories 10');
+  t.equal(inferColumnType(Array.from({ length: 40 }, (_, i) => String(i % 12)), { maxCategories: 12 }), 'categorical', 'maxCategories 12');
+  t.equal(inferColumnType(['1e3', '-2.5E-1', '.5', '+7']), 'continuous', 'exponent and sign forms are numeric');
+  t.equal(inferColumnType(['0x10', '1', '2']), 'categorical', 'hex is not numeric');
+  t.type((() => { try { inferColumnType(['1'], { maxCategories: 1 }); } catch (e) { return e; } })(), ConfigError);
+});
+
+t.test('parseContinuous turns missing cells into NaN and parses numbers', async (t) => {
+  const out = parseContinuous(['1.5', 'NA', '', '-2e3', ' 4 '], 'f.csv', 'age');
+  t.type(out, Float64Array);
+  t.same(Array.from(out, (v) => (Number.isNaN(v) ? 'NaN' : v)), [1.5, 'NaN', 'NaN', -2000, 4]);
+});
+
+t.test('parseContinuous rejects a non-number with ERR_DATA naming the file, column and row', async (t) => {
+  const err = (fn: () => unknown) => { try { fn(); } catch (e) { return e as DataError; } return undefined; };
+  const e1 = err(() => parseContinuous(['1', '2', 'abc'], '/data/cohort.csv', 'bmi'));
+  t.type(e1, DataError);
+  t.equal(e1?.code, 'ERR_DATA');
+  t.match(e1?.message, /\/data\/cohort\.csv: row 4, column "bmi" has "abc", which is not a number/);
+  const file = write(t, 'gaps.csv', 'eid,bmi\n1,20\n\n2,21\n3,Inf\n');
+  const table = await readCsv(file);
+  const col = table.rows.map((r) => r[1]);
+  const e2 = err(() => parseContinuous(col, file, 'bmi', table.rowNumbers));
+  t.type(e2, DataError);
+  t.match(e2?.message, file);
+  t.match(e2?.message, /row 5, column "bmi" has "Inf"/);
+});

@@ -1,0 +1,161 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+import { readPng, ReadPngOptions } from '../lib/data/png';
+import { ConfigError, DataError } from '../lib/errors';
+import { rejection, tmpDir } from './fixtures/readers/oracle';
+
+// A minimal PNG encoder (filter type 0 on every row), independent of sharp, as the oracle.
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type: string, data: Buffer): Buffer {
+  const out = Buffer.alloc(12 + data.length);
+  out.writeUInt32BE(data.length, 0);
+  out.write(type, 4, 'latin1');
+  data.copy(out, 8);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
+  return out;
+}
+/** Encodes HWC samples; colourType 0 grey, 2 RGB, 6 RGBA; bitDepth 8 or 16 (big-endian samples). */
+function encodePng(w: number, h: number, colourType: 0 | 2 | 6, bitDepth: 8 | 16, samples: number[]): Buffer {
+  const c = { 0: 1, 2: 3, 6: 4 }[colourType];
+  const bps = bitDepth / 8;
+  const raw = Buffer.alloc(h * (1 + w * c * bps));
+  let at = 0;
+  for (let y = 0; y < h; y++) {
+    raw[at++] = 0;
+    for (let i = 0; i < w * c; i++) {
+      const v = samples[y * w * c + i];
+      if (bps === 1) raw[at++] = v;
+      else (raw.writeUInt16BE(v, at), (at += 2));
+    }
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = bitDepth;
+  ihdr[9] = colourType;
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+/** HWC → CHW, the layout readPng must return. */
+function toCHW(hwc: number[], h: number, w: number, c: number): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < c; k++) for (let p = 0; p < h * w; p++) out.push(hwc[p * c + k]);
+  return out;
+}
+const pattern = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (i * 37 + seed * 11 + ((i * i) % 13)) % 256);
+
+t.test('readPng returns RGB images in CHW order with exact values', async (t) => {
+  const dir = tmpDir(t);
+  const [w, h] = [5, 3];
+  const hwc = pattern(w * h * 3, 1);
+  const file = path.join(dir, 'rgb.png');
+  fs.writeFileSync(file, encodePng(w, h, 2, 8, hwc));
+  const img = await readPng(file);
+  t.same(img.shape, [3, h, w]);
+  t.type(img.data, Uint8Array);
+  t.same(Array.from(img.data), toCHW(hwc, h, w, 3));
+  t.equal(img.bitDepth, 8);
+  // The same pixels written by sharp (a different encoder) decode the same.
+  const viaSharp = path.join(dir, 'sharp.png');
+  await sharp(Buffer.from(hwc), { raw: { width: w, height: h, channels: 3 } }).png().toFile(viaSharp);
+  t.same(Array.from((await readPng(viaSharp)).data), toCHW(hwc, h, w, 3));
+});
+
+t.test('readPng reads greyscale as one channel and converts between 1 and 3 channels on request', async (t) => {
+  const dir = tmpDir(t);
+  const [w, h] = [4, 6];
+  const grey = pattern(w * h, 2);
+  const file = path.join(dir, 'grey.png');
+  fs.writeFileSync(file, encodePng(w, h, 0, 8, grey));
+  const one = await readPng(file);
+  t.same(one.shape, [1, h, w]);
+  t.same(Array.from(one.data), grey);
+  const three = await readPng(file, { channels: 3 });
+  t.same(three.shape, [3, h, w]);
+  for (let c = 0; c < 3; c++) t.same(Array.from(three.data.subarray(c * w * h, (c + 1) * w * h)), grey, `plane ${c}`);
+  // RGB → grey: grey pixels keep their value; green is brighter than red, red brighter than blue.
+  const rgb = [90, 90, 90, 200, 200, 200, 255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0];
+  const colour = path.join(dir, 'colour.png');
+  fs.writeFileSync(colour, encodePng(6, 1, 2, 8, rgb));
+  const g = await readPng(colour, { channels: 1 });
+  t.same(g.shape, [1, 1, 6]);
+  t.ok(Math.abs(g.data[0] - 90) <= 1 && Math.abs(g.data[1] - 200) <= 1, `grey values kept (${g.data[0]}, ${g.data[1]})`);
+  t.ok(g.data[3] > g.data[2] && g.data[2] > g.data[4] && g.data[5] === 0, `luminance order ${Array.from(g.data)}`);
+});
+
+t.test('readPng drops alpha and scales 16-bit samples to 8 bits', async (t) => {
+  const dir = tmpDir(t);
+  const [w, h] = [3, 2];
+  const rgba = pattern(w * h * 4, 3);
+  const file = path.join(dir, 'rgba.png');
+  fs.writeFileSync(file, encodePng(w, h, 6, 8, rgba));
+  const img = await readPng(file);
+  const rgbOnly = rgba.filter((_, i) => i % 4 !== 3);
+  t.same(img.shape, [3, h, w]);
+  t.same(Array.from(img.data), toCHW(rgbOnly, h, w, 3));
+  const deep = Array.from({ length: w * h }, (_, i) => i * 13107); // 0 … 65535
+  const file16 = path.join(dir, 'grey16.png');
+  fs.writeFileSync(file16, encodePng(w, h, 0, 16, deep));
+  const img16 = await readPng(file16);
+  t.equal(img16.bitDepth, 16);
+  t.same(img16.shape, [1, h, w]);
+  t.ok(Array.from(img16.data).every((v, i) => Math.abs(v - deep[i] / 257) <= 1), `16-bit scaled: ${Array.from(img16.data)}`);
+});
+
+async function expectDataError(t: tap.Test, p: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {
+  const err = await rejection(p);
+  t.type(err, DataError, pattern.source);
+  t.equal(err.code, 'ERR_DATA');
+  t.match(err.message, file, 'names the file');
+  t.match(err.message, pattern);
+}
+
+t.test('readPng rejects truncated and corrupt files with ERR_DATA naming the file', async (t) => {
+  const dir = tmpDir(t);
+  const png = encodePng(16, 16, 2, 8, pattern(16 * 16 * 3, 4));
+  for (const cut of [png.length - 12, png.length - 30, 60, 12]) {
+    const file = path.join(dir, `cut${cut}.png`);
+    fs.writeFileSync(file, png.subarray(0, cut));
+    await expectDataError(t, readPng(file), file, /truncated/);
+  }
+  const corrupt = Buffer.from(png);
+  const idat = corrupt.indexOf('IDAT');
+  corrupt.fill(0xaa, idat + 10, idat + 40);
+  const file = path.join(dir, 'corrupt.png');
+  fs.writeFileSync(file, corrupt);
+  await expectDataError(t, readPng(file), file, /corrupt or truncated PNG/);
+});
+
+t.test('readPng rejects a file that is not a PNG with ERR_DATA naming the file', async (t) => {
+  const dir = tmpDir(t);
+  const jpeg = path.join(dir, 'photo.png');
+  await sharp({ create: { width: 4, height: 4, channels: 3, background: '#808080' } }).jpeg().toFile(jpeg);
+  await expectDataError(t, readPng(jpeg), jpeg, /not a PNG file/);
+  const empty = path.join(dir, 'empty.png');
+  fs.writeFileSync(empty, '');
+  await expectDataError(t, readPng(empty), empty, /not a PNG file/);
+  const missing = path.join(dir, 'missing.png');
+  await expectDataError(t, readPng(missing), missing, /no such file/);
+});
+
+t.test('readPng rejects bad options with ERR_CONFIG', async (t) => {
+  const file = path.join(tmpDir(t), 'x.png');
+  fs.writeFileSync(file, encodePng(1, 1, 0, 8, [1]));
+  for (const opts of [{ channels: 2 }, { channels: '3' }, { chanels: 3 }, 3]) {
+    const err = await rejection(readPng(file, opts as ReadPngOptions));
+    t.type(err, ConfigError, JSON.stringify(opts));
+    t.equal(err.code, 'ERR_CONFIG');
+  }
+});
