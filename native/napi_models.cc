@@ -1,5 +1,166 @@
+// ImageEncoder: a ResNet image encoder handle for loading weights, saving
+// them under torchvision's names, and embedding images.
+#include <memory>
+#include <mutex>
+
+#include "io/safetensors.h"
+#include "models/resnet.h"
 #include "napi_register.h"
+#include "napi_util.h"
+#include "napi_worker.h"
+#include "train/trainer.h"
 
 namespace tabsight::napi {
-void RegisterModels(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+
+struct EncoderState {
+  std::mutex mu;  // one native operation at a time per encoder
+  models::ResNet model{nullptr};
+  torch::Device device{torch::kCPU};
+};
+
+class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "ImageEncoder",
+                       {InstanceMethod("loadWeights", &ImageEncoder::LoadWeights),
+                        InstanceMethod("saveWeights", &ImageEncoder::SaveWeights),
+                        InstanceMethod("embed", &ImageEncoder::Embed),
+                        InstanceMethod("dispose", &ImageEncoder::Dispose),
+                        InstanceAccessor("featureDim", &ImageEncoder::FeatureDim, nullptr),
+                        InstanceAccessor("disposed", &ImageEncoder::Disposed, nullptr)});
+  }
+
+  // new ImageEncoder({ arch, inChannels, smallStem, seed, device })
+  explicit ImageEncoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ImageEncoder>(info) {
+    Napi::Env env = info.Env();
+    try {
+      if (info.Length() < 1 || !info[0].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
+      auto o = info[0].As<Napi::Object>();
+      models::ResNetOptions options;
+      options.arch = GetString(o, "arch");
+      options.in_channels = GetInt(o, "inChannels");
+      options.small_stem = GetBool(o, "smallStem");
+      state_ = std::make_shared<EncoderState>();
+      state_->device = train::ResolveDevice(GetString(o, "device"));
+      torch::manual_seed(static_cast<uint64_t>(GetNumber(o, "seed")));
+      state_->model = models::ResNet(options);
+      state_->model->to(state_->device);
+      state_->model->eval();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (...) {
+      throw MakeError(env, CurrentFailure());
+    }
+  }
+
+ private:
+  std::shared_ptr<EncoderState> Live() {
+    if (!state_) throw tabsight::Error(ErrorCode::kDisposed, "ImageEncoder has been disposed");
+    return state_;
+  }
+
+  Napi::Value FeatureDim(const Napi::CallbackInfo& info) {
+    return Guard(info, [&]() -> Napi::Value {
+      return Napi::Number::New(info.Env(), static_cast<double>(Live()->model->feature_dim()));
+    });
+  }
+
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    state_.reset();  // workers in flight keep their own reference
+    return info.Env().Undefined();
+  }
+
+  // loadWeights(path) → Promise<void>
+  Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
+    return Guard(info, [&]() -> Napi::Value {
+      auto state = Live();
+      std::string path = info[0].As<Napi::String>().Utf8Value();
+      return PromiseWorker::Start(
+          info.Env(),
+          [state, path] {
+            std::lock_guard<std::mutex> lock(state->mu);
+            auto file = io::ReadSafetensors(path);
+            train::LoadImageEncoderTensors(state->model, file, path);
+          },
+          [](Napi::Env env) { return env.Undefined(); });
+    });
+  }
+
+  // saveWeights(path, metadata: Record<string, string>) → Promise<void>
+  Napi::Value SaveWeights(const Napi::CallbackInfo& info) {
+    return Guard(info, [&]() -> Napi::Value {
+      auto state = Live();
+      std::string path = info[0].As<Napi::String>().Utf8Value();
+      io::Metadata meta;
+      if (info.Length() > 1 && info[1].IsObject()) {
+        auto o = info[1].As<Napi::Object>();
+        auto keys = o.GetPropertyNames();
+        for (uint32_t i = 0; i < keys.Length(); ++i) {
+          std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+          meta[k] = o.Get(k).ToString().Utf8Value();
+        }
+      }
+      const auto& opt = state->model->options();
+      meta["arch"] = opt.arch;
+      meta["in_channels"] = std::to_string(opt.in_channels);
+      meta["small_stem"] = opt.small_stem ? "true" : "false";
+      meta["feature_dim"] = std::to_string(state->model->feature_dim());
+      return PromiseWorker::Start(
+          info.Env(),
+          [state, path, meta] {
+            std::lock_guard<std::mutex> lock(state->mu);
+            io::WriteSafetensors(path, train::ImageEncoderTensors(state->model), meta);
+          },
+          [](Napi::Env env) { return env.Undefined(); });
+    });
+  }
+
+  // embed(data, [N,C,H,W], { mean, std, outSize: [h, w], batchSize }) → Promise<{data, shape}>
+  Napi::Value Embed(const Napi::CallbackInfo& info) {
+    return Guard(info, [&]() -> Napi::Value {
+      auto state = Live();
+      auto arr = ExpectTypedArray(info[0], "images", {napi_uint8_array, napi_float32_array});
+      auto shape = ReadShape(info[1], "images shape");
+      if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
+      auto images = TensorView(arr, shape, "images");
+      auto o = info[2].As<Napi::Object>();
+      auto mean = GetNumberArray(o, "mean");
+      auto std = GetNumberArray(o, "std");
+      auto out_size = GetNumberArray(o, "outSize");
+      const int64_t batch = GetInt(o, "batchSize");
+      if (out_size.size() != 2) throw tabsight::Error(ErrorCode::kConfig, "Expected outSize [h, w]");
+      if (static_cast<int64_t>(mean.size()) != shape[1] || static_cast<int64_t>(std.size()) != shape[1]) {
+        throw tabsight::Error(ErrorCode::kConfig, "Expected one normalisation mean and std per image channel");
+      }
+      auto result = std::make_shared<torch::Tensor>();
+      return PromiseWorker::Start(
+          info.Env(),
+          [state, images, mean, std, out_size, batch, result] {
+            std::lock_guard<std::mutex> lock(state->mu);
+            *result = train::EmbedImages(state->model, images, mean, std, static_cast<int64_t>(out_size[0]),
+                                         static_cast<int64_t>(out_size[1]), batch, state->device);
+          },
+          [result](Napi::Env env) -> Napi::Value {
+            auto out = Napi::Object::New(env);
+            out.Set("data", ToTypedArray(env, *result));
+            out.Set("shape", ShapeToJs(env, *result));
+            return out;
+          },
+          {info[0]});
+    });
+  }
+
+  std::shared_ptr<EncoderState> state_;
+};
+
+}  // namespace
+
+void RegisterModels(Napi::Env env, Napi::Object exports) {
+  exports.Set("ImageEncoder", ImageEncoder::Define(env));
+}
+
 }  // namespace tabsight::napi

@@ -1,5 +1,269 @@
+// TrainingJob: runs the native training loop on a libuv worker thread,
+// streams progress to JS in order, and stops between steps on abort().
+#include <atomic>
+#include <memory>
+
+#include "io/mapped_file.h"
 #include "napi_register.h"
+#include "napi_util.h"
+#include "train/trainer.h"
 
 namespace tabsight::napi {
-void RegisterTrainer(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+
+std::pair<double, double> Pair(const Napi::Object& o, const char* key) {
+  auto v = GetNumberArray(o, key);
+  if (v.size() != 2) throw tabsight::Error(ErrorCode::kConfig, std::string("Expected [min, max] for ") + key);
+  return {v[0], v[1]};
+}
+
+train::AugmentOptions ReadAugment(const Napi::Object& o) {
+  train::AugmentOptions a;
+  a.rate = GetNumber(o, "rate");
+  a.crop = GetBool(o, "crop");
+  std::tie(a.crop_scale_min, a.crop_scale_max) = Pair(o, "cropScale");
+  std::tie(a.crop_ratio_min, a.crop_ratio_max) = Pair(o, "cropRatio");
+  a.flip_p = GetNumber(o, "flipP");
+  a.rotation_deg = GetNumber(o, "rotationDeg");
+  a.brightness = GetNumber(o, "brightness");
+  a.contrast = GetNumber(o, "contrast");
+  a.saturation = GetNumber(o, "saturation");
+  a.jitter_p = GetNumber(o, "jitterP");
+  a.grayscale_p = GetNumber(o, "grayscaleP");
+  a.blur_p = GetNumber(o, "blurP");
+  a.blur_kernel = GetInt(o, "blurKernel");
+  std::tie(a.blur_sigma_min, a.blur_sigma_max) = Pair(o, "blurSigma");
+  auto size = GetNumberArray(o, "outSize");
+  if (size.size() != 2) throw tabsight::Error(ErrorCode::kConfig, "Expected [h, w] for outSize");
+  a.out_h = static_cast<int64_t>(size[0]);
+  a.out_w = static_cast<int64_t>(size[1]);
+  std::tie(a.value_min, a.value_max) = Pair(o, "valueRange");
+  return a;
+}
+
+train::TrainConfig ReadConfig(const Napi::Object& o) {
+  train::TrainConfig c;
+  c.mode = GetString(o, "mode");
+  c.device = GetString(o, "device");
+  c.seed = static_cast<uint64_t>(GetNumber(o, "seed"));
+  c.epochs = GetInt(o, "epochs");
+  c.batch_size = GetInt(o, "batchSize");
+  c.optimizer = GetString(o, "optimizer");
+  c.lr = GetNumber(o, "lr");
+  c.weight_decay = GetNumber(o, "weightDecay");
+  c.warmup_epochs = GetNumber(o, "warmupEpochs");
+  auto model = GetObject(o, "model");
+  c.image.arch = GetString(model, "arch");
+  c.image.in_channels = GetInt(model, "inChannels");
+  c.image.small_stem = GetBool(model, "smallStem");
+  c.tabular_hidden = GetInt(model, "tabularHidden");
+  c.tabular_layers = GetInt(model, "tabularLayers");
+  c.projection_hidden = GetInt(model, "projectionHidden");
+  c.projection_dim = GetInt(model, "projectionDim");
+  auto loss = GetObject(o, "loss");
+  c.clip.temperature = c.ntxent.temperature = GetNumber(loss, "temperature");
+  c.clip.lambda = GetNumber(loss, "lambda");
+  c.clip.remove_false_negatives = c.ntxent.remove_false_negatives = GetBool(loss, "removeFalseNegatives");
+  c.augment = ReadAugment(GetObject(o, "augment"));
+  c.corruption_rate = GetNumber(o, "corruptionRate");
+  auto norm = GetObject(o, "normalize");
+  c.mean = GetNumberArray(norm, "mean");
+  c.std = GetNumberArray(norm, "std");
+  c.num_classes = GetInt(o, "numClasses");
+  c.checkpoint_every = GetInt(o, "checkpointEvery");
+  c.out_dir = GetString(o, "outDir");
+  c.config_json = GetString(o, "configJson");
+  return c;
+}
+
+// data: { images: {data, shape} | {path, offset, dtype, shape}, tabular?: {data, shape, cardinalities}, labels? }
+train::TrainData ReadData(const Napi::Object& o, std::vector<Napi::Value>& keep) {
+  train::TrainData d;
+  auto images = GetObject(o, "images");
+  auto shape = ReadShape(images.Get("shape"), "images.shape");
+  if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images.shape [N, C, H, W]");
+  if (Has(images, "path")) {
+    auto file = std::make_shared<io::MappedFile>(GetString(images, "path"));
+    const auto offset = static_cast<size_t>(GetInt(images, "offset"));
+    const std::string dtype = GetString(images, "dtype");
+    c10::ScalarType type = dtype == "uint8" ? torch::kUInt8 : dtype == "float32" ? torch::kFloat32 : c10::ScalarType::Undefined;
+    if (type == c10::ScalarType::Undefined) throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " has dtype " + dtype + "; expected uint8 or float32");
+    size_t need = offset + static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]) * c10::elementSize(type);
+    if (file->size() < need) {
+      throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " is truncated: " + std::to_string(file->size()) +
+                                                  " bytes but its header needs " + std::to_string(need));
+    }
+    d.images = torch::from_blob(const_cast<uint8_t*>(file->data()) + offset, shape, torch::TensorOptions().dtype(type));
+    d.keepalive = file;
+  } else {
+    auto arr = ExpectTypedArray(images.Get("data"), "images.data", {napi_uint8_array, napi_float32_array});
+    d.images = TensorView(arr, shape, "images.data");
+    keep.push_back(arr);
+  }
+  if (Has(o, "tabular")) {
+    auto t = GetObject(o, "tabular");
+    auto arr = ExpectTypedArray(t.Get("data"), "tabular.data", {napi_float32_array});
+    d.tabular = TensorView(arr, ReadShape(t.Get("shape"), "tabular.shape"), "tabular.data");
+    keep.push_back(arr);
+    d.spec.cardinalities = ReadShape(t.Get("cardinalities"), "tabular.cardinalities");
+  }
+  if (Has(o, "labels")) {
+    auto arr = ExpectTypedArray(o.Get("labels"), "labels", {napi_int32_array, napi_bigint64_array});
+    d.labels = TensorView(arr, {static_cast<int64_t>(arr.ElementLength())}, "labels").to(torch::kLong);
+  }
+  return d;
+}
+
+class TrainWorker : public Napi::AsyncProgressQueueWorker<train::Progress> {
+ public:
+  TrainWorker(Napi::Env env, Napi::Function on_progress, train::TrainConfig config, train::TrainData data,
+              std::string resume_from, std::shared_ptr<std::atomic<bool>> abort, std::shared_ptr<std::atomic<bool>> running,
+              const std::vector<Napi::Value>& keep)
+      : Napi::AsyncProgressQueueWorker<train::Progress>(env, "tabsight:train"),
+        deferred_(Napi::Promise::Deferred::New(env)), config_(std::move(config)), data_(std::move(data)),
+        resume_from_(std::move(resume_from)), abort_(std::move(abort)), running_(std::move(running)) {
+    on_progress_ = Napi::Persistent(on_progress);
+    for (const auto& v : keep) refs_.push_back(Napi::Persistent(v));
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute(const ExecutionProgress& progress) override {
+    try {
+      train::Trainer trainer(config_, data_);
+      if (!resume_from_.empty()) trainer.LoadCheckpoint(resume_from_);
+      summary_ = trainer.Run([&](const train::Progress& p) { progress.Send(&p, 1); }, *abort_);
+    } catch (...) {
+      failure_ = CurrentFailure();
+      SetError(failure_.message);
+    }
+  }
+
+  void OnProgress(const train::Progress* data, size_t count) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    for (size_t i = 0; i < count; ++i) {
+      const auto& p = data[i];
+      auto o = Napi::Object::New(env);
+      o.Set("epoch", static_cast<double>(p.epoch));
+      o.Set("step", static_cast<double>(p.step));
+      o.Set("stepInEpoch", static_cast<double>(p.step_in_epoch));
+      o.Set("stepsPerEpoch", static_cast<double>(p.steps_per_epoch));
+      o.Set("totalSteps", static_cast<double>(p.total_steps));
+      o.Set("loss", p.loss);
+      o.Set("lr", p.lr);
+      o.Set("imagesPerSec", p.images_per_sec);
+      o.Set("epochDone", p.epoch_done);
+      if (p.epoch_done) {
+        o.Set("epochLoss", p.epoch_loss);
+        o.Set("retrievalTop1", p.retrieval_top1);
+        o.Set("checkpointed", p.checkpointed);
+      }
+      // The JS side catches what the user's callback throws; anything that
+      // still escapes is reported here instead of crashing the process.
+      try {
+        on_progress_.Call({o});
+      } catch (const Napi::Error& e) {
+        abort_->store(true);
+      }
+    }
+  }
+
+  void OnOK() override {
+    running_->store(false);
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    auto o = Napi::Object::New(env);
+    o.Set("epochsDone", static_cast<double>(summary_.epochs_done));
+    o.Set("stepsDone", static_cast<double>(summary_.steps_done));
+    o.Set("finalLoss", summary_.final_loss);
+    o.Set("aborted", summary_.aborted);
+    o.Set("resumed", summary_.resumed);
+    deferred_.Resolve(o);
+  }
+
+  void OnError(const Napi::Error&) override {
+    running_->store(false);
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(MakeError(Env(), failure_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::FunctionReference on_progress_;
+  train::TrainConfig config_;
+  train::TrainData data_;
+  std::string resume_from_;
+  std::shared_ptr<std::atomic<bool>> abort_, running_;
+  std::vector<Napi::Reference<Napi::Value>> refs_;
+  train::TrainSummary summary_;
+  Failure failure_;
+};
+
+class TrainingJob : public Napi::ObjectWrap<TrainingJob> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TrainingJob",
+                       {InstanceMethod("run", &TrainingJob::Run), InstanceMethod("abort", &TrainingJob::Abort),
+                        InstanceAccessor("running", &TrainingJob::Running, nullptr)});
+  }
+
+  // new TrainingJob(config, data)
+  explicit TrainingJob(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainingJob>(info) {
+    try {
+      if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) {
+        throw tabsight::Error(ErrorCode::kConfig, "Expected (config, data) objects");
+      }
+      config_ = ReadConfig(info[0].As<Napi::Object>());
+      std::vector<Napi::Value> keep;
+      data_ = ReadData(info[1].As<Napi::Object>(), keep);
+      for (const auto& v : keep) keep_.push_back(Napi::Persistent(v));
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (...) {
+      throw MakeError(info.Env(), CurrentFailure());
+    }
+  }
+
+ private:
+  // run(onProgress, resumeFrom: string) → Promise<summary>
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    return Guard(info, [&]() -> Napi::Value {
+      if (running_->load()) throw tabsight::Error(ErrorCode::kBusy, "This training job is already running");
+      if (!info[0].IsFunction()) throw tabsight::Error(ErrorCode::kConfig, "Expected a progress callback");
+      std::string resume = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+      abort_->store(false);
+      running_->store(true);
+      std::vector<Napi::Value> keep;
+      for (auto& ref : keep_) keep.push_back(ref.Value());
+      auto* worker = new TrainWorker(info.Env(), info[0].As<Napi::Function>(), config_, data_, resume, abort_, running_,
+                                     keep);
+      auto promise = worker->Promise();
+      worker->Queue();
+      return promise;
+    });
+  }
+
+  Napi::Value Abort(const Napi::CallbackInfo& info) {
+    abort_->store(true);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Running(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), running_->load()); }
+
+  train::TrainConfig config_;
+  train::TrainData data_;
+  std::vector<Napi::Reference<Napi::Value>> keep_;
+  std::shared_ptr<std::atomic<bool>> abort_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> running_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace
+
+void RegisterTrainer(Napi::Env env, Napi::Object exports) {
+  exports.Set("TrainingJob", TrainingJob::Define(env));
+}
+
 }  // namespace tabsight::napi

@@ -12,7 +12,7 @@ import {
 import { decodeModel, toNumber } from '../lib/export/onnx-builder';
 
 const PY = '/usr/bin/python3';
-const ORACLE = path.join(__dirname, 'fixtures', 'torchvision_onnx_ref.py');
+const ORACLE = path.join(__dirname, 'fixtures', 'torchvision_ref.py');
 const TOL = 1e-4;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-export-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

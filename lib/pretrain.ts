@@ -1,0 +1,286 @@
+/**
+ * pretrain(): contrastive (or supervised) pretraining of an image encoder in
+ * the native core, writing a run directory:
+ *
+ *   RUN/config.json                resolved configuration
+ *   RUN/checkpoint.safetensors     weights, optimiser, position (atomic)
+ *   RUN/image_encoder.safetensors  torchvision names, written at the end
+ *   RUN/metrics.jsonl              one JSON line per epoch
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native } from './binding';
+import { readNpyHeader } from './data/npy';
+import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightError, awaitNative, callNative } from './errors';
+import { writeFileAtomicSync } from './io/atomic';
+import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
+import { channelStats } from './image-stats';
+
+export * from './pretrain-options';
+
+/** What onProgress receives after every training step. */
+export interface TrainProgress {
+  epoch: number;
+  step: number;
+  stepInEpoch: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  loss: number;
+  lr: number;
+  imagesPerSec: number;
+  epochDone: boolean;
+  /** Mean loss over the epoch, when epochDone. */
+  epochLoss?: number;
+  /** In-batch top-1 retrieval accuracy over the epoch, when epochDone. */
+  retrievalTop1?: number;
+  checkpointed?: boolean;
+}
+
+export interface PretrainControl {
+  onProgress?: (progress: TrainProgress) => void;
+  signal?: AbortSignal;
+}
+
+interface NativeImages {
+  images: { data: Uint8Array | Float32Array; shape: number[] } | { path: string; offset: number; dtype: string; shape: number[] };
+  facts: ImageFacts;
+}
+
+async function prepareImages(input: PretrainOptions['images']): Promise<NativeImages> {
+  const obj = input as unknown;
+  if (typeof obj !== 'object' || obj === null) throw new ConfigError('Expected an object for images');
+  if ('npy' in (obj as object)) {
+    const file = (input as { npy: string }).npy;
+    const h = await readNpyHeader(file);
+    if (h.dtype !== 'uint8' && h.dtype !== 'float32') {
+      throw new DataError(`Expected uint8 or float32 images in ${file} but found ${h.dtype}; convert the store first`);
+    }
+    if (h.shape.length !== 4) throw new DataError(`Expected images of rank 4 [N, C, H, W] in ${file} but found shape [${h.shape.join(', ')}]`);
+    const [n, c, hh, w] = h.shape;
+    return { images: { path: path.resolve(file), offset: h.dataOffset, dtype: h.dtype, shape: [...h.shape] }, facts: { n, channels: c, height: hh, width: w, dtype: h.dtype } };
+  }
+  const { data, shape } = input as { data: unknown; shape: unknown };
+  if (!(data instanceof Uint8Array) && !(data instanceof Float32Array)) {
+    throw new ShapeError(`Expected Uint8Array or Float32Array for images.data but received ${describeArray(data)}`);
+  }
+  if (!Array.isArray(shape) || shape.length !== 4 || shape.some((d) => !Number.isInteger(d) || d < 1)) {
+    throw new ShapeError(`Expected images.shape [N, C, H, W] of positive integers but received ${JSON.stringify(shape)}`);
+  }
+  const [n, c, h, w] = shape as number[];
+  if (data.length !== n * c * h * w) {
+    throw new ShapeError(`Expected ${n * c * h * w} values for images.data (shape [${shape.join(', ')}]) but received ${data.length}`);
+  }
+  if (data instanceof Float32Array) {
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        const per = c * h * w;
+        throw new DataError(`images.data holds ${data[i]} at image ${Math.floor(i / per)} (flat index ${i})`);
+      }
+    }
+  }
+  return { images: { data, shape: [n, c, h, w] }, facts: { n, channels: c, height: h, width: w, dtype: data instanceof Uint8Array ? 'uint8' : 'float32' } };
+}
+
+function describeArray(v: unknown): string {
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+  if (Array.isArray(v)) return 'an Array';
+  return v === null ? 'null' : typeof v;
+}
+
+function prepareTabular(options: PretrainOptions, n: number, config: ResolvedPretrainConfig) {
+  const t = options.tabular;
+  if (!t) {
+    if (config.mode === 'multimodal') throw new ConfigError('mode multimodal needs tabular data (options.tabular)');
+    return undefined;
+  }
+  if (!(t.data instanceof Float32Array)) throw new ShapeError(`Expected Float32Array for tabular.data but received ${describeArray(t.data)}`);
+  const shape = t.shape as number[];
+  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
+    throw new ShapeError(`Expected tabular.shape [N, F] of positive integers but received ${JSON.stringify(shape)}`);
+  }
+  const [rows, f] = shape;
+  if (rows !== n) throw new ShapeError(`Expected ${n} tabular rows (one per image) but received ${rows}`);
+  if (t.data.length !== rows * f) throw new ShapeError(`Expected ${rows * f} values for tabular.data but received ${t.data.length}`);
+  const card = t.cardinalities ? [...t.cardinalities] : new Array<number>(f).fill(0);
+  if (card.length !== f || card.some((k) => !Number.isInteger(k) || k < 0)) {
+    throw new ShapeError(`Expected ${f} non-negative integers for tabular.cardinalities`);
+  }
+  for (let i = 0; i < t.data.length; i++) {
+    const v = t.data[i];
+    const col = i % f;
+    const row = Math.floor(i / f);
+    const name = t.names?.[col] ?? `column ${col}`;
+    if (!Number.isFinite(v)) throw new DataError(`tabular.data holds ${v} at row ${row}, ${name}`);
+    if (card[col] > 0 && (!Number.isInteger(v) || v < -1 || v >= card[col])) {
+      throw new DataError(`tabular.data holds category code ${v} at row ${row}, ${name}; expected an integer in [-1, ${card[col]})`);
+    }
+  }
+  if (t.names && t.names.length !== f) throw new ShapeError(`Expected ${f} tabular.names but received ${t.names.length}`);
+  config.data.tabularFeatures = f;
+  config.data.cardinalities = card;
+  config.data.featureNames = t.names ? [...t.names] : null;
+  return { data: t.data, shape: [rows, f], cardinalities: card };
+}
+
+function prepareLabels(options: PretrainOptions, n: number, config: ResolvedPretrainConfig): Int32Array | undefined {
+  if (options.labels === undefined) {
+    if (config.mode === 'supervised') throw new ConfigError('mode supervised needs labels (options.labels)');
+    if (config.loss.removeFalseNegatives) throw new ConfigError('loss.removeFalseNegatives needs labels (options.labels)');
+    return undefined;
+  }
+  const labels = options.labels instanceof Int32Array ? options.labels : Int32Array.from(options.labels as number[]);
+  if (labels.length !== n) throw new ShapeError(`Expected ${n} labels (one per image) but received ${labels.length}`);
+  let max = -1;
+  for (let i = 0; i < labels.length; i++) {
+    const v = (options.labels as ArrayLike<number>)[i];
+    if (!Number.isInteger(v) || v < 0) throw new DataError(`labels[${i}] is ${v}; expected a class index ≥ 0`);
+    max = Math.max(max, v);
+  }
+  config.numClasses = max + 1;
+  if (config.mode === 'supervised' && config.numClasses < 2) throw new DataError('labels hold a single class; supervised pretraining needs at least 2');
+  return labels;
+}
+
+/** Takes RUN/.lock, or throws BusyError when a live process holds it. */
+function lockRun(dir: string): () => void {
+  const lock = path.join(dir, '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(fs.readFileSync(lock, 'utf8'));
+      let alive = false;
+      try {
+        if (Number.isInteger(pid) && pid > 0) {
+          process.kill(pid, 0);
+          alive = true;
+        }
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new BusyError(`Run directory ${dir} is in use by a training (process ${pid}); wait for it or choose another out`);
+      fs.rmSync(lock, { force: true }); // a stale lock from a process that died
+    }
+  }
+  throw new BusyError(`Could not lock run directory ${dir}`);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Pretrains an image encoder and returns the run directory. Rejects with
+ * AbortError when `signal` fires (the checkpoint then holds the exact
+ * position; pass `resume: true` to continue), and with the matching
+ * TabsightError for bad input.
+ */
+export async function pretrain(options: PretrainOptions, control: PretrainControl = {}): Promise<string> {
+  const opts = options ?? ({} as PretrainOptions);
+  if (typeof opts.out !== 'string' || opts.out.length === 0) throw new ConfigError(`Expected non-empty string for out but received ${JSON.stringify(opts.out)}`);
+  if (control.onProgress !== undefined && typeof control.onProgress !== 'function') throw new ConfigError('Expected a function for onProgress');
+  if (control.signal?.aborted) throw new AbortError('Training was aborted before it started');
+  const prepared = await prepareImages(opts.images);
+  const normalize = opts.normalize === undefined || opts.normalize === 'auto'
+    ? await channelStats(opts.images, prepared.facts)
+    : { mean: [...opts.normalize.mean], std: [...opts.normalize.std] };
+  const config = resolvePretrainOptions(opts, prepared.facts, normalize);
+  const tabular = prepareTabular(opts, prepared.facts.n, config);
+  const labels = prepareLabels(opts, prepared.facts.n, config);
+  if (opts.resume !== undefined && typeof opts.resume !== 'boolean') throw new ConfigError(`Expected boolean for resume but received ${JSON.stringify(opts.resume)}`);
+
+  const out = path.resolve(opts.out);
+  fs.mkdirSync(out, { recursive: true });
+  const unlock = lockRun(out);
+  try {
+    const checkpoint = path.join(out, 'checkpoint.safetensors');
+    const configFile = path.join(out, 'config.json');
+    let resumeFrom = '';
+    if (opts.resume) {
+      if (!fs.existsSync(checkpoint)) throw new ConfigError(`Cannot resume: ${checkpoint} does not exist`);
+      const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
+      for (const key of RESUME_INVARIANT) {
+        const k = key as keyof ResolvedPretrainConfig;
+        if (!sameJson(saved[k], config[k])) {
+          throw new ConfigError(`Cannot resume ${out}: ${key} differs from the saved run (${JSON.stringify(saved[k])} vs ${JSON.stringify(config[k])})`);
+        }
+      }
+      resumeFrom = checkpoint;
+    } else if (fs.existsSync(checkpoint)) {
+      throw new ConfigError(`${out} already holds a run; pass resume: true to continue it, or choose another out`);
+    }
+    const configJson = JSON.stringify(config, null, 2);
+    writeFileAtomicSync(configFile, configJson + '\n');
+
+    const job = callNative(() => new (native().TrainingJob)(
+      { ...config, outDir: out, configJson, model: config.model, loss: config.loss, augment: config.augment },
+      { images: prepared.images, tabular, labels },
+    ));
+    const metricsFile = path.join(out, 'metrics.jsonl');
+    const metrics = keepMetricsBefore(metricsFile, resumeFrom ? readPosition(configFile, checkpoint) : 0);
+    let callbackError: unknown;
+    const onAbort = () => job.abort();
+    control.signal?.addEventListener('abort', onAbort);
+    try {
+      const summary = await awaitNative(job.run((p: TrainProgress) => {
+        if (p.epochDone) {
+          metrics.push(JSON.stringify({ epoch: p.epoch, step: p.step, loss: p.epochLoss, retrievalTop1: p.retrievalTop1, lr: p.lr, imagesPerSec: p.imagesPerSec }));
+          writeFileAtomicSync(metricsFile, metrics.join('\n') + '\n');
+        }
+        if (callbackError === undefined && control.onProgress) {
+          try {
+            control.onProgress(p);
+          } catch (err) {
+            callbackError = err;
+            job.abort();
+          }
+        }
+      }, resumeFrom) as Promise<{ aborted: boolean; stepsDone: number }>);
+      if (summary.aborted) {
+        if (callbackError !== undefined) {
+          throw new AbortError(`Training stopped because onProgress threw: ${(callbackError as Error)?.message ?? String(callbackError)}; the checkpoint in ${out} is valid`, { cause: callbackError });
+        }
+        throw new AbortError(`Training was aborted after step ${summary.stepsDone}; the checkpoint in ${out} is valid (resume: true continues it)`);
+      }
+    } finally {
+      control.signal?.removeEventListener('abort', onAbort);
+    }
+    return out;
+  } catch (err) {
+    if (err instanceof TabsightError) throw err;
+    throw err;
+  } finally {
+    unlock();
+  }
+}
+
+/** The epoch a checkpoint resumes at, read from its metadata header. */
+function readPosition(_configFile: string, checkpoint: string): number {
+  const fd = fs.openSync(checkpoint, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    fs.readSync(fd, len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    const header = Buffer.alloc(n);
+    fs.readSync(fd, header, 0, n, 8);
+    const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
+    return Number(meta.epoch ?? 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** metrics.jsonl lines of epochs before `epoch` (a resumed run rewrites the rest). */
+function keepMetricsBefore(file: string, epoch: number): string[] {
+  if (epoch === 0 || !fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return (JSON.parse(line) as { epoch: number }).epoch < epoch;
+    } catch {
+      return false;
+    }
+  });
+}

@@ -1,0 +1,126 @@
+/**
+ * A finished (or stopped) run: its resolved config and its image encoder,
+ * ready to embed images.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { native } from './binding';
+import { ConfigError, DataError, DisposedError, ShapeError, awaitNative, callNative } from './errors';
+import type { ResolvedPretrainConfig } from './pretrain-options';
+import * as is from './validate';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type NativeEncoder = any;
+
+export interface ImageArray {
+  data: Uint8Array | Float32Array;
+  shape: readonly number[];
+}
+
+export interface RunEmbedOptions {
+  /** Images per forward pass. @default 64 */
+  batchSize?: number;
+}
+
+export class Run {
+  readonly dir: string;
+  readonly config: ResolvedPretrainConfig;
+  #encoder: NativeEncoder | null;
+
+  /** Use loadRun(). */
+  constructor(dir: string, config: ResolvedPretrainConfig, encoder: NativeEncoder) {
+    this.dir = dir;
+    this.config = config;
+    this.#encoder = encoder;
+  }
+
+  /** Size of the pooled image features. */
+  get featureDim(): number {
+    return this.#live().featureDim as number;
+  }
+
+  get disposed(): boolean {
+    return this.#encoder === null;
+  }
+
+  #live(): NativeEncoder {
+    if (this.#encoder === null) throw new DisposedError(`Run ${this.dir} has been disposed`);
+    return this.#encoder;
+  }
+
+  /** Embeds images (N×C×H×W, uint8 or float32) into N×featureDim floats. */
+  async embed(images: ImageArray, options: RunEmbedOptions = {}): Promise<Float32Array> {
+    const encoder = this.#live();
+    const batchSize = is.positiveInteger(options.batchSize ?? 64, 'batchSize');
+    const { data, shape } = checkImages(images, this.config.model.inChannels);
+    const out = await awaitNative(callNative(() => encoder.embed(data, [...shape], {
+      mean: this.config.normalize.mean,
+      std: this.config.normalize.std,
+      outSize: [this.config.imageSize, this.config.imageSize],
+      batchSize,
+    })) as Promise<{ data: Float32Array }>);
+    return out.data;
+  }
+
+  /** Frees the native encoder. Later calls throw DisposedError. */
+  dispose(): void {
+    if (this.#encoder) this.#encoder.dispose();
+    this.#encoder = null;
+  }
+}
+
+function checkImages(images: ImageArray, channels: number): ImageArray {
+  const obj = is.plainObject(images, 'images');
+  const { data, shape } = obj as unknown as ImageArray;
+  if (!(data instanceof Uint8Array) && !(data instanceof Float32Array)) {
+    throw new ShapeError(`Expected Uint8Array or Float32Array for images.data but received ${ArrayBuffer.isView(data) ? `a ${(data as object).constructor.name}` : typeof data}`);
+  }
+  if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new ShapeError(`Expected images.shape [N, C, H, W] but received ${JSON.stringify(shape)}`);
+  }
+  if (shape[1] !== channels) throw new ShapeError(`Expected ${channels} channels in images.shape but received ${shape[1]}`);
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== n) throw new ShapeError(`Expected ${n} values for images.data (shape [${shape.join(', ')}]) but received ${data.length}`);
+  return { data, shape };
+}
+
+/** Opens a run directory written by pretrain(). */
+export async function loadRun(dir: string): Promise<Run> {
+  const root = path.resolve(is.string(dir, 'dir'));
+  const configFile = path.join(root, 'config.json');
+  const weights = path.join(root, 'image_encoder.safetensors');
+  if (!fs.existsSync(configFile)) throw new ConfigError(`${root} is not a tabsight run: ${configFile} is missing`);
+  if (!fs.existsSync(weights)) {
+    throw new DataError(`${weights} is missing: the run has not finished (resume it with resume: true)`);
+  }
+  let config: ResolvedPretrainConfig;
+  try {
+    config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
+  } catch (err) {
+    throw new DataError(`${configFile} is not valid JSON: ${(err as Error).message}`);
+  }
+  return openEncoder(root, config, weights);
+}
+
+/** A run-like handle on a randomly initialised encoder (a baseline). */
+export function randomRun(config: ResolvedPretrainConfig, seed = 0): Run {
+  const encoder = callNative(() => new (native().ImageEncoder)({ arch: config.model.arch, inChannels: config.model.inChannels, smallStem: config.model.smallStem, seed, device: config.device }));
+  return new Run(`random:${config.model.arch}`, config, encoder);
+}
+
+async function openEncoder(root: string, config: ResolvedPretrainConfig, weights: string): Promise<Run> {
+  const m = config.model;
+  const encoder = callNative(() => new (native().ImageEncoder)({ arch: m.arch, inChannels: m.inChannels, smallStem: m.smallStem, seed: 0, device: config.device }));
+  try {
+    await awaitNative(encoder.loadWeights(weights) as Promise<void>);
+  } catch (err) {
+    encoder.dispose();
+    throw err;
+  }
+  return new Run(root, config, encoder);
+}
+
+/** Embeds images with a run's encoder. */
+export function embed(run: Run, images: ImageArray, options?: RunEmbedOptions): Promise<Float32Array> {
+  return run.embed(images, options);
+}

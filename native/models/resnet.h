@@ -1,0 +1,66 @@
+// ResNet-18/50 image encoders with torchvision's architecture and parameter
+// names (conv1, bn1, layer1.0.conv1, layer1.0.downsample.0, ...), so weights
+// travel to and from PyTorch. The forward pass returns the pooled features;
+// there is no fc.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace tabsight::models {
+
+struct ResNetOptions {
+  std::string arch = "resnet18";  // "resnet18" | "resnet50"
+  int64_t in_channels = 3;
+  // 3×3 stride-1 conv1 and no max-pool, for images of 28 to 64 px.
+  bool small_stem = false;
+};
+
+struct BasicBlockImpl : torch::nn::Module {
+  static constexpr int64_t kExpansion = 1;
+  BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+  torch::nn::ReLU relu{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+struct BottleneckImpl : torch::nn::Module {
+  static constexpr int64_t kExpansion = 4;
+  BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  torch::nn::Sequential downsample{nullptr};
+  torch::nn::ReLU relu{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+struct ResNetImpl : torch::nn::Module {
+  explicit ResNetImpl(const ResNetOptions& options);
+
+  // Pooled features, N×feature_dim().
+  torch::Tensor forward(const torch::Tensor& x);
+  // The last residual stage's map (N×C×h×w), before pooling.
+  torch::Tensor features(const torch::Tensor& x);
+  int64_t feature_dim() const { return feature_dim_; }
+  const ResNetOptions& options() const { return options_; }
+
+  torch::nn::Conv2d conv1{nullptr};
+  torch::nn::BatchNorm2d bn1{nullptr};
+  torch::nn::ReLU relu{nullptr};
+  torch::nn::MaxPool2d maxpool{nullptr};
+  torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
+
+ private:
+  ResNetOptions options_;
+  int64_t feature_dim_ = 0;
+};
+TORCH_MODULE(ResNet);
+
+}  // namespace tabsight::models

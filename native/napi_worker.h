@@ -1,0 +1,69 @@
+// A Promise-returning AsyncWorker: Execute() runs `exec` on a libuv thread
+// (no JS there), then `done` builds the result on the main thread. Every C++
+// exception becomes a rejection with a stable code. JS values passed in
+// `keep` (typed arrays viewed by tensors) stay alive until the worker ends.
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <vector>
+
+#include "napi_util.h"
+
+namespace tabsight::napi {
+
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Exec = std::function<void()>;
+  using Done = std::function<Napi::Value(Napi::Env)>;
+
+  static Napi::Promise Start(Napi::Env env, Exec exec, Done done, const std::vector<Napi::Value>& keep = {}) {
+    auto* worker = new PromiseWorker(env, std::move(exec), std::move(done), keep);
+    auto promise = worker->deferred_.Promise();
+    worker->Queue();
+    return promise;
+  }
+
+ protected:
+  void Execute() override {
+    try {
+      exec_();
+    } catch (...) {
+      failure_ = CurrentFailure();
+      SetError(failure_.message);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      deferred_.Resolve(done_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+      deferred_.Reject(MakeError(env, CurrentFailure()).Value());
+    }
+  }
+
+  void OnError(const Napi::Error&) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(MakeError(Env(), failure_).Value());
+  }
+
+ private:
+  PromiseWorker(Napi::Env env, Exec exec, Done done, const std::vector<Napi::Value>& keep)
+      : Napi::AsyncWorker(env, "tabsight"), deferred_(Napi::Promise::Deferred::New(env)),
+        exec_(std::move(exec)), done_(std::move(done)) {
+    for (const auto& v : keep) refs_.push_back(Napi::Persistent(v));
+  }
+
+  Napi::Promise::Deferred deferred_;
+  Exec exec_;
+  Done done_;
+  Failure failure_;
+  std::vector<Napi::Reference<Napi::Value>> refs_;
+};
+
+}  // namespace tabsight::napi

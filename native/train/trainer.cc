@@ -1,0 +1,498 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "common/error.h"
+#include "common/rng.h"
+
+namespace tabsight::train {
+
+namespace nn = torch::nn;
+
+namespace {
+
+// Streams of the counter-based RNG.
+constexpr uint64_t kStreamOrder = 1, kStreamView1 = 2, kStreamView2 = 3, kStreamCorrupt = 4;
+
+std::string Str(int64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+torch::Device ResolveDevice(const std::string& device) {
+  if (device == "cpu") return torch::Device(torch::kCPU);
+  if (device.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      Fail(ErrorCode::kConfig,
+           "device \"" + device + "\" was requested but this LibTorch (" TORCH_VERSION
+           ") has no CUDA support or sees no GPU; build tabsight against a CUDA LibTorch (TORCH_DIR=/path/to/libtorch npm run build:native)");
+    }
+    torch::Device d(device);
+    if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count())) {
+      Fail(ErrorCode::kConfig, "device \"" + device + "\" does not exist; " + Str(torch::cuda::device_count()) + " GPU(s) visible");
+    }
+    return d;
+  }
+  Fail(ErrorCode::kConfig, "Expected cpu, cuda or cuda:N for device but received \"" + device + "\"");
+}
+
+NetworkImpl::NetworkImpl(const TrainConfig& c, int64_t tabular_width) {
+  image = register_module("image", models::ResNet(c.image));
+  const int64_t d = image->feature_dim();
+  if (c.mode == "multimodal") {
+    image_projection = register_module("image_projection", models::ProjectionHead(d, c.projection_hidden, c.projection_dim));
+    tabular = register_module("tabular", models::TabularEncoder(tabular_width, c.tabular_hidden, c.tabular_layers));
+    tabular_projection = register_module(
+        "tabular_projection", models::ProjectionHead(c.tabular_hidden, c.projection_hidden, c.projection_dim));
+  } else if (c.mode == "simclr") {
+    image_projection = register_module("image_projection", models::ProjectionHead(d, c.projection_hidden, c.projection_dim));
+  } else if (c.mode == "supervised") {
+    if (c.num_classes < 2) Fail(ErrorCode::kConfig, "supervised mode needs at least 2 classes");
+    classifier = register_module("classifier", nn::Linear(d, c.num_classes));
+  } else {
+    Fail(ErrorCode::kConfig, "Expected one of multimodal, simclr, supervised for mode but received \"" + c.mode + "\"");
+  }
+}
+
+struct Trainer::Batch {
+  torch::Tensor view1, view2, tabular, labels;
+};
+
+Trainer::Trainer(TrainConfig config, TrainData data)
+    : config_(std::move(config)), data_(std::move(data)), device_(ResolveDevice(config_.device)) {
+  Validate();
+  n_ = data_.images.size(0);
+  batch_size_ = std::min<int64_t>(config_.batch_size, n_);
+  steps_per_epoch_ = n_ / batch_size_;  // the last partial batch is dropped
+  torch::manual_seed(config_.seed);
+  net_ = Network(config_, data_.tabular.defined() ? data_.spec.EncodedWidth() : 0);
+  net_->to(device_);
+  if (config_.optimizer == "adam") {
+    optimizer_ = std::make_unique<torch::optim::Adam>(
+        net_->parameters(), torch::optim::AdamOptions(config_.lr).weight_decay(config_.weight_decay));
+  } else if (config_.optimizer == "adamw") {
+    optimizer_ = std::make_unique<torch::optim::AdamW>(
+        net_->parameters(), torch::optim::AdamWOptions(config_.lr).weight_decay(config_.weight_decay));
+  } else {
+    Fail(ErrorCode::kConfig, "Expected adam or adamw for optimizer but received \"" + config_.optimizer + "\"");
+  }
+}
+
+void Trainer::Validate() const {
+  const auto& im = data_.images;
+  if (!im.defined() || im.dim() != 4) Fail(ErrorCode::kShape, "Expected images of rank 4 [N, C, H, W]");
+  if (im.scalar_type() != torch::kUInt8 && im.scalar_type() != torch::kFloat32) {
+    Fail(ErrorCode::kShape, "Expected uint8 or float32 images");
+  }
+  if (im.size(0) < 2) Fail(ErrorCode::kShape, "Expected at least 2 images but received " + Str(im.size(0)));
+  if (im.size(1) != config_.image.in_channels) {
+    Fail(ErrorCode::kShape, "Expected " + Str(config_.image.in_channels) + " image channels but received " + Str(im.size(1)));
+  }
+  if (static_cast<int64_t>(config_.mean.size()) != im.size(1) || static_cast<int64_t>(config_.std.size()) != im.size(1)) {
+    Fail(ErrorCode::kConfig, "Expected one normalisation mean and std per image channel");
+  }
+  if (im.scalar_type() == torch::kFloat32) {
+    // Scan in chunks so a mapped store is never materialised at once.
+    const int64_t chunk = std::max<int64_t>(1, (64ll << 20) / std::max<int64_t>(1, im[0].numel() * 4));
+    for (int64_t s = 0; s < im.size(0); s += chunk) {
+      auto part = im.narrow(0, s, std::min(chunk, im.size(0) - s));
+      auto bad = torch::isfinite(part).logical_not();
+      if (bad.any().item<bool>()) {
+        auto where = torch::nonzero(bad.flatten(1).any(1));
+        Fail(ErrorCode::kData, "Image " + Str(s + where[0].item<int64_t>()) + " contains NaN or Inf values");
+      }
+    }
+  }
+  if (config_.mode == "multimodal") {
+    if (!data_.tabular.defined()) Fail(ErrorCode::kConfig, "multimodal mode needs tabular data");
+    if (data_.tabular.dim() != 2 || data_.tabular.size(0) != im.size(0)) {
+      Fail(ErrorCode::kShape, "Expected " + Str(im.size(0)) + " tabular rows (one per image) but received shape " +
+                                  c10::str(data_.tabular.sizes()));
+    }
+    ValidateRows(data_.tabular, data_.spec);
+  }
+  const bool need_labels = config_.mode == "supervised" ||
+                           (config_.mode == "multimodal" && config_.clip.remove_false_negatives) ||
+                           (config_.mode == "simclr" && config_.ntxent.remove_false_negatives);
+  if (need_labels && !data_.labels.defined()) Fail(ErrorCode::kConfig, "mode " + config_.mode + " with these options needs labels");
+  if (data_.labels.defined()) {
+    if (data_.labels.dim() != 1 || data_.labels.size(0) != im.size(0)) {
+      Fail(ErrorCode::kShape, "Expected " + Str(im.size(0)) + " labels but received shape " + c10::str(data_.labels.sizes()));
+    }
+    if (config_.mode == "supervised") {
+      const int64_t lo = data_.labels.min().item<int64_t>(), hi = data_.labels.max().item<int64_t>();
+      if (lo < 0 || hi >= config_.num_classes) {
+        Fail(ErrorCode::kData, "Expected labels in [0, " + Str(config_.num_classes) + ") but found " + Str(lo < 0 ? lo : hi));
+      }
+    }
+  }
+  if (config_.epochs < 1 || config_.batch_size < 2) Fail(ErrorCode::kConfig, "Expected epochs ≥ 1 and batchSize ≥ 2");
+  ValidateAugmentOptions(config_.augment);
+  losses::ValidateClipOptions(config_.clip);
+  losses::ValidateNtXentOptions(config_.ntxent);
+}
+
+std::vector<int64_t> Trainer::EpochOrder(int64_t epoch) const {
+  std::vector<int64_t> order(n_);
+  std::iota(order.begin(), order.end(), 0);
+  Rng rng(DeriveSeed(config_.seed, {kStreamOrder, static_cast<uint64_t>(epoch)}));
+  for (int64_t i = n_ - 1; i > 0; --i) {
+    std::swap(order[i], order[static_cast<int64_t>(UniformInt(rng, static_cast<uint64_t>(i + 1)))]);
+  }
+  return order;
+}
+
+double Trainer::LearningRate(int64_t global_step) const {
+  const int64_t total = config_.epochs * steps_per_epoch_;
+  const int64_t warmup = static_cast<int64_t>(std::llround(config_.warmup_epochs * steps_per_epoch_));
+  if (global_step < warmup) return config_.lr * static_cast<double>(global_step + 1) / static_cast<double>(warmup);
+  const double span = std::max<int64_t>(1, total - warmup);
+  const double progress = static_cast<double>(global_step - warmup) / span;
+  return config_.lr * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+}
+
+torch::Tensor Trainer::Normalize(const torch::Tensor& x) const {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
+  auto mean = torch::tensor(std::vector<float>(config_.mean.begin(), config_.mean.end()), opts).view({1, -1, 1, 1});
+  auto std = torch::tensor(std::vector<float>(config_.std.begin(), config_.std.end()), opts).view({1, -1, 1, 1});
+  return (x - mean) / std;
+}
+
+Trainer::Batch Trainer::MakeBatch(int64_t epoch, int64_t step_in_epoch) const {
+  // The order is recomputed per batch; it costs O(N), small next to a step.
+  auto order = EpochOrder(epoch);
+  auto idx = torch::from_blob(order.data() + step_in_epoch * batch_size_, {batch_size_}, torch::kLong).clone();
+  const uint64_t e = static_cast<uint64_t>(epoch), s = static_cast<uint64_t>(step_in_epoch);
+  Batch b;
+  auto raw = data_.images.index_select(0, idx);  // reads only this batch's pages of a mapped store
+  auto raw_dev = raw.to(device_);
+  b.view1 = Normalize(Augment(raw_dev, config_.augment, DeriveSeed(config_.seed, {kStreamView1, e, s})));
+  if (config_.mode == "simclr") {
+    b.view2 = Normalize(Augment(raw_dev, config_.augment, DeriveSeed(config_.seed, {kStreamView2, e, s})));
+  }
+  if (config_.mode == "multimodal") {
+    auto rows = data_.tabular.index_select(0, idx);
+    auto corrupted = CorruptRows(rows, data_.tabular, config_.corruption_rate,
+                                 DeriveSeed(config_.seed, {kStreamCorrupt, e, s}));
+    b.tabular = EncodeRows(corrupted, data_.spec).to(device_);
+  }
+  if (data_.labels.defined()) b.labels = data_.labels.index_select(0, idx).to(device_);
+  return b;
+}
+
+TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progress, const std::atomic<bool>& abort) {
+  TrainSummary summary;
+  summary.resumed = resumed_;
+  const int64_t total = config_.epochs * steps_per_epoch_;
+  net_->train();
+
+  // Prefetch: a producer thread prepares the next batches (gather, augment,
+  // corrupt, encode) while this thread runs the step.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Batch> queue;
+  std::exception_ptr producer_error;
+  bool stop = false;
+  constexpr size_t kDepth = 2;
+  const int64_t start = global_step_;
+  std::thread producer([&] {
+    try {
+      for (int64_t g = start; g < total; ++g) {
+        Batch b = MakeBatch(g / steps_per_epoch_, g % steps_per_epoch_);
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop || queue.size() < kDepth; });
+        if (stop) return;
+        queue.push_back(std::move(b));
+        cv.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      producer_error = std::current_exception();
+      cv.notify_all();
+    }
+  });
+  auto join = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    if (producer.joinable()) producer.join();
+  };
+
+  double epoch_loss = 0, epoch_top1 = 0;
+  int64_t epoch_steps = 0;
+  try {
+    while (global_step_ < total) {
+      if (abort.load()) {
+        join();
+        SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
+        summary.aborted = true;
+        summary.steps_done = global_step_;
+        summary.epochs_done = epoch_;
+        return summary;
+      }
+      Batch b;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !queue.empty() || producer_error; });
+        if (queue.empty() && producer_error) std::rethrow_exception(producer_error);
+        b = std::move(queue.front());
+        queue.pop_front();
+        cv.notify_all();
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      const double lr = LearningRate(global_step_);
+      for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+
+      optimizer_->zero_grad();
+      torch::Tensor loss, logits, targets;
+      if (config_.mode == "multimodal") {
+        auto zi = net_->image_projection(net_->image(b.view1));
+        auto zt = net_->tabular_projection(net_->tabular(b.tabular));
+        auto r = losses::ClipLoss(zi, zt, config_.clip, b.labels);
+        loss = r.loss, logits = r.logits, targets = r.targets;
+      } else if (config_.mode == "simclr") {
+        auto z1 = net_->image_projection(net_->image(b.view1));
+        auto z2 = net_->image_projection(net_->image(b.view2));
+        auto r = losses::NtXentLoss(z1, z2, config_.ntxent, b.labels);
+        loss = r.loss, logits = r.logits.masked_fill(torch::eye(r.logits.size(0), torch::TensorOptions().dtype(torch::kBool).device(r.logits.device())), -1e9), targets = r.targets;
+      } else {
+        logits = net_->classifier(net_->image(b.view1));
+        targets = b.labels;
+        loss = torch::nn::functional::cross_entropy(logits, targets);
+      }
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        Fail(ErrorCode::kTorch, "loss became " + std::to_string(loss_value) + " at step " + Str(global_step_ + 1) +
+                                    "; lower the learning rate or check the inputs");
+      }
+      loss.backward();
+      optimizer_->step();
+      const double top1 = logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>();
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+      ++global_step_;
+      ++step_in_epoch_;
+      epoch_loss += loss_value;
+      epoch_top1 += top1;
+      ++epoch_steps;
+      Progress p;
+      p.epoch = epoch_;
+      p.step = global_step_;
+      p.step_in_epoch = step_in_epoch_;
+      p.steps_per_epoch = steps_per_epoch_;
+      p.total_steps = total;
+      p.loss = loss_value;
+      p.lr = lr;
+      p.images_per_sec = secs > 0 ? static_cast<double>(batch_size_) / secs : 0;
+      summary.final_loss = loss_value;
+      if (step_in_epoch_ == steps_per_epoch_) {
+        p.epoch_done = true;
+        p.epoch_loss = epoch_loss / epoch_steps;
+        p.retrieval_top1 = epoch_top1 / epoch_steps;
+        ++epoch_;
+        step_in_epoch_ = 0;
+        epoch_loss = epoch_top1 = 0;
+        epoch_steps = 0;
+        if (epoch_ % config_.checkpoint_every == 0 || epoch_ == config_.epochs) {
+          SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
+          p.checkpointed = true;
+        }
+      }
+      on_progress(p);
+    }
+  } catch (...) {
+    join();
+    throw;
+  }
+  join();
+  SaveImageEncoder(config_.out_dir + "/image_encoder.safetensors");
+  summary.steps_done = global_step_;
+  summary.epochs_done = epoch_;
+  return summary;
+}
+
+void Trainer::SaveCheckpoint(const std::string& path) {
+  io::NamedTensors tensors;
+  for (const auto& item : net_->named_parameters()) tensors.emplace_back("model." + item.key(), item.value());
+  for (const auto& item : net_->named_buffers()) tensors.emplace_back("model." + item.key(), item.value());
+  // Optimiser state, keyed by parameter name.
+  auto& state = optimizer_->state();
+  int64_t adam_step = -1;
+  for (const auto& item : net_->named_parameters()) {
+    auto key = c10::guts::to_string(item.value().unsafeGetTensorImpl());
+    auto it = state.find(key);
+    if (it == state.end()) continue;
+    if (config_.optimizer == "adam") {
+      auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+      tensors.emplace_back("optim." + item.key() + ".exp_avg", s.exp_avg());
+      tensors.emplace_back("optim." + item.key() + ".exp_avg_sq", s.exp_avg_sq());
+      adam_step = s.step();
+    } else {
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      tensors.emplace_back("optim." + item.key() + ".exp_avg", s.exp_avg());
+      tensors.emplace_back("optim." + item.key() + ".exp_avg_sq", s.exp_avg_sq());
+      adam_step = s.step();
+    }
+  }
+  auto gen_state = at::detail::getDefaultCPUGenerator().get_state();
+  tensors.emplace_back("rng.torch_cpu", gen_state);
+  io::Metadata meta;
+  meta["format"] = "tabsight-checkpoint-1";
+  meta["config"] = config_.config_json;
+  meta["epoch"] = Str(epoch_);
+  meta["step_in_epoch"] = Str(step_in_epoch_);
+  meta["global_step"] = Str(global_step_);
+  meta["optimizer"] = config_.optimizer;
+  meta["optimizer_step"] = Str(adam_step);
+  meta["rng"] = "counter-based: every draw derives from (seed=" + std::to_string(config_.seed) +
+                ", epoch, step, stream); rng.torch_cpu holds LibTorch's CPU generator";
+  io::WriteSafetensors(path, tensors, meta);
+}
+
+void Trainer::LoadCheckpoint(const std::string& path) {
+  auto file = io::ReadSafetensors(path);
+  auto meta_int = [&](const char* key) -> int64_t {
+    auto it = file.metadata.find(key);
+    if (it == file.metadata.end()) Fail(ErrorCode::kData, "Checkpoint " + path + " lacks metadata field " + key);
+    return std::stoll(it->second);
+  };
+  torch::NoGradGuard no_grad;
+  auto load = [&](const std::string& name, torch::Tensor& dst) {
+    const torch::Tensor* src = file.Find(name);
+    if (!src) Fail(ErrorCode::kData, "Checkpoint " + path + " lacks tensor " + name);
+    if (src->sizes() != dst.sizes()) {
+      Fail(ErrorCode::kData, "Checkpoint " + path + ": tensor " + name + " has shape " + c10::str(src->sizes()) +
+                                 " but the model expects " + c10::str(dst.sizes()));
+    }
+    dst.copy_(*src);
+  };
+  for (auto& item : net_->named_parameters()) load("model." + item.key(), item.value());
+  for (auto& item : net_->named_buffers()) load("model." + item.key(), item.value());
+
+  const int64_t opt_step = meta_int("optimizer_step");
+  auto& state = optimizer_->state();
+  state.clear();
+  if (opt_step >= 0) {
+    for (auto& item : net_->named_parameters()) {
+      const torch::Tensor* m = file.Find("optim." + item.key() + ".exp_avg");
+      const torch::Tensor* v = file.Find("optim." + item.key() + ".exp_avg_sq");
+      if (!m || !v) continue;
+      auto key = c10::guts::to_string(item.value().unsafeGetTensorImpl());
+      if (config_.optimizer == "adam") {
+        auto s = std::make_unique<torch::optim::AdamParamState>();
+        s->step(opt_step);
+        s->exp_avg(m->to(device_).clone());
+        s->exp_avg_sq(v->to(device_).clone());
+        state[key] = std::move(s);
+      } else {
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(opt_step);
+        s->exp_avg(m->to(device_).clone());
+        s->exp_avg_sq(v->to(device_).clone());
+        state[key] = std::move(s);
+      }
+    }
+  }
+  if (const torch::Tensor* g = file.Find("rng.torch_cpu")) {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(*g);
+  }
+  epoch_ = meta_int("epoch");
+  step_in_epoch_ = meta_int("step_in_epoch");
+  global_step_ = meta_int("global_step");
+  if (global_step_ != epoch_ * steps_per_epoch_ + step_in_epoch_) {
+    Fail(ErrorCode::kData, "Checkpoint " + path + " was written with " + "a different dataset or batch size (step " +
+                               Str(global_step_) + " does not match epoch " + Str(epoch_) + ")");
+  }
+  resumed_ = true;
+}
+
+io::NamedTensors ImageEncoderTensors(models::ResNet& encoder) {
+  io::NamedTensors tensors;
+  for (const auto& item : encoder->named_parameters()) tensors.emplace_back(item.key(), item.value());
+  for (const auto& item : encoder->named_buffers()) tensors.emplace_back(item.key(), item.value());
+  return tensors;
+}
+
+void Trainer::SaveImageEncoder(const std::string& path) {
+  io::Metadata meta;
+  meta["format"] = "tabsight-image-encoder-1";
+  meta["arch"] = config_.image.arch;
+  meta["in_channels"] = Str(config_.image.in_channels);
+  meta["small_stem"] = config_.image.small_stem ? "true" : "false";
+  meta["feature_dim"] = Str(net_->image->feature_dim());
+  meta["config"] = config_.config_json;
+  io::WriteSafetensors(path, ImageEncoderTensors(net_->image), meta);
+}
+
+void LoadImageEncoderTensors(models::ResNet& encoder, const io::Safetensors& file, const std::string& path) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> missing, mismatched, unexpected;
+  std::vector<std::string> known;
+  auto visit = [&](const std::string& name, torch::Tensor& dst) {
+    known.push_back(name);
+    const torch::Tensor* src = file.Find(name);
+    if (!src) return missing.push_back(name);
+    if (src->sizes() != dst.sizes()) {
+      return mismatched.push_back(name + " (file " + c10::str(src->sizes()) + ", model " + c10::str(dst.sizes()) + ")");
+    }
+    dst.copy_(src->to(dst.dtype()));
+  };
+  for (auto& item : encoder->named_parameters()) visit(item.key(), item.value());
+  for (auto& item : encoder->named_buffers()) visit(item.key(), item.value());
+  for (const auto& [name, t] : file.tensors) {
+    if (std::find(known.begin(), known.end(), name) == known.end() && name.rfind("fc.", 0) != 0) unexpected.push_back(name);
+  }
+  if (!missing.empty() || !mismatched.empty() || !unexpected.empty()) {
+    std::string msg = "Weights in " + path + " do not fit the " + encoder->options().arch + " image encoder:";
+    auto list = [&](const char* what, const std::vector<std::string>& v) {
+      if (v.empty()) return;
+      msg += std::string(" ") + what + " ";
+      for (size_t i = 0; i < v.size() && i < 8; ++i) msg += (i ? ", " : "") + v[i];
+      if (v.size() > 8) msg += ", … (" + Str(static_cast<int64_t>(v.size())) + " in all)";
+      msg += ";";
+    };
+    list("missing", missing);
+    list("shape mismatch", mismatched);
+    list("unexpected", unexpected);
+    Fail(ErrorCode::kData, msg);
+  }
+}
+
+torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, const std::vector<double>& mean,
+                          const std::vector<double>& std, int64_t out_h, int64_t out_w, int64_t batch_size,
+                          const torch::Device& device, const std::atomic<bool>* abort) {
+  if (images.dim() != 4) Fail(ErrorCode::kShape, "Expected images of rank 4 [N, C, H, W] but received " + c10::str(images.sizes()));
+  if (images.size(1) != encoder->options().in_channels) {
+    Fail(ErrorCode::kShape, "Expected " + Str(encoder->options().in_channels) + " image channels but received " + Str(images.size(1)));
+  }
+  if (images.scalar_type() == torch::kFloat32 && !torch::isfinite(images).all().item<bool>()) {
+    auto where = torch::nonzero(torch::isfinite(images).logical_not().flatten(1).any(1));
+    Fail(ErrorCode::kData, "Image " + Str(where[0].item<int64_t>()) + " contains NaN or Inf values");
+  }
+  torch::InferenceMode guard;
+  encoder->eval();
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  auto m = torch::tensor(std::vector<float>(mean.begin(), mean.end()), opts).view({1, -1, 1, 1});
+  auto s = torch::tensor(std::vector<float>(std.begin(), std.end()), opts).view({1, -1, 1, 1});
+  std::vector<torch::Tensor> outs;
+  const int64_t n = images.size(0);
+  for (int64_t i = 0; i < n; i += batch_size) {
+    if (abort && abort->load()) Fail(ErrorCode::kAborted, "embedding was aborted");
+    auto part = images.narrow(0, i, std::min(batch_size, n - i)).to(device);
+    auto x = (ToFloatResized(part, out_h, out_w) - m) / s;
+    outs.push_back(encoder->forward(x).to(torch::kCPU));
+  }
+  if (outs.empty()) return torch::zeros({0, encoder->feature_dim()});
+  return torch::cat(outs, 0);
+}
+
+}  // namespace tabsight::train

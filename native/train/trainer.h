@@ -1,0 +1,137 @@
+// The training loop: multimodal CLIP (image + tabular), image-only SimCLR,
+// and supervised image-only. Plain LibTorch; the binding runs Run() on a
+// worker thread.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+#include "losses/contrastive.h"
+#include "models/mlp.h"
+#include "models/resnet.h"
+#include "train/augment.h"
+#include "train/tabular.h"
+
+namespace tabsight::train {
+
+struct TrainConfig {
+  std::string mode = "multimodal";  // multimodal | simclr | supervised
+  std::string device = "cpu";
+  uint64_t seed = 0;
+  int64_t epochs = 1;
+  int64_t batch_size = 64;
+  std::string optimizer = "adam";  // adam | adamw
+  double lr = 3e-3;
+  double weight_decay = 1e-4;
+  double warmup_epochs = 0;
+  models::ResNetOptions image;
+  int64_t tabular_hidden = 2048, tabular_layers = 2;
+  int64_t projection_hidden = 2048, projection_dim = 128;
+  losses::ClipLossOptions clip;
+  losses::NtXentOptions ntxent;
+  AugmentOptions augment;
+  double corruption_rate = 0.3;
+  std::vector<double> mean, std;  // per-channel normalisation after scaling to [0, 1]
+  int64_t num_classes = 0;        // supervised mode
+  int64_t checkpoint_every = 1;   // epochs
+  std::string out_dir;
+  std::string config_json;  // the resolved config, stored in checkpoints
+};
+
+struct TrainData {
+  torch::Tensor images;   // N×C×H×W, uint8 or float32, CPU (may view a mapping or a JS buffer)
+  torch::Tensor tabular;  // N×F float32 (categorical codes as floats), multimodal only
+  TabularSpec spec;
+  torch::Tensor labels;  // N int64, or undefined
+  std::shared_ptr<void> keepalive;
+};
+
+struct Progress {
+  int64_t epoch = 0;           // 0-based
+  int64_t step = 0;            // global, 1-based after the step
+  int64_t step_in_epoch = 0;   // 1-based after the step
+  int64_t steps_per_epoch = 0;
+  int64_t total_steps = 0;
+  double loss = 0, lr = 0, images_per_sec = 0;
+  bool epoch_done = false;
+  double epoch_loss = 0;        // mean over the epoch's steps, when epoch_done
+  double retrieval_top1 = 0;    // in-batch, from the loss logits, mean over the epoch
+  bool checkpointed = false;
+};
+
+struct TrainSummary {
+  int64_t epochs_done = 0, steps_done = 0;
+  double final_loss = 0;
+  bool aborted = false;
+  bool resumed = false;
+};
+
+// All modules of a run. Submodule names become checkpoint name prefixes.
+struct NetworkImpl : torch::nn::Module {
+  NetworkImpl(const TrainConfig& config, int64_t tabular_width);
+  models::ResNet image{nullptr};
+  models::ProjectionHead image_projection{nullptr};
+  models::TabularEncoder tabular{nullptr};
+  models::ProjectionHead tabular_projection{nullptr};
+  torch::nn::Linear classifier{nullptr};
+};
+TORCH_MODULE(Network);
+
+class Trainer {
+ public:
+  Trainer(TrainConfig config, TrainData data);
+
+  // Trains from the current position to the last epoch. Calls on_progress
+  // after every step (on this thread). Stops between steps when `abort` is
+  // set: a checkpoint of the exact position is written first.
+  TrainSummary Run(const std::function<void(const Progress&)>& on_progress, const std::atomic<bool>& abort);
+
+  // Restores weights, optimiser, position from a checkpoint.
+  void LoadCheckpoint(const std::string& path);
+  void SaveCheckpoint(const std::string& path);
+  // torchvision names, no prefix, no fc.
+  void SaveImageEncoder(const std::string& path);
+
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  int64_t batch_size() const { return batch_size_; }
+
+ private:
+  struct Batch;
+  Batch MakeBatch(int64_t epoch, int64_t step_in_epoch) const;
+  std::vector<int64_t> EpochOrder(int64_t epoch) const;
+  double LearningRate(int64_t global_step) const;
+  torch::Tensor Normalize(const torch::Tensor& x) const;
+  void Validate() const;
+
+  TrainConfig config_;
+  TrainData data_;
+  torch::Device device_;
+  Network net_{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  int64_t n_ = 0, batch_size_ = 0, steps_per_epoch_ = 0;
+  int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
+  bool resumed_ = false;
+};
+
+// Resolves and checks a device string ("cpu", "cuda", "cuda:1").
+torch::Device ResolveDevice(const std::string& device);
+
+// Embeds images with an image encoder in eval mode: uint8 is scaled by 1/255,
+// then resized to out_h×out_w and normalised.
+torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, const std::vector<double>& mean,
+                          const std::vector<double>& std, int64_t out_h, int64_t out_w, int64_t batch_size,
+                          const torch::Device& device, const std::atomic<bool>* abort = nullptr);
+
+// Image encoder weights under torchvision names (prefix stripped).
+io::NamedTensors ImageEncoderTensors(models::ResNet& encoder);
+// Loads torchvision-named weights; reports missing, unexpected and
+// mismatched keys by name (kData).
+void LoadImageEncoderTensors(models::ResNet& encoder, const io::Safetensors& file, const std::string& path);
+
+}  // namespace tabsight::train

@@ -1,0 +1,82 @@
+// ResNet parity with torchvision (Debian's python3-torch as the oracle), in
+// both directions: torchvision's weights into our encoder, and our run's
+// image_encoder.safetensors into torchvision.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { _native, loadRun, pretrain, DataError } from '../lib/index';
+import { awaitNative, callNative } from '../lib/errors';
+
+const PY = '/usr/bin/python3';
+const ORACLE = path.join(__dirname, 'fixtures', 'torchvision_ref.py');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-parity-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+execFileSync(PY, [ORACLE, 'gen', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<string, { weights: string; input: string; input_shape: number[]; ref: string; ref_shape: number[] }>;
+const f32 = (file: string) => {
+  const b = fs.readFileSync(file);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+};
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+const cases: [string, string, number, boolean][] = [
+  ['r18', 'resnet18', 3, false],
+  ['r50', 'resnet50', 3, false],
+  ['r18_small', 'resnet18', 1, true],
+];
+for (const [name, arch, channels, smallStem] of cases) {
+  t.test(`ImageEncoder#loadWeights reproduces torchvision ${arch}${smallStem ? ' (small stem)' : ''} pooled features within 1e-5`, async (t) => {
+    const c = manifest[name];
+    const enc = callNative(() => new (_native().ImageEncoder)({ arch, inChannels: channels, smallStem, seed: 0, device: 'cpu' }));
+    await awaitNative(enc.loadWeights(path.join(dir, c.weights)));
+    const x = f32(path.join(dir, c.input));
+    const [, , h, w] = c.input_shape;
+    const out = await awaitNative(enc.embed(x, c.input_shape, { mean: new Array(channels).fill(0), std: new Array(channels).fill(1), outSize: [h, w], batchSize: 4 })) as { data: Float32Array; shape: number[] };
+    t.same(out.shape, c.ref_shape);
+    const ref = f32(path.join(dir, c.ref));
+    const d = maxDiff(out.data, ref);
+    t.ok(d <= 1e-5, `max abs diff ${d}`);
+    enc.dispose();
+  });
+}
+
+t.test('ImageEncoder#loadWeights names missing, mismatched and unexpected tensors', async (t) => {
+  const enc = callNative(() => new (_native().ImageEncoder)({ arch: 'resnet50', inChannels: 3, smallStem: false, seed: 0, device: 'cpu' }));
+  await t.rejects(awaitNative(enc.loadWeights(path.join(dir, manifest.r18.weights))), { code: 'ERR_DATA', message: /missing .*layer1\.0\.conv3\.weight/ });
+  const small = callNative(() => new (_native().ImageEncoder)({ arch: 'resnet18', inChannels: 3, smallStem: true, seed: 0, device: 'cpu' }));
+  await t.rejects(awaitNative(small.loadWeights(path.join(dir, manifest.r18.weights))), { code: 'ERR_DATA', message: /shape mismatch conv1\.weight/ });
+  await t.rejects(awaitNative(small.loadWeights(path.join(dir, 'nope.safetensors'))), DataError);
+});
+
+t.test('a run\'s image_encoder.safetensors loads into torchvision (strict=False, only fc missing) with the same features', async (t) => {
+  const n = 16;
+  const images = new Uint8Array(n * 3 * 32 * 32).map((_, i) => (i * 37 + (i >> 9) * 11) % 256);
+  const tabular = new Float32Array(n * 4).map((_, i) => Math.sin(i));
+  const out = path.join(dir, 'run-a');
+  await pretrain({ out, images: { data: images, shape: [n, 3, 32, 32] }, tabular: { data: tabular, shape: [n, 4] }, epochs: 2, batchSize: 8, model: { arch: 'resnet18', smallStem: false, tabularHidden: 32, projectionHidden: 32, projectionDim: 16 } });
+  const run = await loadRun(out);
+  const ours = await run.embed({ data: images, shape: [n, 3, 32, 32] });
+  // torchvision sees the same normalised floats.
+  const { mean, std } = run.config.normalize;
+  const per = 32 * 32;
+  const x = new Float32Array(images.length);
+  for (let i = 0; i < x.length; i++) {
+    const ch = Math.floor(i / per) % 3;
+    x[i] = (images[i] / 255 - mean[ch]) / std[ch];
+  }
+  fs.writeFileSync(path.join(dir, 'a_x.f32'), Buffer.from(x.buffer));
+  const log = execFileSync(PY, [ORACLE, 'features', path.join(out, 'image_encoder.safetensors'), path.join(dir, 'a_x.f32'), `${n},3,32,32`, path.join(dir, 'a_ref.f32')], { encoding: 'utf8' });
+  t.match(log, /^OK \['fc\.bias', 'fc\.weight'\]/, 'only fc is missing');
+  const ref = f32(path.join(dir, 'a_ref.f32'));
+  t.equal(ref.length, n * 512);
+  const d = maxDiff(ours, ref);
+  t.ok(d <= 1e-5, `max abs diff ${d}`);
+  t.ok(maxDiff(ours, new Float32Array(ours.length)) > 1e-3, 'features are not all zero');
+  run.dispose();
+});
