@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -226,8 +227,9 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
     if (producer.joinable()) producer.join();
   };
 
-  double epoch_loss = 0, epoch_top1 = 0;
-  int64_t epoch_steps = 0;
+  double& epoch_loss = epoch_loss_sum_;
+  double& epoch_top1 = epoch_top1_sum_;
+  int64_t& epoch_steps = epoch_steps_;
   try {
     while (global_step_ < total) {
       if (abort.load()) {
@@ -352,6 +354,14 @@ void Trainer::SaveCheckpoint(const std::string& path) {
   meta["global_step"] = Str(global_step_);
   meta["optimizer"] = config_.optimizer;
   meta["optimizer_step"] = Str(adam_step);
+  // Sums over the current epoch's finished steps, so a resumed epoch reports
+  // the same mean loss as an uninterrupted one.
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.17g", epoch_loss_sum_);
+  meta["epoch_loss_sum"] = buf;
+  std::snprintf(buf, sizeof(buf), "%.17g", epoch_top1_sum_);
+  meta["epoch_top1_sum"] = buf;
+  meta["epoch_steps"] = Str(epoch_steps_);
   meta["rng"] = "counter-based: every draw derives from (seed=" + std::to_string(config_.seed) +
                 ", epoch, step, stream); rng.torch_cpu holds LibTorch's CPU generator";
   io::WriteSafetensors(path, tensors, meta);
@@ -408,6 +418,9 @@ void Trainer::LoadCheckpoint(const std::string& path) {
   epoch_ = meta_int("epoch");
   step_in_epoch_ = meta_int("step_in_epoch");
   global_step_ = meta_int("global_step");
+  epoch_steps_ = meta_int("epoch_steps");
+  epoch_loss_sum_ = std::stod(file.metadata.at("epoch_loss_sum"));
+  epoch_top1_sum_ = std::stod(file.metadata.at("epoch_top1_sum"));
   if (global_step_ != epoch_ * steps_per_epoch_ + step_in_epoch_) {
     Fail(ErrorCode::kData, "Checkpoint " + path + " was written with " + "a different dataset or batch size (step " +
                                Str(global_step_) + " does not match epoch " + Str(epoch_) + ")");

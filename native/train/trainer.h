@@ -116,6 +116,8 @@ class Trainer {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t n_ = 0, batch_size_ = 0, steps_per_epoch_ = 0;
   int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
+  double epoch_loss_sum_ = 0, epoch_top1_sum_ = 0;
+  int64_t epoch_steps_ = 0;
   bool resumed_ = false;
 };
 

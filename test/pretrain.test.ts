@@ -1,0 +1,143 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pretrain, loadRun, TrainProgress, AbortError, BusyError, ConfigError, DataError, DisposedError, ShapeError } from '../lib/index';
+import { toyCohort, tinyModel } from './helpers/toy';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-pretrain-'));
+t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+const toy = toyCohort(64);
+const base = {
+  images: { data: toy.images, shape: toy.shape },
+  tabular: { data: toy.tabular, shape: [64, toy.features] },
+  batchSize: 16,
+  lr: 1e-3,
+  warmupEpochs: 0,
+  model: tinyModel,
+  augment: { rate: 0 },
+};
+
+async function epochLosses(options: Parameters<typeof pretrain>[0]): Promise<number[]> {
+  const losses: number[] = [];
+  await pretrain(options, { onProgress: (p) => { if (p.epochDone) losses.push(p.epochLoss!); } });
+  return losses;
+}
+
+t.test('pretrain#multimodal lowers the CLIP loss over a few epochs', async (t) => {
+  const losses = await epochLosses({ ...base, out: path.join(root, 'mm'), epochs: 6 });
+  t.equal(losses.length, 6);
+  t.ok((losses[4] + losses[5]) / 2 < losses[0] * 0.85, `epoch losses ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+  const metrics = fs.readFileSync(path.join(root, 'mm', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.same(metrics.map((m) => m.epoch), [0, 1, 2, 3, 4, 5]);
+  t.ok(Math.abs(metrics[5].loss - losses[5]) < 1e-12, 'metrics.jsonl holds the epoch loss');
+});
+
+t.test('pretrain#simclr and #supervised lower their losses', async (t) => {
+  const simclr = await epochLosses({ ...base, out: path.join(root, 'simclr'), mode: 'simclr', epochs: 5, augment: { rate: 1, rotationDeg: 10, cropScale: [0.6, 1] } });
+  t.ok(simclr[4] < simclr[0], `simclr ${simclr.map((l) => l.toFixed(3)).join(' ')}`);
+  const sup = await epochLosses({ ...base, out: path.join(root, 'sup'), mode: 'supervised', labels: toy.labels, epochs: 5 });
+  t.ok(sup[4] < sup[0], `supervised ${sup.map((l) => l.toFixed(3)).join(' ')}`);
+});
+
+t.test('pretrain reports progress with step, lr, throughput and a cosine schedule', async (t) => {
+  const seen: TrainProgress[] = [];
+  await pretrain({ ...base, out: path.join(root, 'progress'), epochs: 2, lr: 2e-3, warmupEpochs: 1 }, { onProgress: (p) => seen.push(p) });
+  t.equal(seen.length, 8);
+  t.same(seen.map((p) => p.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  // Warm-up: lr = base·(s+1)/warm; then cosine over the remaining steps.
+  const expected = [0.5e-3, 1e-3, 1.5e-3, 2e-3, ...[0, 1, 2, 3].map((k) => 2e-3 * 0.5 * (1 + Math.cos((Math.PI * k) / 4)))];
+  seen.forEach((p, i) => t.ok(Math.abs(p.lr - expected[i]) < 1e-12, `lr at step ${p.step}: ${p.lr}`));
+  t.ok(seen.every((p) => p.imagesPerSec > 0 && Number.isFinite(p.loss)));
+  t.ok(seen[3].epochDone && seen[3].checkpointed);
+});
+
+t.test('resume after an abort gives bitwise-identical weights to an uninterrupted run', async (t) => {
+  const opts = { ...base, epochs: 3, augment: { rate: 0.95 }, seed: 7 };
+  const full = path.join(root, 'full');
+  await pretrain({ ...opts, out: full });
+
+  const cut = path.join(root, 'cut');
+  const controller = new AbortController();
+  const err = await pretrain({ ...opts, out: cut }, { signal: controller.signal, onProgress: (p) => { if (p.step === 5) controller.abort(); } }).catch((e) => e);
+  t.type(err, AbortError);
+  t.equal(err.code, 'ERR_ABORTED');
+  t.notOk(fs.existsSync(path.join(cut, 'image_encoder.safetensors')), 'no final encoder after an abort');
+  t.ok(fs.existsSync(path.join(cut, 'checkpoint.safetensors')), 'the checkpoint stays');
+  await t.rejects(pretrain({ ...opts, out: cut }), { code: 'ERR_CONFIG', message: /resume: true/ });
+  await pretrain({ ...opts, out: cut, resume: true });
+  const a = fs.readFileSync(path.join(full, 'image_encoder.safetensors'));
+  const b = fs.readFileSync(path.join(cut, 'image_encoder.safetensors'));
+  t.ok(a.equals(b), 'image_encoder.safetensors is byte-identical');
+  // The checkpoints differ only in nothing: weights, optimiser and position.
+  t.ok(fs.readFileSync(path.join(full, 'checkpoint.safetensors')).equals(fs.readFileSync(path.join(cut, 'checkpoint.safetensors'))), 'checkpoint is byte-identical');
+  const strip = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => { const { imagesPerSec, ...rest } = JSON.parse(l); return rest; });
+  t.same(strip(path.join(cut, 'metrics.jsonl')), strip(path.join(full, 'metrics.jsonl')), 'metrics cover every epoch once, with the same losses');
+});
+
+t.test('resume refuses a changed configuration, naming the field', async (t) => {
+  const dir = path.join(root, 'cfg');
+  await pretrain({ ...base, out: dir, epochs: 1 });
+  await t.rejects(pretrain({ ...base, out: dir, epochs: 2, lr: 5e-3, resume: true }), { code: 'ERR_CONFIG', message: /lr differs/ });
+});
+
+t.test('loadRun and embed give one feature vector per image; embed is deterministic', async (t) => {
+  const run = await loadRun(path.join(root, 'mm'));
+  t.equal(run.featureDim, 512);
+  const e1 = await run.embed({ data: toy.images, shape: toy.shape });
+  const e2 = await run.embed({ data: toy.images, shape: toy.shape }, { batchSize: 5 });
+  t.equal(e1.length, 64 * 512);
+  t.same(Array.from(e1.subarray(0, 50)), Array.from(e2.subarray(0, 50)));
+  run.dispose();
+  await t.rejects(run.embed({ data: toy.images, shape: toy.shape }), DisposedError);
+  t.throws(() => run.featureDim, { code: 'ERR_DISPOSED' });
+});
+
+t.test('misuse gives named errors and never crashes the process', async (t) => {
+  const out = path.join(root, 'bad');
+  await t.rejects(pretrain({ ...base, out, epochs: -3 }), { code: 'ERR_CONFIG', message: 'Expected positive integer for epochs but received -3 of type number' });
+  await t.rejects(pretrain({ ...base, out, images: { data: new Int32Array(10) as unknown as Uint8Array, shape: [10, 1, 1, 1] } }), ShapeError);
+  await t.rejects(pretrain({ ...base, out, images: { data: toy.images, shape: [64, 1, 16, 15] } }), { code: 'ERR_SHAPE', message: /Expected 15360 values/ });
+  const nan = new Float32Array(toy.images.length).fill(0.5);
+  nan[3 * 256 + 7] = NaN;
+  await t.rejects(pretrain({ ...base, out, images: { data: nan, shape: toy.shape } }), { code: 'ERR_DATA', message: /image 3/ });
+  const badTab = Float32Array.from(toy.tabular);
+  badTab[10] = Infinity;
+  await t.rejects(pretrain({ ...base, out, tabular: { data: badTab, shape: [64, 4], names: ['side', 'y', 'x', 'level'] } }), { code: 'ERR_DATA', message: /row 2, x/ });
+  await t.rejects(pretrain({ ...base, out, tabular: { data: toy.tabular.subarray(0, 40), shape: [10, 4] } }), { code: 'ERR_SHAPE', message: /64 tabular rows/ });
+  await t.rejects(pretrain({ ...base, out, device: 'cuda' }), { code: 'ERR_CONFIG', message: /no CUDA support/ });
+  await t.rejects(pretrain({ ...base, out, model: { ...tinyModel, arch: 'resnet34' as 'resnet18' } }), { code: 'ERR_CONFIG', message: /model\.arch/ });
+  await t.rejects(pretrain({ ...base, out, lossy: 1 } as unknown as Parameters<typeof pretrain>[0]), { code: 'ERR_CONFIG', message: /Unknown option lossy/ });
+  await t.rejects(pretrain({ ...base, out, mode: 'supervised' }), { code: 'ERR_CONFIG', message: /needs labels/ });
+  await t.rejects(loadRun(path.join(root, 'nowhere')), ConfigError);
+  await t.rejects(pretrain({ ...base, out, images: { npy: path.join(root, 'missing.npy') } }), DataError);
+});
+
+t.test('two trainings into one run directory: the second gets ERR_BUSY', async (t) => {
+  const dir = path.join(root, 'busy');
+  const first = pretrain({ ...base, out: dir, epochs: 2 });
+  await t.rejects(pretrain({ ...base, out: dir, epochs: 2 }), BusyError);
+  await first;
+  t.notOk(fs.existsSync(path.join(dir, '.lock')), 'the lock is released');
+});
+
+t.test('an onProgress callback that throws stops training with ERR_ABORTED and keeps a valid checkpoint', async (t) => {
+  const dir = path.join(root, 'throws');
+  const err = await pretrain({ ...base, out: dir, epochs: 2 }, { onProgress: (p) => { if (p.step === 2) throw new Error('boom'); } }).catch((e) => e);
+  t.type(err, AbortError);
+  t.match(err.message, /onProgress threw: boom/);
+  t.equal((err.cause as Error).message, 'boom');
+  await pretrain({ ...base, out: dir, epochs: 2, resume: true });
+  t.ok(fs.existsSync(path.join(dir, 'image_encoder.safetensors')));
+});
+
+t.test('images from an NPY file are read memory-mapped', async (t) => {
+  const { writeNpy } = await import('../lib/data/npy');
+  const file = path.join(root, 'images.npy');
+  await writeNpy(file, toy.images, toy.shape);
+  const a = path.join(root, 'npy');
+  const b = path.join(root, 'mem');
+  await pretrain({ ...base, out: a, epochs: 1, images: { npy: file } });
+  await pretrain({ ...base, out: b, epochs: 1 });
+  t.ok(fs.readFileSync(path.join(a, 'image_encoder.safetensors')).equals(fs.readFileSync(path.join(b, 'image_encoder.safetensors'))), 'same weights as from memory');
+});
