@@ -9,3 +9,7 @@ export { readDicom } from './dicom';
 export type { DicomImage, DicomMeta } from './dicom';
 export { readCsv, inferColumnType, parseContinuous, isMissing } from './csv';
 export type { ReadCsvOptions, CsvTable, ColumnType, InferOptions } from './csv';
+export { loadCohort, readCohortConfig } from './cohort';
+export type { Cohort } from './cohort';
+export { fitPreprocessor, Preprocessor, encodeLabels } from './preprocess';
+export { summarizeCohort, formatSummary } from './validate-cohort';

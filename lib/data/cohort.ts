@@ -1,0 +1,318 @@
+/**
+ * Loads a cohort directory (docs/data.md): cohort.yaml, the tabular, labels
+ * and splits CSVs and the images, joined on the subject id and validated.
+ * Cohort rows follow the order of the image ids.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError, DataError } from '../errors';
+import { knownKeys, plainObject, invalid } from '../validate';
+import { readCsv, inferColumnType, parseContinuous, isMissing, type CsvTable } from './csv';
+import { parseCohortYaml, type CohortConfig } from './cohort-schema';
+import { convertIndexedImages, openNpyImages, type CohortImages, type ImageIds } from './cohort-images';
+import { seededSplit, splitsFromValues, type CohortSplits } from './cohort-splits';
+
+export type { CohortImages } from './cohort-images';
+export type { CohortSplits } from './cohort-splits';
+
+export interface CohortColumn {
+  name: string;
+  type: 'continuous' | 'categorical';
+  /** Categorical only: the distinct non-missing values over all rows, sorted (numbers numerically). */
+  categories?: string[];
+}
+
+export interface CohortTask {
+  name: string;
+  type: 'binary' | 'multiclass' | 'regression';
+  /** Classification only: the distinct non-missing labels, sorted; a label's class index is its position. */
+  classes?: string[];
+}
+
+export interface Cohort {
+  /** Absolute path of the cohort directory. */
+  dir: string;
+  name: string;
+  /** Subject ids; row i of everything below is subject `ids[i]`. */
+  ids: string[];
+  images: CohortImages;
+  tabular: {
+    file: string;
+    columns: CohortColumn[];
+    /** Cells by column: `raw[j][i]` is column j of row i, as written (trimmed). */
+    raw: string[][];
+    /** Spreadsheet row of each cohort row in the tabular CSV, for messages. */
+    rowNumbers: number[];
+  };
+  labels: {
+    file?: string;
+    tasks: CohortTask[];
+    /** Raw label cells by task name, in row order; missing labels are empty / NA cells. */
+    values: Record<string, string[]>;
+  };
+  splits: CohortSplits;
+  /** Parsed `truth` JSON, for synthetic cohorts. */
+  truth?: unknown;
+}
+
+export interface LoadCohortOptions {
+  /** Tabular columns to keep, in this order. @default every column that is not the id or excluded */
+  features?: string[];
+  /** Scan float NPY stores for NaN/Inf (a clean scan of an unchanged file is remembered). @default true */
+  scanImages?: boolean;
+  /** Progress of a first-time image conversion. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Orders category labels: numbers numerically and before text, text by code point. */
+export function compareValues(a: string, b: string): number {
+  const x = Number(a);
+  const y = Number(b);
+  const nx = a.trim() !== '' && Number.isFinite(x);
+  const ny = b.trim() !== '' && Number.isFinite(y);
+  if (nx && ny && x !== y) return x - y;
+  if (nx !== ny) return nx ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function distinctSorted(values: readonly string[]): string[] {
+  const s = new Set<string>();
+  for (const v of values) if (!isMissing(v)) s.add(v);
+  return [...s].sort(compareValues);
+}
+
+function checkOptions(opts: unknown): LoadCohortOptions {
+  if (opts === undefined) return {};
+  const o = plainObject(opts, 'options');
+  knownKeys(o, 'options', ['features', 'scanImages', 'onProgress']);
+  const f = o.features;
+  if (f !== undefined && (!Array.isArray(f) || f.length === 0 || f.some((v) => typeof v !== 'string' || v === ''))) {
+    throw invalid('non-empty array of column names', 'features', f);
+  }
+  if (o.scanImages !== undefined && typeof o.scanImages !== 'boolean') throw invalid('boolean', 'scanImages', o.scanImages);
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalid('function', 'onProgress', o.onProgress);
+  return o as LoadCohortOptions;
+}
+
+/** Reads and validates cohort.yaml in `dir`. */
+export async function readCohortConfig(dir: string): Promise<{ config: CohortConfig; file: string }> {
+  const file = path.join(dir, 'cohort.yaml');
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file; a cohort directory needs a cohort.yaml (see docs/data.md)' : e.message;
+    throw new DataError(`Cannot read ${file}: ${why}`, { cause: err });
+  }
+  return { config: parseCohortYaml(text, file), file };
+}
+
+/**
+ * For each image id, the row of `table` with that id. Throws DataError when
+ * `table` lacks an image id, or has an id with no image.
+ */
+function align(ref: ImageIds, table: CsvTable, file: string): number[] {
+  const byId = new Map<string, number>();
+  table.ids.forEach((id, k) => byId.set(id, k));
+  const out = new Array<number>(ref.ids.length);
+  for (let i = 0; i < ref.ids.length; i++) {
+    const k = byId.get(ref.ids[i]);
+    if (k === undefined) {
+      throw new DataError(
+        `${file} has no row for id "${ref.ids[i]}" (id column "${table.idColumn}"), which ${ref.file} has on row ${ref.rows[i]}`,
+      );
+    }
+    out[i] = k;
+  }
+  if (table.ids.length !== ref.ids.length) {
+    const known = new Set(ref.ids);
+    const k = table.ids.findIndex((id) => !known.has(id));
+    throw new DataError(
+      `${ref.file} has no image for id "${table.ids[k]}", which ${file} has on row ${table.rowNumbers[k]} (id column "${table.idColumn}")`,
+    );
+  }
+  return out;
+}
+
+const column = (table: CsvTable, name: string, order: readonly number[]) => {
+  const j = table.columns.indexOf(name);
+  return order.map((k) => table.rows[k][j]);
+};
+
+/** Loads, joins and validates a cohort; see docs/data.md for the format and the errors. */
+export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise<Cohort> {
+  if (typeof dir !== 'string' || dir === '') throw invalid('non-empty string', 'dir', dir);
+  const o = checkOptions(opts);
+  const root = path.resolve(dir);
+  const { config, file: yamlFile } = await readCohortConfig(root);
+  const at = (p: string) => path.resolve(root, p);
+  const img = config.images;
+
+  // Ids first: they fix the row order.
+  const idsFile = at(img.npy !== undefined ? img.ids! : img.index!);
+  const idsTable = await readCsv(idsFile, { idColumn: 'id' });
+  const ref: ImageIds = { ids: idsTable.ids, rows: idsTable.rowNumbers, file: idsFile };
+
+  const tabFile = at(config.tabular.csv);
+  const tab = await readCsv(tabFile, { idColumn: config.tabular.id });
+  const tabOrder = align(ref, tab, tabFile);
+
+  const tasks: CohortTask[] = [];
+  const values: Record<string, string[]> = {};
+  let labelsFile: string | undefined;
+  if (config.labels) {
+    labelsFile = at(config.labels.csv);
+    const lab = await readCsv(labelsFile, { idColumn: config.labels.id });
+    for (const name of Object.keys(config.labels.tasks)) {
+      if (!lab.columns.includes(name) || name === lab.idColumn) {
+        throw new DataError(`${labelsFile} has no column "${name}" for task labels.tasks.${name} in ${yamlFile}`);
+      }
+    }
+    const labOrder = align(ref, lab, labelsFile);
+    for (const [name, type] of Object.entries(config.labels.tasks)) {
+      const cells = column(lab, name, labOrder);
+      const rows = labOrder.map((k) => lab.rowNumbers[k]);
+      tasks.push(checkTask(name, type, cells, rows, labelsFile));
+      values[name] = cells;
+    }
+  }
+
+  const columns = tabularColumns(config, yamlFile, tab, tabFile, tabOrder, o.features);
+  const raw = columns.map((c) => column(tab, c.name, tabOrder));
+
+  let splits: CohortSplits;
+  const sp = config.splits;
+  if (sp?.csv !== undefined) {
+    const splitFile = at(sp.csv);
+    const st = await readCsv(splitFile, { idColumn: sp.id });
+    if (!st.columns.includes('split')) {
+      throw new DataError(`${splitFile} has no column "split"; its columns are ${st.columns.map((c) => `"${c}"`).join(', ')}`);
+    }
+    const order = align(ref, st, splitFile);
+    splits = splitsFromValues(column(st, 'split', order), ref.ids, order.map((k) => st.rowNumbers[k]), splitFile, 'split');
+  } else {
+    const fractions = sp?.fractions ?? [0.7, 0.15, 0.15];
+    splits = seededSplit(ref.ids, fractions, sp?.seed ?? 0, sp?.stratify ? values[sp.stratify] : undefined);
+    if (splits.train.length === 0) throw new DataError(`${yamlFile}: splits.fractions leave no row of ${ref.ids.length} for train`);
+  }
+
+  let truth: unknown;
+  if (config.truth !== undefined) {
+    const truthFile = at(config.truth);
+    let text: string;
+    try {
+      text = await fsp.readFile(truthFile, 'utf8');
+    } catch (err) {
+      throw new DataError(`Cannot read ${truthFile} (truth in ${yamlFile}): ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+    }
+    try {
+      truth = JSON.parse(text);
+    } catch (err) {
+      throw new DataError(`${truthFile} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  // Images last: a first-time conversion or a NaN scan is the slow part.
+  const storeOpts = { scan: o.scanImages, onProgress: o.onProgress };
+  const images =
+    img.npy !== undefined
+      ? await openNpyImages(at(img.npy), ref, root, img.size, storeOpts)
+      : await convertIndexedImages(root, img, idsFile, idsTable, storeOpts);
+
+  return {
+    dir: root,
+    name: config.name ?? path.basename(root),
+    ids: [...ref.ids],
+    images,
+    tabular: { file: tabFile, columns, raw, rowNumbers: tabOrder.map((k) => tab.rowNumbers[k]) },
+    labels: { file: labelsFile, tasks, values },
+    splits,
+    truth,
+  };
+}
+
+function checkTask(name: string, type: CohortTask['type'], cells: string[], rows: number[], file: string): CohortTask {
+  const what = `${file}: column "${name}" (task "${name}", ${type})`;
+  if (type === 'regression') {
+    const v = parseContinuous(cells, file, name, rows);
+    if (v.every((x) => Number.isNaN(x))) throw new DataError(`${what} has no labelled rows`);
+    return { name, type };
+  }
+  const classes = distinctSorted(cells);
+  if (classes.length === 0) throw new DataError(`${what} has no labelled rows`);
+  if (classes.length === 1) {
+    const n = cells.filter((c) => !isMissing(c)).length;
+    throw new DataError(`${what} has a single class, "${classes[0]}", in its ${n} labelled rows; a classification task needs at least 2 classes`);
+  }
+  if (type === 'binary' && classes.length > 2) {
+    const list = classes.slice(0, 10).map((c) => `"${c}"`).join(', ');
+    throw new DataError(`${what} has ${classes.length} classes (${list}${classes.length > 10 ? ', …' : ''}); a binary task needs exactly 2 (declare it multiclass)`);
+  }
+  return { name, type, classes };
+}
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * inferColumnType, with binary folded into categorical, and one guard: a
+ * column whose non-missing cells are at least 90% numbers with more than
+ * `maxCategories` distinct values is continuous, so that a stray text cell is
+ * reported instead of silently turning the column categorical.
+ */
+function inferType(cells: readonly string[], maxCategories: number): 'continuous' | 'categorical' {
+  const inferred = inferColumnType(cells, { maxCategories });
+  if (inferred === 'continuous') return 'continuous';
+  let present = 0;
+  let numeric = 0;
+  const distinct = new Set<string>();
+  for (const c of cells) {
+    if (isMissing(c)) continue;
+    present++;
+    distinct.add(c);
+    if (NUMBER.test(c)) numeric++;
+  }
+  return numeric < present && numeric >= 0.9 * present && distinct.size > maxCategories ? 'continuous' : 'categorical';
+}
+
+function tabularColumns(
+  config: CohortConfig,
+  yamlFile: string,
+  tab: CsvTable,
+  tabFile: string,
+  order: readonly number[],
+  features: readonly string[] | undefined,
+): CohortColumn[] {
+  const t = config.tabular;
+  const named = (name: string, field: string) => {
+    if (!tab.columns.includes(name)) throw new ConfigError(`${yamlFile}: ${field}: ${tabFile} has no column "${name}"`);
+    if (name === tab.idColumn) throw new ConfigError(`${yamlFile}: ${field}: "${name}" is the id column of ${tabFile}`);
+  };
+  Object.keys(t.types).forEach((name) => named(name, `tabular.types.${name}`));
+  t.exclude.forEach((name, k) => named(name, `tabular.exclude[${k}]`));
+  const usable = tab.columns.filter((c) => c !== tab.idColumn && !t.exclude.includes(c));
+  let chosen = usable;
+  if (features) {
+    const unknown = features.filter((f) => !usable.includes(f));
+    if (unknown.length > 0) {
+      const why = (f: string) =>
+        f === tab.idColumn ? `"${f}" (the id column)` : t.exclude.includes(f) ? `"${f}" (excluded by tabular.exclude)` : `"${f}"`;
+      const list = usable.slice(0, 20).join(', ') + (usable.length > 20 ? `, … (${usable.length} in all)` : '');
+      throw new DataError(`${tabFile}: unknown feature(s) requested: ${unknown.map(why).join(', ')}; the feature columns are ${list}`);
+    }
+    const dup = features.find((f, k) => features.indexOf(f) !== k);
+    if (dup !== undefined) throw new DataError(`${tabFile}: feature "${dup}" is requested twice`);
+    chosen = [...features];
+  }
+  if (chosen.length === 0) throw new DataError(`${tabFile} has no feature columns besides the id column "${tab.idColumn}"`);
+  const rows = order.map((k) => tab.rowNumbers[k]);
+  return chosen.map((name) => {
+    const cells = column(tab, name, order);
+    const type = t.types[name] ?? inferType(cells, t.maxCategories);
+    if (type === 'continuous') {
+      parseContinuous(cells, tabFile, name, rows);
+      return { name, type };
+    }
+    return { name, type, categories: distinctSorted(cells) };
+  });
+}

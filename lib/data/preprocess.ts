@@ -1,0 +1,266 @@
+/**
+ * Tabular preprocessing fitted on the training rows only (docs/data.md):
+ * z-scores, categorical codes, median / mode imputation with optional
+ * missingness indicators, and the transformed training rows as the marginals
+ * that tabular corruption samples from. Saved with toJSON(), restored with
+ * Preprocessor.fromJSON(), so evaluation and export reuse it exactly.
+ */
+import { z } from 'zod';
+import { ConfigError, DataError } from '../errors';
+import { invalid, knownKeys, plainObject } from '../validate';
+import { isMissing, parseContinuous } from './csv';
+import { compareValues, type Cohort } from './cohort';
+import { fieldPath } from './cohort-schema';
+
+export interface PreprocessOptions {
+  /** Columns to use, in this order. @default every column of `cohort.tabular.columns` */
+  features?: string[];
+  /** Append a 0/1 column `<name>__missing` for each feature with a missing value in the training rows. @default true */
+  missingIndicators?: boolean;
+}
+
+export interface ContinuousSpec {
+  name: string;
+  type: 'continuous';
+  /** Training mean and standard deviation (population, ddof 0; 1 when the column is constant). */
+  mean: number;
+  std: number;
+  /** Training median: the value a missing cell gets, before scaling. */
+  median: number;
+}
+
+export interface CategoricalSpec {
+  name: string;
+  type: 'categorical';
+  /** Training categories, sorted; a value's code is its index. Unseen values get −1. */
+  categories: string[];
+  /** Most frequent training category (ties: the first in order): the value a missing cell gets. */
+  mode: string;
+}
+
+export type ColumnSpec = ContinuousSpec | CategoricalSpec;
+
+export interface PreprocessorJSON {
+  format: 'tabsight-preprocessor';
+  version: 1;
+  columns: ColumnSpec[];
+  /** Features that have a missingness indicator column, in output order. */
+  indicators: string[];
+}
+
+export interface TransformResult {
+  /** N×F, row-major: z-scores, integer codes (−1 unseen) and 0/1 indicators. */
+  data: Float32Array;
+  shape: [number, number];
+  /** Per output column: the number of categories, 0 for continuous (and indicator) columns. */
+  cardinalities: number[];
+  names: string[];
+  /** One line per categorical column with values unseen in training. */
+  warnings: string[];
+}
+
+export class Preprocessor {
+  readonly columns: readonly ColumnSpec[];
+  readonly indicators: readonly string[];
+  /** The transformed training rows (set by fitPreprocessor; not saved by toJSON). */
+  marginals?: TransformResult;
+
+  constructor(columns: ColumnSpec[], indicators: string[]) {
+    this.columns = columns;
+    this.indicators = indicators;
+  }
+
+  /** Output column names: the features, then `<name>__missing` indicators. */
+  get names(): string[] {
+    return [...this.columns.map((c) => c.name), ...this.indicators.map((n) => `${n}__missing`)];
+  }
+
+  get cardinalities(): number[] {
+    return [...this.columns.map((c) => (c.type === 'categorical' ? c.categories.length : 0)), ...this.indicators.map(() => 0)];
+  }
+
+  /** Transforms cohort rows (indices into `cohort.ids`). Columns are found by name. */
+  transform(cohort: Cohort, rows: readonly number[] | Int32Array): TransformResult {
+    const n = cohort.ids.length;
+    if (!(Array.isArray(rows) || rows instanceof Int32Array) || Array.prototype.some.call(rows, (r: unknown) => !Number.isInteger(r) || (r as number) < 0 || (r as number) >= n)) {
+      throw invalid(`array of row indices in 0..${n - 1}`, 'rows', rows);
+    }
+    const file = cohort.tabular.file;
+    const names = cohort.tabular.columns.map((c) => c.name);
+    const raw = (name: string) => {
+      const j = names.indexOf(name);
+      if (j < 0) throw new DataError(`${file} has no column "${name}", which the preprocessor was fitted on (or it was left out of features)`);
+      return cohort.tabular.raw[j];
+    };
+    const m = rows.length;
+    const width = this.columns.length + this.indicators.length;
+    const data = new Float32Array(m * width);
+    const warnings: string[] = [];
+    const rowNums = Array.from(rows, (r) => cohort.tabular.rowNumbers[r]);
+    this.columns.forEach((spec, j) => {
+      const col = raw(spec.name);
+      const cells = Array.from(rows, (r) => col[r]);
+      if (spec.type === 'continuous') {
+        const v = parseContinuous(cells, file, spec.name, rowNums);
+        for (let i = 0; i < m; i++) data[i * width + j] = ((Number.isNaN(v[i]) ? spec.median : v[i]) - spec.mean) / spec.std;
+        return;
+      }
+      const code = new Map(spec.categories.map((c, k) => [c, k]));
+      const unseen = new Map<string, number>();
+      for (let i = 0; i < m; i++) {
+        const cell = isMissing(cells[i]) ? spec.mode : cells[i];
+        const k = code.get(cell);
+        if (k === undefined) unseen.set(cell, (unseen.get(cell) ?? 0) + 1);
+        data[i * width + j] = k ?? -1;
+      }
+      if (unseen.size > 0) {
+        const count = [...unseen.values()].reduce((a, b) => a + b, 0);
+        const list = [...unseen.keys()].slice(0, 5).map((v) => `"${v}"`).join(', ');
+        warnings.push(
+          `column "${spec.name}": ${count} value(s) unseen in training (${list}${unseen.size > 5 ? ', …' : ''}) coded −1 (all-zero one-hot)`,
+        );
+      }
+    });
+    this.indicators.forEach((name, k) => {
+      const col = raw(name);
+      const j = this.columns.length + k;
+      for (let i = 0; i < m; i++) data[i * width + j] = isMissing(col[rows[i]]) ? 1 : 0;
+    });
+    return { data, shape: [m, width], cardinalities: this.cardinalities, names: this.names, warnings };
+  }
+
+  toJSON(): PreprocessorJSON {
+    return {
+      format: 'tabsight-preprocessor',
+      version: 1,
+      columns: this.columns.map((c) => (c.type === 'continuous' ? { ...c } : { ...c, categories: [...c.categories] })),
+      indicators: [...this.indicators],
+    };
+  }
+
+  /** Restores a saved preprocessor; throws ConfigError naming the field for a malformed object. */
+  static fromJSON(json: unknown): Preprocessor {
+    const value = typeof json === 'string' ? parseJson(json) : json;
+    const r = jsonSchema.safeParse(value);
+    if (!r.success) {
+      const iss = r.error.issues[0];
+      throw new ConfigError(`Invalid preprocessor JSON: ${fieldPath(iss.path)}: ${iss.message}`);
+    }
+    return new Preprocessor(r.data.columns as ColumnSpec[], r.data.indicators);
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`Invalid preprocessor JSON: ${(err as Error).message}`);
+  }
+}
+
+const finite = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
+const jsonSchema = z
+  .strictObject({
+    format: z.literal('tabsight-preprocessor'),
+    version: z.literal(1),
+    columns: z
+      .array(
+        z.discriminatedUnion('type', [
+          z.strictObject({ name: z.string().min(1), type: z.literal('continuous'), mean: finite, std: finite.refine((s) => s > 0, { message: 'must be > 0' }), median: finite }),
+          z
+            .strictObject({ name: z.string().min(1), type: z.literal('categorical'), categories: z.array(z.string()).min(1), mode: z.string() })
+            .refine((c) => c.categories.includes(c.mode), { message: 'mode must be one of the categories', path: ['mode'] })
+            .refine((c) => new Set(c.categories).size === c.categories.length, { message: 'categories must be distinct', path: ['categories'] }),
+        ]),
+      )
+      .min(1),
+    indicators: z.array(z.string()),
+  })
+  .refine((p) => new Set(p.columns.map((c) => c.name)).size === p.columns.length, { message: 'column names must be distinct', path: ['columns'] })
+  .refine((p) => p.indicators.every((n) => p.columns.some((c) => c.name === n)), { message: 'every indicator must name a column', path: ['indicators'] });
+
+function median(sorted: Float64Array): number {
+  const k = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[k] : (sorted[k - 1] + sorted[k]) / 2;
+}
+
+/** Fits a Preprocessor on `cohort.splits.train` only. */
+export function fitPreprocessor(cohort: Cohort, opts?: PreprocessOptions): Preprocessor {
+  let features: string[] | undefined;
+  let indicators = true;
+  if (opts !== undefined) {
+    const o = plainObject(opts, 'options');
+    knownKeys(o, 'options', ['features', 'missingIndicators']);
+    if (o.features !== undefined) {
+      const f = o.features;
+      if (!Array.isArray(f) || f.length === 0 || f.some((v) => typeof v !== 'string' || v === '')) throw invalid('non-empty array of column names', 'features', f);
+      features = f as string[];
+    }
+    if (o.missingIndicators !== undefined) {
+      if (typeof o.missingIndicators !== 'boolean') throw invalid('boolean', 'missingIndicators', o.missingIndicators);
+      indicators = o.missingIndicators;
+    }
+  }
+  const file = cohort.tabular.file;
+  const all = cohort.tabular.columns;
+  if (features) {
+    const unknown = features.filter((f) => !all.some((c) => c.name === f));
+    if (unknown.length > 0) {
+      throw new DataError(`${file}: unknown feature(s) requested: ${unknown.map((f) => `"${f}"`).join(', ')}; the cohort's columns are ${all.map((c) => c.name).join(', ')}`);
+    }
+    const dup = features.find((f, k) => features!.indexOf(f) !== k);
+    if (dup !== undefined) throw new DataError(`${file}: feature "${dup}" is requested twice`);
+  }
+  const chosen = features ?? all.map((c) => c.name);
+  const train = cohort.splits.train;
+  if (train.length === 0) throw new DataError(`${cohort.dir}: the cohort has no training rows to fit the preprocessor on`);
+  const rowNums = train.map((r) => cohort.tabular.rowNumbers[r]);
+  const specs: ColumnSpec[] = [];
+  const withMissing: string[] = [];
+  for (const name of chosen) {
+    const j = all.findIndex((c) => c.name === name);
+    const cells = train.map((r) => cohort.tabular.raw[j][r]);
+    const nMissing = cells.filter(isMissing).length;
+    if (nMissing === cells.length) {
+      throw new DataError(`${file}: column "${name}" has no value in the ${train.length} training rows; exclude it (tabular.exclude)`);
+    }
+    if (nMissing > 0) withMissing.push(name);
+    if (all[j].type === 'continuous') {
+      const v = parseContinuous(cells, file, name, rowNums).filter((x) => !Number.isNaN(x)).sort();
+      let sum = 0;
+      for (const x of v) sum += x;
+      const mean = sum / v.length;
+      let ss = 0;
+      for (const x of v) ss += (x - mean) ** 2;
+      const std = Math.sqrt(ss / v.length);
+      specs.push({ name, type: 'continuous', mean, std: std > 0 && Number.isFinite(std) ? std : 1, median: median(v) });
+    } else {
+      const counts = new Map<string, number>();
+      for (const c of cells) if (!isMissing(c)) counts.set(c, (counts.get(c) ?? 0) + 1);
+      const categories = [...counts.keys()].sort(compareValues);
+      let mode = categories[0];
+      for (const c of categories) if (counts.get(c)! > counts.get(mode)!) mode = c;
+      specs.push({ name, type: 'categorical', categories, mode });
+    }
+  }
+  const p = new Preprocessor(specs, indicators ? withMissing : []);
+  p.marginals = p.transform(cohort, train);
+  return p;
+}
+
+/**
+ * Labels of `task` for every cohort row: class indices (Int32Array, −1 for a
+ * missing label) for classification, values (Float64Array, NaN for a missing
+ * label) for regression. Rows with −1 / NaN are left out downstream.
+ */
+export function encodeLabels(cohort: Cohort, task: string): Int32Array | Float64Array {
+  const spec = cohort.labels.tasks.find((t) => t.name === task);
+  if (!spec) {
+    const known = cohort.labels.tasks.map((t) => t.name);
+    throw new ConfigError(`Unknown task "${task}"; the cohort's tasks are ${known.length ? known.join(', ') : '(none: cohort.yaml has no labels)'}`);
+  }
+  const cells = cohort.labels.values[task];
+  if (spec.type === 'regression') return Float64Array.from(cells, (c) => (isMissing(c) ? NaN : Number(c)));
+  const index = new Map(spec.classes!.map((c, k) => [c, k]));
+  return Int32Array.from(cells, (c) => (isMissing(c) ? -1 : index.get(c) ?? -1));
+}

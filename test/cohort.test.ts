@@ -1,0 +1,390 @@
+import t, { type Test } from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { loadCohort, type Cohort } from '../lib/data/cohort';
+import { resizeBilinear } from '../lib/data/cohort-images';
+import { seededSplit } from '../lib/data/cohort-splits';
+import { summarizeCohort, formatSummary } from '../lib/data/validate-cohort';
+import { readNpy, readNpyHeader, writeNpy } from '../lib/data/npy';
+import { readNifti } from '../lib/data/nifti';
+import { readPng } from '../lib/data/png';
+import { readDicom } from '../lib/data/dicom';
+import { ConfigError, DataError } from '../lib/errors';
+import { FIXTURES, rejection, tmpDir } from './fixtures/readers/oracle';
+
+type Files = Record<string, string | Buffer | null>;
+const N = 20;
+const id = (i: number) => `S${String(i).padStart(3, '0')}`;
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const csv = (header: string, rows: string[]) => [header, ...rows].join('\n') + '\n';
+
+const YAML = `version: 1
+name: tiny
+images:
+  npy: images.npy
+  ids: image_ids.csv
+tabular:
+  csv: tabular.csv
+  types: { smoking: categorical }
+  exclude: [notes]
+labels:
+  csv: labels.csv
+  tasks: { infarction: binary, lvef: regression, nyha: multiclass }
+splits:
+  csv: splits.csv
+truth: truth.json
+`;
+
+function baseFiles(): Files {
+  return {
+    'cohort.yaml': YAML,
+    'image_ids.csv': csv('id', range(N).map(id)),
+    // Reverse order: rows are joined on id, not position.
+    'tabular.csv': csv(
+      'id,age,sex,bmi,smoking,notes',
+      range(N).reverse().map((i) => `${id(i)},${40 + i},${i % 2 ? 'F' : 'M'},${i % 5 === 0 ? '' : 20 + i / 2},${i % 3},n${i}`),
+    ),
+    'labels.csv': csv(
+      'id,infarction,lvef,nyha',
+      range(N).map((i) => `${id(i)},${i % 4 === 0 ? 1 : 0},${i === 3 ? 'NA' : 50 + i},${i === 7 ? '' : (i % 3) + 1}`),
+    ),
+    'splits.csv': csv('id,split', range(N).map((i) => `${id(i)},${i < 12 ? 'train' : i < 16 ? 'val' : 'test'}`)),
+    'truth.json': '{"informative": ["age"]}',
+  };
+}
+
+const imageData = (n = N) => Float32Array.from(range(n * 16), (k) => k / 16);
+
+/** Writes a cohort; `edit` changes the files first (null removes one). images.npy is written unless given. */
+async function makeCohort(t: Test, edit?: (f: Files) => void, images?: { data: Float32Array | Uint8Array | Int32Array; shape: number[] }): Promise<string> {
+  const dir = tmpDir(t);
+  const files = baseFiles();
+  edit?.(files);
+  for (const [name, body] of Object.entries(files)) {
+    if (body !== null) fs.writeFileSync(path.join(dir, name), body);
+  }
+  if (!('images.npy' in files)) {
+    const im = images ?? { data: imageData(), shape: [N, 1, 4, 4] };
+    await writeNpy(path.join(dir, 'images.npy'), im.data, im.shape);
+  }
+  return dir;
+}
+
+async function fails(t: Test, p: Promise<unknown>, parts: string[], Cls: typeof DataError | typeof ConfigError = DataError): Promise<string> {
+  const err = await rejection(p);
+  t.type(err, Cls, `${Cls.name}: ${err.message}`);
+  t.equal(err.code, Cls === DataError ? 'ERR_DATA' : 'ERR_CONFIG');
+  for (const part of parts) t.ok(err.message.includes(part), `message names ${part}`, { message: err.message });
+  return err.message;
+}
+
+t.test('loadCohort joins a valid NPY cohort on id, in image order', async (t) => {
+  const dir = await makeCohort(t);
+  const c = await loadCohort(dir);
+  t.equal(c.name, 'tiny');
+  t.same(c.ids, range(N).map(id));
+  t.same(c.tabular.columns.map((x) => [x.name, x.type]), [['age', 'continuous'], ['sex', 'categorical'], ['bmi', 'continuous'], ['smoking', 'categorical']]);
+  t.same(c.tabular.columns[1].categories, ['F', 'M']);
+  t.same(c.tabular.columns[3].categories, ['0', '1', '2']);
+  t.equal(c.tabular.raw[0][3], '43', 'row 3 is S003 although tabular.csv is reversed');
+  t.equal(c.tabular.rowNumbers[3], N - 3 + 1);
+  t.equal(c.tabular.raw[2][5], '', 'missing bmi kept as written');
+  t.same(c.labels.tasks, [
+    { name: 'infarction', type: 'binary', classes: ['0', '1'] },
+    { name: 'lvef', type: 'regression' },
+    { name: 'nyha', type: 'multiclass', classes: ['1', '2', '3'] },
+  ]);
+  t.same(c.splits, { train: range(12), val: [12, 13, 14, 15], test: [16, 17, 18, 19], source: 'csv' });
+  t.same(c.truth, { informative: ['age'] });
+  const h = await readNpyHeader(path.join(dir, 'images.npy'));
+  t.same(c.images, { kind: 'npy', path: path.join(dir, 'images.npy'), offset: h.dataOffset, dtype: 'float32', shape: [N, 1, 4, 4], source: 'npy' });
+});
+
+t.test('loadCohort features keeps the requested columns in order and names unknown ones', async (t) => {
+  const dir = await makeCohort(t);
+  const c = await loadCohort(dir, { features: ['smoking', 'age'] });
+  t.same(c.tabular.columns.map((x) => x.name), ['smoking', 'age']);
+  t.same(c.tabular.raw[1].slice(0, 2), ['40', '41']);
+  await fails(t, loadCohort(dir, { features: ['age', 'weight', 'notes'] }), ['tabular.csv', '"weight"', '"notes" (excluded by tabular.exclude)']);
+});
+
+t.test('loadCohort rejects a bad cohort.yaml with ConfigError naming the file and field path', async (t) => {
+  const unknownKey = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('ids: image_ids.csv', 'ids: image_ids.csv\n  idz: x')));
+  await fails(t, loadCohort(unknownKey), ['cohort.yaml line 6', 'images.idz', 'unknown key'], ConfigError);
+  const badTask = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('lvef: regression', 'lvef: regresion')));
+  await fails(t, loadCohort(badTask), ['cohort.yaml', 'labels.tasks.lvef', '"regresion"'], ConfigError);
+  const strat = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('csv: splits.csv', 'stratify: lvef')));
+  await fails(t, loadCohort(strat), ['splits.stratify', 'regression'], ConfigError);
+  const noCol = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('exclude: [notes]', 'exclude: [note]')));
+  await fails(t, loadCohort(noCol), ['cohort.yaml', 'tabular.exclude[0]', 'tabular.csv', '"note"'], ConfigError);
+  await fails(t, loadCohort(tmpDir(t)), ['cohort.yaml', 'no such file']);
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['labels.csv'] = f['labels.csv']!.toString().replace('nyha', 'nyha_class')))), [
+    'labels.csv',
+    'column "nyha"',
+    'labels.tasks.nyha',
+  ]);
+});
+
+t.test('loadCohort names the file that lacks an id, and the id', async (t) => {
+  const drop = (text: string, i: number) => text.split('\n').filter((l) => !l.startsWith(id(i) + ',')).join('\n');
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['tabular.csv'] = drop(f['tabular.csv'] as string, 5)))), [
+    'tabular.csv has no row for id "S005"',
+    'id column "id"',
+    'image_ids.csv has on row 7',
+  ]);
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['labels.csv'] = drop(f['labels.csv'] as string, 0)))), ['labels.csv has no row for id "S000"']);
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['splits.csv'] = drop(f['splits.csv'] as string, 19)))), ['splits.csv has no row for id "S019"']);
+  const extra = await makeCohort(t, (f) => (f['tabular.csv'] = (f['tabular.csv'] as string) + 'S999,50,M,22,1,n\n'));
+  await fails(t, loadCohort(extra), ['image_ids.csv has no image for id "S999"', 'tabular.csv has on row 22', 'id column "id"']);
+});
+
+t.test('loadCohort rejects duplicate ids naming the file, rows, id and column', async (t) => {
+  const dup = await makeCohort(t, (f) => (f['labels.csv'] = (f['labels.csv'] as string) + 'S004,1,60,2\n'));
+  await fails(t, loadCohort(dup), ['labels.csv', 'row 22', 'repeats id "S004"', 'row 6', 'id column "id"']);
+  const dupImg = await makeCohort(t, (f) => (f['image_ids.csv'] = csv('id', [...range(N - 1).map(id), id(0)])));
+  await fails(t, loadCohort(dupImg), ['image_ids.csv', 'row 21', 'repeats id "S000"', 'id column "id"']);
+});
+
+t.test('loadCohort checks the NPY store: count, rank, dtype, truncation, NaN / Inf', async (t) => {
+  const fewer = await makeCohort(t, undefined, { data: imageData(N - 2), shape: [N - 2, 1, 4, 4] });
+  await fails(t, loadCohort(fewer), ['images.npy holds 18 images', 'image_ids.csv lists 20 ids', 'row 20 (id "S018")']);
+  const rank3 = await makeCohort(t, undefined, { data: imageData(), shape: [N, 4, 4] });
+  await fails(t, loadCohort(rank3), ['images.npy', 'shape (20, 4, 4)', 'rank 3', 'N×C×H×W']);
+  const int = await makeCohort(t, undefined, { data: new Int32Array(N * 16), shape: [N, 1, 4, 4] });
+  await fails(t, loadCohort(int), ['images.npy', 'dtype int32']);
+  const size = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('ids: image_ids.csv', 'ids: image_ids.csv\n  size: [8, 8]')));
+  await fails(t, loadCohort(size), ['images.npy', '4×4', 'images.size', '8×8']);
+  const cut = await makeCohort(t);
+  const file = path.join(cut, 'images.npy');
+  fs.truncateSync(file, fs.statSync(file).size - 5);
+  await fails(t, loadCohort(cut), ['images.npy is truncated']);
+
+  const nan = imageData();
+  nan[13 * 16 + 6] = NaN;
+  await fails(t, loadCohort(await makeCohort(t, undefined, { data: nan, shape: [N, 1, 4, 4] })), [
+    'images.npy: image 13 (id "S013", row 15 of',
+    'image_ids.csv',
+    'NaN at channel 0, y 1, x 2',
+  ]);
+  // float16, written by hand (writeNpy has no float16): +Inf is 0x7c00.
+  const dir = await makeCohort(t, (f) => (f['images.npy'] = float16Npy([N, 1, 2, 2], (k) => (k === 9 * 4 + 3 ? 0x7c00 : 0x3c00))));
+  await fails(t, loadCohort(dir), ['image 9 (id "S009"', 'Inf at channel 0, y 1, x 1']);
+  t.equal((await loadCohort(dir, { scanImages: false })).images.dtype, 'float16', 'scanImages: false skips the scan');
+  const u8 = await makeCohort(t, undefined, { data: new Uint8Array(N * 16).fill(255), shape: [N, 1, 4, 4] });
+  t.equal((await loadCohort(u8)).images.dtype, 'uint8');
+});
+
+t.test('loadCohort remembers a clean scan and rescans a changed store', async (t) => {
+  const dir = await makeCohort(t);
+  await loadCohort(dir);
+  const markers = fs.readdirSync(path.join(dir, '.tabsight-cache')).filter((f) => f.startsWith('scan-'));
+  t.equal(markers.length, 1, 'one scan marker');
+  const bad = imageData();
+  bad[5] = Infinity;
+  await writeNpy(path.join(dir, 'images.npy'), bad, [N, 1, 4, 4]);
+  await fails(t, loadCohort(dir), ['image 0 (id "S000"', 'Inf']);
+});
+
+function float16Npy(shape: number[], value: (k: number) => number): Buffer {
+  const dict = `{'descr': '<f2', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`;
+  const text = dict.padEnd(128 - 10 - 1, ' ') + '\n';
+  const head = Buffer.alloc(10);
+  Buffer.from('\x93NUMPY', 'latin1').copy(head);
+  head[6] = 1;
+  head.writeUInt16LE(text.length, 8);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const body = Buffer.from(Uint16Array.from(range(count), value).buffer);
+  return Buffer.concat([head, Buffer.from(text, 'latin1'), body]);
+}
+
+t.test('loadCohort names file, row and column for a non-number in a continuous column', async (t) => {
+  const dir = await makeCohort(t, (f) => (f['tabular.csv'] = (f['tabular.csv'] as string).replace('S010,50,', 'S010,fifty,')));
+  await fails(t, loadCohort(dir), ['tabular.csv', 'row 11', 'column "age"', '"fifty"']);
+  const forced = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('smoking: categorical', 'sex: continuous')));
+  await fails(t, loadCohort(forced), ['tabular.csv', 'column "sex"', 'not a number']);
+  const lab = await makeCohort(t, (f) => (f['labels.csv'] = (f['labels.csv'] as string).replace('S002,0,52', 'S002,0,high')));
+  await fails(t, loadCohort(lab), ['labels.csv', 'row 4', 'column "lvef"', '"high"']);
+});
+
+t.test('loadCohort rejects a label column with one class, naming the task', async (t) => {
+  const one = await makeCohort(t, (f) => (f['labels.csv'] = csv('id,infarction,lvef,nyha', range(N).map((i) => `${id(i)},${i % 2 ? '' : 1},50,1${i % 2}`))));
+  await fails(t, loadCohort(one), ['labels.csv', 'column "infarction"', 'task "infarction"', 'single class, "1"', '10 labelled rows']);
+  const three = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('nyha: multiclass', 'nyha: binary')));
+  await fails(t, loadCohort(three), ['task "nyha"', '3 classes', 'multiclass']);
+});
+
+t.test('loadCohort rejects a bad split value naming file, row, id and column', async (t) => {
+  const dir = await makeCohort(t, (f) => (f['splits.csv'] = (f['splits.csv'] as string).replace('S003,train', 'S003,trian')));
+  await fails(t, loadCohort(dir), ['splits.csv', 'row 5', 'id "S003"', 'column "split"', '"trian"']);
+});
+
+t.test('seeded splits are deterministic, order-free and stratified', async (t) => {
+  const yaml = YAML.replace('csv: splits.csv', 'seed: 7\n  fractions: [0.6, 0.2, 0.2]\n  stratify: infarction');
+  const a = await loadCohort(await makeCohort(t, (f) => (f['cohort.yaml'] = yaml)));
+  const b = await loadCohort(await makeCohort(t, (f) => (f['cohort.yaml'] = yaml)));
+  t.same(a.splits, b.splits, 'same seed, same split');
+  t.equal(a.splits.source, 'seeded');
+  const shuffled = await loadCohort(await makeCohort(t, (f) => {
+    f['cohort.yaml'] = yaml;
+    f['image_ids.csv'] = csv('id', range(N).reverse().map(id));
+  }), { scanImages: false });
+  const idsOf = (c: Cohort, s: 'train' | 'val' | 'test') => c.splits[s].map((r) => c.ids[r]).sort();
+  for (const s of ['train', 'val', 'test'] as const) t.same(idsOf(shuffled, s), idsOf(a, s), `${s}: same ids whatever the row order`);
+
+  const ids = range(1000).map(id);
+  const strata = range(1000).map((i) => (i % 10 < 2 ? 'pos' : i % 10 < 9 ? 'neg' : i === 999 ? 'NA' : 'mid'));
+  const s1 = seededSplit(ids, [0.7, 0.15, 0.15], 3, strata);
+  t.same(seededSplit(ids, [0.7, 0.15, 0.15], 3, strata), s1, 'deterministic');
+  t.not(JSON.stringify(seededSplit(ids, [0.7, 0.15, 0.15], 4, strata).train), JSON.stringify(s1.train), 'another seed, another split');
+  t.same([...s1.train, ...s1.val, ...s1.test].sort((x, y) => x - y), range(1000), 'a partition of the rows');
+  for (const cls of ['pos', 'neg', 'mid']) {
+    const total = strata.filter((s) => s === cls).length;
+    for (const [name, f] of [['train', 0.7], ['val', 0.15], ['test', 0.15]] as const) {
+      const got = s1[name].filter((r) => strata[r] === cls).length;
+      t.ok(Math.abs(got - f * total) <= 1, `${cls} in ${name}: ${got} ≈ ${f * total}`);
+    }
+  }
+});
+
+t.test('resizeBilinear matches PyTorch bilinear (align_corners=False)', async (t) => {
+  const up = resizeBilinear(Float32Array.from([0, 1, 2, 3]), 1, 2, 2, 4, 4);
+  t.same(Array.from(up), [0, 0.25, 0.75, 1, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2, 2.25, 2.75, 3]);
+  const down = resizeBilinear(Float32Array.from(range(16)), 1, 4, 4, 2, 2);
+  t.same(Array.from(down), [2.5, 4.5, 10.5, 12.5]);
+  const same = Float32Array.from(range(24), (k) => k * 1.5);
+  t.same(resizeBilinear(same, 2, 3, 4, 3, 4), same, 'same size is the identity');
+});
+
+const PNG_YAML = YAML.replace('npy: images.npy\n  ids: image_ids.csv', 'index: images.csv\n  format: png');
+
+async function pngCohort(t: Test, sizes: (i: number) => number, extraYaml = ''): Promise<string> {
+  const dir = await makeCohort(t, (f) => {
+    f['cohort.yaml'] = PNG_YAML.replace('format: png', `format: png${extraYaml}`);
+    f['images.csv'] = csv('id,path', range(N).map((i) => `${id(i)},png/${id(i)}.png`));
+    f['images.npy'] = null;
+  });
+  fs.mkdirSync(path.join(dir, 'png'));
+  for (const i of range(N)) await writePng(path.join(dir, 'png', `${id(i)}.png`), sizes(i), i);
+  return dir;
+}
+
+async function writePng(file: string, side: number, seed: number): Promise<void> {
+  const px = Buffer.from(range(side * side).map((k) => (k * 7 + seed * 13) % 256));
+  await sharp(px, { raw: { width: side, height: side, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+}
+
+const f32 = async (file: string) => (await readNpy(file)).data as Float32Array;
+const cacheFiles = (dir: string) => (fs.existsSync(path.join(dir, '.tabsight-cache')) ? fs.readdirSync(path.join(dir, '.tabsight-cache')).sort() : []);
+
+t.test('loadCohort converts PNGs once into a cached NPY store and reuses it', async (t) => {
+  const dir = await pngCohort(t, () => 6);
+  const c = await loadCohort(dir);
+  t.match(c.images.path, /\.tabsight-cache\/images-[0-9a-f]{16}\.npy$/);
+  t.same([c.images.dtype, c.images.shape, c.images.source], ['float32', [N, 1, 6, 6], 'png']);
+  const store = { data: await f32(c.images.path) };
+  const png7 = await readPng(path.join(dir, 'png', 'S007.png'));
+  t.same(Array.from(store.data.subarray(7 * 36, 8 * 36)), Array.from(png7.data), 'image 7 is S007.png as float32');
+  t.same(cacheFiles(dir), [path.basename(c.images.path)]);
+
+  const before = fs.statSync(c.images.path);
+  const again = await loadCohort(dir);
+  t.equal(again.images.path, c.images.path, 'same store');
+  const after = fs.statSync(c.images.path);
+  t.same([after.mtimeMs, after.ino], [before.mtimeMs, before.ino], 'second load does not rewrite the store');
+
+  const changed = path.join(dir, 'png', 'S003.png');
+  await writePng(changed, 6, 99);
+  const future = new Date(Date.now() + 10_000);
+  fs.utimesSync(changed, future, future);
+  const third = await loadCohort(dir);
+  t.not(third.images.path, c.images.path, 'a changed input file gives a new store');
+  t.same(cacheFiles(dir), [path.basename(third.images.path)], 'the stale store is removed');
+  const png3 = await readPng(changed);
+  t.same(Array.from((await f32(third.images.path)).subarray(3 * 36, 4 * 36)), Array.from(png3.data));
+
+  fs.writeFileSync(path.join(dir, 'images.csv'), csv('id,path', range(N).reverse().map((i) => `${id(i)},png/${id(i)}.png`)));
+  const reordered = await loadCohort(dir);
+  t.not(reordered.images.path, third.images.path, 'a changed index CSV gives a new store');
+  t.equal(reordered.ids[0], id(N - 1));
+});
+
+t.test('loadCohort resizes to images.size, and rejects mixed sizes without it', async (t) => {
+  const mixed = await pngCohort(t, (i) => (i === 4 ? 8 : 6));
+  await fails(t, loadCohort(mixed), ['images.csv: row 6 (id "S004"), column "path"', 'S004.png', 'shape (1, 8, 8)', 'images.size']);
+  t.same(cacheFiles(mixed), [], 'nothing is left behind');
+  const dir = await pngCohort(t, (i) => (i === 4 ? 8 : 6), '\n  size: [4, 4]');
+  const c = await loadCohort(dir);
+  t.same(c.images.shape, [N, 1, 4, 4]);
+  const png4 = await readPng(path.join(dir, 'png', 'S004.png'));
+  const want = resizeBilinear(Float32Array.from(png4.data), 1, 8, 8, 4, 4);
+  t.same(Array.from((await f32(c.images.path)).subarray(4 * 16, 5 * 16)), Array.from(want));
+  const rgb = await pngCohort(t, () => 4, '\n  channels: 3');
+  t.same((await loadCohort(rgb)).images.shape, [N, 3, 4, 4], 'images.channels: 3 gives 3 channels');
+});
+
+t.test('loadCohort leaves nothing half-written when a conversion fails', async (t) => {
+  const dir = await pngCohort(t, () => 6);
+  fs.writeFileSync(path.join(dir, 'png', 'S011.png'), fs.readFileSync(path.join(dir, 'png', 'S010.png')).subarray(0, 40));
+  await fails(t, loadCohort(dir), ['images.csv: row 13 (id "S011"), column "path"', 'S011.png', 'truncated']);
+  t.same(cacheFiles(dir), [], 'no cache folder, no temporary file');
+  fs.writeFileSync(path.join(dir, 'png', 'S011.png'), 'not a png');
+  await fails(t, loadCohort(dir), ['id "S011"', 'not a PNG file']);
+  fs.rmSync(path.join(dir, 'png', 'S012.png'));
+  await fails(t, loadCohort(dir), ['images.csv: row 14 (id "S012"), column "path"', 'no such file']);
+  t.same(cacheFiles(dir), []);
+});
+
+t.test('loadCohort converts NIfTI and DICOM files, naming the row of a bad one', async (t) => {
+  const nifti = await makeCohort(t, (f) => {
+    f['cohort.yaml'] = PNG_YAML.replace('format: png', 'format: nifti\n  nifti: { slice: 1, frames: [0, 5, 10] }');
+    f['images.csv'] = csv('id,path', range(N).map((i) => `${id(i)},${path.join(FIXTURES, 'functional.nii')}`));
+    f['images.npy'] = null;
+  });
+  const c = await loadCohort(nifti);
+  t.same(c.images.shape, [N, 3, 17, 21]);
+  const want = await readNifti(path.join(FIXTURES, 'functional.nii'), { slice: 1, frames: [0, 5, 10] });
+  t.same(Array.from((await f32(c.images.path)).subarray(19 * want.data.length)), Array.from(want.data));
+
+  const withNaN = await makeCohort(t, (f) => {
+    f['cohort.yaml'] = PNG_YAML.replace('format: png', 'format: nifti');
+    f['images.csv'] = csv('id,path', range(N).map((i) => `${id(i)},${path.join(FIXTURES, i === 2 ? 'resampled_anat_moved.nii' : 'functional.nii')}`));
+    f['images.npy'] = null;
+  });
+  await fails(t, loadCohort(withNaN), ['images.csv: row 4 (id "S002"), column "path"', 'resampled_anat_moved.nii has NaN']);
+
+  const dicomYaml = PNG_YAML.replace('format: png', 'format: dicom');
+  const dicom = await makeCohort(t, (f) => {
+    f['cohort.yaml'] = dicomYaml;
+    f['images.csv'] = csv('id,path', range(N).map((i) => `${id(i)},${path.join(FIXTURES, i % 2 ? 'MR_small.dcm' : 'MR_small_implicit.dcm')}`));
+    f['images.npy'] = null;
+  });
+  const d = await loadCohort(dicom);
+  t.same(d.images.shape, [N, 1, 64, 64]);
+  const mr = await readDicom(path.join(FIXTURES, 'MR_small.dcm'));
+  t.same(Array.from((await f32(d.images.path)).subarray(64 * 64, 2 * 64 * 64)), Array.from(mr.data));
+  const bad = await makeCohort(t, (f) => {
+    f['cohort.yaml'] = dicomYaml;
+    f['images.csv'] = csv('id,path', range(N).map((i) => `${id(i)},${path.join(FIXTURES, i === 9 ? 'MR_truncated.dcm' : 'MR_small.dcm')}`));
+    f['images.npy'] = null;
+  });
+  await fails(t, loadCohort(bad), ['images.csv: row 11 (id "S009"), column "path"', 'MR_truncated.dcm']);
+  t.same(cacheFiles(bad), []);
+});
+
+t.test('summarizeCohort reports sizes, missingness, balance, splits and image range', async (t) => {
+  const c = await loadCohort(await makeCohort(t));
+  const s = await summarizeCohort(c, { sampleImages: 3 });
+  t.equal(s.n, N);
+  t.same(s.features, { total: 4, continuous: 2, categorical: 2 });
+  t.same(s.missingness, [{ column: 'bmi', missing: 4, fraction: 0.2 }]);
+  t.same(s.splits, { source: 'csv', train: 12, val: 4, test: 4 });
+  const inf = s.tasks.find((x) => x.name === 'infarction')!;
+  t.same(inf.classes!.map((k) => [k.label, k.count, k.train, k.val, k.test]), [['0', 15, 9, 3, 3], ['1', 5, 3, 1, 1]]);
+  t.same(s.tasks.find((x) => x.name === 'lvef')!.range, { min: 50, max: 69, mean: (50 * 19 + (190 - 3)) / 19 });
+  t.same([s.images.sampled, s.images.min, s.images.max], [3, 0, (N * 16 - 1) / 16]);
+  const text = formatSummary(s);
+  for (const part of ['subjects: 20', '2 continuous, 2 categorical', 'bmi: 4 (20.0%)', 'train 12, val 4, test 4', 'task infarction (binary)', '20×1×4×4 float32']) {
+    t.ok(text.includes(part), `summary shows ${part}`);
+  }
+});
