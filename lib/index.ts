@@ -12,3 +12,4 @@ export * from './pretrain';
 export * from './run';
 export { writeFileAtomic, writeFileAtomicSync } from './io/atomic';
 export * from './losses';
+export * from './eval';

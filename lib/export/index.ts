@@ -12,3 +12,4 @@ export {
 } from './resnet-onnx';
 export { BN_EPS, foldBatchNorm, IR_VERSION, OPSET, type BatchNormParams, type WeightMap } from './onnx-builder';
 export { OrtImageEncoder, type EmbedOptions, type EmbedResult, type OrtLoadOptions } from './ort';
+export * from './run-export';
