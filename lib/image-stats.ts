@@ -8,8 +8,10 @@ import type { ImageFacts, ImageInput } from './pretrain-options';
 
 const kSample = 512;
 
-export async function channelStats(input: ImageInput, facts: ImageFacts): Promise<{ mean: number[]; std: number[] }> {
-  const { n, channels: c, height: h, width: w } = facts;
+export async function channelStats(input: ImageInput, facts: ImageFacts, rows?: ArrayLike<number>): Promise<{ mean: number[]; std: number[] }> {
+  const { channels: c, height: h, width: w } = facts;
+  const n = rows ? rows.length : facts.n;
+  const index = (i: number) => (rows ? rows[i] : i);
   const per = c * h * w;
   const take = Math.min(n, kSample);
   const stride = n / take;
@@ -33,7 +35,7 @@ export async function channelStats(input: ImageInput, facts: ImageFacts): Promis
   }
   try {
     for (let s = 0; s < take; s++) {
-      const img = read(Math.floor(s * stride));
+      const img = read(index(Math.floor(s * stride)));
       for (let ch = 0; ch < c; ch++) {
         let a = 0;
         let b = 0;

@@ -60,6 +60,22 @@ export interface PretrainOptions {
   tabular?: TabularInput;
   /** Class labels 0..K−1, for mode 'supervised' and for removeFalseNegatives. */
   labels?: Int32Array | readonly number[];
+  /** Regression targets for mode 'supervised' (instead of labels): MSE on a 1-output head. */
+  targets?: Float32Array | readonly number[];
+  /**
+   * Train on these rows of the image store only (e.g. a cohort's train
+   * split). tabular, labels and targets then hold one row per entry.
+   * @default every image
+   */
+  rows?: Int32Array | readonly number[];
+  /**
+   * Initial image encoder weights: a safetensors file with torchvision's
+   * names (a run's image_encoder.safetensors, or ImageNet weights you
+   * have). Missing, unexpected and mismatched tensors are named.
+   */
+  initWeights?: string;
+  /** Scan a float32 store for NaN/Inf first. @default true */
+  scanImages?: boolean;
   /** @default 'multimodal' */
   mode?: PretrainMode;
   /** @default 10 */
@@ -118,12 +134,15 @@ export interface ResolvedPretrainConfig {
   corruptionRate: number;
   normalize: { mean: number[]; std: number[] };
   numClasses: number;
+  /** 'regression' when supervised pretraining has real-valued targets. */
+  target: 'classes' | 'regression' | 'none';
+  initWeights: string | null;
   checkpointEvery: number;
-  data: { n: number; channels: number; height: number; width: number; dtype: 'uint8' | 'float32'; tabularFeatures: number; cardinalities: number[]; featureNames: string[] | null };
+  data: { n: number; channels: number; height: number; width: number; dtype: 'uint8' | 'float32'; trainRows: number; tabularFeatures: number; cardinalities: number[]; featureNames: string[] | null };
   meta: Record<string, unknown>;
 }
 
-const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta'] as const;
+const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta'] as const;
 const MODEL_KEYS = ['arch', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim'] as const;
 const LOSS_KEYS = ['temperature', 'lambda', 'removeFalseNegatives'] as const;
 
@@ -208,11 +227,13 @@ export function resolvePretrainOptions(
     corruptionRate,
     normalize: { mean: [...normalize.mean], std: [...normalize.std] },
     numClasses: 0,
+    target: 'none',
+    initWeights: options.initWeights === undefined ? null : is.string(options.initWeights, 'initWeights'),
     checkpointEvery,
-    data: { ...images, tabularFeatures: 0, cardinalities: [], featureNames: null },
+    data: { ...images, trainRows: images.n, tabularFeatures: 0, cardinalities: [], featureNames: null },
     meta: meta as Record<string, unknown>,
   };
 }
 
 /** Config fields that must not change when a run is resumed. */
-export const RESUME_INVARIANT: readonly string[] = ['mode', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'numClasses', 'data'];
+export const RESUME_INVARIANT: readonly string[] = ['mode', 'target', 'initWeights', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'numClasses', 'data'];

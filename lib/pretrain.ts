@@ -122,9 +122,34 @@ function prepareTabular(options: PretrainOptions, n: number, config: ResolvedPre
   return { data: t.data, shape: [rows, f], cardinalities: card };
 }
 
+function prepareRows(options: PretrainOptions, storeN: number): Int32Array | undefined {
+  if (options.rows === undefined) return undefined;
+  const rows = options.rows instanceof Int32Array ? options.rows : Int32Array.from(options.rows as number[]);
+  for (let i = 0; i < rows.length; i++) {
+    const v = (options.rows as ArrayLike<number>)[i];
+    if (!Number.isInteger(v) || v < 0 || v >= storeN) throw new ShapeError(`rows[${i}] is ${v}; expected an image index in [0, ${storeN})`);
+  }
+  if (rows.length < 2) throw new ShapeError(`Expected at least 2 rows but received ${rows.length}`);
+  return rows;
+}
+
+function prepareTargets(options: PretrainOptions, n: number, config: ResolvedPretrainConfig): Float32Array | undefined {
+  if (options.targets === undefined) return undefined;
+  if (config.mode !== 'supervised') throw new ConfigError('targets apply to mode supervised only');
+  if (options.labels !== undefined) throw new ConfigError('Give labels or targets, not both');
+  const targets = Float32Array.from(options.targets as ArrayLike<number>);
+  if (targets.length !== n) throw new ShapeError(`Expected ${n} targets (one per image) but received ${targets.length}`);
+  targets.forEach((v, i) => {
+    if (!Number.isFinite(v)) throw new DataError(`targets[${i}] is ${v}; expected a finite number`);
+  });
+  config.numClasses = 1;
+  config.target = 'regression';
+  return targets;
+}
+
 function prepareLabels(options: PretrainOptions, n: number, config: ResolvedPretrainConfig): Int32Array | undefined {
   if (options.labels === undefined) {
-    if (config.mode === 'supervised') throw new ConfigError('mode supervised needs labels (options.labels)');
+    if (config.mode === 'supervised' && config.target !== 'regression') throw new ConfigError('mode supervised needs labels (options.labels) or targets');
     if (config.loss.removeFalseNegatives) throw new ConfigError('loss.removeFalseNegatives needs labels (options.labels)');
     return undefined;
   }
@@ -137,6 +162,7 @@ function prepareLabels(options: PretrainOptions, n: number, config: ResolvedPret
     max = Math.max(max, v);
   }
   config.numClasses = max + 1;
+  config.target = 'classes';
   if (config.mode === 'supervised' && config.numClasses < 2) throw new DataError('labels hold a single class; supervised pretraining needs at least 2');
   return labels;
 }
@@ -183,12 +209,17 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   if (control.onProgress !== undefined && typeof control.onProgress !== 'function') throw new ConfigError('Expected a function for onProgress');
   if (control.signal?.aborted) throw new AbortError('Training was aborted before it started');
   const prepared = await prepareImages(opts.images);
+  const rows = prepareRows(opts, prepared.facts.n);
   const normalize = opts.normalize === undefined || opts.normalize === 'auto'
-    ? await channelStats(opts.images, prepared.facts)
+    ? await channelStats(opts.images, prepared.facts, rows)
     : { mean: [...opts.normalize.mean], std: [...opts.normalize.std] };
   const config = resolvePretrainOptions(opts, prepared.facts, normalize);
-  const tabular = prepareTabular(opts, prepared.facts.n, config);
-  const labels = prepareLabels(opts, prepared.facts.n, config);
+  const n = rows ? rows.length : prepared.facts.n;
+  const tabular = prepareTabular(opts, n, config);
+  const targets = prepareTargets(opts, n, config);
+  const labels = prepareLabels(opts, n, config);
+  if (config.initWeights && !fs.existsSync(config.initWeights)) throw new ConfigError(`initWeights: ${config.initWeights} does not exist`);
+  config.data.trainRows = n;
   if (opts.resume !== undefined && typeof opts.resume !== 'boolean') throw new ConfigError(`Expected boolean for resume but received ${JSON.stringify(opts.resume)}`);
 
   const out = path.resolve(opts.out);
@@ -215,8 +246,8 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     writeFileAtomicSync(configFile, configJson + '\n');
 
     const job = callNative(() => new (native().TrainingJob)(
-      { ...config, outDir: out, configJson, model: config.model, loss: config.loss, augment: config.augment },
-      { images: prepared.images, tabular, labels },
+      { ...config, outDir: out, configJson, initWeights: config.initWeights ?? undefined },
+      { images: prepared.images, tabular, labels, targets, rows, scanImages: opts.scanImages ?? true },
     ));
     const metricsFile = path.join(out, 'metrics.jsonl');
     const metrics = keepMetricsBefore(metricsFile, resumeFrom ? readPosition(configFile, checkpoint) : 0);

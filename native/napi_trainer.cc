@@ -72,6 +72,7 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
   c.std = GetNumberArray(norm, "std");
   c.num_classes = GetInt(o, "numClasses");
   c.checkpoint_every = GetInt(o, "checkpointEvery");
+  c.init_weights = Has(o, "initWeights") ? GetString(o, "initWeights") : "";
   c.out_dir = GetString(o, "outDir");
   c.config_json = GetString(o, "configJson");
   return c;
@@ -107,6 +108,15 @@ train::TrainData ReadData(const Napi::Object& o, std::vector<Napi::Value>& keep)
     d.tabular = TensorView(arr, ReadShape(t.Get("shape"), "tabular.shape"), "tabular.data");
     keep.push_back(arr);
     d.spec.cardinalities = ReadShape(t.Get("cardinalities"), "tabular.cardinalities");
+  }
+  if (Has(o, "rows")) {
+    auto arr = ExpectTypedArray(o.Get("rows"), "rows", {napi_int32_array});
+    d.rows = TensorView(arr, {static_cast<int64_t>(arr.ElementLength())}, "rows").to(torch::kLong);
+  }
+  if (Has(o, "scanImages")) d.scan_images = o.Get("scanImages").ToBoolean().Value();
+  if (Has(o, "targets")) {
+    auto arr = ExpectTypedArray(o.Get("targets"), "targets", {napi_float32_array});
+    d.targets = TensorView(arr, {static_cast<int64_t>(arr.ElementLength())}, "targets").clone();
   }
   if (Has(o, "labels")) {
     auto arr = ExpectTypedArray(o.Get("labels"), "labels", {napi_int32_array, napi_bigint64_array});

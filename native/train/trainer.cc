@@ -54,7 +54,7 @@ NetworkImpl::NetworkImpl(const TrainConfig& c, int64_t tabular_width) {
   } else if (c.mode == "simclr") {
     image_projection = register_module("image_projection", models::ProjectionHead(d, c.projection_hidden, c.projection_dim));
   } else if (c.mode == "supervised") {
-    if (c.num_classes < 2) Fail(ErrorCode::kConfig, "supervised mode needs at least 2 classes");
+    if (c.num_classes < 1) Fail(ErrorCode::kConfig, "supervised mode needs at least 2 classes or regression targets");
     classifier = register_module("classifier", nn::Linear(d, c.num_classes));
   } else {
     Fail(ErrorCode::kConfig, "Expected one of multimodal, simclr, supervised for mode but received \"" + c.mode + "\"");
@@ -62,17 +62,20 @@ NetworkImpl::NetworkImpl(const TrainConfig& c, int64_t tabular_width) {
 }
 
 struct Trainer::Batch {
-  torch::Tensor view1, view2, tabular, labels;
+  torch::Tensor view1, view2, tabular, labels, targets;
 };
 
 Trainer::Trainer(TrainConfig config, TrainData data)
     : config_(std::move(config)), data_(std::move(data)), device_(ResolveDevice(config_.device)) {
   Validate();
-  n_ = data_.images.size(0);
+  n_ = data_.rows.defined() ? data_.rows.size(0) : data_.images.size(0);
   batch_size_ = std::min<int64_t>(config_.batch_size, n_);
   steps_per_epoch_ = n_ / batch_size_;  // the last partial batch is dropped
   torch::manual_seed(config_.seed);
   net_ = Network(config_, data_.tabular.defined() ? data_.spec.EncodedWidth() : 0);
+  if (!config_.init_weights.empty()) {
+    LoadImageEncoderTensors(net_->image, io::ReadSafetensors(config_.init_weights), config_.init_weights);
+  }
   net_->to(device_);
   if (config_.optimizer == "adam") {
     optimizer_ = std::make_unique<torch::optim::Adam>(
@@ -91,14 +94,25 @@ void Trainer::Validate() const {
   if (im.scalar_type() != torch::kUInt8 && im.scalar_type() != torch::kFloat32) {
     Fail(ErrorCode::kShape, "Expected uint8 or float32 images");
   }
-  if (im.size(0) < 2) Fail(ErrorCode::kShape, "Expected at least 2 images but received " + Str(im.size(0)));
+  int64_t n = im.size(0);
+  if (data_.rows.defined()) {
+    if (data_.rows.dim() != 1) Fail(ErrorCode::kShape, "Expected a 1-D list of rows");
+    n = data_.rows.size(0);
+    if (n > 0) {
+      const int64_t lo = data_.rows.min().item<int64_t>(), hi = data_.rows.max().item<int64_t>();
+      if (lo < 0 || hi >= im.size(0)) {
+        Fail(ErrorCode::kShape, "rows holds " + Str(lo < 0 ? lo : hi) + ", outside the image store's " + Str(im.size(0)) + " images");
+      }
+    }
+  }
+  if (n < 2) Fail(ErrorCode::kShape, "Expected at least 2 images but received " + Str(n));
   if (im.size(1) != config_.image.in_channels) {
     Fail(ErrorCode::kShape, "Expected " + Str(config_.image.in_channels) + " image channels but received " + Str(im.size(1)));
   }
   if (static_cast<int64_t>(config_.mean.size()) != im.size(1) || static_cast<int64_t>(config_.std.size()) != im.size(1)) {
     Fail(ErrorCode::kConfig, "Expected one normalisation mean and std per image channel");
   }
-  if (im.scalar_type() == torch::kFloat32) {
+  if (im.scalar_type() == torch::kFloat32 && data_.scan_images) {
     // Scan in chunks so a mapped store is never materialised at once.
     const int64_t chunk = std::max<int64_t>(1, (64ll << 20) / std::max<int64_t>(1, im[0].numel() * 4));
     for (int64_t s = 0; s < im.size(0); s += chunk) {
@@ -112,19 +126,23 @@ void Trainer::Validate() const {
   }
   if (config_.mode == "multimodal") {
     if (!data_.tabular.defined()) Fail(ErrorCode::kConfig, "multimodal mode needs tabular data");
-    if (data_.tabular.dim() != 2 || data_.tabular.size(0) != im.size(0)) {
-      Fail(ErrorCode::kShape, "Expected " + Str(im.size(0)) + " tabular rows (one per image) but received shape " +
+    if (data_.tabular.dim() != 2 || data_.tabular.size(0) != n) {
+      Fail(ErrorCode::kShape, "Expected " + Str(n) + " tabular rows (one per image) but received shape " +
                                   c10::str(data_.tabular.sizes()));
     }
     ValidateRows(data_.tabular, data_.spec);
   }
-  const bool need_labels = config_.mode == "supervised" ||
+  const bool regression = config_.mode == "supervised" && data_.targets.defined();
+  if (regression && (data_.targets.dim() != 1 || data_.targets.size(0) != n)) {
+    Fail(ErrorCode::kShape, "Expected " + Str(n) + " regression targets but received shape " + c10::str(data_.targets.sizes()));
+  }
+  const bool need_labels = (config_.mode == "supervised" && !regression) ||
                            (config_.mode == "multimodal" && config_.clip.remove_false_negatives) ||
                            (config_.mode == "simclr" && config_.ntxent.remove_false_negatives);
   if (need_labels && !data_.labels.defined()) Fail(ErrorCode::kConfig, "mode " + config_.mode + " with these options needs labels");
   if (data_.labels.defined()) {
-    if (data_.labels.dim() != 1 || data_.labels.size(0) != im.size(0)) {
-      Fail(ErrorCode::kShape, "Expected " + Str(im.size(0)) + " labels but received shape " + c10::str(data_.labels.sizes()));
+    if (data_.labels.dim() != 1 || data_.labels.size(0) != n) {
+      Fail(ErrorCode::kShape, "Expected " + Str(n) + " labels but received shape " + c10::str(data_.labels.sizes()));
     }
     if (config_.mode == "supervised") {
       const int64_t lo = data_.labels.min().item<int64_t>(), hi = data_.labels.max().item<int64_t>();
@@ -171,7 +189,8 @@ Trainer::Batch Trainer::MakeBatch(int64_t epoch, int64_t step_in_epoch) const {
   auto idx = torch::from_blob(order.data() + step_in_epoch * batch_size_, {batch_size_}, torch::kLong).clone();
   const uint64_t e = static_cast<uint64_t>(epoch), s = static_cast<uint64_t>(step_in_epoch);
   Batch b;
-  auto raw = data_.images.index_select(0, idx);  // reads only this batch's pages of a mapped store
+  auto store_idx = data_.rows.defined() ? data_.rows.index_select(0, idx) : idx;
+  auto raw = data_.images.index_select(0, store_idx);  // reads only this batch's pages of a mapped store
   auto raw_dev = raw.to(device_);
   b.view1 = Normalize(Augment(raw_dev, config_.augment, DeriveSeed(config_.seed, {kStreamView1, e, s})));
   if (config_.mode == "simclr") {
@@ -184,6 +203,7 @@ Trainer::Batch Trainer::MakeBatch(int64_t epoch, int64_t step_in_epoch) const {
     b.tabular = EncodeRows(corrupted, data_.spec).to(device_);
   }
   if (data_.labels.defined()) b.labels = data_.labels.index_select(0, idx).to(device_);
+  if (data_.targets.defined()) b.targets = data_.targets.index_select(0, idx).to(device_);
   return b;
 }
 
@@ -265,6 +285,9 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         auto z2 = net_->image_projection(net_->image(b.view2));
         auto r = losses::NtXentLoss(z1, z2, config_.ntxent, b.labels);
         loss = r.loss, logits = r.logits.masked_fill(torch::eye(r.logits.size(0), torch::TensorOptions().dtype(torch::kBool).device(r.logits.device())), -1e9), targets = r.targets;
+      } else if (b.targets.defined()) {
+        auto pred = net_->classifier(net_->image(b.view1)).squeeze(1);
+        loss = torch::nn::functional::mse_loss(pred, b.targets);  // no ranking: top1 stays 0
       } else {
         logits = net_->classifier(net_->image(b.view1));
         targets = b.labels;
@@ -277,7 +300,8 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       }
       loss.backward();
       optimizer_->step();
-      const double top1 = logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>();
+      const double top1 =
+          logits.defined() ? logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>() : 0.0;
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
       ++global_step_;

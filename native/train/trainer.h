@@ -38,7 +38,10 @@ struct TrainConfig {
   AugmentOptions augment;
   double corruption_rate = 0.3;
   std::vector<double> mean, std;  // per-channel normalisation after scaling to [0, 1]
-  int64_t num_classes = 0;        // supervised mode
+  int64_t num_classes = 0;        // supervised mode; 1 with regression targets
+  // Initial image encoder weights (torchvision names), e.g. a pretrained run
+  // for fine-tuning or ImageNet weights. Empty: random initialisation.
+  std::string init_weights;
   int64_t checkpoint_every = 1;   // epochs
   std::string out_dir;
   std::string config_json;  // the resolved config, stored in checkpoints
@@ -49,6 +52,13 @@ struct TrainData {
   torch::Tensor tabular;  // N×F float32 (categorical codes as floats), multimodal only
   TabularSpec spec;
   torch::Tensor labels;  // N int64, or undefined
+  torch::Tensor targets;  // N float32 regression targets (supervised), or undefined
+  // Store rows to train on (int64), or undefined for all of them. With rows,
+  // tabular and labels hold one row per entry of rows, in that order.
+  torch::Tensor rows;
+  // Scan float stores for NaN/Inf before training (callers that validated
+  // the store already may skip it).
+  bool scan_images = true;
   std::shared_ptr<void> keepalive;
 };
 

@@ -1,0 +1,62 @@
+/**
+ * Pretraining on a cohort directory: load and validate it, fit the tabular
+ * preprocessing on the train split, and pretrain on the train split's images
+ * (memory-mapped) and rows. The run keeps preprocessor.json so evaluation
+ * and export reuse exactly what was fitted.
+ */
+import * as path from 'node:path';
+import { loadCohort, type Cohort } from '../data/cohort';
+import { encodeLabels, fitPreprocessor } from '../data/preprocess';
+import { ConfigError, DataError } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
+import { pretrain, type PretrainControl, type PretrainOptions } from '../pretrain';
+
+export interface CohortPretrainOptions extends Omit<PretrainOptions, 'images' | 'tabular' | 'labels' | 'targets' | 'rows' | 'scanImages'> {
+  /** The cohort directory (with cohort.yaml). */
+  cohort: string;
+  /** Tabular features to pretrain with, in order. @default every feature */
+  features?: string[];
+  /** The task whose labels supervised pretraining (or removeFalseNegatives) uses. */
+  labelTask?: string;
+}
+
+/** The cohort's image store, checked to be one the native trainer reads. */
+export function cohortImageStore(cohort: Cohort): { npy: string } {
+  const { dtype, path: file } = cohort.images;
+  if (dtype !== 'uint8' && dtype !== 'float32') {
+    throw new DataError(`Images in ${file} are ${dtype}; tabsight trains on uint8 or float32 stores. Convert it (numpy: a.astype("float32")) and point cohort.yaml at the copy`);
+  }
+  return { npy: file };
+}
+
+export async function pretrainCohort(options: CohortPretrainOptions, control: PretrainControl = {}): Promise<string> {
+  const { cohort: dir, features, labelTask, ...rest } = options;
+  const cohort = await loadCohort(dir, { features });
+  const prep = fitPreprocessor(cohort, features ? { features } : {});
+  let rows = cohort.splits.train;
+  const mode = rest.mode ?? 'multimodal';
+  let labels: Int32Array | undefined;
+  let targets: Float32Array | undefined;
+  const needLabels = mode === 'supervised' || rest.loss?.removeFalseNegatives === true;
+  if (needLabels) {
+    if (!labelTask) throw new ConfigError(`mode ${mode} needs a label task (labelTask / --label-task); the cohort's tasks are ${cohort.labels.tasks.map((t) => t.name).join(', ')}`);
+    const all = encodeLabels(cohort, labelTask);
+    rows = rows.filter((r) => (all instanceof Int32Array ? all[r] >= 0 : Number.isFinite(all[r])));
+    if (all instanceof Int32Array) labels = Int32Array.from(rows, (r) => all[r]);
+    else if (mode === 'supervised') targets = Float32Array.from(rows, (r) => all[r]);
+    else throw new ConfigError(`removeFalseNegatives needs a classification task, and ${labelTask} is a regression task`);
+  }
+  const tab = prep.transform(cohort, rows);
+  const out = await pretrain({
+    ...rest,
+    images: cohortImageStore(cohort),
+    rows,
+    tabular: mode === 'multimodal' ? { data: tab.data, shape: tab.shape, cardinalities: tab.cardinalities, names: tab.names } : undefined,
+    labels,
+    targets,
+    scanImages: false, // loadCohort scanned the store
+    meta: { ...(rest.meta ?? {}), cohort: cohort.dir, cohortName: cohort.name, features: prep.names, labelTask: labelTask ?? null, splitSizes: { train: cohort.splits.train.length, val: cohort.splits.val.length, test: cohort.splits.test.length } },
+  }, control);
+  await writeFileAtomic(path.join(out, 'preprocessor.json'), JSON.stringify(prep) + '\n');
+  return out;
+}

@@ -1,0 +1,2 @@
+export * from './cohort-pretrain';
+export * from './evaluate';
