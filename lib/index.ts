@@ -13,3 +13,5 @@ export * from './run';
 export { writeFileAtomic, writeFileAtomicSync } from './io/atomic';
 export * from './losses';
 export * from './eval';
+export * from './pipeline';
+export * from './synth';
