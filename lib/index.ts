@@ -15,3 +15,4 @@ export * from './losses';
 export * from './eval';
 export * from './pipeline';
 export * from './synth';
+export * from './config';

@@ -1,0 +1,63 @@
+/** Argument parsers and helpers shared by the subcommands. */
+import { InvalidArgumentError } from 'commander';
+import * as fs from 'node:fs';
+import { TabsightError } from '../errors';
+
+export function int(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`Expected an integer for ${name} but received "${value}"`);
+    return n;
+  };
+}
+
+export function float(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`Expected a number for ${name} but received "${value}"`);
+    return n;
+  };
+}
+
+export function list(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Feature names from --features a,b or --features-file (one per line, # comments). */
+export function featureList(features?: string[], file?: string): string[] | undefined {
+  if (features && file) throw new TabsightError('ERR_CONFIG', 'Give --features or --features-file, not both');
+  if (file) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new TabsightError('ERR_CONFIG', `Cannot read --features-file ${file}: ${(err as Error).message}`);
+    }
+    const names = text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);
+    if (names.length === 0) throw new TabsightError('ERR_CONFIG', `--features-file ${file} names no features`);
+    return names;
+  }
+  return features;
+}
+
+/** An AbortSignal that fires on the first Ctrl-C; a second one exits at once. */
+export function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  let count = 0;
+  const onSigint = () => {
+    count += 1;
+    if (count === 1) {
+      process.stderr.write('\ntabsight: stopping after this step (Ctrl-C again to quit now)…\n');
+      controller.abort();
+    } else {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+}
+
+/** Drops undefined values so they do not override config-file values. */
+export function defined<T extends Record<string, unknown>>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

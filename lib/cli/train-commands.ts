@@ -1,0 +1,107 @@
+/** tabsight pretrain and tabsight evaluate. */
+import { Command } from 'commander';
+import { readNpy, readNpyHeader } from '../data/npy';
+import { loadExperimentConfig, mergeConfig, type ExperimentConfig } from '../config';
+import { TabsightError } from '../errors';
+import { evaluateRun, type EvaluationResult } from '../pipeline/evaluate';
+import { pretrainCohort } from '../pipeline/cohort-pretrain';
+import { pretrain, type PretrainMode } from '../pretrain';
+import { defined, featureList, float, int, interruptSignal, list } from './args';
+import { trainingBar } from './progress';
+
+function experiment(file?: string): ExperimentConfig {
+  return file ? loadExperimentConfig(file) : {};
+}
+
+export function addTrainCommands(program: Command): void {
+  program.command('pretrain')
+    .description('pretrain an image encoder: multimodal (CLIP with tabular data), simclr (images only) or supervised')
+    .option('--cohort <dir>', 'a cohort directory (cohort.yaml); trains on its train split')
+    .option('--images <file.npy>', 'instead of --cohort: images N×C×H×W (uint8 or float32), memory-mapped')
+    .option('--tabular <file.npy>', 'with --images: preprocessed tabular rows N×F')
+    .requiredOption('--out <dir>', 'run directory')
+    .option('--config <file.yaml>', 'experiment config (flags override it)')
+    .option('--mode <mode>', 'multimodal | simclr | supervised (default multimodal)')
+    .option('--features <a,b,c>', 'tabular features to pretrain with (default: all)', list)
+    .option('--features-file <file>', 'the features, one per line')
+    .option('--label-task <task>', 'labels for supervised mode or removeFalseNegatives')
+    .option('--arch <arch>', 'resnet18 | resnet50 (default resnet50)')
+    .option('--epochs <n>', 'epochs (default 10)', int('--epochs'))
+    .option('--batch-size <n>', 'batch size (default 512)', int('--batch-size'))
+    .option('--lr <x>', 'peak learning rate (default 3e-3)', float('--lr'))
+    .option('--weight-decay <x>', 'weight decay (default 1e-4)', float('--weight-decay'))
+    .option('--seed <n>', 'seed (default 0)', int('--seed'))
+    .option('--device <device>', 'cpu | cuda | cuda:N (default cpu)')
+    .option('--image-size <px>', 'training image size (default: the stored size)', int('--image-size'))
+    .option('--init-weights <file>', 'initial image encoder weights (torchvision names, safetensors)')
+    .option('--resume', 'continue the run in --out from its checkpoint')
+    .action(async (o) => {
+      const cfg = experiment(o.config);
+      const flags = defined({
+        mode: o.mode as PretrainMode | undefined, epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay, seed: o.seed,
+        device: o.device, imageSize: o.imageSize, initWeights: o.initWeights, labelTask: o.labelTask,
+        features: featureList(o.features, o.featuresFile),
+        model: o.arch ? { arch: o.arch } : undefined,
+      });
+      const p = mergeConfig(cfg.pretrain ?? {}, flags);
+      const cohort = o.cohort ?? cfg.cohort;
+      if (!cohort === !o.images) throw new TabsightError('ERR_CONFIG', 'Give exactly one of --cohort (or cohort: in --config) and --images');
+      const { signal, dispose } = interruptSignal();
+      const bar = trainingBar('pretrain');
+      try {
+        let out: string;
+        if (cohort) {
+          out = await pretrainCohort({ ...p, cohort, out: o.out, resume: o.resume ?? false }, { onProgress: bar.update, signal });
+        } else {
+          const { features, labelTask, ...rest } = p;
+          if (features || labelTask) throw new TabsightError('ERR_CONFIG', '--features and --label-task need --cohort');
+          const header = await readNpyHeader(o.images);
+          const t = o.tabular ? await readNpy(o.tabular) : undefined;
+          if (t && t.shape.length !== 2) throw new TabsightError('ERR_DATA', `Expected a 2-D array [N, F] in ${o.tabular} but found shape [${t.shape.join(', ')}]`);
+          out = await pretrain({
+            ...rest, out: o.out, images: { npy: o.images }, imageSize: rest.imageSize ?? header.shape[2], resume: o.resume ?? false,
+            tabular: t ? { data: Float32Array.from(t.data as ArrayLike<number>), shape: [t.shape[0], t.shape[1]] } : undefined,
+          }, { onProgress: bar.update, signal });
+        }
+        bar.stop();
+        process.stdout.write(`${out}\n`);
+      } finally {
+        bar.stop();
+        dispose();
+      }
+    });
+
+  program.command('evaluate')
+    .description("evaluate a run's image encoder on a cohort's tasks (test split, mean ± sd over seeds)")
+    .requiredOption('--run <dir>', 'a run directory, or random:resnet18 / random:resnet50 for a random-init baseline')
+    .option('--cohort <dir>', 'the cohort (default: the one the run was trained on, or cohort: in --config)')
+    .option('--config <file.yaml>', 'experiment config (its evaluate: section)')
+    .option('--task <task...>', 'tasks to evaluate')
+    .option('--all-tasks', 'evaluate every task (the default)')
+    .option('--protocol <p>', 'linear | finetune (default linear)')
+    .option('--label-fraction <f>', 'fraction of train labels: 0.01, 0.1 or 1 (default 1)', float('--label-fraction'))
+    .option('--seeds <n>', 'probe seeds (default 5)', int('--seeds'))
+    .option('--json', 'print one JSON object')
+    .action(async (o) => {
+      const cfg = experiment(o.config);
+      const e = mergeConfig(cfg.evaluate ?? {}, defined({ protocol: o.protocol, labelFraction: o.labelFraction, seeds: o.seeds, tasks: o.allTasks ? undefined : o.task }));
+      let cohort: string | undefined = o.cohort ?? cfg.cohort;
+      if (!cohort && !String(o.run).startsWith('random:')) {
+        const { loadRun } = await import('../run');
+        const run = await loadRun(o.run);
+        cohort = (run.config.meta as { cohort?: string }).cohort;
+        run.dispose();
+      }
+      if (!cohort) throw new TabsightError('ERR_CONFIG', 'Give --cohort: the run does not name the cohort it was trained on');
+      const result = await evaluateRun({ ...e, run: o.run, cohort, log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      process.stdout.write(o.json ? JSON.stringify({ run: result.run, cohort: result.cohort, protocol: result.protocol, labelFraction: result.labelFraction, tasks: result.tasks }) + '\n' : formatEvaluation(result));
+    });
+}
+
+export function formatEvaluation(r: EvaluationResult): string {
+  const lines = [`${r.run} on ${r.cohort} (${r.protocol}, ${r.labelFraction * 100}% of labels, ${r.seeds} seeds; test split, mean ± sd)`];
+  for (const [task, metrics] of Object.entries(r.tasks)) {
+    lines.push(`  ${task.padEnd(14)} ${Object.entries(metrics).map(([m, s]) => `${m} ${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}`).join('   ')}`);
+  }
+  return lines.join('\n') + '\n';
+}
