@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * Question: how fast is one multimodal CLIP training step in tabsight's
+ * native trainer, against Debian's PyTorch running the same model, loss,
+ * optimiser and batch?
+ *
+ * Model: ResNet-18 image encoder at 128 px (standard stem), tabular MLP
+ * Linear(100, 2048) + [BN, ReLU, Linear(2048, 2048)], projection heads
+ * 2048/512 → 2048 → 128, CLIP loss (τ 0.1, λ 0.5), Adam, batch 64.
+ * Augmentation is off on both sides (this measures the step, not the data
+ * path). Ours: the step time the trainer reports (forward, loss, backward,
+ * Adam). PyTorch: the same four, timed with perf_counter in one long-lived
+ * /usr/bin/python3 process. Rounds alternate ours / PyTorch; each round
+ * times `steps` steps after one warm-up step. Prints JSON lines.
+ *
+ *   node benchmarks/train-step.js [--rounds 3] [--steps 4] [--threads N]
+ */
+'use strict';
+const os = require('node:os');
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
+const rounds = Number(args.rounds ?? 3);
+const steps = Number(args.steps ?? 4);
+const threads = Number(args.threads ?? os.availableParallelism());
+process.env.TABSIGHT_THREADS = String(threads);
+const ts = require(path.join(__dirname, '..', 'dist', 'lib', 'index.js'));
+
+const B = 64, S = 128, F = 100;
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+
+async function ours(tmp) {
+  const n = B * (steps + 1);
+  const images = new Uint8Array(n * 3 * S * S).map((_, i) => (i * 2654435761) >>> 24);
+  const tabular = new Float32Array(n * F).map((_, i) => Math.sin(i));
+  const times = [];
+  const out = fs.mkdtempSync(path.join(tmp, 'ours-'));
+  await ts.pretrain({
+    out, images: { data: images, shape: [n, 3, S, S] }, tabular: { data: tabular, shape: [n, F] }, epochs: 1, batchSize: B,
+    warmupEpochs: 0, augment: { rate: 0 }, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    model: { arch: 'resnet18', smallStem: false, tabularHidden: 2048, tabularLayers: 2, projectionHidden: 2048, projectionDim: 128 },
+  }, { onProgress: (p) => { if (p.step > 1) times.push(B / p.imagesPerSec); } });
+  return times;
+}
+
+const PY = `
+import sys, time, torch, torchvision
+torch.set_num_threads(${threads}); torch.manual_seed(0)
+B, S, F, steps = ${B}, ${S}, ${F}, ${steps}
+enc = torchvision.models.resnet18(); enc.fc = torch.nn.Identity()
+tab = torch.nn.Sequential(torch.nn.Linear(F, 2048), torch.nn.BatchNorm1d(2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2048))
+head = lambda d: torch.nn.Sequential(torch.nn.Linear(d, 2048), torch.nn.BatchNorm1d(2048), torch.nn.ReLU(), torch.nn.Linear(2048, 128))
+pi, pt = head(512), head(2048)
+params = [p for m in (enc, tab, pi, pt) for p in m.parameters()]
+opt = torch.optim.Adam(params, lr=3e-3, weight_decay=1e-4)
+x = torch.rand(B, 3, S, S); t = torch.randn(B, F); y = torch.arange(B)
+F_ = torch.nn.functional
+def step():
+    opt.zero_grad()
+    zi = F_.normalize(pi(enc(x)), dim=1); zt = F_.normalize(pt(tab(t)), dim=1)
+    logits = zi @ zt.T / 0.1
+    loss = 0.5 * F_.cross_entropy(logits, y) + 0.5 * F_.cross_entropy(logits.T, y)
+    loss.backward(); opt.step(); return loss.item()
+step()
+for _ in range(steps):
+    t0 = time.perf_counter(); step(); print(time.perf_counter() - t0, flush=True)
+`;
+
+function pytorch() {
+  const r = spawnSync('/usr/bin/python3', ['-c', PY], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`PyTorch baseline failed: ${r.stderr}`);
+  return r.stdout.trim().split('\n').map(Number);
+}
+
+(async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-'));
+  const info = ts._native().runtimeInfo();
+  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, threads, batch: B, size: S, loadavg: os.loadavg() }));
+  const a = [], b = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      a.push(...await ours(tmp));
+      b.push(...pytorch());
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const fig = (name, xs) => ({ figure: name, steps: xs.length, median_s: +median(xs).toFixed(4), min_s: +Math.min(...xs).toFixed(4), max_s: +Math.max(...xs).toFixed(4), images_per_s: +(B / median(xs)).toFixed(2) });
+  console.log(JSON.stringify(fig('tabsight train step', a)));
+  console.log(JSON.stringify(fig('pytorch train step', b)));
+  console.log(JSON.stringify({ figure: 'ratio (pytorch median / tabsight median)', ratio: +(median(b) / median(a)).toFixed(3), loadavg_end: os.loadavg() }));
+})().catch((e) => { console.error(e); process.exit(1); });
