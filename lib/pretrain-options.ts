@@ -76,6 +76,11 @@ export interface PretrainOptions {
   initWeights?: string;
   /** Scan a float32 store for NaN/Inf first. @default true */
   scanImages?: boolean;
+  /**
+   * LibTorch intra-op threads for this process (a process-wide setting).
+   * @default TABSIGHT_THREADS, else the machine's core count (set on load)
+   */
+  threads?: number;
   /** @default 'multimodal' */
   mode?: PretrainMode;
   /** @default 10 */
@@ -142,7 +147,7 @@ export interface ResolvedPretrainConfig {
   meta: Record<string, unknown>;
 }
 
-const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta'] as const;
+const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta'] as const;
 const MODEL_KEYS = ['arch', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim'] as const;
 const LOSS_KEYS = ['temperature', 'lambda', 'removeFalseNegatives'] as const;
 

@@ -15,6 +15,7 @@ import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightErro
 import { writeFileAtomicSync } from './io/atomic';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
 import { channelStats } from './image-stats';
+import * as is from './validate';
 
 export * from './pretrain-options';
 
@@ -208,6 +209,10 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   if (typeof opts.out !== 'string' || opts.out.length === 0) throw new ConfigError(`Expected non-empty string for out but received ${JSON.stringify(opts.out)}`);
   if (control.onProgress !== undefined && typeof control.onProgress !== 'function') throw new ConfigError('Expected a function for onProgress');
   if (control.signal?.aborted) throw new AbortError('Training was aborted before it started');
+  if (opts.threads !== undefined) {
+    const threads = is.positiveInteger(opts.threads, 'threads');
+    callNative(() => native().setThreads(threads));
+  }
   const prepared = await prepareImages(opts.images);
   const rows = prepareRows(opts, prepared.facts.n);
   const normalize = opts.normalize === undefined || opts.normalize === 'auto'

@@ -35,6 +35,13 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
+# better-sqlite3 (study results) compiles SQLite from source when its
+# prebuilt binary cannot be downloaded, as on these machines.
+if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ]; then
+  echo "setup: building better-sqlite3"
+  npm rebuild better-sqlite3 --foreground-scripts >/dev/null
+fi
+
 # The native addon: cmake-js rebuilds only what changed.
 if [ ! -f build/Release/tabsight.node ] || [ -n "$(find native CMakeLists.txt cmake -newer build/Release/tabsight.node -print -quit)" ]; then
   echo "setup: building the native addon (cmake-js)"
