@@ -1,0 +1,51 @@
+// End to end through the CLI: synth → validate → pretrain → evaluate --json.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const bin = path.join(__dirname, '..', 'bin', 'tabsight.js');
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-pipeline-'));
+t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+const cli = (...args: string[]) => run(process.execPath, [bin, ...args], { maxBuffer: 1 << 24 });
+
+t.test('tabsight synth → validate → pretrain (2 epochs) → evaluate --json gives finite metrics for every task', async (t) => {
+  const cohort = path.join(root, 'cardiac');
+  await cli('synth', 'cardiac', '--out', cohort, '--n', '240', '--size', '32', '--seed', '3');
+  const summary = (await cli('validate', '--cohort', cohort)).stdout;
+  t.match(summary, /240/, 'the summary counts the subjects');
+  const config = path.join(root, 'exp.yaml');
+  fs.writeFileSync(config, 'pretrain:\n  epochs: 2\n  batchSize: 32\n  lr: 0.001\n  model: { arch: resnet18, smallStem: false, tabularHidden: 64, projectionHidden: 64, projectionDim: 32 }\nevaluate:\n  seeds: 2\n');
+  const runDir = path.join(root, 'run');
+  await cli('pretrain', '--cohort', cohort, '--out', runDir, '--config', config);
+  const cfg = JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8'));
+  t.equal(cfg.epochs, 2, 'the config file was applied');
+  t.equal(cfg.data.trainRows, JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8')).meta.splitSizes.train, 'trained on the train split only');
+  t.ok(fs.existsSync(path.join(runDir, 'preprocessor.json')));
+  const { stdout } = await cli('evaluate', '--run', runDir, '--config', config, '--json');
+  const result = JSON.parse(stdout);
+  const tasks = Object.keys(result.tasks);
+  t.same(tasks.sort(), ['cad', 'hypertrophy', 'infarction', 'lvef', 'nyha']);
+  for (const task of tasks) {
+    for (const [metric, s] of Object.entries(result.tasks[task]) as [string, { mean: number; values: number[] }][]) {
+      t.ok(Number.isFinite(s.mean) && s.values.length === 2, `${task} ${metric} = ${s.mean}`);
+    }
+  }
+  t.ok('auc' in result.tasks.infarction && 'r2' in result.tasks.lvef);
+});
+
+t.test('the CLI reports bad input as one line with its code and exits non-zero', async (t) => {
+  const err = await cli('pretrain', '--cohort', path.join(root, 'missing'), '--out', path.join(root, 'x')).catch((e) => e);
+  t.equal(err.code, 1);
+  t.match(err.stderr, /^tabsight: ERR_DATA: .*missing/m);
+  t.notOk(fs.existsSync(path.join(root, 'x')), 'nothing was written');
+  const bad = path.join(root, 'bad.yaml');
+  fs.writeFileSync(bad, 'pretrain:\n  epochz: 3\n');
+  const err2 = await cli('pretrain', '--cohort', path.join(root, 'cardiac'), '--out', path.join(root, 'y'), '--config', bad).catch((e) => e);
+  t.match(err2.stderr, /ERR_CONFIG: .*bad\.yaml: pretrain: .*epochz/);
+  const err3 = await cli('pretrain', '--epochs', 'three', '--out', 'z', '--cohort', 'c').catch((e) => e);
+  t.match(err3.stderr, /Expected an integer for --epochs but received "three"/);
+});
