@@ -5,9 +5,10 @@
  * live in morpho-core.ts / morpho-measure.ts; this module validates input,
  * fans the work out to worker threads and caches the results.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/atomic';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -136,14 +137,7 @@ async function writeCache(file: string, key: string, rows: Morphometrics[]): Pro
     rows: rows.map((r) => MORPHO_COLUMNS.map((c) => (Number.isFinite(r[c]) ? r[c] : null))),
   };
   await mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, JSON.stringify(body));
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(file, JSON.stringify(body));
 }
 
 /**

@@ -6,10 +6,9 @@
  * that a file is big-endian or Fortran-ordered); `readNpyHeader` and
  * `readNpy` also refuse what they cannot hand on unchanged.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
 import { DataError, ShapeError } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
 import { string, invalid, isNumber } from '../validate';
 
 export type NpyDtype = 'uint8' | 'float16' | 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
@@ -305,19 +304,9 @@ export async function writeNpy(file: string, data: NpyArray, shape: readonly num
   if (!isHostLittleEndian) throw new DataError(`writeNpy ${file}: big-endian hosts are not supported`);
   const header = buildHeader(descr, [...shape]);
   const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fh: fsp.FileHandle | undefined;
   try {
-    fh = await fsp.open(tmp, 'wx');
-    await fh.writeFile(header);
-    await fh.writeFile(body);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fsp.rename(tmp, file);
+    await writeFileAtomic(file, [header, body]);
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await fsp.unlink(tmp).catch(() => undefined);
     throw ioError(file, err, 'write');
   }
 }

@@ -11,12 +11,17 @@ function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+/** Writes `data` (or its chunks, in order) to `file` atomically. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const tmp = tempName(file);
   try {
-    const fh = await fs.promises.open(tmp, 'w');
+    const fh = await fs.promises.open(tmp, 'wx');
     try {
-      await fh.writeFile(data);
+      if (Array.isArray(data)) {
+        for (const chunk of data as readonly Uint8Array[]) await fh.write(chunk);
+      } else {
+        await fh.writeFile(data as string | Uint8Array);
+      }
       await fh.sync();
     } finally {
       await fh.close();

@@ -16,7 +16,7 @@
  * read from the file (no copy); the others are copied.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { writeFileAtomic } from './atomic';
 import { DataError, ShapeError } from '../errors';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -225,18 +225,9 @@ export async function writeSafetensors(
   metadata: Record<string, string> = {},
 ): Promise<void> {
   const chunks = encodeSafetensors(tensors, metadata);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  let handle: fs.promises.FileHandle | undefined;
   try {
-    handle = await fs.promises.open(tmp, 'w');
-    for (const c of chunks) await handle.write(c);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await fs.promises.rename(tmp, file);
+    await writeFileAtomic(file, chunks);
   } catch (err) {
-    if (handle) await handle.close().catch(() => undefined);
-    await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
     throw new DataError(`Cannot write safetensors file ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
