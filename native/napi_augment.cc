@@ -32,7 +32,9 @@ int64_t ToInt(double d, const char* key) {
   return static_cast<int64_t>(d);
 }
 
-AugmentOptions ReadOptions(const Napi::Value& value) {
+}  // namespace
+
+AugmentOptions ReadAugmentOptions(const Napi::Value& value) {
   if (!value.IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object for augment");
   Napi::Object obj = value.As<Napi::Object>();
   AugmentOptions o;
@@ -57,6 +59,8 @@ AugmentOptions ReadOptions(const Napi::Value& value) {
   train::ValidateAugmentOptions(o);
   return o;
 }
+
+namespace {
 
 // A JS number that is an integer in [0, 2^53] → uint64.
 uint64_t ReadSeed(const Napi::Value& value) {
@@ -145,7 +149,7 @@ Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     if (info.Length() < 4) throw tabsight::Error(ErrorCode::kConfig, "augment expects (data, shape, options, seed)");
     torch::Tensor images = ReadImages(info[0], info[1]);
-    AugmentOptions options = ReadOptions(info[2]);
+    AugmentOptions options = ReadAugmentOptions(info[2]);
     const uint64_t seed = ReadSeed(info[3]);
     auto* worker = new AugmentWorker(info.Env(), info[0].As<Napi::TypedArray>(), images, options, seed);
     Napi::Promise promise = worker->Promise();
@@ -195,7 +199,7 @@ Napi::Value AugmentParamsJs(const Napi::CallbackInfo& info) {
       }
       dims[k] = static_cast<int64_t>(d);
     }
-    AugmentOptions options = ReadOptions(info[3]);
+    AugmentOptions options = ReadAugmentOptions(info[3]);
     return ParamsToJs(info.Env(), train::SampleAugmentParams(dims[0], dims[1], dims[2], options, ReadSeed(info[4])));
   });
 }

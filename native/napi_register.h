@@ -3,6 +3,8 @@
 
 #include <napi.h>
 
+#include "train/augment.h"
+
 namespace tabsight::napi {
 
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
@@ -10,5 +12,8 @@ void RegisterLosses(Napi::Env env, Napi::Object exports);
 void RegisterAugment(Napi::Env env, Napi::Object exports);
 void RegisterModels(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
+
+// The augmentation options object that lib/augment.ts resolves (napi_augment.cc).
+train::AugmentOptions ReadAugmentOptions(const Napi::Value& value);
 
 }  // namespace tabsight::napi

@@ -12,36 +12,6 @@ namespace tabsight::napi {
 
 namespace {
 
-std::pair<double, double> Pair(const Napi::Object& o, const char* key) {
-  auto v = GetNumberArray(o, key);
-  if (v.size() != 2) throw tabsight::Error(ErrorCode::kConfig, std::string("Expected [min, max] for ") + key);
-  return {v[0], v[1]};
-}
-
-train::AugmentOptions ReadAugment(const Napi::Object& o) {
-  train::AugmentOptions a;
-  a.rate = GetNumber(o, "rate");
-  a.crop = GetBool(o, "crop");
-  std::tie(a.crop_scale_min, a.crop_scale_max) = Pair(o, "cropScale");
-  std::tie(a.crop_ratio_min, a.crop_ratio_max) = Pair(o, "cropRatio");
-  a.flip_p = GetNumber(o, "flipP");
-  a.rotation_deg = GetNumber(o, "rotationDeg");
-  a.brightness = GetNumber(o, "brightness");
-  a.contrast = GetNumber(o, "contrast");
-  a.saturation = GetNumber(o, "saturation");
-  a.jitter_p = GetNumber(o, "jitterP");
-  a.grayscale_p = GetNumber(o, "grayscaleP");
-  a.blur_p = GetNumber(o, "blurP");
-  a.blur_kernel = GetInt(o, "blurKernel");
-  std::tie(a.blur_sigma_min, a.blur_sigma_max) = Pair(o, "blurSigma");
-  auto size = GetNumberArray(o, "outSize");
-  if (size.size() != 2) throw tabsight::Error(ErrorCode::kConfig, "Expected [h, w] for outSize");
-  a.out_h = static_cast<int64_t>(size[0]);
-  a.out_w = static_cast<int64_t>(size[1]);
-  std::tie(a.value_min, a.value_max) = Pair(o, "valueRange");
-  return a;
-}
-
 train::TrainConfig ReadConfig(const Napi::Object& o) {
   train::TrainConfig c;
   c.mode = GetString(o, "mode");
@@ -65,7 +35,7 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
   c.clip.temperature = c.ntxent.temperature = GetNumber(loss, "temperature");
   c.clip.lambda = GetNumber(loss, "lambda");
   c.clip.remove_false_negatives = c.ntxent.remove_false_negatives = GetBool(loss, "removeFalseNegatives");
-  c.augment = ReadAugment(GetObject(o, "augment"));
+  c.augment = ReadAugmentOptions(GetObject(o, "augment"));
   c.corruption_rate = GetNumber(o, "corruptionRate");
   auto norm = GetObject(o, "normalize");
   c.mean = GetNumberArray(norm, "mean");

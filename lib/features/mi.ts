@@ -19,6 +19,7 @@
  *   included): MI = ψ(N) + ⟨ψ(k)⟩ − ⟨ψ(N_label)⟩ − ⟨ψ(m)⟩.
  * - Discrete–discrete: plug-in contingency MI (sklearn's `mutual_info_score`).
  */
+import { uniformStream } from '../rng';
 import { ConfigError, DataError, ShapeError } from '../errors';
 import { boolean, integer, invalid, knownKeys, plainObject } from '../validate';
 import { KDTree, SortedAxis, nextDown } from './kdtree';
@@ -81,23 +82,7 @@ function meanPsi(counts: ArrayLike<number>, psi: Float64Array): number {
 
 /** A seeded stream of N(0, 1) draws: sfc32 uniforms, Box–Muller. */
 export function normalStream(seed: number): () => number {
-  let a = 0x9e3779b9;
-  let b = 0x243f6a88;
-  let c = 0xb7e15162;
-  let d = seed >>> 0;
-  const seedHi = Math.floor(seed / 2 ** 32) >>> 0;
-  a ^= seedHi;
-  const u32 = (): number => {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return t >>> 0;
-  };
-  for (let i = 0; i < 15; i++) u32();
-  const uniform = (): number => ((u32() >>> 5) * 67108864 + (u32() >>> 6) + 0.5) / 9007199254740992;
+  const uniform = uniformStream(seed);
   let spare = NaN;
   return () => {
     if (!Number.isNaN(spare)) {
