@@ -6,13 +6,10 @@ import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../binding';
-import { readNpy, writeNpy } from '../data/npy';
 import { TabsightError } from '../errors';
-import { exportRun } from '../export/run-export';
-import { OrtImageEncoder } from '../export/ort';
-import { loadRun } from '../run';
 import { int } from './args';
 import { addDataCommands } from './data-commands';
+import { addDeployCommands } from './deploy-commands';
 import { runDemo } from './demo';
 import { addTrainCommands } from './train-commands';
 
@@ -32,49 +29,7 @@ export function buildProgram(): Command {
   addDataCommands(program);
   addTrainCommands(program);
 
-  program.command('embed')
-    .description('embed images with a run (LibTorch) or an exported model (onnxruntime)')
-    .option('--run <dir>', 'a run directory')
-    .option('--model <file.onnx>', 'an exported model')
-    .requiredOption('--images <file.npy>', 'images, N×C×H×W')
-    .requiredOption('--out <file.npy>', 'embeddings, N×D float32')
-    .option('--backend <backend>', 'torch | ort (default: ort with --model, torch with --run)')
-    .option('--batch <n>', 'images per batch', int('--batch'), 64)
-    .action(async (o) => {
-      if (!o.run === !o.model) throw new TabsightError('ERR_CONFIG', 'Give exactly one of --run or --model');
-      const images = await readNpy(o.images);
-      if (!(images.data instanceof Uint8Array) && !(images.data instanceof Float32Array)) {
-        throw new TabsightError('ERR_DATA', `Expected uint8 or float32 images in ${o.images} but found ${images.dtype}`);
-      }
-      const batch = { data: images.data, shape: images.shape as [number, number, number, number] };
-      if (o.model) {
-        const enc = await OrtImageEncoder.load(o.model);
-        try {
-          const r = await enc.embed(batch, { batchSize: o.batch });
-          await writeNpy(o.out, r.embedding, [images.shape[0], r.dim]);
-        } finally {
-          await enc.dispose();
-        }
-      } else {
-        const run = await loadRun(o.run);
-        try {
-          const emb = await run.embed(batch, { batchSize: o.batch });
-          await writeNpy(o.out, emb, [images.shape[0], run.featureDim]);
-        } finally {
-          run.dispose();
-        }
-      }
-      process.stdout.write(`${o.out}\n`);
-    });
-
-  program.command('export')
-    .description("export a run's image encoder to ONNX, normalisation baked in")
-    .requiredOption('--run <dir>', 'a run directory')
-    .requiredOption('--out <file.onnx>', 'the ONNX file')
-    .action(async (o) => {
-      await exportRun(o.run, o.out);
-      process.stdout.write(`${o.out}\n`);
-    });
+  addDeployCommands(program);
 
   program.command('demo')
     .description('synthetic cardiac cohort → multimodal and SimCLR pretraining → every task evaluated → table and report.html')

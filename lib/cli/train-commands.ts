@@ -1,5 +1,6 @@
 /** tabsight pretrain and tabsight evaluate. */
 import { Command } from 'commander';
+import * as path from 'node:path';
 import { readNpy, readNpyHeader } from '../data/npy';
 import { loadExperimentConfig, mergeConfig, type ExperimentConfig } from '../config';
 import { TabsightError } from '../errors';
@@ -81,6 +82,8 @@ export function addTrainCommands(program: Command): void {
     .option('--protocol <p>', 'linear | finetune (default linear)')
     .option('--label-fraction <f>', 'fraction of train labels: 0.01, 0.1 or 1 (default 1)', float('--label-fraction'))
     .option('--seeds <n>', 'probe seeds (default 5)', int('--seeds'))
+    .option('--backend <b>', 'embedding runtime: auto | ort | torch (default auto: onnxruntime when it matches LibTorch)')
+    .option('--save-heads', 'also save one deployable probe per task in RUN/heads/<task>.json (for export --with-head)')
     .option('--json', 'print one JSON object')
     .action(async (o) => {
       const cfg = experiment(o.config);
@@ -93,7 +96,8 @@ export function addTrainCommands(program: Command): void {
         run.dispose();
       }
       if (!cohort) throw new TabsightError('ERR_CONFIG', 'Give --cohort: the run does not name the cohort it was trained on');
-      const result = await evaluateRun({ ...e, run: o.run, cohort, log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      const saveHeads = o.saveHeads ? path.join(o.run, 'heads') : undefined;
+      const result = await evaluateRun({ ...e, run: o.run, cohort, backend: o.backend, saveHeads, log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       process.stdout.write(o.json ? JSON.stringify({ run: result.run, cohort: result.cohort, protocol: result.protocol, labelFraction: result.labelFraction, tasks: result.tasks }) + '\n' : formatEvaluation(result));
     });
 }

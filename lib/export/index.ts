@@ -13,3 +13,7 @@ export {
 export { BN_EPS, foldBatchNorm, IR_VERSION, OPSET, type BatchNormParams, type WeightMap } from './onnx-builder';
 export { OrtImageEncoder, type EmbedOptions, type EmbedResult, type OrtLoadOptions } from './ort';
 export * from './run-export';
+export * from './heads';
+export * from './images';
+export * from './backend';
+export * from './verify';

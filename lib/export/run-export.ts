@@ -1,34 +1,134 @@
-/** Exports a run's image encoder to ONNX, with the run's normalisation baked in. */
+/**
+ * Exports a run's encoders to ONNX: the image encoder with the run's
+ * normalisation baked in (optionally with a probe head from RUN/heads), or
+ * the tabular encoder from checkpoint.safetensors.
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError } from '../errors';
+import { ConfigError, DataError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { readSafetensors } from '../io/safetensors';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
-import { exportImageEncoder, imageEncoderMeta, type HeadOptions } from './resnet-onnx';
+import { decodeModel } from './onnx-builder';
+import { headExportOptions, readHead, type SavedHead } from './heads';
+import { exportImageEncoder, exportTabularEncoder, imageEncoderMeta, type HeadOptions } from './resnet-onnx';
 
 export interface ExportRunOptions {
   /** A linear head to append (e.g. a probe from an evaluation). */
   head?: HeadOptions;
+  /** Append the head saved for this task in RUN/heads/<task>.json (by evaluateRun({ saveHeads })). */
+  withHead?: string;
+  /** Which encoder. @default 'image' */
+  part?: 'image' | 'tabular';
+  /** Extra metadata_props (keys must not start with "tabsight."). */
+  metadata?: Record<string, string>;
+}
+
+export interface ExportRunResult {
+  out: string;
+  part: 'image' | 'tabular';
+  /** The metadata_props written (tabsight.* keys and the run's). */
+  metadata: Record<string, string>;
+}
+
+/** config.json of a run directory (ConfigError when it is not one). */
+export function readRunConfig(runDir: string): ResolvedPretrainConfig {
+  const configFile = path.join(runDir, 'config.json');
+  if (!fs.existsSync(configFile)) throw new ConfigError(`${runDir} is not a tabsight run: ${configFile} is missing`);
+  try {
+    return JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
+  } catch (err) {
+    throw new DataError(`${configFile} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Names of the one-hot-encoded tabular columns, as the native encoder lays them out. */
+export function encodedColumnNames(config: ResolvedPretrainConfig, runDir: string): string[] {
+  const card = config.data.cardinalities.length > 0 ? config.data.cardinalities : new Array<number>(config.data.tabularFeatures).fill(0);
+  const names = config.data.featureNames ?? card.map((_, j) => `column ${j}`);
+  let categories: Record<string, string[]> = {};
+  const prepFile = path.join(runDir, 'preprocessor.json');
+  if (fs.existsSync(prepFile)) {
+    try {
+      const prep = JSON.parse(fs.readFileSync(prepFile, 'utf8')) as { columns?: { name: string; type: string; categories?: string[] }[] };
+      categories = Object.fromEntries((prep.columns ?? []).filter((c) => c.categories).map((c) => [c.name, c.categories!]));
+    } catch {
+      categories = {};
+    }
+  }
+  return card.flatMap((k, j) => (k === 0 ? [names[j]] : Array.from({ length: k }, (_, c) => `${names[j]}=${categories[names[j]]?.[c] ?? c}`)));
 }
 
 /**
- * Writes `out` (ONNX). The model takes images in the cohort's stored range
- * (0–255 for uint8 stores, as floats) at the run's image size, and outputs
- * the pooled embedding (plus the head's outputs when given).
+ * Writes `out` (ONNX, atomically). The image model takes images in the
+ * store's range (0–255 floats for uint8 stores) at the run's image size, and
+ * outputs the pooled embedding (plus the head's outputs). The tabular model
+ * takes preprocessed rows with categorical columns one-hot encoded.
  */
-export async function exportRun(runDir: string, out: string, options: ExportRunOptions = {}): Promise<void> {
-  const configFile = path.join(runDir, 'config.json');
-  if (!fs.existsSync(configFile)) throw new ConfigError(`${runDir} is not a tabsight run: ${configFile} is missing`);
-  const config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
+export async function exportRun(runDir: string, out: string, options: ExportRunOptions = {}): Promise<ExportRunResult> {
+  const config = readRunConfig(runDir);
+  const part = options.part ?? 'image';
+  if (part !== 'image' && part !== 'tabular') throw new ConfigError(`Expected "image" or "tabular" for part but received ${JSON.stringify(part)}`);
+  if (part === 'tabular' && (options.head || options.withHead)) throw new ConfigError('A probe head applies to the image encoder only (part "image")');
+  if (options.head && options.withHead) throw new ConfigError('Give head or withHead, not both');
+  const extra = { ...(options.metadata ?? {}), run_config: JSON.stringify(config) };
+  const bytes = part === 'tabular'
+    ? await tabularBytes(runDir, config, extra)
+    : await imageBytes(runDir, config, options, extra);
+  await writeFileAtomic(out, bytes.model);
+  return { out, part, metadata: bytes.metadata };
+}
+
+async function imageBytes(runDir: string, config: ResolvedPretrainConfig, options: ExportRunOptions, extra: Record<string, string>) {
   const weightsFile = path.join(runDir, 'image_encoder.safetensors');
+  if (!fs.existsSync(weightsFile)) throw new DataError(`${weightsFile} is missing: the run has not finished (resume it with resume: true)`);
+  let head = options.head;
+  let saved: SavedHead | undefined;
+  if (options.withHead !== undefined) {
+    saved = readHead(runDir, options.withHead);
+    head = headExportOptions(saved);
+  }
   const file = await readSafetensors(weightsFile);
   const meta = { ...imageEncoderMeta(file.metadata, weightsFile), imageSize: config.imageSize };
   const scale = config.data.dtype === 'uint8' ? 1 / 255 : 1;
-  const bytes = exportImageEncoder(file.tensors, meta, {
+  const metadata: Record<string, string> = { ...extra, image_dtype: config.data.dtype };
+  if (saved) {
+    if (saved.dim !== (meta.arch === 'resnet50' ? 2048 : 512)) throw new DataError(`Head ${options.withHead} has dim ${saved.dim}, but ${meta.arch} embeddings have ${meta.arch === 'resnet50' ? 2048 : 512}`);
+    Object.assign(metadata, {
+      head_metric: saved.metric, head_test_metric: String(saved.testMetric), head_embedding_backend: saved.embeddingBackend,
+      head_label_fraction: String(saved.labelFraction), head_cohort: saved.cohort,
+    });
+  }
+  const model = exportImageEncoder(file.tensors, meta, {
     normalize: { mean: config.normalize.mean, std: config.normalize.std, inputScale: scale },
-    head: options.head,
-    metadata: { run_config: JSON.stringify(config) },
+    head,
+    metadata,
   });
-  await writeFileAtomic(out, bytes);
+  return { model, metadata: decodeMeta(model) };
+}
+
+async function tabularBytes(runDir: string, config: ResolvedPretrainConfig, extra: Record<string, string>) {
+  if (config.mode !== 'multimodal') throw new ConfigError(`${runDir} was pretrained in mode ${config.mode}: it has no tabular encoder to export`);
+  const ckpt = path.join(runDir, 'checkpoint.safetensors');
+  if (!fs.existsSync(ckpt)) throw new DataError(`${ckpt} is missing: the tabular encoder's weights are only in the checkpoint`);
+  const file = await readSafetensors(ckpt);
+  const prefix = 'model.tabular.';
+  const tensors = new Map([...file.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+  if (tensors.size === 0) throw new DataError(`${ckpt} holds no "${prefix}*" tensors`);
+  const columns = encodedColumnNames(config, runDir);
+  const metadata: Record<string, string> = {
+    ...extra,
+    feature_names: JSON.stringify(config.data.featureNames ?? []),
+    cardinalities: JSON.stringify(config.data.cardinalities),
+    encoded_columns: JSON.stringify(columns),
+    input_encoding: 'preprocessed rows (preprocessor.json), categorical codes one-hot encoded in column order; code -1 (unseen) is all zeros',
+  };
+  const prepFile = path.join(runDir, 'preprocessor.json');
+  if (fs.existsSync(prepFile)) metadata.preprocessor = fs.readFileSync(prepFile, 'utf8').trim();
+  const model = exportTabularEncoder(tensors, { inFeatures: columns.length, layers: config.model.tabularLayers }, { metadata });
+  return { model, metadata: decodeMeta(model) };
+}
+
+function decodeMeta(model: Uint8Array): Record<string, string> {
+  return Object.fromEntries((decodeModel(model).metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
 }

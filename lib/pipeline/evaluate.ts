@@ -9,8 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
 import { encodeLabels } from '../data/preprocess';
-import { ConfigError } from '../errors';
+import { ConfigError, ShapeError, TabsightError } from '../errors';
 import { evaluateProbe, labelFractionSubset, type EvaluateProbeResult } from '../eval/protocol';
+import { embedSource, openEmbedder, type Backend } from '../export/backend';
+import { fitHead, writeHead } from '../export/heads';
+import { readRunConfig } from '../export/run-export';
 import { channelStats } from '../image-stats';
 import { pretrain, resolvePretrainOptions, type ResolvedPretrainConfig } from '../pretrain';
 import { loadRun, randomRun, type Run } from '../run';
@@ -31,9 +34,21 @@ export interface EvaluateOptions {
   seeds?: number;
   /** Fine-tuning epochs. @default 5 */
   finetuneEpochs?: number;
+  /**
+   * Which runtime embeds the cohort (linear protocol). 'auto' exports the run
+   * to a temporary ONNX file and uses onnxruntime when the cohort's images
+   * fit the exported model and a spot check on 16 images agrees with
+   * LibTorch within ORT_TOLERANCE; otherwise LibTorch. @default 'auto'
+   */
+  backend?: Backend | 'auto';
+  /** Also fit one deployable probe per task (seed 0) and write DIR/<task>.json (linear protocol, run directories only). */
+  saveHeads?: string;
   /** Called with a line of progress text. */
   log?: (line: string) => void;
 }
+
+/** Largest |ORT − LibTorch| embedding difference accepted by backend 'auto' (and verified by test/deploy.test.ts). */
+export const ORT_TOLERANCE = 1e-4;
 
 export interface MetricSummary {
   mean: number;
@@ -47,7 +62,11 @@ export interface EvaluationResult {
   protocol: 'linear' | 'finetune';
   labelFraction: number;
   seeds: number;
+  /** The runtime that computed the frozen embeddings ('torch' for fine-tuning). */
+  embeddingBackend: Backend;
   tasks: Record<string, Record<string, MetricSummary>>;
+  /** Head files written (with saveHeads), by task. */
+  heads?: Record<string, string>;
 }
 
 /** Embeds every subject of a cohort, reading the store in chunks. */
@@ -116,16 +135,30 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
     if (!cohort.labels.tasks.some((k) => k.name === t)) throw new ConfigError(`Unknown task "${t}"; the cohort's tasks are ${cohort.labels.tasks.map((k) => k.name).join(', ')}`);
   }
   const seeds = Array.from({ length: nSeeds }, (_, i) => i);
-  const result: EvaluationResult = { run: options.run, cohort: cohort.dir, protocol, labelFraction, seeds: nSeeds, tasks: {} };
+  const backend = is.oneOf(options.backend ?? 'auto', 'backend', ['auto', 'ort', 'torch'] as const);
+  const isRandom = options.run.startsWith('random:');
+  if (options.saveHeads !== undefined) {
+    is.string(options.saveHeads, 'saveHeads');
+    if (protocol !== 'linear') throw new ConfigError('saveHeads needs the linear protocol: a fine-tuned encoder is not the run\'s encoder');
+    if (isRandom) throw new ConfigError(`saveHeads needs a run directory, not ${options.run}`);
+  }
+  if (backend === 'ort' && (isRandom || protocol !== 'linear')) throw new ConfigError(`backend ort needs a run directory and the linear protocol (run ${options.run}, protocol ${protocol})`);
+  const result: EvaluationResult = { run: options.run, cohort: cohort.dir, protocol, labelFraction, seeds: nSeeds, embeddingBackend: 'torch', tasks: {} };
 
   let frozen: { emb: Float32Array; d: number } | undefined;
   if (protocol === 'linear') {
-    const run = await openRun(options.run, cohort);
-    try {
-      log(`embedding ${cohort.ids.length} subjects with ${options.run}`);
-      frozen = { emb: await embedCohort(run, cohort), d: run.featureDim };
-    } finally {
-      run.dispose();
+    log(`embedding ${cohort.ids.length} subjects with ${options.run}`);
+    const viaOrt = backend === 'torch' || isRandom ? undefined : await embedWithOrt(options.run, cohort, backend === 'auto', log);
+    if (viaOrt) {
+      frozen = viaOrt;
+      result.embeddingBackend = 'ort';
+    } else {
+      const run = await openRun(options.run, cohort);
+      try {
+        frozen = { emb: await embedCohort(run, cohort), d: run.featureDim };
+      } finally {
+        run.dispose();
+      }
     }
   }
   for (const task of taskNames) {
@@ -153,8 +186,70 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
       seeds,
     });
     result.tasks[task] = r.summary;
+    if (options.saveHeads !== undefined) {
+      const head = fitHead({
+        task, kind: spec.type, classes: spec.classes ?? [], labelFraction, embeddingBackend: result.embeddingBackend, run: path.resolve(options.run), cohort: cohort.dir,
+        embeddings: { train: take(emb.emb, emb.d, split.train), val: take(emb.emb, emb.d, split.val), test: take(emb.emb, emb.d, split.test) },
+        labels: { train: pick(split.train), val: pick(split.val), test: pick(split.test) },
+      });
+      (result.heads ??= {})[task] = await writeHead(options.saveHeads, head);
+      log(`saved the ${task} head (test ${head.metric} ${head.testMetric.toFixed(3)}) to ${result.heads[task]}`);
+    }
   }
   return result;
+}
+
+/**
+ * Embeds the cohort through onnxruntime: the run exported to a temporary
+ * ONNX file. With `fallback` (backend 'auto'), returns undefined instead of
+ * failing when the export or the cohort's images do not fit, or when 16
+ * images differ from LibTorch by more than ORT_TOLERANCE.
+ */
+async function embedWithOrt(runDir: string, cohort: Cohort, fallback: boolean, log: (line: string) => void): Promise<{ emb: Float32Array; d: number } | undefined> {
+  const { path: file, offset, dtype, shape } = cohort.images;
+  const src = { label: `cohort ${cohort.dir}`, file, offset, dtype: dtype as 'uint8' | 'float32', shape };
+  const config = readRunConfig(runDir);
+  if (fallback && config.device !== 'cpu') {
+    log(`using LibTorch on ${config.device}: onnxruntime runs on the CPU here`);
+    return undefined;
+  }
+  let ort;
+  try {
+    const stored = config.data.dtype;
+    if (dtype !== stored) throw new ShapeError(`The cohort's images are ${dtype} but the run was trained on a ${stored} store; LibTorch and the exported model would scale them differently`);
+    ort = await openEmbedder({ run: runDir, backend: 'ort' });
+    ort.check(src);
+  } catch (err) {
+    await ort?.dispose();
+    if (!fallback || !(err instanceof TabsightError)) throw err;
+    log(`using LibTorch: onnxruntime cannot embed this cohort (${err.message})`);
+    return undefined;
+  }
+  try {
+    if (fallback) {
+      const rows = Array.from({ length: Math.min(16, shape[0]) }, (_, i) => i);
+      const torch = await openEmbedder({ run: runDir, backend: 'torch' });
+      let diff = Infinity;
+      try {
+        const [a, b] = [await embedSource(ort, src, { rows }), await embedSource(torch, src, { rows })];
+        diff = 0;
+        for (let i = 0; i < a!.embedding.length; i++) diff = Math.max(diff, Math.abs(a!.embedding[i] - b!.embedding[i]));
+      } catch (err) {
+        if (!(err instanceof TabsightError)) throw err;
+      } finally {
+        await torch.dispose();
+      }
+      if (!(diff <= ORT_TOLERANCE)) {
+        log(`using LibTorch: onnxruntime and LibTorch embeddings differ by ${diff.toExponential(2)} > ${ORT_TOLERANCE} on ${rows.length} images`);
+        return undefined;
+      }
+      log(`embedding with onnxruntime (max |ORT − LibTorch| on ${rows.length} images: ${diff.toExponential(2)})`);
+    }
+    const out = (await embedSource(ort, src))!;
+    return { emb: out.embedding, d: out.dim };
+  } finally {
+    await ort.dispose();
+  }
 }
 
 /** Fine-tunes the run's encoder end to end on one task's train labels, then embeds the cohort with it. */

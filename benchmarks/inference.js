@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+/**
+ * Question: how fast does a run's image encoder embed images on the CPU in
+ * onnxruntime (the exported model), in LibTorch (our Run.embed), and in
+ * Debian's PyTorch (torchvision resnet18 with the same weights, loaded from
+ * the run's image_encoder.safetensors)?
+ *
+ * Model: ResNet-18 (standard stem) at 128 px, 3 channels, from a run
+ * pretrained for one step (so BatchNorm statistics are real). Input: uint8
+ * images; each backend converts them to float and normalises (ORT: inside the
+ * graph; LibTorch: in Run.embed; PyTorch: in the timed loop). Batch 64, the
+ * same thread count everywhere. After one warm-up pass each, the backends
+ * run in alternating order for `reps` repetitions of `images` images; the
+ * PyTorch side is one long-lived /usr/bin/python3 process. Prints JSON lines:
+ * the machine, one line per backend (median, min–max seconds per
+ * repetition, images/s), the ratios, and the max abs differences between the
+ * backends' embeddings.
+ *
+ *   node benchmarks/inference.js [--reps 5] [--images 128] [--threads 2] [--batch 64] [--size 128]
+ */
+'use strict';
+const os = require('node:os');
+const fs = require('node:fs');
+const path = require('node:path');
+const readline = require('node:readline');
+const { spawn } = require('node:child_process');
+
+const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
+const reps = Number(args.reps ?? 5);
+const count = Number(args.images ?? 128);
+const threads = Number(args.threads ?? 2);
+const B = Number(args.batch ?? 64);
+const S = Number(args.size ?? 128);
+process.env.TABSIGHT_THREADS = String(threads);
+const ts = require(path.join(__dirname, '..', 'dist', 'lib', 'index.js'));
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const maxAbsDiff = (a, b) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+
+const PY = `
+import sys, time, json
+sys.path.insert(0, ${JSON.stringify(path.join(__dirname, '..', 'test', 'fixtures'))})
+import numpy as np, torch, torchvision
+from torchvision_ref import read_safetensors, features
+torch.set_num_threads(${threads})
+weights, npy, out, B = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+mean, std = json.loads(sys.argv[5]), json.loads(sys.argv[6])
+tensors, meta = read_safetensors(weights)
+model = torchvision.models.resnet18(weights=None)
+missing = model.load_state_dict(tensors, strict=False).missing_keys
+assert sorted(missing) == ['fc.bias', 'fc.weight'], missing
+model.eval()
+x8 = torch.from_numpy(np.load(npy))
+m = torch.tensor(mean).view(1, -1, 1, 1); s = torch.tensor(std).view(1, -1, 1, 1)
+def run():
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, x8.shape[0], B):
+            x = (x8[i:i + B].float() / 255.0 - m) / s
+            outs.append(features(model, x))
+    return torch.cat(outs)
+run().numpy().astype('<f4').tofile(out)  # warm-up, and the features for the cross-check
+print(json.dumps({'torch': torch.__version__, 'torchvision': torchvision.__version__, 'threads': torch.get_num_threads()}), flush=True)
+for line in sys.stdin:
+    t0 = time.perf_counter(); run(); print(time.perf_counter() - t0, flush=True)
+`;
+
+function pythonWorker(weights, npy, out, normalize) {
+  const child = spawn('/usr/bin/python3', ['-c', PY, weights, npy, out, String(B), JSON.stringify(normalize.mean), JSON.stringify(normalize.std)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: child.stdout });
+  const waiting = [];
+  lines.on('line', (l) => waiting.shift()?.resolve(l));
+  child.on('exit', (code) => { for (const w of waiting.splice(0)) w.reject(new Error(`the PyTorch process exited with ${code}`)); });
+  const next = () => new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  return {
+    ready: next().then(JSON.parse),
+    rep: async () => { const p = next(); child.stdin.write('go\n'); return Number(await p); },
+    close: () => { child.stdin.end(); },
+  };
+}
+
+(async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-inference-'));
+  try {
+    let seed = 12345;
+    const images = new Uint8Array(count * 3 * S * S).map(() => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed >>> 24; });
+    const shape = [count, 3, S, S];
+    const run = path.join(tmp, 'run');
+    await ts.pretrain({
+      out: run, images: { data: images.subarray(0, 16 * 3 * S * S), shape: [16, 3, S, S] }, tabular: { data: new Float32Array(16 * 8).map((_, i) => Math.sin(i)), shape: [16, 8] },
+      epochs: 1, batchSize: 16, warmupEpochs: 0, augment: { rate: 0 },
+      model: { arch: 'resnet18', smallStem: false, tabularHidden: 64, projectionHidden: 64, projectionDim: 32 },
+    });
+    const onnx = path.join(tmp, 'model.onnx');
+    await ts.exportRun(run, onnx);
+    const npy = path.join(tmp, 'images.npy');
+    await ts.writeNpy(npy, images, shape);
+
+    const libtorch = await ts.loadRun(run);
+    const ortEnc = await ts.OrtImageEncoder.load(onnx, { threads });
+    const py = pythonWorker(path.join(run, 'image_encoder.safetensors'), npy, path.join(tmp, 'py.f32'), libtorch.config.normalize);
+    const pyInfo = await py.ready;
+    const info = ts._native().runtimeInfo();
+    console.log(JSON.stringify({
+      figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, loadavg_start: os.loadavg().map((v) => +v.toFixed(2)), node: process.version,
+      onnxruntime: require('onnxruntime-node/package.json').version, libtorch: info.torchVersion, libtorch_threads: info.threads, pytorch: pyInfo.torch, pytorch_threads: pyInfo.threads,
+      ort_threads: threads, model: 'resnet18', size: S, batch: B, images_per_rep: count, reps,
+    }));
+
+    const backends = {
+      onnxruntime: async () => (await ortEnc.embed({ data: images, shape }, { batchSize: B })).embedding,
+      libtorch: async () => libtorch.embed({ data: images, shape }, { batchSize: B }),
+    };
+    // Warm-up (and the cross-check of the three backends' outputs).
+    const outs = { onnxruntime: await backends.onnxruntime(), libtorch: await backends.libtorch() };
+    const b = fs.readFileSync(path.join(tmp, 'py.f32'));
+    const pyOut = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+    const times = { onnxruntime: [], libtorch: [], pytorch: [] };
+    const order = ['onnxruntime', 'libtorch', 'pytorch'];
+    for (let r = 0; r < reps; r++) {
+      for (let k = 0; k < order.length; k++) {
+        const name = order[(k + r) % order.length];
+        if (name === 'pytorch') times.pytorch.push(await py.rep());
+        else {
+          const t0 = process.hrtime.bigint();
+          await backends[name]();
+          times[name].push(Number(process.hrtime.bigint() - t0) / 1e9);
+        }
+      }
+    }
+    py.close();
+    await ortEnc.dispose();
+    libtorch.dispose();
+    const fig = (name) => ({ figure: name, reps: times[name].length, median_s: +median(times[name]).toFixed(4), min_s: +Math.min(...times[name]).toFixed(4), max_s: +Math.max(...times[name]).toFixed(4), images_per_s: +(count / median(times[name])).toFixed(1) });
+    for (const name of order) console.log(JSON.stringify(fig(name)));
+    const ips = (name) => count / median(times[name]);
+    console.log(JSON.stringify({
+      figure: 'ratios (images/s over images/s)', onnxruntime_over_libtorch: +(ips('onnxruntime') / ips('libtorch')).toFixed(3),
+      pytorch_over_libtorch: +(ips('pytorch') / ips('libtorch')).toFixed(3), onnxruntime_over_pytorch: +(ips('onnxruntime') / ips('pytorch')).toFixed(3),
+      loadavg_end: os.loadavg().map((v) => +v.toFixed(2)),
+    }));
+    console.log(JSON.stringify({
+      figure: 'max abs difference of the embeddings', onnxruntime_vs_libtorch: maxAbsDiff(outs.onnxruntime, outs.libtorch),
+      pytorch_vs_libtorch: maxAbsDiff(pyOut, outs.libtorch), onnxruntime_vs_pytorch: maxAbsDiff(outs.onnxruntime, pyOut),
+      max_abs_embedding: outs.libtorch.reduce((m, v) => Math.max(m, Math.abs(v)), 0),
+    }));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+})().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,173 @@
+/**
+ * tabsight export, embed and predict: the deploy path. Images are streamed
+ * from the NPY store in batches, results are written atomically, and the
+ * input is checked against the model (channels, size, dtype) before any
+ * inference runs.
+ */
+import { Command } from 'commander';
+import * as cliProgress from 'cli-progress';
+import { ConfigError } from '../errors';
+import { embedSource, openEmbedder, type Backend, type Embedder, type EmbedderOutput } from '../export/backend';
+import { AtomicTextWriter, cohortImageSource, npyImageSource, NpyRowWriter, type ImageSource } from '../export/images';
+import { exportRun } from '../export/run-export';
+import { int } from './args';
+
+/** A count bar on stderr; silent when stderr is not a TTY. */
+export function countBar(label: string, total: number): { update: (p: { done: number; total: number }) => void; stop: () => void } {
+  if (!process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar({ format: `${label} {bar} {value}/{total} images | {ips} img/s | eta {eta_formatted}`, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+  const t0 = Date.now();
+  bar.start(total, 0, { ips: '-' });
+  let stopped = false;
+  return {
+    update: ({ done }) => bar.update(done, { ips: (done / Math.max(1e-3, (Date.now() - t0) / 1000)).toFixed(1) }),
+    stop: () => {
+      if (!stopped) bar.stop();
+      stopped = true;
+    },
+  };
+}
+
+async function imageSource(o: { images?: string; cohort?: string }): Promise<ImageSource> {
+  if (!o.images === !o.cohort) throw new ConfigError('Give exactly one of --images (an N×C×H×W .npy) and --cohort (a cohort directory)');
+  return o.images ? npyImageSource(o.images) : cohortImageSource(o.cohort!);
+}
+
+async function withEmbedder<T>(o: { model?: string; run?: string; backend?: string; batch: number; threads?: number }, fn: (e: Embedder) => Promise<T>): Promise<T> {
+  if (o.backend !== undefined && o.backend !== 'ort' && o.backend !== 'torch') throw new ConfigError(`Expected ort or torch for --backend but received "${o.backend}"`);
+  if (!(o.batch >= 1)) throw new ConfigError(`Expected a positive integer for --batch but received ${o.batch}`);
+  if (o.threads !== undefined && !(o.threads >= 1)) throw new ConfigError(`Expected a positive integer for --threads but received ${o.threads}`);
+  const e = await openEmbedder({ model: o.model, run: o.run, backend: o.backend as Backend | undefined, batchSize: o.batch, threads: o.threads });
+  try {
+    return await fn(e);
+  } finally {
+    await e.dispose();
+  }
+}
+
+const csvCell = (s: string): string => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+/** float32 values with 9 significant digits (enough to round-trip a float32). */
+const num = (v: number): string => String(Number(v.toPrecision(9)));
+
+/** The CSV header of a head's outputs: index, [id,] then p_<class>… and predicted, or the prediction(s). */
+export function predictionHeader(head: NonNullable<Embedder['head']>, withIds: boolean): string {
+  const idCol = withIds ? ['id'] : [];
+  if (head.kind === 'regression') {
+    const names = head.classes.length <= 1 ? ['prediction'] : head.classes.map((c) => `prediction_${c}`);
+    return ['index', ...idCol, ...names.map(csvCell)].join(',');
+  }
+  return ['index', ...idCol, ...head.classes.map((c) => csvCell(`p_${c}`)), 'predicted'].join(',');
+}
+
+/** CSV rows for images start … start + n − 1 (binary: P(negative), P(positive); predicted = logit > 0; multiclass: argmax). */
+export function predictionRows(head: NonNullable<Embedder['head']>, out: EmbedderOutput, start: number, n: number, ids?: string[]): string[] {
+  const lines: string[] = [];
+  const lead = (i: number) => [String(start + i), ...(ids ? [csvCell(ids[start + i])] : [])];
+  if (head.kind === 'regression') {
+    const k = out.prediction!.length / n;
+    for (let i = 0; i < n; i++) lines.push([...lead(i), ...Array.from(out.prediction!.subarray(i * k, (i + 1) * k), num)].join(','));
+    return lines;
+  }
+  const k = head.classes.length;
+  const width = out.logits!.length / n;
+  for (let i = 0; i < n; i++) {
+    const logits = out.logits!.subarray(i * width, (i + 1) * width);
+    const probs = out.probabilities!.subarray(i * width, (i + 1) * width);
+    let p: number[];
+    let cls = 0;
+    if (head.kind === 'binary') {
+      p = [1 - probs[0], probs[0]];
+      cls = logits[0] > 0 ? 1 : 0;
+    } else {
+      p = Array.from(probs);
+      for (let c = 1; c < k; c++) if (logits[c] > logits[cls]) cls = c;
+    }
+    lines.push([...lead(i), ...p.map(num), csvCell(head.classes[cls])].join(','));
+  }
+  return lines;
+}
+
+export function addDeployCommands(program: Command): void {
+  program.command('export')
+    .description("export a run's image encoder (normalisation baked in, optionally with a probe head) or its tabular encoder to ONNX")
+    .requiredOption('--run <dir>', 'a run directory')
+    .requiredOption('--out <file.onnx>', 'the ONNX file (written atomically)')
+    .option('--with-head <task>', 'append the probe head saved by `tabsight evaluate --save-heads` (RUN/heads/TASK.json)')
+    .option('--part <part>', 'image | tabular', 'image')
+    .action(async (o) => {
+      if (o.part !== 'image' && o.part !== 'tabular') throw new ConfigError(`Expected image or tabular for --part but received "${o.part}"`);
+      const r = await exportRun(o.run, o.out, { part: o.part, withHead: o.withHead });
+      const m = r.metadata;
+      const what = r.part === 'tabular'
+        ? `tabular encoder, ${m['tabsight.in_features']} inputs → ${m['tabsight.embedding_dim']}`
+        : `${m['tabsight.arch']}, ${m['tabsight.in_channels']}×${m['tabsight.image_size'].replace('x', '×')} in [${m['tabsight.input_range']}] → ${m['tabsight.outputs']}`;
+      process.stderr.write(`exported ${what}\n`);
+      process.stdout.write(`${o.out}\n`);
+    });
+
+  program.command('embed')
+    .description('embed images with an exported model (onnxruntime) or a run (LibTorch, or onnxruntime with --backend ort), streaming in batches')
+    .option('--model <file.onnx>', 'an exported model')
+    .option('--run <dir>', 'a run directory')
+    .option('--images <file.npy>', 'images N×C×H×W (uint8 or float32), read in batches')
+    .option('--cohort <dir>', 'instead of --images: every subject of a cohort, in cohort order')
+    .requiredOption('--out <file.npy>', 'embeddings N×D float32 (written atomically)')
+    .option('--backend <backend>', 'ort | torch (default: ort with --model, torch with --run)')
+    .option('--batch <n>', 'images per batch', int('--batch'), 64)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .action(async (o) => {
+      if (!o.run === !o.model) throw new ConfigError('Give exactly one of --run and --model');
+      const src = await imageSource(o);
+      await withEmbedder(o, async (e) => {
+        e.check(src);
+        const writer = await NpyRowWriter.open(o.out, src.shape[0], e.dim);
+        const bar = countBar(`embed (${e.backend})`, src.shape[0]);
+        try {
+          await embedSource(e, src, { chunk: o.batch, onProgress: bar.update, onChunk: (_, out) => writer.write(out.embedding) });
+          bar.stop();
+          await writer.commit();
+        } catch (err) {
+          bar.stop();
+          await writer.abort();
+          throw err;
+        }
+      });
+      process.stdout.write(`${o.out}\n`);
+    });
+
+  program.command('predict')
+    .description('run an exported model with a probe head (export --with-head) on images; writes per-class probabilities and the predicted class (or the prediction) as CSV')
+    .requiredOption('--model <file.onnx>', 'a model exported with --with-head')
+    .option('--images <file.npy>', 'images N×C×H×W (uint8 or float32)')
+    .option('--cohort <dir>', 'instead of --images: every subject of a cohort (adds an id column)')
+    .requiredOption('--out <file.csv>', 'the CSV (written atomically)')
+    .option('--batch <n>', 'images per batch', int('--batch'), 64)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .action(async (o) => {
+      const src = await imageSource(o);
+      await withEmbedder({ ...o, backend: 'ort' }, async (e) => {
+        const head = e.head;
+        if (!head) throw new ConfigError(`${o.model} has no probe head; export it with \`tabsight export --run RUN --with-head TASK\``);
+        e.check(src);
+        const writer = await AtomicTextWriter.open(o.out);
+        const bar = countBar(`predict ${head.task}`, src.shape[0]);
+        try {
+          await writer.write(predictionHeader(head, src.ids !== undefined) + '\n');
+          await embedSource(e, src, {
+            chunk: o.batch, onProgress: bar.update,
+            onChunk: async (start, out) => {
+              const n = out.embedding.length / out.dim;
+              if (n > 0) await writer.write(predictionRows(head, out, start, n, src.ids).join('\n') + '\n');
+            },
+          });
+          bar.stop();
+          await writer.commit();
+        } catch (err) {
+          bar.stop();
+          await writer.abort();
+          throw err;
+        }
+      });
+      process.stdout.write(`${o.out}\n`);
+    });
+}

@@ -1,0 +1,205 @@
+/**
+ * Streaming image input and embedding output for deployment: an NPY store
+ * (or a cohort's store) is read in chunks of images, never whole, and
+ * N×D float32 results are written row-block by row-block into a temporary
+ * NPY file that is renamed into place at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadCohort } from '../data/cohort';
+import { readNpyHeader } from '../data/npy';
+import { DataError, ShapeError } from '../errors';
+
+export interface ImageSource {
+  /** What to name in messages (the file, or the cohort). */
+  label: string;
+  file: string;
+  /** Byte offset of the first element. */
+  offset: number;
+  dtype: 'uint8' | 'float32';
+  shape: [number, number, number, number];
+  /** Subject ids (cohorts only), one per image. */
+  ids?: string[];
+}
+
+/** An N×C×H×W uint8 or float32 NPY file; anything else is a ShapeError (nothing is read beyond the header). */
+export async function npyImageSource(file: string): Promise<ImageSource> {
+  const h = await readNpyHeader(file);
+  if (h.shape.length !== 4) throw new ShapeError(`Expected images of rank 4 [N, C, H, W] in ${file} but found shape [${h.shape.join(', ')}]`);
+  if (h.dtype !== 'uint8' && h.dtype !== 'float32') {
+    throw new ShapeError(`Expected uint8 or float32 images in ${file} but found ${h.dtype}; convert them first (numpy: a.astype("float32"))`);
+  }
+  return { label: file, file, offset: h.dataOffset, dtype: h.dtype, shape: h.shape as [number, number, number, number] };
+}
+
+/** Every subject's image of a cohort directory, in cohort order. */
+export async function cohortImageSource(dir: string): Promise<ImageSource> {
+  const cohort = await loadCohort(dir);
+  const { path: file, offset, dtype, shape } = cohort.images;
+  if (dtype !== 'uint8' && dtype !== 'float32') throw new ShapeError(`Expected uint8 or float32 images in ${file} (cohort ${cohort.dir}) but found ${dtype}`);
+  return { label: `cohort ${cohort.dir}`, file, offset, dtype, shape, ids: cohort.ids };
+}
+
+export interface ImageChunk {
+  start: number;
+  count: number;
+  data: Uint8Array | Float32Array;
+  shape: [number, number, number, number];
+}
+
+/** Reads `rows` (default: every image) in chunks of at most `chunk` images. */
+export async function* readImageChunks(src: ImageSource, chunk: number, rows?: readonly number[]): AsyncGenerator<ImageChunk> {
+  const [n, c, h, w] = src.shape;
+  const per = c * h * w;
+  const bytes = src.dtype === 'uint8' ? 1 : 4;
+  const fh = await fs.promises.open(src.file, 'r');
+  try {
+    const total = rows ? rows.length : n;
+    for (let start = 0; start < total; start += chunk) {
+      const count = Math.min(chunk, total - start);
+      const buf = Buffer.alloc(count * per * bytes);
+      if (rows) {
+        for (let i = 0; i < count; i++) {
+          const r = rows[start + i];
+          if (!(Number.isInteger(r) && r >= 0 && r < n)) throw new ShapeError(`Row ${r} is not an image of ${src.label} (0..${n - 1})`);
+          await readFully(fh, buf, i * per * bytes, per * bytes, src.offset + r * per * bytes, src.label);
+        }
+      } else {
+        await readFully(fh, buf, 0, buf.length, src.offset + start * per * bytes, src.label);
+      }
+      const data = bytes === 1 ? new Uint8Array(buf.buffer, buf.byteOffset, buf.length) : new Float32Array(buf.buffer, buf.byteOffset, count * per);
+      yield { start, count, data, shape: [count, c, h, w] };
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readFully(fh: fs.promises.FileHandle, buf: Buffer, at: number, length: number, position: number, label: string): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, at + done, length - done, position + done);
+    if (bytesRead === 0) throw new DataError(`${label} ended early: expected ${length} bytes at offset ${position}`);
+    done += bytesRead;
+  }
+}
+
+function npyHeader(descr: string, shape: number[]): Buffer {
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
+  const out = Buffer.alloc(total, 0x20);
+  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(out, 0);
+  out.writeUInt16LE(total - 10, 8);
+  out.write(dict, 10, 'latin1');
+  out[total - 1] = 0x0a;
+  return out;
+}
+
+/**
+ * Writes an N×D float32 NPY file in row blocks: a temporary file next to
+ * `file` is filled, flushed and renamed over it by commit(); abort() removes it.
+ */
+export class NpyRowWriter {
+  readonly #file: string;
+  readonly #tmp: string;
+  readonly #rowBytes: number;
+  readonly #rows: number;
+  #fh: fs.promises.FileHandle | undefined;
+  #written = 0;
+  #headerBytes = 0;
+
+  private constructor(file: string, tmp: string, fh: fs.promises.FileHandle, rows: number, cols: number) {
+    this.#file = file;
+    this.#tmp = tmp;
+    this.#fh = fh;
+    this.#rows = rows;
+    this.#rowBytes = cols * 4;
+  }
+
+  static async open(file: string, rows: number, cols: number): Promise<NpyRowWriter> {
+    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(tmp, 'wx');
+    } catch (err) {
+      throw new DataError(`Cannot write ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    const w = new NpyRowWriter(file, tmp, fh, rows, cols);
+    const header = npyHeader('<f4', [rows, cols]);
+    w.#headerBytes = header.length;
+    await fh.write(header, 0, header.length, 0);
+    return w;
+  }
+
+  /** Appends rows (row-major float32). */
+  async write(rows: Float32Array): Promise<void> {
+    if (!this.#fh) throw new DataError(`NpyRowWriter for ${this.#file} is closed`);
+    const body = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
+    await this.#fh.write(body, 0, body.length, this.#headerBytes + this.#written * this.#rowBytes);
+    this.#written += rows.byteLength / this.#rowBytes;
+  }
+
+  async commit(): Promise<void> {
+    const fh = this.#fh;
+    if (!fh) throw new DataError(`NpyRowWriter for ${this.#file} is closed`);
+    if (this.#written !== this.#rows) {
+      await this.abort();
+      throw new DataError(`Wrote ${this.#written} of ${this.#rows} rows to ${this.#file}`);
+    }
+    await fh.sync();
+    await fh.close();
+    this.#fh = undefined;
+    await fs.promises.rename(this.#tmp, this.#file);
+  }
+
+  async abort(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
+    await fs.promises.rm(this.#tmp, { force: true });
+  }
+}
+
+/** Writes a text file piece by piece into a temporary file, flushed and renamed into place by commit(). */
+export class AtomicTextWriter {
+  readonly #file: string;
+  readonly #tmp: string;
+  #fh: fs.promises.FileHandle | undefined;
+
+  private constructor(file: string, tmp: string, fh: fs.promises.FileHandle) {
+    this.#file = file;
+    this.#tmp = tmp;
+    this.#fh = fh;
+  }
+
+  static async open(file: string): Promise<AtomicTextWriter> {
+    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      return new AtomicTextWriter(file, tmp, await fs.promises.open(tmp, 'wx'));
+    } catch (err) {
+      throw new DataError(`Cannot write ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async write(text: string): Promise<void> {
+    if (!this.#fh) throw new DataError(`The writer for ${this.#file} is closed`);
+    await this.#fh.write(text);
+  }
+
+  async commit(): Promise<void> {
+    const fh = this.#fh;
+    if (!fh) throw new DataError(`The writer for ${this.#file} is closed`);
+    this.#fh = undefined;
+    await fh.sync();
+    await fh.close();
+    await fs.promises.rename(this.#tmp, this.#file);
+  }
+
+  async abort(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
+    await fs.promises.rm(this.#tmp, { force: true });
+  }
+}
