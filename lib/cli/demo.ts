@@ -14,6 +14,7 @@ import { pretrainCohort } from '../pipeline/cohort-pretrain';
 import { barChartWithErrors, lineChart } from '../report/charts';
 import { writeReport, type Section } from '../report/html';
 import { synthCardiac } from '../synth/cardiac';
+import { verifyExportedProbe, type VerifyExportedProbeResult } from '../export/verify';
 import { trainingBar } from './progress';
 
 export interface DemoOptions {
@@ -54,7 +55,7 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
       continue;
     }
     const resume = fs.existsSync(path.join(dir, 'checkpoint.safetensors'));
-    log(`pretraining ${mode} (ResNet-18, ${options.epochs} epochs)${resume ? ', resuming' : ''}`);
+    log(`pretraining ${mode} (ResNet-18, ${options.epochs} epoch${options.epochs === 1 ? "" : "s"})${resume ? ', resuming' : ''}`);
     const bar = trainingBar(mode);
     try {
       await pretrainCohort({
@@ -65,7 +66,7 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
         epochs: options.epochs,
         batchSize: 64,
         lr: 1e-3,
-        warmupEpochs: 1,
+        warmupEpochs: options.epochs > 2 ? 1 : 0,
         model: { arch: 'resnet18', smallStem: false, tabularHidden: 512, projectionHidden: 512, projectionDim: 128 },
       }, { onProgress: bar.update });
     } finally {
@@ -82,7 +83,7 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
       continue;
     }
     log(`evaluating ${name} on every task (linear probe, ${seeds} seeds)`);
-    results[name] = await evaluateRun({ run, cohort, seeds });
+    results[name] = await evaluateRun({ run, cohort, seeds, saveHeads: run.startsWith('random:') ? undefined : path.join(run, 'heads') });
     fs.mkdirSync(path.dirname(file), { recursive: true });
     await writeFileAtomic(file, JSON.stringify(results[name], null, 2) + '\n');
   }
@@ -95,6 +96,13 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
     log(`${name.padEnd(14)}${tasks.map((t) => { const s = r.tasks[t][main(t)]; return `${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}`.padStart(20); }).join('')}`);
   }
 
+  // Deploy the better pretrained encoder for one task as ONNX and show that
+  // onnxruntime reproduces the probe's test metric.
+  const deployTask = 'cad';
+  const best = MODES.reduce((a, b) => (results[b].tasks[deployTask].auc.mean > results[a].tasks[deployTask].auc.mean ? b : a));
+  const deployed: VerifyExportedProbeResult = await verifyExportedProbe(path.join(out, 'runs', best), cohort, deployTask, { out: path.join(out, `${best}-${deployTask}.onnx`) });
+  log(`\nexported ${best} with its ${deployTask} probe to ${deployed.onnxFile}: test ${deployed.metric} ${deployed.ortMetric.toFixed(4)} in onnxruntime vs ${deployed.torchMetric.toFixed(4)} in LibTorch (max embedding difference ${deployed.maxEmbeddingDiff.toExponential(1)})`);
+
   const curves = MODES.flatMap((mode) => fs.readFileSync(path.join(out, 'runs', mode, 'metrics.jsonl'), 'utf8').trim().split('\n')
     .map((l) => JSON.parse(l) as { epoch: number; loss: number; retrievalTop1: number }).map((m) => ({ run: mode, epoch: m.epoch + 1, loss: m.loss, top1: m.retrievalTop1 })));
   const sections: Section[] = [
@@ -102,7 +110,7 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
       heading: 'Setup',
       text: [
         `Synthetic cardiac cohort (${n} subjects, ${size}×${size} px, ED/mid/ES frames; see docs/cohorts.md). ` +
-        `ResNet-18 encoders pretrained for ${options.epochs} epochs on the train split: multimodal (CLIP between images and the tabular features) and image-only (SimCLR). ` +
+        `ResNet-18 encoders pretrained for ${options.epochs} epoch${options.epochs === 1 ? "" : "s"} on the train split: multimodal (CLIP between images and the tabular features) and image-only (SimCLR). ` +
         `Each frozen encoder is evaluated by linear probes on the test split, ${seeds} probe seeds; a randomly initialised encoder is the baseline.`,
         'Numbers are from this run only. With a few epochs on 2 CPU cores the encoders are far from converged; read the table as a working pipeline, not as a finding.',
       ],
@@ -120,6 +128,15 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
         data: Object.entries(results).flatMap(([name, r]) => tasks.map((t) => ({ category: t, group: name, mean: r.tasks[t][main(t)].mean, sd: r.tasks[t][main(t)].sd, panel: main(t) }))),
         zero: false,
       })],
+    },
+    {
+      heading: 'Deployment check',
+      text: `The ${best} encoder with its ${deployTask} probe was exported to ONNX (${path.basename(deployed.onnxFile)}) and run with onnxruntime-node on the ${deployed.nTest} test images.`,
+      table: {
+        columns: ['backend', `test ${deployed.metric}`],
+        rows: [['LibTorch + probe', deployed.torchMetric.toFixed(4)], ['ONNX in onnxruntime', deployed.ortMetric.toFixed(4)]],
+        caption: `Largest embedding difference ${deployed.maxEmbeddingDiff.toExponential(2)}; largest output difference ${deployed.maxOutputDiff.toExponential(2)}.`,
+      },
     },
   ];
   await writeReport(path.join(out, 'report.html'), { title: 'tabsight demo', subtitle: 'Multimodal vs image-only pretraining on the synthetic cardiac cohort', sections });
