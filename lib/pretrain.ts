@@ -255,16 +255,16 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
       { images: prepared.images, tabular, labels, targets, rows, scanImages: opts.scanImages ?? true },
     ));
     const metricsFile = path.join(out, 'metrics.jsonl');
-    const metrics = keepMetricsBefore(metricsFile, resumeFrom ? readPosition(configFile, checkpoint) : 0);
+    // The native trainer appends one line per epoch; a resumed run drops the
+    // lines of epochs it will redo.
+    const kept = keepMetricsBefore(metricsFile, resumeFrom ? readPosition(configFile, checkpoint) : 0);
+    if (kept.length) writeFileAtomicSync(metricsFile, kept.join('\n') + '\n');
+    else fs.rmSync(metricsFile, { force: true });
     let callbackError: unknown;
     const onAbort = () => job.abort();
     control.signal?.addEventListener('abort', onAbort);
     try {
       const summary = await awaitNative(job.run((p: TrainProgress) => {
-        if (p.epochDone) {
-          metrics.push(JSON.stringify({ epoch: p.epoch, step: p.step, loss: p.epochLoss, retrievalTop1: p.retrievalTop1, lr: p.lr, imagesPerSec: p.imagesPerSec }));
-          writeFileAtomicSync(metricsFile, metrics.join('\n') + '\n');
-        }
         if (callbackError === undefined && control.onProgress) {
           try {
             control.onProgress(p);

@@ -75,6 +75,25 @@ void WriteFileAtomic(const std::string& path, const std::string& bytes) {
   }
 }
 
+void AppendLine(const std::string& path, const std::string& line) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) Fail(ErrorCode::kData, "Cannot append to " + path + ": " + std::strerror(errno));
+  const std::string text = line + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      Fail(ErrorCode::kData, "Cannot append to " + path + ": " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+}
+
 void WriteSafetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
   std::vector<torch::Tensor> cpu;
   cpu.reserve(tensors.size());

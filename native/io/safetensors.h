@@ -32,4 +32,8 @@ Safetensors ReadSafetensors(const std::string& path);
 // Writes `bytes` to `path` atomically (temp file + fsync + rename).
 void WriteFileAtomic(const std::string& path, const std::string& bytes);
 
+// Appends one line (a newline is added) and fsyncs, so that a line written
+// before a checkpoint is on disk before the checkpoint is.
+void AppendLine(const std::string& path, const std::string& line);
+
 }  // namespace tabsight::io

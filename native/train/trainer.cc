@@ -323,6 +323,15 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         p.epoch_done = true;
         p.epoch_loss = epoch_loss / epoch_steps;
         p.retrieval_top1 = epoch_top1 / epoch_steps;
+        // metrics.jsonl gets the epoch's line before the checkpoint that
+        // moves past the epoch, so a run killed in between redoes the epoch
+        // on resume and the metrics and the checkpoint never disagree.
+        char line[512];
+        std::snprintf(line, sizeof(line),
+                      "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"retrievalTop1\":%.17g,\"lr\":%.17g,\"imagesPerSec\":%.6g}",
+                      static_cast<long long>(epoch_), static_cast<long long>(global_step_), p.epoch_loss,
+                      p.retrieval_top1, lr, p.images_per_sec);
+        io::AppendLine(config_.out_dir + "/metrics.jsonl", line);
         ++epoch_;
         step_in_epoch_ = 0;
         epoch_loss = epoch_top1 = 0;
