@@ -16,3 +16,4 @@ export * from './eval';
 export * from './pipeline';
 export * from './synth';
 export * from './config';
+export * from './study';

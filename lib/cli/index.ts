@@ -12,6 +12,7 @@ import { addDataCommands } from './data-commands';
 import { addDeployCommands } from './deploy-commands';
 import { runDemo } from './demo';
 import { addTrainCommands } from './train-commands';
+import { addSelectCommands, addStudyCommands } from './study-commands';
 
 export function buildProgram(): Command {
   const program = new Command('tabsight')
@@ -28,6 +29,8 @@ export function buildProgram(): Command {
 
   addDataCommands(program);
   addTrainCommands(program);
+  addSelectCommands(program);
+  addStudyCommands(program);
 
   addDeployCommands(program);
 

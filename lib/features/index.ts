@@ -19,3 +19,5 @@ export {
   type CorrelationClusters,
 } from './redundancy';
 export { KDTree, SortedAxis } from './kdtree';
+export { selectFeatures, type Selection, type SelectOptions } from './selectors';
+export { searchFeatures } from './search';

@@ -1,0 +1,212 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Cohort } from '../lib/data/cohort';
+import { loadCohort } from '../lib/data/cohort';
+import { ConfigError } from '../lib/errors';
+import { uniformStream } from '../lib/eval/metrics';
+import { crossModalFromEmbeddings, featureData, trainRows } from '../lib/features/relevance';
+import { planHalving } from '../lib/features/search';
+import { selectFeatures, type SelectionMethod } from '../lib/features/selectors';
+import { synthCardiac } from '../lib/synth';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-selectors-'));
+t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+
+function normals(seed: number): () => number {
+  const u = uniformStream(seed);
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+
+/** An in-memory cohort (no images) from columns of numbers and one binary task. */
+function memoryCohort(cols: Record<string, number[]>, y: number[], split: ('train' | 'val' | 'test')[], categorical: string[] = []): Cohort {
+  const n = y.length;
+  const names = Object.keys(cols);
+  return {
+    dir: '/memory', name: 'memory', ids: Array.from({ length: n }, (_, i) => `s${i}`),
+    images: {} as Cohort['images'],
+    tabular: {
+      file: 'memory.csv',
+      columns: names.map((name) => (categorical.includes(name) ? { name, type: 'categorical' as const, categories: [...new Set(cols[name].map(String))].sort() } : { name, type: 'continuous' as const })),
+      raw: names.map((name) => cols[name].map((v) => String(v))),
+      rowNumbers: Array.from({ length: n }, (_, i) => i + 2),
+    },
+    labels: { tasks: [{ name: 'y', type: 'binary', classes: ['0', '1'] }], values: { y: y.map(String) } },
+    splits: {
+      train: split.flatMap((s, i) => (s === 'train' ? [i] : [])), val: split.flatMap((s, i) => (s === 'val' ? [i] : [])),
+      test: split.flatMap((s, i) => (s === 'test' ? [i] : [])), source: 'seeded',
+    },
+  };
+}
+
+/** rel (strong) and rel2 (weaker) carry y, independent given y; copy ≈ rel; two noise columns and a categorical noise column. */
+function constructed(n = 600) {
+  const z = normals(11);
+  const u = uniformStream(12);
+  const y = Array.from({ length: n }, (_, i) => i % 2);
+  const rel = y.map((v) => 3 * v + z());
+  const cols = {
+    noise1: y.map(() => z()),
+    copy: rel.map((v) => v + 0.01 * z()),
+    rel,
+    noise2: y.map(() => z()),
+    rel2: y.map((v) => 1.5 * v + z()),
+    catnoise: y.map(() => Math.floor(u() * 3)),
+  };
+  const split = y.map((_, i) => (i < n * 0.8 ? 'train' : i < n * 0.9 ? 'val' : 'test') as 'train' | 'val' | 'test');
+  return { cols, y, split };
+}
+
+t.test('selectFeatures with mrmr, mrmr-miq, jmi and cmim picks the relevant feature, then not its copy', async (t) => {
+  const { cols, y, split } = constructed();
+  const cohort = memoryCohort(cols, y, split, ['catnoise']);
+  for (const method of ['mrmr', 'mrmr-miq', 'jmi', 'cmim'] as SelectionMethod[]) {
+    const sel = await selectFeatures(cohort, { method, k: 3 });
+    t.equal(sel.method, method);
+    t.equal(sel.selected.length, 3);
+    t.ok(sel.selected[0] === 'rel' || sel.selected[0] === 'copy', `${method} first: ${sel.selected.join(', ')}`);
+    const twin = sel.selected[0] === 'rel' ? 'copy' : 'rel';
+    t.not(sel.selected[1], twin, `${method} second is not the copy: ${sel.selected.join(', ')}`);
+    // JMI and CMIM discount dependence that y explains (I(rel; rel2 | y) ≈ 0), so they take rel2 next;
+    // mRMR penalises it (I(rel; rel2) > 0) and may prefer noise, as Brown et al. discuss.
+    if (method === 'jmi' || method === 'cmim') t.equal(sel.selected[1], 'rel2', `${method} second is the other relevant feature`);
+    t.same(Object.keys(sel.scores).sort(), Object.keys(cols).sort(), `${method} scores every candidate`);
+  }
+  const mim = await selectFeatures(cohort, { method: 'mim', k: 3 });
+  t.same(new Set(mim.selected), new Set(['rel', 'copy', 'rel2']), 'MIM ignores redundancy: it keeps the copy');
+});
+
+t.test('selectFeatures uses the train rows only: changing val and test rows changes nothing', async (t) => {
+  const { cols, y, split } = constructed(300);
+  const a = memoryCohort(cols, y, split, ['catnoise']);
+  const changed = Object.fromEntries(Object.entries(cols).map(([k, v]) => [k, v.map((x, i) => (split[i] === 'train' ? x : k === 'catnoise' ? 2 : 1000 - x * 7))]));
+  const b = memoryCohort(changed, y.map((v, i) => (split[i] === 'train' ? v : 1 - v)), split, ['catnoise']);
+  for (const method of ['mim', 'mrmr', 'jmi', 'cmim', 'vif', 'cluster'] as SelectionMethod[]) {
+    t.same(await selectFeatures(b, { method, k: 3 }), await selectFeatures(a, { method, k: 3 }), method);
+  }
+  t.same(trainRows(a, 0.5, 1), trainRows(a, 0.5, 1), 'the subsample is seeded');
+  t.ok(trainRows(a, 0.5, 1).every((r) => split[r] === 'train'));
+  t.throws(() => featureData(a, [split.indexOf('test')]), /not a train row/);
+});
+
+t.test('selectFeatures vif drops one column of an exactly collinear triple', async (t) => {
+  const z = normals(3);
+  const n = 200;
+  const a = Array.from({ length: n }, () => z());
+  const b = Array.from({ length: n }, () => z());
+  const cols = { a, b, c: a.map((v, i) => v + b[i]), d: a.map(() => z()) };
+  const cohort = memoryCohort(cols, a.map((_, i) => i % 2), a.map(() => 'train'));
+  const sel = await selectFeatures(cohort, { method: 'vif' });
+  const dropped = ['a', 'b', 'c'].filter((f) => !sel.selected.includes(f));
+  t.equal(dropped.length, 1, `dropped ${dropped.join(', ')}; kept ${sel.selected.join(', ')}`);
+  t.ok(sel.selected.includes('d'));
+  t.ok(sel.scores[dropped[0]] < 1e-6, 'the dropped column has tolerance 1/VIF ≈ 0');
+  t.equal((await selectFeatures(cohort, { method: 'vif', k: 2 })).selected.length, 2, 'with k it keeps dropping until k remain');
+});
+
+t.test('selectFeatures cluster keeps one representative per correlation cluster', async (t) => {
+  const { cols, y, split } = constructed(300);
+  const cohort = memoryCohort(cols, y, split, ['catnoise']);
+  const sel = await selectFeatures(cohort, { method: 'cluster', k: 5 });
+  t.equal(sel.selected.length, 5);
+  t.ok(!(sel.selected.includes('rel') && sel.selected.includes('copy')), `rel and its copy share a cluster: ${sel.selected.join(', ')}`);
+  t.equal(sel.selected[0] === 'rel' || sel.selected[0] === 'copy', true, 'representatives are listed by relevance');
+});
+
+t.test('selectFeatures random is deterministic by seed and has size k', async (t) => {
+  const { cols, y, split } = constructed(100);
+  const cohort = memoryCohort(cols, y, split, ['catnoise']);
+  const a = await selectFeatures(cohort, { method: 'random', k: 3, seed: 5 });
+  t.same(await selectFeatures(cohort, { method: 'random', k: 3, seed: 5 }), a);
+  t.equal(a.selected.length, 3);
+  t.equal(new Set(a.selected).size, 3);
+  const others = await Promise.all([6, 7, 8, 9].map((seed) => selectFeatures(cohort, { method: 'random', k: 3, seed })));
+  t.ok(others.some((o) => o.selected.join() !== a.selected.join()), 'other seeds give other subsets');
+});
+
+t.test('selectFeatures rejects attribution with ConfigError giving the reason, and bad options', async (t) => {
+  const { cols, y, split } = constructed(100);
+  const cohort = memoryCohort(cols, y, split);
+  await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2 }), {
+    constructor: ConfigError, code: 'ERR_CONFIG',
+    message: "method 'attribution' needs the explainability module's tabular integrated gradients (IG), which is not available yet",
+  });
+  await t.rejects(selectFeatures(cohort, { method: 'nope' as SelectionMethod }), { code: 'ERR_CONFIG', message: /for method/ });
+  await t.rejects(selectFeatures(cohort, { method: 'mim', k: 99 }), { code: 'ERR_CONFIG', message: /k at most 6/ });
+  await t.rejects(selectFeatures(cohort, { method: 'jmi', relevance: 'crossmodal' }), { code: 'ERR_CONFIG', message: /conditions on a task label/ });
+  await t.rejects(selectFeatures(cohort, { method: 'mim', tasks: ['nope'] }), { code: 'ERR_CONFIG', message: /Unknown task "nope"/ });
+  await t.rejects(selectFeatures(cohort, { method: 'search', k: 2 }), { code: 'ERR_CONFIG', message: /needs search options/ });
+});
+
+t.test('crossModalFromEmbeddings: a feature written into the embedding has a high R², an unrelated one none', async (t) => {
+  const { cols, y, split } = constructed(300);
+  const cohort = memoryCohort(cols, y, split, ['catnoise']);
+  const data = featureData(cohort, cohort.splits.train);
+  const z = normals(9);
+  const d = 40;
+  const n = data.rows.length;
+  const emb = new Float64Array(n * d);
+  const rel = data.columns[data.names.indexOf('rel')];
+  const w = Array.from({ length: d }, () => z());
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) emb[i * d + j] = w[j] * rel[i] + 0.3 * z();
+  const cm = crossModalFromEmbeddings(data, emb, d, { components: 8, folds: 5 });
+  const at = (f: string) => data.names.indexOf(f);
+  t.ok(cm.r2[at('rel')] > 0.9, `R²(rel) = ${cm.r2[at('rel')]}`);
+  t.ok(cm.r2[at('noise1')] < 0.1, `R²(noise1) = ${cm.r2[at('noise1')]}`);
+  t.ok(cm.r2[at('catnoise')] < 0.1, `R²(catnoise) = ${cm.r2[at('catnoise')]}`);
+  t.ok(cm.pcMI[at('rel')] > cm.pcMI[at('noise1')] + 0.3, 'MI with the leading PC follows');
+  t.ok(cm.nats[at('rel')] > 1, 'R² as Gaussian-channel nats');
+  t.ok(cm.explained[0] > 0.5, 'the first PC carries most of the variance');
+});
+
+t.test('planHalving fits successive halving into the budget', async (t) => {
+  const p = planHalving(9, 18, 10, 3)!;
+  t.same(p.rungs, [{ n: 9, epochs: 1 }, { n: 3, epochs: 3 }]);
+  t.equal(p.cost, 18);
+  t.same(planHalving(9, 36, 10, 3)!.rungs, [{ n: 9, epochs: 2 }, { n: 3, epochs: 6 }], 'a larger budget lengthens the first rung');
+  t.equal(planHalving(9, 10, 10, 3)!.candidates, 4, 'a small budget evaluates fewer candidates');
+  t.equal(planHalving(9, 1, 10, 3), null, 'no plan when two candidates at one epoch do not fit');
+  t.equal(planHalving(1, 0, 10, 3)!.cost, 0, 'one candidate needs no evaluation');
+});
+
+t.test('on a small synthetic cardiac cohort, mim and mrmr rank the infarction leak first', async (t) => {
+  const dir = path.join(root, 'cardiac');
+  await synthCardiac({ out: dir, n: 200, size: 32, seed: 0 });
+  const cohort = await loadCohort(dir);
+  const truth = cohort.truth as { tasks: Record<string, { leaks: string[]; relevant: string[] }> };
+  t.ok(truth.tasks.infarction.leaks.includes('heart_attack_diagnosed'), 'truth.json lists the leak');
+  for (const method of ['mim', 'mrmr'] as SelectionMethod[]) {
+    const sel = await selectFeatures(cohort, { method, k: 5, tasks: ['infarction'] });
+    const leaks = sel.selected.filter((f) => truth.tasks.infarction.leaks.includes(f));
+    t.ok(sel.selected.slice(0, 3).includes('heart_attack_diagnosed'), `${method}: ${sel.selected.join(', ')}`);
+    t.ok(leaks.length >= 1);
+  }
+  const cm = await selectFeatures(cohort, { method: 'crossmodal', k: 4, crossModal: { encoder: 'random:resnet18', components: 8 } });
+  t.equal(cm.selected.length, 4);
+  t.ok(Object.values(cm.scores).every(Number.isFinite), 'cross-modal R² for every feature');
+});
+
+t.test('selectFeatures search pretrains its candidates within the budget, deterministically, and replays from its store', async (t) => {
+  const dir = path.join(root, 'cardiac'); // written by the previous subtest
+  const out = path.join(root, 'search');
+  const options = {
+    method: 'search' as const, k: 1, seed: 2, tasks: ['infarction'], features: ['heart_attack_diagnosed', 'noise_c01'],
+    search: {
+      out, epochs: 1, budget: 3, probeSeeds: 1,
+      pretrain: { batchSize: 64, lr: 1e-3, warmupEpochs: 0, imageSize: 16, model: { arch: 'resnet18' as const, smallStem: false, tabularHidden: 64, projectionHidden: 64, projectionDim: 32 } },
+    },
+  };
+  // Budget 3 epochs: the two one-feature candidates and the all-features reference, one epoch each.
+  const lines: string[] = [];
+  const a = await selectFeatures(dir, { ...options, log: (l) => lines.push(l) });
+  t.equal(lines.filter((l) => l.startsWith('pretraining')).length, 3, lines.join('\n'));
+  t.equal(a.selected.length, 1);
+  t.same(Object.keys(a.scores).sort(), ['heart_attack_diagnosed', 'noise_c01']);
+  t.ok(Object.values(a.scores).every(Number.isFinite));
+  t.equal(fs.readdirSync(path.join(out, 'runs')).length, 0, 'finished candidate runs are removed once their evaluation is stored');
+  lines.length = 0;
+  const b = await selectFeatures(dir, { ...options, log: (l) => lines.push(l) });
+  t.same(b, a, 'a rerun replays the same search from the stored evaluations');
+  t.equal(lines.filter((l) => l.startsWith('pretraining')).length, 0, 'and pretrains nothing');
+});
