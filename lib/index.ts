@@ -17,3 +17,4 @@ export * from './pipeline';
 export * from './synth';
 export * from './config';
 export * from './study';
+export * from './explain';

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tabsight::napi::RegisterAugment(env, exports);
   tabsight::napi::RegisterModels(env, exports);
   tabsight::napi::RegisterTrainer(env, exports);
+  tabsight::napi::RegisterAttribution(env, exports);
   return exports;
 }
 

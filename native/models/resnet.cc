@@ -1,6 +1,9 @@
 #include "models/resnet.h"
 
+#include <algorithm>
+
 #include "common/error.h"
+#include "models/guided_relu.h"
 
 namespace tabsight::models {
 
@@ -30,10 +33,10 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = relu(bn1(conv1(x)));
+  auto out = Relu(relu, bn1(conv1(x)));
   out = bn2(conv2(out));
   out = out + (downsample ? downsample->forward(x) : x);
-  return relu(out);
+  return Relu(relu, out);
 }
 
 BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride) {
@@ -51,11 +54,11 @@ BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = relu(bn1(conv1(x)));
-  out = relu(bn2(conv2(out)));
+  auto out = Relu(relu, bn1(conv1(x)));
+  out = Relu(relu, bn2(conv2(out)));
   out = bn3(conv3(out));
   out = out + (downsample ? downsample->forward(x) : x);
-  return relu(out);
+  return Relu(relu, out);
 }
 
 namespace {
@@ -109,21 +112,41 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   }
 }
 
-torch::Tensor ResNetImpl::features(const torch::Tensor& x) {
+const std::vector<std::string>& ResNetImpl::layer_names() {
+  static const std::vector<std::string> names{"conv1", "layer1", "layer2", "layer3", "layer4"};
+  return names;
+}
+
+torch::Tensor ResNetImpl::Trunk(const torch::Tensor& x, const std::string& layer, torch::Tensor* activation) {
   if (x.dim() != 4 || x.size(1) != options_.in_channels) {
     Fail(ErrorCode::kShape, "Expected images of shape [N, " + std::to_string(options_.in_channels) +
                                 ", H, W] but received " + c10::str(x.sizes()));
   }
-  auto out = relu(bn1(conv1(x)));
+  auto tap = [&](const char* name, torch::Tensor t) {
+    if (activation && layer == name) *activation = t;
+    return t;
+  };
+  auto out = Relu(relu, bn1(tap("conv1", conv1(x))));
   if (!options_.small_stem) out = maxpool(out);
-  out = layer1->forward(out);
-  out = layer2->forward(out);
-  out = layer3->forward(out);
-  return layer4->forward(out);
+  out = tap("layer1", layer1->forward(out));
+  out = tap("layer2", layer2->forward(out));
+  out = tap("layer3", layer3->forward(out));
+  return tap("layer4", layer4->forward(out));
 }
+
+torch::Tensor ResNetImpl::features(const torch::Tensor& x) { return Trunk(x, "", nullptr); }
 
 torch::Tensor ResNetImpl::forward(const torch::Tensor& x) {
   return torch::flatten(torch::adaptive_avg_pool2d(features(x), {1, 1}), 1);
+}
+
+torch::Tensor ResNetImpl::forward_with_activation(const torch::Tensor& x, const std::string& layer,
+                                                  torch::Tensor* activation) {
+  const auto& names = layer_names();
+  if (std::find(names.begin(), names.end(), layer) == names.end()) {
+    Fail(ErrorCode::kConfig, "Expected one of conv1, layer1, layer2, layer3, layer4 for layer but received \"" + layer + "\"");
+  }
+  return torch::flatten(torch::adaptive_avg_pool2d(Trunk(x, layer, activation), {1, 1}), 1);
 }
 
 }  // namespace tabsight::models

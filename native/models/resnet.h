@@ -1,12 +1,13 @@
 // ResNet-18/50 image encoders with torchvision's architecture and parameter
 // names (conv1, bn1, layer1.0.conv1, layer1.0.downsample.0, ...), so weights
 // travel to and from PyTorch. The forward pass returns the pooled features;
-// there is no fc.
+// there is no fc. The ReLUs honour Guided Backprop mode (models/guided_relu.h).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace tabsight::models {
 
@@ -48,6 +49,13 @@ struct ResNetImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   // The last residual stage's map (N×C×h×w), before pooling.
   torch::Tensor features(const torch::Tensor& x);
+  // Pooled features, like forward(), and in *activation the output of the
+  // module named `layer` (one of layer_names: "conv1" is the stem's
+  // convolution before bn1, "layerK" a residual stage). The activation is
+  // the tensor the rest of the forward consumes, so gradients can be taken
+  // with respect to it. Throws kConfig for an unknown name.
+  torch::Tensor forward_with_activation(const torch::Tensor& x, const std::string& layer, torch::Tensor* activation);
+  static const std::vector<std::string>& layer_names();
   int64_t feature_dim() const { return feature_dim_; }
   const ResNetOptions& options() const { return options_; }
 
@@ -58,6 +66,8 @@ struct ResNetImpl : torch::nn::Module {
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
 
  private:
+  torch::Tensor Trunk(const torch::Tensor& x, const std::string& layer, torch::Tensor* activation);
+
   ResNetOptions options_;
   int64_t feature_dim_ = 0;
 };

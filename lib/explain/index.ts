@@ -1,0 +1,28 @@
+/** Explaining encoders: attribution methods on images and tabular rows. */
+export {
+  integratedGradients,
+  saliency,
+  gradCam,
+  guidedBackprop,
+  guidedGradCam,
+  noiseTunnel,
+  tabularIntegratedGradients,
+  integrationPoints,
+  IG_METHODS,
+  CAM_LAYERS,
+  type IgMethod,
+  type CamLayer,
+  type Attribution,
+  type TabularAttribution,
+  type AttributionImages,
+  type IntegratedGradientsOptions,
+  type SaliencyOptions,
+  type GradCamOptions,
+  type GuidedBackpropOptions,
+  type GuidedGradCamOptions,
+  type NoiseTunnelOptions,
+  type TabularIntegratedGradientsOptions,
+  type WrappedMethod,
+} from './attribution';
+export type { ImageTarget, TabularTarget, CommonTarget, ArrayWithShape, IndexSpec, VectorSpec } from './targets';
+export { type AttributionModel, type ModelInput } from './model-source';

@@ -1,0 +1,41 @@
+// The modules an attribution needs, loaded from a run's checkpoint
+// (tensors named model.image.*, model.image_projection.*, model.tabular.*,
+// model.tabular_projection.*) or from an image_encoder.safetensors
+// (torchvision names, image encoder only). Modules come back in eval mode
+// with parameters that do not require grad. Plain LibTorch.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "models/mlp.h"
+#include "models/resnet.h"
+
+namespace tabsight::attribution {
+
+struct ModelSpec {
+  std::string path;
+  std::string format = "checkpoint";  // checkpoint | encoder
+  std::string device = "cpu";
+  models::ResNetOptions image;
+  int64_t tabular_hidden = 2048, tabular_layers = 2;
+  int64_t projection_hidden = 2048, projection_dim = 128;
+  std::vector<int64_t> cardinalities;  // the tabular encoder's input columns
+  bool need_image = true, need_image_projection = false, need_tabular = false;
+};
+
+struct LoadedModels {
+  models::ResNet image{nullptr};
+  models::ProjectionHead image_projection{nullptr};
+  models::TabularEncoder tabular{nullptr};
+  models::ProjectionHead tabular_projection{nullptr};
+  torch::Device device{torch::kCPU};
+};
+
+// Throws kData naming the file and the first missing or mismatched tensor,
+// kConfig when the file's format cannot provide a requested module.
+LoadedModels LoadModels(const ModelSpec& spec);
+
+}  // namespace tabsight::attribution

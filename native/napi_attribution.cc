@@ -1,0 +1,277 @@
+// Attribution methods on a run's encoders: Integrated Gradients, saliency,
+// GradCAM, Guided Backprop, Guided GradCAM and NoiseTunnel on images, IG on
+// tabular rows, and the quadrature IG uses. TypeScript (lib/explain) has
+// validated every option and filled every default; here we re-check only
+// what could crash (array types and lengths). Work runs in a PromiseWorker;
+// small typed arrays are copied, the main input is viewed and kept alive.
+#include <algorithm>
+#include <memory>
+
+#include "attribution/integrated_gradients.h"
+#include "attribution/loaded_models.h"
+#include "attribution/runner.h"
+#include "attribution/tabular_ig.h"
+#include "attribution/targets.h"
+#include "attribution/toy_nets.h"
+#include "napi_register.h"
+#include "napi_util.h"
+#include "napi_worker.h"
+#include "train/tabular.h"
+
+namespace tabsight::napi {
+
+namespace {
+
+namespace attr = tabsight::attribution;
+
+// A float32 typed array with its shape, read from o[data_key] / o[shape_key].
+torch::Tensor ReadArray(const Napi::Object& o, const char* data_key, const char* shape_key, const std::string& what,
+                        bool copy) {
+  auto arr = ExpectTypedArray(o.Get(data_key), what.c_str(), {napi_float32_array});
+  auto t = TensorView(arr, ReadShape(o.Get(shape_key), (what + " shape").c_str()), what.c_str());
+  return copy ? t.clone() : t;
+}
+
+torch::Tensor ReadIndex(const Napi::Object& o) {
+  if (!Has(o, "index")) return {};
+  auto values = GetNumberArray(o, "index");
+  std::vector<int64_t> idx(values.begin(), values.end());
+  return torch::tensor(idx, torch::kInt64);
+}
+
+attr::ModelSpec ReadModel(const Napi::Object& o) {
+  attr::ModelSpec m;
+  m.path = GetString(o, "path");
+  m.format = GetString(o, "format");
+  m.device = GetString(o, "device");
+  m.image.arch = GetString(o, "arch");
+  m.image.in_channels = GetInt(o, "inChannels");
+  m.image.small_stem = GetBool(o, "smallStem");
+  if (Has(o, "projectionDim")) {
+    m.tabular_hidden = GetInt(o, "tabularHidden");
+    m.tabular_layers = GetInt(o, "tabularLayers");
+    m.projection_hidden = GetInt(o, "projectionHidden");
+    m.projection_dim = GetInt(o, "projectionDim");
+  }
+  if (Has(o, "cardinalities")) {
+    for (double k : GetNumberArray(o, "cardinalities")) m.cardinalities.push_back(static_cast<int64_t>(k));
+  }
+  return m;
+}
+
+// A target spec; paired inputs (computed into a reference vector on the
+// worker) are returned separately.
+struct TargetInput {
+  attr::HeadSpec head;
+  torch::Tensor paired_tabular, paired_images;
+};
+
+TargetInput ReadTarget(const Napi::Object& o) {
+  TargetInput t;
+  t.head.kind = GetString(o, "kind");
+  t.head.index = ReadIndex(o);
+  if (Has(o, "space")) t.head.space = GetString(o, "space");
+  if (Has(o, "vector")) t.head.reference = ReadArray(o, "vector", "vectorShape", "target.vector", true);
+  if (Has(o, "weight")) t.head.weight = ReadArray(o, "weight", "weightShape", "target.weight", true);
+  if (Has(o, "bias")) t.head.bias = ReadArray(o, "bias", "biasShape", "target.bias", true);
+  if (Has(o, "pairedTabular")) t.paired_tabular = ReadArray(GetObject(o, "pairedTabular"), "data", "shape", "target.pairedTabular", true);
+  if (Has(o, "pairedImages")) t.paired_images = ReadArray(GetObject(o, "pairedImages"), "data", "shape", "target.pairedImages", true);
+  return t;
+}
+
+attr::MethodSpec ReadMethod(const Napi::Object& o) {
+  attr::MethodSpec s;
+  s.name = GetString(o, "name");
+  if (Has(o, "igMethod")) {
+    s.ig.method = GetString(o, "igMethod");
+    s.ig.steps = GetInt(o, "steps");
+    s.ig.internal_batch_size = GetInt(o, "internalBatchSize");
+  }
+  if (Has(o, "baseline")) {
+    auto b = GetObject(o, "baseline");
+    s.baseline.kind = GetString(b, "kind");
+    if (Has(b, "sigma")) s.baseline.sigma = GetNumber(b, "sigma");
+    if (Has(b, "data")) s.baseline.tensor = ReadArray(b, "data", "shape", "baseline", true);
+  }
+  if (Has(o, "layer")) {
+    s.cam.relu = GetBool(o, "relu");
+    s.cam.normalize = GetBool(o, "normalize");
+    s.cam.upsample = GetString(o, "upsample");
+  }
+  if (Has(o, "abs")) s.abs = GetBool(o, "abs");
+  if (Has(o, "batchSize")) s.batch_size = GetInt(o, "batchSize");
+  if (Has(o, "noise")) {
+    auto n = GetObject(o, "noise");
+    s.noise = true;
+    s.noise_options.type = GetString(n, "type");
+    s.noise_options.samples = GetInt(n, "samples");
+    s.noise_options.stdev = GetNumber(n, "stdev");
+    s.noise_options.seed = static_cast<uint64_t>(GetInt(n, "seed"));
+  }
+  return s;
+}
+
+std::string LayerOf(const Napi::Object& method) { return Has(method, "layer") ? GetString(method, "layer") : "layer4"; }
+
+// Reference vectors for similarity targets given as paired inputs.
+void ResolvePaired(TargetInput& t, attr::LoadedModels& m, const std::vector<int64_t>& cardinalities) {
+  torch::NoGradGuard no_grad;
+  if (t.paired_tabular.defined()) {
+    train::TabularSpec spec{cardinalities};
+    train::ValidateRows(t.paired_tabular, spec);
+    auto rows = train::EncodeRows(t.paired_tabular, spec).to(m.device);
+    t.head.reference = m.tabular_projection->forward(m.tabular->forward(rows)).cpu();
+  }
+  if (t.paired_images.defined()) {
+    attr::CheckFinite(t.paired_images, "target.pairedImages");
+    t.head.reference = m.image_projection->forward(m.image->forward(t.paired_images.to(m.device))).cpu();
+  }
+}
+
+struct Output {
+  torch::Tensor attributions, delta, scores, baseline_scores, encoded;
+};
+
+Napi::Value ToJs(Napi::Env env, const Output& r) {
+  auto out = Napi::Object::New(env);
+  out.Set("attributions", ToTypedArray(env, r.attributions.to(torch::kFloat32)));
+  out.Set("shape", ShapeToJs(env, r.attributions));
+  if (r.delta.defined()) {
+    out.Set("delta", ToTypedArray(env, r.delta.to(torch::kFloat64)));
+    out.Set("scores", ToTypedArray(env, r.scores.to(torch::kFloat64)));
+    out.Set("baselineScores", ToTypedArray(env, r.baseline_scores.to(torch::kFloat64)));
+  }
+  if (r.encoded.defined()) {
+    out.Set("encodedAttributions", ToTypedArray(env, r.encoded.to(torch::kFloat32)));
+    out.Set("encodedShape", ShapeToJs(env, r.encoded));
+  }
+  return out;
+}
+
+// attributeImages(images: Float32Array, shape, { model, target, method }) → Promise
+Napi::Value AttributeImages(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
+    auto shape = ReadShape(info[1], "images shape");
+    if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
+    auto images = TensorView(arr, shape, "images");
+    if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
+    auto o = info[2].As<Napi::Object>();
+    auto model = ReadModel(GetObject(o, "model"));
+    auto target = ReadTarget(GetObject(o, "target"));
+    auto method_obj = GetObject(o, "method");
+    auto method = ReadMethod(method_obj);
+    const std::string layer = LayerOf(method_obj);
+    const auto& kind = target.head.kind;
+    model.need_image_projection = kind == "projection" || (kind == "similarity" && target.head.space == "projection");
+    model.need_tabular = target.paired_tabular.defined();
+    auto result = std::make_shared<Output>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [images, model, target, method, layer, result]() mutable {
+          const auto& names = models::ResNetImpl::layer_names();
+          if (std::find(names.begin(), names.end(), layer) == names.end()) {
+            Fail(ErrorCode::kConfig, "Expected one of conv1, layer1, layer2, layer3, layer4 for layer but received \"" +
+                                         layer + "\"");
+          }
+          auto m = attr::LoadModels(model);
+          ResolvePaired(target, m, model.cardinalities);
+          auto head = attr::MakeHead(target.head, m.image->feature_dim(), m.image_projection, images.size(0));
+          attr::Explainable explainable{attr::ImageTarget(m.image, head),
+                                        attr::ImageActivationTarget(m.image, head, layer)};
+          auto r = attr::RunMethod(explainable, images.to(m.device), method);
+          *result = {r.attributions, r.delta, r.scores, r.baseline_scores, {}};
+        },
+        [result](Napi::Env env) { return ToJs(env, *result); }, {info[0]});
+  });
+}
+
+// attributeTabular(rows: Float32Array, shape, { model, target, ig, baseline? }) → Promise
+Napi::Value AttributeTabular(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto arr = ExpectTypedArray(info[0], "rows", {napi_float32_array});
+    auto shape = ReadShape(info[1], "rows shape");
+    if (shape.size() != 2) throw tabsight::Error(ErrorCode::kShape, "Expected rows shape [N, F]");
+    auto rows = TensorView(arr, shape, "rows");
+    if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
+    auto o = info[2].As<Napi::Object>();
+    auto model = ReadModel(GetObject(o, "model"));
+    auto target = ReadTarget(GetObject(o, "target"));
+    auto method = ReadMethod(GetObject(o, "method"));
+    torch::Tensor baseline = method.baseline.tensor;
+    model.need_tabular = true;
+    model.need_image_projection = target.paired_images.defined();
+    model.need_image = model.need_image_projection;
+    auto result = std::make_shared<Output>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [rows, model, target, method, baseline, result]() mutable {
+          auto m = attr::LoadModels(model);
+          ResolvePaired(target, m, model.cardinalities);
+          auto head = attr::MakeHead(target.head, m.tabular->out_features(), m.tabular_projection, rows.size(0));
+          train::TabularSpec spec{model.cardinalities};
+          auto r = attr::TabularIntegratedGradients(attr::TabularTarget(m.tabular, head), rows.to(m.device), spec,
+                                                    baseline, method.ig);
+          *result = {r.attributions, r.encoded.delta, r.encoded.scores, r.encoded.baseline_scores,
+                     r.encoded.attributions};
+        },
+        [result](Napi::Env env) { return ToJs(env, *result); }, {info[0]});
+  });
+}
+
+// attributeToy(x: Float32Array, shape, { net, weight, weightShape, bias?, head?, offset, padding, method }) → Promise
+Napi::Value AttributeToy(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto arr = ExpectTypedArray(info[0], "inputs", {napi_float32_array});
+    auto x = TensorView(arr, ReadShape(info[1], "inputs shape"), "inputs");
+    if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
+    auto o = info[2].As<Napi::Object>();
+    attr::ToyNetSpec net;
+    net.net = GetString(o, "net");
+    net.weight = ReadArray(o, "weight", "weightShape", "weight", true);
+    if (Has(o, "bias")) net.bias = ReadArray(o, "bias", "biasShape", "bias", true);
+    if (Has(o, "head")) net.head = ReadArray(o, "head", "headShape", "head", true);
+    if (Has(o, "offset")) net.offset = GetNumber(o, "offset");
+    if (Has(o, "padding")) net.padding = GetInt(o, "padding");
+    auto method = ReadMethod(GetObject(o, "method"));
+    auto result = std::make_shared<Output>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [x, net, method, result] {
+          auto r = attr::RunMethod(attr::MakeToyNet(net), x, method);
+          *result = {r.attributions, r.delta, r.scores, r.baseline_scores, {}};
+        },
+        [result](Napi::Env env) { return ToJs(env, *result); }, {info[0]});
+  });
+}
+
+// integrationPoints(method, steps) → { alphas: Float64Array, weights: Float64Array }
+Napi::Value IntegrationPoints(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    if (!info[0].IsString() || !info[1].IsNumber()) {
+      throw tabsight::Error(ErrorCode::kConfig, "Expected integrationPoints(method: string, steps: number)");
+    }
+    auto method = info[0].As<Napi::String>().Utf8Value();
+    const double raw = info[1].As<Napi::Number>().DoubleValue();
+    if (!(raw >= 1 && raw <= 1e6) || raw != static_cast<double>(static_cast<int64_t>(raw))) {
+      throw tabsight::Error(ErrorCode::kConfig, "Expected integer between 1 and 100000 for steps");
+    }
+    auto steps = static_cast<int64_t>(raw);
+    auto q = attr::IntegrationPoints(method, steps);
+    auto out = Napi::Object::New(info.Env());
+    out.Set("alphas", ToTypedArray(info.Env(), torch::tensor(q.alphas, torch::kFloat64)));
+    out.Set("weights", ToTypedArray(info.Env(), torch::tensor(q.weights, torch::kFloat64)));
+    return out;
+  });
+}
+
+}  // namespace
+
+void RegisterAttribution(Napi::Env env, Napi::Object exports) {
+  exports.Set("attributeImages", Napi::Function::New(env, AttributeImages, "attributeImages"));
+  exports.Set("attributeTabular", Napi::Function::New(env, AttributeTabular, "attributeTabular"));
+  exports.Set("attributeToy", Napi::Function::New(env, AttributeToy, "attributeToy"));
+  exports.Set("integrationPoints", Napi::Function::New(env, IntegrationPoints, "integrationPoints"));
+}
+
+}  // namespace tabsight::napi
