@@ -10,6 +10,10 @@ import { crossModalFromEmbeddings, featureData, trainRows } from '../lib/feature
 import { planHalving } from '../lib/features/search';
 import { selectFeatures, type SelectionMethod } from '../lib/features/selectors';
 import { synthCardiac } from '../lib/synth';
+import { resizeToFloat } from '../lib/augment';
+import { Preprocessor } from '../lib/data/preprocess';
+import { tabularIntegratedGradients } from '../lib/explain/attribution';
+import { pretrainCohort } from '../lib/pipeline/cohort-pretrain';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-selectors-'));
 t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -129,8 +133,7 @@ t.test('selectFeatures rejects attribution with ConfigError giving the reason, a
   const { cols, y, split } = constructed(100);
   const cohort = memoryCohort(cols, y, split);
   await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2 }), {
-    constructor: ConfigError, code: 'ERR_CONFIG',
-    message: "method 'attribution' needs the explainability module's tabular integrated gradients (IG), which is not available yet",
+    constructor: ConfigError, code: 'ERR_CONFIG', message: /needs option run/,
   });
   await t.rejects(selectFeatures(cohort, { method: 'nope' as SelectionMethod }), { code: 'ERR_CONFIG', message: /for method/ });
   await t.rejects(selectFeatures(cohort, { method: 'mim', k: 99 }), { code: 'ERR_CONFIG', message: /k at most 6/ });
@@ -209,4 +212,69 @@ t.test('selectFeatures search pretrains its candidates within the budget, determ
   const b = await selectFeatures(dir, { ...options, log: (l) => lines.push(l) });
   t.same(b, a, 'a rerun replays the same search from the stored evaluations');
   t.equal(lines.filter((l) => l.startsWith('pretraining')).length, 0, 'and pretrains nothing');
+});
+
+t.test('selectFeatures attribution ranks by mean |tabular IG| of a multimodal run\'s image–tabular similarity', async (t) => {
+  const dir = path.join(root, 'cardiac'); // written by an earlier subtest
+  const cohort = await loadCohort(dir);
+  const pretrain = {
+    cohort: dir, epochs: 1, batchSize: 64, lr: 1e-3, warmupEpochs: 0, imageSize: 16,
+    model: { arch: 'resnet18' as const, smallStem: false, tabularHidden: 32, projectionHidden: 32, projectionDim: 16 },
+  };
+  const run = path.join(root, 'attr-run');
+  const simclr = path.join(root, 'attr-simclr');
+  await pretrainCohort({ ...pretrain, out: run, mode: 'multimodal' });
+  await pretrainCohort({ ...pretrain, out: simclr, mode: 'simclr', epochs: 1 });
+
+  const opts = { method: 'attribution' as const, run, k: 4, maxRows: 48, steps: 8, seed: 1 };
+  const a = await selectFeatures(cohort, opts);
+  t.equal(a.method, 'attribution');
+  t.equal(a.selected.length, 4);
+  t.equal(new Set(a.selected).size, 4);
+  const names = cohort.tabular.columns.map((c) => c.name);
+  t.same(Object.keys(a.scores).sort(), [...names].sort(), 'a score for every feature');
+  t.ok(Object.values(a.scores).every((v) => Number.isFinite(v) && v >= 0), 'scores are mean |attribution| ≥ 0');
+  const order = Object.keys(a.scores).sort((x, y) => a.scores[y] - a.scores[x]);
+  t.same(a.selected, order.slice(0, 4), 'the top k by score');
+  t.same(await selectFeatures(dir, opts), a, 'deterministic (and the cohort may be given by its directory)');
+
+  // Oracle: the same rows (seeded subset of the train split), preprocessed with the run's preprocessor,
+  // images resized to the run's imageSize and normalised, IG of the paired-image similarity called directly.
+  const config = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
+  const prep = Preprocessor.fromJSON(fs.readFileSync(path.join(run, 'preprocessor.json'), 'utf8'));
+  const train = trainRows(cohort, 1, 1);
+  const u = uniformStream(1);
+  const shuffled = [...train];
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    const j = Math.floor(u() * (i + 1));
+    [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+  }
+  const rows = shuffled.slice(0, 48).sort((x, y) => x - y);
+  const tab = prep.transform(cohort, rows);
+  const [, c, h, w] = cohort.images.shape;
+  t.equal(cohort.images.dtype, 'uint8');
+  const store = fs.readFileSync(cohort.images.path);
+  const raw = new Uint8Array(rows.length * c * h * w);
+  rows.forEach((r, i) => raw.set(store.subarray(cohort.images.offset + r * c * h * w, cohort.images.offset + (r + 1) * c * h * w), i * c * h * w));
+  const img = resizeToFloat({ data: raw, shape: [rows.length, c, h, w] }, 16, 16);
+  img.data.forEach((v, i) => {
+    const ch = Math.floor(i / 256) % c;
+    img.data[i] = (v - config.normalize.mean[ch]) / config.normalize.std[ch];
+  });
+  const ig = await tabularIntegratedGradients(run, { data: tab.data, shape: tab.shape }, { target: { kind: 'similarity', pairedImages: img }, steps: 8 });
+  const F = tab.shape[1];
+  let worst = 0;
+  prep.columns.forEach((col, j) => {
+    const k = tab.names.indexOf(`${col.name}__missing`);
+    let s = 0;
+    for (let i = 0; i < rows.length; i++) s += Math.abs(ig.attributions[i * F + j] + (k >= 0 ? ig.attributions[i * F + k] : 0));
+    worst = Math.max(worst, Math.abs(s / rows.length - a.scores[col.name]));
+  });
+  t.ok(worst < 1e-9, `scores equal mean |attribution| recomputed directly (max diff ${worst.toExponential(1)})`);
+  t.ok(Object.values(a.scores).some((v) => v > 0), 'some feature has a nonzero attribution');
+
+  await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2 }), { constructor: ConfigError, message: /option run/ });
+  await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2, run: simclr }), { constructor: ConfigError, message: /for run .*simclr run/ });
+  await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2, run: path.join(root, 'nope') }), { constructor: ConfigError, message: /for run/ });
+  await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2, run, features: names.slice(0, 3) }), { constructor: ConfigError, message: /run to be pretrained on the requested features/ });
 });

@@ -55,6 +55,7 @@ export function addSelectCommands(program: Command): void {
     .option('--seed <n>', 'seed (default 0)', int('--seed'))
     .option('--threshold <x>', 'vif: VIF threshold (default 10); cluster: cut height without --k (default 1)', float('--threshold'))
     .option('--encoder <run>', "crossmodal: a run directory or random:resnet18 (default random:resnet18)")
+    .option('--run <dir>', 'attribution: a full-feature multimodal pretraining run directory (required for --method attribution)')
     .option('--out <dir>', 'search: directory of its runs and search.sqlite')
     .option('--epochs <n>', 'search: epochs of one full pretraining (default 10)', int('--epochs'))
     .option('--budget <x>', 'search: budget in full pretrainings (default 3)', float('--budget'))
@@ -68,6 +69,7 @@ export function addSelectCommands(program: Command): void {
         const sel = await selectFeatures(o.cohort, {
           method, k: o.k, tasks: o.task, relevance: o.relevance, seed: o.seed, threshold: o.threshold,
           crossModal: o.encoder ? { encoder: o.encoder } : undefined,
+          run: method === 'attribution' ? o.run : undefined,
           search: method === 'search' ? { out: o.out, epochs: o.epochs ?? 10, budget: o.budget, direction: o.direction, pretrain: pretrainFlags(o) } : undefined,
           log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`), signal,
         });

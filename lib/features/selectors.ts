@@ -43,6 +43,14 @@ export interface SelectOptions {
   bins?: number;
   /** crossmodal (and relevance 'crossmodal'): the encoder and the cross-validation. */
   crossModal?: CrossModalOptions;
+  /** attribution: a full-feature multimodal pretraining run directory (required for method 'attribution'). */
+  run?: string;
+  /** attribution: train rows attributed over, at most (a seeded subset when there are more). @default 256 */
+  maxRows?: number;
+  /** attribution: Integrated Gradients quadrature points. @default 50 */
+  steps?: number;
+  /** attribution: 'cpu', 'cuda' or 'cuda:N'. @default 'cpu' */
+  device?: string;
   /** search: where its runs go and its budget (required for method 'search'). */
   search?: Omit<SearchOptions, 'k' | 'seed' | 'tasks' | 'features' | 'log' | 'signal'>;
   /** Progress lines (search only). */
@@ -58,17 +66,20 @@ export interface Selection {
   scores: Record<string, number>;
 }
 
-const KEYS = ['method', 'k', 'tasks', 'relevance', 'seed', 'features', 'subsample', 'nNeighbors', 'threshold', 'linkage', 'bins', 'crossModal', 'search', 'log', 'signal'];
+const KEYS = ['method', 'k', 'tasks', 'relevance', 'seed', 'features', 'subsample', 'nNeighbors', 'threshold', 'linkage', 'bins', 'crossModal', 'search', 'run', 'maxRows', 'steps', 'device', 'log', 'signal'];
 
+/** Why a study rejects method 'attribution' (lib/study/runner.ts). */
 export const ATTRIBUTION_UNAVAILABLE =
-  "method 'attribution' needs the explainability module's tabular integrated gradients (IG), which is not available yet";
+  "method 'attribution' is not available in a study: it ranks features with the explainability module's tabular integrated gradients (IG) on an already pretrained multimodal run (option run), which a study does not take; use selectFeatures or tabsight select --method attribution --run <dir>";
 
 /** Selects features of a cohort (a loaded Cohort or its directory). */
 export async function selectFeatures(cohort: Cohort | string, options: SelectOptions): Promise<Selection> {
   const o = is.plainObject(options, 'options');
   is.knownKeys(o, '', KEYS);
   const method = is.oneOf(o.method, 'method', SELECTION_METHODS);
-  if (method === 'attribution') throw new ConfigError(ATTRIBUTION_UNAVAILABLE);
+  if (method === 'attribution' && options.run === undefined) {
+    throw new ConfigError("method 'attribution' needs option run: a full-feature multimodal pretraining run directory whose tabular encoder is attributed");
+  }
   const seed = is.integer(options.seed ?? 0, 'seed', 0, Number.MAX_SAFE_INTEGER);
   const relevance = is.oneOf(options.relevance ?? 'task', 'relevance', ['task', 'crossmodal'] as const);
   if (relevance === 'crossmodal' && (method === 'jmi' || method === 'cmim')) {
@@ -80,6 +91,15 @@ export async function selectFeatures(cohort: Cohort | string, options: SelectOpt
   if (options.nNeighbors !== undefined) is.positiveInteger(options.nNeighbors, 'nNeighbors');
   const c = typeof cohort === 'string' ? await loadCohort(cohort) : cohort;
   const rows = trainRows(c, options.subsample ?? 1, seed);
+  if (method === 'attribution') {
+    const { attributionRank } = await import('./attribution-rank');
+    const candidates = options.features ?? c.tabular.columns.map((col) => col.name);
+    if (options.k !== undefined && options.k > candidates.length) {
+      throw new ConfigError(`Expected k at most ${candidates.length} (the number of candidate features) but received ${options.k}`);
+    }
+    const r = await attributionRank(c, candidates, rows, { run: options.run!, maxRows: options.maxRows, seed, steps: options.steps, device: options.device });
+    return ranked('attribution', r.names, r.scores, options.k ?? Math.min(10, r.names.length));
+  }
   const data = featureData(c, rows, options.features);
   const p = data.names.length;
   if (options.k !== undefined && options.k > p) throw new ConfigError(`Expected k at most ${p} (the number of candidate features) but received ${options.k}`);
