@@ -13,6 +13,7 @@ import { addDeployCommands } from './deploy-commands';
 import { runDemo } from './demo';
 import { addTrainCommands } from './train-commands';
 import { addSelectCommands, addStudyCommands } from './study-commands';
+import { addExplainCommands } from './explain-commands';
 
 export function buildProgram(): Command {
   const program = new Command('tabsight')
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   addTrainCommands(program);
   addSelectCommands(program);
   addStudyCommands(program);
+  addExplainCommands(program);
 
   addDeployCommands(program);
 

@@ -26,3 +26,5 @@ export {
 } from './attribution';
 export type { ImageTarget, TabularTarget, CommonTarget, ArrayWithShape, IndexSpec, VectorSpec } from './targets';
 export { type AttributionModel, type ModelInput } from './model-source';
+export { linearCka, rbfCka, cka, type CkaMatrix, type RbfCkaOptions } from './cka';
+export { explainRun, parseExplainTarget, EXPLAIN_METHODS, type ExplainMethod, type ExplainRunOptions, type ExplainRunResult } from './explain-run';
