@@ -141,3 +141,30 @@ t.test('images from an NPY file are read memory-mapped', async (t) => {
   await pretrain({ ...base, out: b, epochs: 1 });
   t.ok(fs.readFileSync(path.join(a, 'image_encoder.safetensors')).equals(fs.readFileSync(path.join(b, 'image_encoder.safetensors'))), 'same weights as from memory');
 });
+
+t.test('initWeights starts the image encoder from a torchvision-named file and names what does not fit', async (t) => {
+  const { readSafetensors } = await import('../lib/io/safetensors');
+  const init = path.join(root, 'mm', 'image_encoder.safetensors');
+  const dir = path.join(root, 'init');
+  // A vanishing learning rate: the weights that come out are the ones that went in.
+  await pretrain({ ...base, out: dir, mode: 'supervised', labels: toy.labels, epochs: 1, lr: 1e-12, weightDecay: 0, initWeights: init });
+  const a = (await readSafetensors(init)).tensors;
+  const b = (await readSafetensors(path.join(dir, 'image_encoder.safetensors'))).tensors;
+  let maxDiff = 0;
+  let compared = 0;
+  for (const [name, ta] of a) {
+    if (!name.endsWith('.weight') || !name.includes('conv')) continue;
+    const x = ta.data as Float32Array;
+    const y = b.get(name)!.data as Float32Array;
+    for (let i = 0; i < x.length; i++) maxDiff = Math.max(maxDiff, Math.abs(x[i] - y[i]));
+    compared++;
+  }
+  t.ok(compared >= 10, `compared ${compared} conv weights`);
+  t.ok(maxDiff < 1e-6, `conv weights equal the initial ones (max diff ${maxDiff})`);
+  const fresh = path.join(root, 'fresh');
+  await pretrain({ ...base, out: fresh, mode: 'supervised', labels: toy.labels, epochs: 1, lr: 1e-12, weightDecay: 0 });
+  const c = (await readSafetensors(path.join(fresh, 'image_encoder.safetensors'))).tensors;
+  t.notSame(Array.from((c.get('conv1.weight')!.data as Float32Array).slice(0, 8)), Array.from((a.get('conv1.weight')!.data as Float32Array).slice(0, 8)), 'without initWeights the start differs');
+  await t.rejects(pretrain({ ...base, out: path.join(root, 'init50'), mode: 'supervised', labels: toy.labels, epochs: 1, initWeights: init, model: { ...tinyModel, arch: 'resnet50' } }), { code: 'ERR_DATA', message: /missing .*conv3/ });
+  await t.rejects(pretrain({ ...base, out: path.join(root, 'init-missing'), epochs: 1, initWeights: path.join(root, 'nope.safetensors') }), { code: 'ERR_CONFIG', message: /initWeights/ });
+});
