@@ -42,8 +42,9 @@ export function buildProgram(): Command {
     .option('--epochs <n>', 'pretraining epochs per encoder', int('--epochs'), 8)
     .option('--n <n>', 'subjects', int('--n'), 1200)
     .option('--size <px>', 'image size', int('--size'), 64)
+    .option('--no-study', 'skip the short feature-selection study')
     .action(async (o) => {
-      await runDemo({ out: o.out, epochs: o.epochs, n: o.n, size: o.size });
+      await runDemo({ out: o.out, epochs: o.epochs, n: o.n, size: o.size, study: o.study });
     });
 
   return program;
