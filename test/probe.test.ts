@@ -1,39 +1,12 @@
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import {
   balanceBySubsampling, evaluateProbe, fitProbe, foldStandardization, labelFractionSubset, meanSd, predictProbe, rocAuc,
 } from '../lib/eval/index';
 import { normalStream } from '../lib/features/mi';
 import { ConfigError, DataError, ShapeError } from '../lib/errors';
+import { errorOf, runMetricsOracle } from './helpers/metrics-oracle';
 
-const ORACLE = path.join(__dirname, 'fixtures', 'metrics_oracle.py');
-
-/** Runs the committed scikit-learn oracle; null when python3/sklearn are missing (exit 3). */
-function runOracle(cases: object[]): Record<string, any> | null {
-  if (!fs.existsSync('/usr/bin/python3')) return null;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-probe-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'input.json'), JSON.stringify({ cases }));
-    const r = spawnSync('/usr/bin/python3', [ORACLE, dir], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    if (r.status === 3) return null;
-    if (r.status !== 0) throw new Error(`oracle failed: ${r.stderr}`);
-    return JSON.parse(r.stdout).results;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function errorOf(fn: () => unknown): any {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a throw');
-}
+const runOracle = runMetricsOracle;
 
 const g = normalStream(99);
 /** n×d Gaussian features with per-column offsets and scales (so standardization matters). */
