@@ -13,6 +13,7 @@ void RegisterAugment(Napi::Env env, Napi::Object exports);
 void RegisterModels(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterAttribution(Napi::Env env, Napi::Object exports);
+void RegisterFeatures(Napi::Env env, Napi::Object exports);
 
 // The augmentation options object that lib/augment.ts resolves (napi_augment.cc).
 train::AugmentOptions ReadAugmentOptions(const Napi::Value& value);

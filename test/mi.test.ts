@@ -220,6 +220,32 @@ t.test('mutualInfoRegression: seeded noise is reproducible and ties stay finite'
   t.ok(Number.isFinite(a[0]) && Number.isFinite(raw[0]) && a[0] > 0.3 && raw[0] > 0.3, `${a[0]}, ${raw[0]}`);
 });
 
+t.test('the native neighbour search gives the TypeScript values bit for bit', async (t) => {
+  const u = uniforms(11);
+  const g = normalStream(5);
+  for (const n of [2, 3, 13, 200, 3000]) {
+    const y = vec(n, () => g());
+    const X = [
+      vec(n, () => g()), // independent
+      y.map((v) => v + 0.3 * g()), // dependent
+      y.map((v) => Math.round(v * 2)), // heavy ties
+      vec(n, () => Math.floor(u() * 3)), // three values, many exact duplicates
+      vec(n, () => 1), // constant
+      y.map((v) => -2 * v), // a monotone copy: all neighbours shared
+    ];
+    for (const k of [1, 3, 7]) {
+      if (k >= n) continue;
+      for (const noise of [false, true]) {
+        const js = mutualInfoRegression(X, y, { nNeighbors: k, noise, engine: 'js' });
+        const nat = mutualInfoRegression(X, y, { nNeighbors: k, noise, engine: 'native' });
+        t.same(Array.from(nat), Array.from(js), `n ${n}, k ${k}, noise ${noise}`);
+      }
+    }
+  }
+  const e = errorOf(() => mutualInfoRegression([[1, 2, 3]], [1, 2, 3], { engine: 'gpu' } as never));
+  t.ok(e instanceof ConfigError && /engine/.test(e.message), e.message);
+});
+
 // ---------------------------------------------------------------- CMI
 
 t.test('conditionalMutualInfo is ≈ 0 when X and Y are independent given Z', async (t) => {

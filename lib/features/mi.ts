@@ -19,8 +19,9 @@
  *   included): MI = ψ(N) + ⟨ψ(k)⟩ − ⟨ψ(N_label)⟩ − ⟨ψ(m)⟩.
  * - Discrete–discrete: plug-in contingency MI (sklearn's `mutual_info_score`).
  */
+import { native } from '../binding';
 import { uniformStream } from '../rng';
-import { ConfigError, DataError, ShapeError } from '../errors';
+import { callNative, ConfigError, DataError, ShapeError } from '../errors';
 import { boolean, integer, invalid, knownKeys, plainObject } from '../validate';
 import { KDTree, SortedAxis, nextDown } from './kdtree';
 
@@ -122,16 +123,37 @@ function prepareContinuous(v: ArrayLike<number>, zeroStd: 'tiny' | 'exact', norm
 
 // ------------------------------------------------------------- estimators
 
-/** KSG algorithm 1 between two prepared continuous variables. */
+/** KSG algorithm 1 from the marginal counts n_x + 1 and n_y + 1 (itself included). */
+function ksgFromCounts(nx: ArrayLike<number>, ny: ArrayLike<number>, n: number, k: number): number {
+  const psi = psiTable(n);
+  const mi = psi[n] + psi[k] - meanPsi(nx, psi) - meanPsi(ny, psi);
+  return Math.max(0, mi);
+}
+
+/** KSG algorithm 1 between two prepared continuous variables (the TypeScript path). */
 function miContinuousContinuous(x: Float64Array, y: Float64Array, k: number, ySorted?: SortedAxis): number {
   const n = x.length;
   const radius = new KDTree([x, y]).kthNeighborDistances(k);
   for (let i = 0; i < n; i++) radius[i] = nextDown(radius[i]);
   const nx = new SortedAxis(x).countsAround(radius, true); // n_x + 1 (itself included)
   const ny = (ySorted ?? new SortedAxis(y)).countsAround(radius, true);
-  const psi = psiTable(n);
-  const mi = psi[n] + psi[k] - meanPsi(nx, psi) - meanPsi(ny, psi);
-  return Math.max(0, mi);
+  return ksgFromCounts(nx, ny, n, k);
+}
+
+/**
+ * KSG between each of many prepared continuous columns and y. The neighbour
+ * search runs natively (native/features/ksg.cc), in parallel over the
+ * columns on LibTorch's intra-op threads; the counts are exact, so the
+ * result equals the TypeScript path's bit for bit.
+ */
+function miManyContinuous(xs: Float64Array[], y: Float64Array, k: number, engine: MiEngine): Float64Array {
+  const n = y.length;
+  if (engine === 'js') {
+    const ySorted = new SortedAxis(y);
+    return Float64Array.from(xs, (x) => miContinuousContinuous(x, y, k, ySorted));
+  }
+  const { nx, ny } = callNative(() => native().ksgNeighbourCounts(xs, y, k)) as { nx: Int32Array; ny: Int32Array };
+  return Float64Array.from(xs, (_, j) => ksgFromCounts(nx.subarray(j * n, (j + 1) * n), ny.subarray(j * n, (j + 1) * n), n, k));
 }
 
 /** Groups indices by exact value (−0 and 0 together, as numpy.unique). */
@@ -272,13 +294,22 @@ export interface MutualInfoOptions {
   seed?: number;
   /** Add 1e-10·max(1, mean|x|)·N(0,1) to continuous variables after scaling. @default true */
   noise?: boolean;
+  /**
+   * Where the continuous–continuous neighbour search runs: 'native' (C++,
+   * parallel over columns) or 'js' (TypeScript, one thread). Both give the
+   * same values. @default 'native'
+   */
+  engine?: MiEngine;
 }
+
+export type MiEngine = 'native' | 'js';
 
 interface Resolved {
   n: number;
   k: number;
   discrete: boolean[];
   normal: (() => number) | null;
+  engine: MiEngine;
 }
 
 function resolve(X: unknown, y: unknown, opts: unknown): Resolved & { y: ArrayLike<number> } {
@@ -286,7 +317,7 @@ function resolve(X: unknown, y: unknown, opts: unknown): Resolved & { y: ArrayLi
   const p = (X as unknown[]).length;
   const yv = checkVector(y, 'y', n);
   const o = opts === undefined ? {} : plainObject(opts, 'options');
-  knownKeys(o, '', ['nNeighbors', 'discreteFeatures', 'seed', 'noise']);
+  knownKeys(o, '', ['nNeighbors', 'discreteFeatures', 'seed', 'noise', 'engine']);
   if (n < 2) throw new ShapeError(`X has ${n} rows; mutual information needs at least 2`);
   const k = o.nNeighbors === undefined ? 3 : integer(o.nNeighbors, 'nNeighbors', 1, n - 1);
   const df = o.discreteFeatures ?? 'auto';
@@ -298,7 +329,9 @@ function resolve(X: unknown, y: unknown, opts: unknown): Resolved & { y: ArrayLi
   } else throw invalid("boolean, boolean array or 'auto'", 'discreteFeatures', df);
   const seed = o.seed === undefined ? 0 : integer(o.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
   const noise = o.noise === undefined ? true : boolean(o.noise, 'noise');
-  return { n, k, discrete, normal: noise ? normalStream(seed) : null, y: yv };
+  const engine = o.engine === undefined ? 'native' : o.engine;
+  if (engine !== 'native' && engine !== 'js') throw invalid("'native' or 'js'", 'engine', engine);
+  return { n, k, discrete, normal: noise ? normalStream(seed) : null, y: yv, engine };
 }
 
 /**
@@ -311,10 +344,13 @@ export function mutualInfoRegression(X: ArrayLike<number>[], y: ArrayLike<number
   const r = resolve(X, y, opts);
   const cols = X.map((c, j) => (r.discrete[j] ? c : prepareContinuous(c, 'tiny', r.normal)));
   const yc = prepareContinuous(r.y, 'exact', r.normal);
-  const ySorted = new SortedAxis(yc);
-  return Float64Array.from(cols, (c, j) =>
-    r.discrete[j] ? miContinuousDiscrete(yc, c, r.k) : miContinuousContinuous(c as Float64Array, yc, r.k, ySorted),
-  );
+  const continuous: number[] = [];
+  cols.forEach((_, j) => !r.discrete[j] && continuous.push(j));
+  const ksg = miManyContinuous(continuous.map((j) => cols[j] as Float64Array), yc, r.k, r.engine);
+  const out = new Float64Array(cols.length);
+  continuous.forEach((j, t) => (out[j] = ksg[t]));
+  cols.forEach((c, j) => r.discrete[j] && (out[j] = miContinuousDiscrete(yc, c, r.k)));
+  return out;
 }
 
 /**
