@@ -61,6 +61,14 @@ function load(): NativeBinding {
   // LibTorch's default was seen to be 1 on a 2-core machine. Setting it once
   // here, on the main thread, is enough: libuv's workers use the same pool.
   binding.setThreads(threads);
+  const dataFromEnv = process.env.TABSIGHT_DATA_THREADS;
+  if (dataFromEnv) {
+    const dataThreads = Number(dataFromEnv);
+    if (!Number.isInteger(dataThreads) || dataThreads < 0) {
+      throw new Error(`Expected non-negative integer for TABSIGHT_DATA_THREADS but received ${dataFromEnv}`);
+    }
+    binding.setDataThreads(dataThreads);
+  }
   return binding;
 }
 

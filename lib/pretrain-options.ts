@@ -81,6 +81,13 @@ export interface PretrainOptions {
    * @default TABSIGHT_THREADS, else the machine's core count (set on load)
    */
   threads?: number;
+  /**
+   * Intra-op threads of the prefetch thread that prepares batches
+   * (gather, augment, corrupt) while the step runs; a process-wide setting.
+   * 0 is automatic: 1 on the CPU (the step needs the cores), the intra-op
+   * count on CUDA. @default TABSIGHT_DATA_THREADS, else 0
+   */
+  dataThreads?: number;
   /** @default 'multimodal' */
   mode?: PretrainMode;
   /** @default 10 */
@@ -147,7 +154,7 @@ export interface ResolvedPretrainConfig {
   meta: Record<string, unknown>;
 }
 
-const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta'] as const;
+const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'dataThreads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta'] as const;
 const MODEL_KEYS = ['arch', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim'] as const;
 const LOSS_KEYS = ['temperature', 'lambda', 'removeFalseNegatives'] as const;
 

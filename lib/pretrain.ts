@@ -213,6 +213,10 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     const threads = is.positiveInteger(opts.threads, 'threads');
     callNative(() => native().setThreads(threads));
   }
+  if (opts.dataThreads !== undefined) {
+    const dataThreads = is.integer(opts.dataThreads, 'dataThreads', 0, 1024);
+    callNative(() => native().setDataThreads(dataThreads));
+  }
   const prepared = await prepareImages(opts.images);
   const rows = prepareRows(opts, prepared.facts.n);
   const normalize = opts.normalize === undefined || opts.normalize === 'auto'

@@ -5,6 +5,7 @@
 
 #include "napi_register.h"
 #include "napi_util.h"
+#include "train/trainer.h"
 
 namespace tabsight::napi {
 
@@ -36,11 +37,21 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// The prefetch thread's intra-op threads (0: automatic); see train/trainer.h.
+Napi::Value SetDataThreads(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw tabsight::Error(ErrorCode::kConfig, "Expected a data thread count");
+    train::SetDataThreads(info[0].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  });
+}
+
 }  // namespace
 
 void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("setDataThreads", Napi::Function::New(env, SetDataThreads, "setDataThreads"));
 }
 
 }  // namespace tabsight::napi

@@ -168,3 +168,19 @@ t.test('initWeights starts the image encoder from a torchvision-named file and n
   await t.rejects(pretrain({ ...base, out: path.join(root, 'init50'), mode: 'supervised', labels: toy.labels, epochs: 1, initWeights: init, model: { ...tinyModel, arch: 'resnet50' } }), { code: 'ERR_DATA', message: /missing .*conv3/ });
   await t.rejects(pretrain({ ...base, out: path.join(root, 'init-missing'), epochs: 1, initWeights: path.join(root, 'nope.safetensors') }), { code: 'ERR_CONFIG', message: /initWeights/ });
 });
+
+t.test('dataThreads changes only who prepares batches: the same losses with 1 and 2 data threads', async (t) => {
+  // Augmentation on: per-sample crops, rotations and jitter run on the
+  // prefetch thread; their results must not depend on its thread count.
+  const opts = { ...base, epochs: 2, augment: { rate: 1, rotationDeg: 30, cropScale: [0.5, 1] as [number, number] } };
+  try {
+    const one = await epochLosses({ ...opts, out: path.join(root, 'dt1'), dataThreads: 1 });
+    const two = await epochLosses({ ...opts, out: path.join(root, 'dt2'), dataThreads: 2 });
+    t.equal(one.length, 2);
+    one.forEach((l, i) => t.ok(Math.abs(l - two[i]) <= 1e-6 * Math.abs(l), `epoch ${i}: ${l} vs ${two[i]}`));
+    await t.rejects(pretrain({ ...opts, out: path.join(root, 'dt3'), dataThreads: -1 }), ConfigError);
+    await t.rejects(pretrain({ ...opts, out: path.join(root, 'dt4'), dataThreads: 1.5 }), /dataThreads/);
+  } finally {
+    await pretrain({ ...opts, out: path.join(root, 'dt5'), epochs: 1, dataThreads: 0 }); // back to automatic
+  }
+});

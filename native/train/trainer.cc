@@ -6,9 +6,12 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <atomic>
 #include <mutex>
 #include <numeric>
 #include <thread>
+
+#include <ATen/Parallel.h>
 
 #include "common/error.h"
 #include "common/rng.h"
@@ -23,6 +26,35 @@ namespace {
 constexpr uint64_t kStreamOrder = 1, kStreamView1 = 2, kStreamView2 = 3, kStreamCorrupt = 4;
 
 std::string Str(int64_t v) { return std::to_string(v); }
+
+std::atomic<int> g_data_threads{0};
+
+}  // namespace
+
+// libgomp's; weak so that a LibTorch built without OpenMP still links.
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
+void SetDataThreads(int n) {
+  if (n < 0) Fail(ErrorCode::kConfig, "Expected dataThreads ≥ 0 but received " + std::to_string(n));
+  g_data_threads.store(n);
+}
+
+int DataThreads(const torch::Device& device) {
+  const int n = g_data_threads.load();
+  if (n > 0) return n;
+  return device.is_cuda() ? at::get_num_threads() : 1;
+}
+
+namespace {
+
+// Gives the calling (non-OpenMP) thread its own intra-op thread count. ATen
+// initialises a thread's count lazily from the process-wide setting on its
+// first parallel region, so run one first, then override this thread's
+// OpenMP setting; later regions on this thread keep it.
+void UseThreadsOnThisThread(int n) {
+  at::parallel_for(0, 1, 1, [](int64_t, int64_t) {});
+  if (omp_set_num_threads != nullptr) omp_set_num_threads(n);
+}
 
 }  // namespace
 
@@ -222,8 +254,10 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
   bool stop = false;
   constexpr size_t kDepth = 2;
   const int64_t start = global_step_;
-  std::thread producer([&] {
+  const int data_threads = DataThreads(device_);
+  std::thread producer([&, data_threads] {
     try {
+      UseThreadsOnThisThread(data_threads);
       for (int64_t g = start; g < total; ++g) {
         Batch b = MakeBatch(g / steps_per_epoch_, g % steps_per_epoch_);
         std::unique_lock<std::mutex> lock(mu);

@@ -134,6 +134,14 @@ class Trainer {
 // Resolves and checks a device string ("cpu", "cuda", "cuda:1").
 torch::Device ResolveDevice(const std::string& device);
 
+// Intra-op threads of the prefetch (data) thread, process-wide. 0 (the
+// default) means: 1 when training on the CPU, where the step needs the cores
+// and a second OpenMP team would oversubscribe them; the intra-op count on
+// CUDA, where the step mostly launches kernels and the data path is the
+// bottleneck.
+void SetDataThreads(int n);
+int DataThreads(const torch::Device& device);
+
 // Embeds images with an image encoder in eval mode: uint8 is scaled by 1/255,
 // then resized to out_h×out_w and normalised.
 torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, const std::vector<double>& mean,
