@@ -1,10 +1,12 @@
 /** tabsight select and tabsight study (docs/feature-selection.md). */
 import { Command, InvalidArgumentError } from 'commander';
-import { TabsightError } from '../errors';
+import { ConfigError, TabsightError } from '../errors';
 import { SELECTION_METHODS, selectFeatures, type SelectionMethod } from '../features/selectors';
+import { emitStudyJobs, mergeStudy, runStudyTrial, SCHEDULERS, type Scheduler } from '../study/jobs';
+import type { StudyOptions } from '../study/plan';
 import { runStudy } from '../study/runner';
 import { writeStudyReport } from '../study/report';
-import { float, int, interruptSignal, list } from './args';
+import { defined, float, int, interruptSignal, list } from './args';
 
 function intList(name: string) {
   return (value: string): number[] => list(value).map((v) => {
@@ -86,33 +88,111 @@ export function addSelectCommands(program: Command): void {
     });
 }
 
+const JOB_MODES = [['emit', '--emit'], ['trial', '--trial'], ['merge', '--merge'], ['reportOnly', '--report-only']] as const;
+const SLURM_FLAGS = [['slurmTime', '--slurm-time'], ['slurmPartition', '--slurm-partition'], ['slurmGpus', '--slurm-gpus'], ['slurmCpus', '--slurm-cpus']] as const;
+
+/** The flags given on the command line (not defaults), by attribute name → long flag. */
+function givenFlags(cmd: Command): Map<string, string> {
+  return new Map(cmd.options.filter((opt) => cmd.getOptionValueSource(opt.attributeName()) === 'cli').map((opt) => [opt.attributeName(), opt.long ?? opt.flags]));
+}
+
+/** An AbortSignal for one trial: Ctrl-C as elsewhere, and SIGTERM (what SLURM sends at the time limit and on scancel). */
+function trialSignal(): { signal: AbortSignal; dispose: () => void } {
+  const sigint = interruptSignal();
+  const term = new AbortController();
+  const onTerm = () => {
+    process.stderr.write('\ntabsight: SIGTERM, stopping after this step (the checkpoint stays valid)…\n');
+    term.abort();
+  };
+  process.on('SIGTERM', onTerm);
+  return {
+    signal: AbortSignal.any([sigint.signal, term.signal]),
+    dispose: () => {
+      sigint.dispose();
+      process.off('SIGTERM', onTerm);
+    },
+  };
+}
+
 export function addStudyCommands(program: Command): void {
   withPretrainFlags(program.command('study'))
-    .description('compare feature selections by pretraining on them: every method × k × seed, plus all-features and image-only baselines; resumable')
-    .requiredOption('--cohort <dir>', 'a cohort directory')
+    .description('compare feature selections by pretraining on them: every method × k × seed, plus all-features and image-only baselines; resumable; or emit them as a SLURM array (--emit slurm, --trial, --merge)')
+    .option('--cohort <dir>', 'a cohort directory (required, except with --trial, --merge and --report-only)')
     .requiredOption('--out <dir>', 'the study directory (study.sqlite, runs/, report.html); rerun the same command to resume')
     .option('--methods <a,b>', `selection methods (default mim,mrmr,jmi,random): ${SELECTION_METHODS.filter((m) => m !== 'attribution').join(', ')}`, methodList)
     .option('--k <k1,k2>', 'subset sizes (default 5,10,20)', intList('--k'))
     .option('--seeds <n>', 'seeds 0…n−1 (default 3)', int('--seeds'))
     .option('--epochs <n>', 'epochs of every pretraining (default 10)', int('--epochs'))
-    .option('--workers <n>', 'trials at once in this process (default 1)', int('--workers'))
+    .option('--workers <n>', 'trials at once in this process, sharing its LibTorch threads (default 1)', int('--workers'))
     .option('--task <task...>', 'tasks (default: every task)')
     .option('--probe-seeds <n>', 'linear-probe seeds per evaluation (default 3)', int('--probe-seeds'))
     .option('--subsample <f>', 'fraction of train rows each seed selects on (default 0.8)', float('--subsample'))
     .option('--budget <x>', 'method search: budget in full pretrainings (default 3)', float('--budget'))
     .option('--report-only', 'only (re)write report.html from the store')
-    .action(async (o) => {
-      if (o.reportOnly) {
+    .option('--emit <scheduler>', `write the study as jobs instead of running it: ${SCHEDULERS.join(' | ')} (STUDY/study.json, STUDY/slurm/study.sbatch: one array task per trial)`)
+    .option('--trial <id>', 'run trial <id> of an emitted study (what array task <id> runs); takes only --out', int('--trial'))
+    .option('--merge', "fold an emitted study's finished trials into study.sqlite and write report.html; takes only --out")
+    .option('--slurm-time <t>', '--emit slurm: time limit per trial (#SBATCH --time), e.g. 02:00:00')
+    .option('--slurm-partition <p>', '--emit slurm: partition (#SBATCH --partition)')
+    .option('--slurm-gpus <n>', '--emit slurm: GPUs per trial (#SBATCH --gres=gpu:N); add --device cuda', int('--slurm-gpus'))
+    .option('--slurm-cpus <n>', '--emit slurm: CPUs per trial (#SBATCH --cpus-per-task)', int('--slurm-cpus'))
+    .action(async (o, cmd: Command) => {
+      const given = givenFlags(cmd);
+      const modes = JOB_MODES.filter(([key]) => given.has(key));
+      if (modes.length > 1) throw new ConfigError(`Give one of --emit, --trial, --merge and --report-only, not ${modes.map(([, flag]) => flag).join(' and ')}`);
+      const mode = modes[0]?.[0];
+      const slurmGiven = SLURM_FLAGS.filter(([key]) => given.has(key));
+      if (slurmGiven.length && o.emit !== 'slurm') throw new ConfigError(`${slurmGiven[0][1]} needs --emit slurm`);
+      if (mode === 'trial' || mode === 'merge') {
+        const extra = [...given].filter(([key]) => key !== 'out' && key !== mode).map(([, flag]) => flag);
+        if (extra.length) throw new ConfigError(`--${mode} takes the study's options from OUT/study.json (written by --emit); drop ${extra.join(', ')}`);
+      }
+      if (mode === 'reportOnly') {
         process.stdout.write(`${await writeStudyReport(o.out)}\n`);
+        return;
+      }
+      if (mode === 'merge') {
+        const m = await mergeStudy(o.out);
+        const lines = [`${m.done}/${m.total} trials done (${m.merged} merged now)${m.failed ? `, ${m.failed} failed` : ''}; store ${m.store}`];
+        for (const u of m.unfinished) lines.push(`  trial ${u.id} ${u.name}: ${u.status === 'failed' ? `failed: ${u.error}` : 'no result yet'}`);
+        if (m.rerun) lines.push(`to run the unfinished trials: ${m.rerun}`);
+        if (m.report) lines.push(m.report);
+        process.stdout.write(lines.join('\n') + '\n');
+        if (m.unfinished.length) process.exitCode = 1;
+        return;
+      }
+      if (mode === 'trial') {
+        const { signal, dispose } = trialSignal();
+        try {
+          const r = await runStudyTrial(o.out, o.trial, { signal, log: (l) => process.stderr.write(`${l}\n`) });
+          process.stdout.write(`trial ${r.id} ${r.name}: ${r.status === 'skipped' ? 'already done' : `done${r.resumed ? ' (resumed from its checkpoint)' : ''}`}\n`);
+        } finally {
+          dispose();
+        }
+        return;
+      }
+      if (!o.cohort) throw new ConfigError('tabsight study needs --cohort (only --trial, --merge and --report-only work without it)');
+      const options: StudyOptions = {
+        cohort: o.cohort, out: o.out, methods: o.methods, ks: o.k, seeds: o.seeds, epochs: o.epochs, tasks: o.task,
+        probeSeeds: o.probeSeeds, subsample: o.subsample, search: o.budget !== undefined ? { budget: o.budget } : undefined,
+        pretrain: pretrainFlags(o),
+      };
+      if (mode === 'emit') {
+        if (!(SCHEDULERS as readonly string[]).includes(o.emit)) throw new ConfigError(`Unknown scheduler "${o.emit}" for --emit; expected one of: ${SCHEDULERS.join(', ')}`);
+        if (given.has('workers')) throw new ConfigError('--workers has no effect with --emit: each array task runs one trial (the scheduler runs tasks in parallel)');
+        const e = await emitStudyJobs(options, {
+          scheduler: o.emit as Scheduler, slurm: defined({ time: o.slurmTime, partition: o.slurmPartition, gpus: o.slurmGpus, cpus: o.slurmCpus }),
+        });
+        process.stdout.write([
+          `wrote ${e.script} (${e.trials} array tasks, one per trial; ${e.manifest} lists them) and ${e.studyFile}`,
+          `submit:  ${e.submit}`,
+          `then:    ${e.merge}`,
+        ].join('\n') + '\n');
         return;
       }
       const { signal, dispose } = interruptSignal();
       try {
-        const summary = await runStudy({
-          cohort: o.cohort, out: o.out, methods: o.methods, ks: o.k, seeds: o.seeds, epochs: o.epochs, workers: o.workers, tasks: o.task,
-          probeSeeds: o.probeSeeds, subsample: o.subsample, search: o.budget !== undefined ? { budget: o.budget } : undefined,
-          pretrain: pretrainFlags(o),
-        }, { signal, log: (l) => process.stderr.write(`${l}\n`) });
+        const summary = await runStudy({ ...options, workers: o.workers }, { signal, log: (l) => process.stderr.write(`${l}\n`) });
         process.stdout.write(`${summary.done}/${summary.total} trials done${summary.failed ? `, ${summary.failed} failed` : ''}${summary.unfinished ? `, ${summary.unfinished} unfinished` : ''}\n`);
         if (summary.report) process.stdout.write(`${summary.report}\n`);
         if (summary.failed) process.exitCode = 1;

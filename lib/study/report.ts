@@ -11,7 +11,10 @@ import { heatmap, scatterLine } from '../report/charts';
 import {
   acrossSeedSd, ALL_FEATURES, DEFAULT_SD_FLOOR, IMAGE_ONLY, nogueiraStability, objective, pairedCi, pairedDifferences, precisionRecallF1, primaryMetric, type TaskKind,
 } from './objective';
+import type { StudyInfo } from './plan';
 import { StudyStore, type Trial } from './store';
+
+export type { StudyInfo };
 
 export interface Stat {
   mean: number;
@@ -42,13 +45,6 @@ export interface SubsetSummary {
   selections: string[][];
   stability: number;
   truth: { precision: Stat; recall: Stat; f1: Stat } | null;
-}
-
-export interface StudyInfo {
-  cohortName: string;
-  features: string[];
-  tasks: { name: string; kind: TaskKind }[];
-  truth: string[] | null;
 }
 
 export interface StudySummaryData {

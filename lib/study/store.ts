@@ -162,11 +162,8 @@ export class StudyStore {
     this.#db.transaction(() => {
       const saved = this.getMeta('config') as Record<string, unknown> | undefined;
       if (saved === undefined) return this.setMeta('config', config);
-      for (const key of new Set([...Object.keys(saved), ...Object.keys(config)])) {
-        const a = JSON.stringify(saved[key]);
-        const b = JSON.stringify(config[key]);
-        if (a !== b) throw new ConfigError(`${this.file} holds a study with ${key} ${a}, but this run asks for ${b}; use the same settings to resume, or another --out`);
-      }
+      const diff = configDiff(saved, config);
+      if (diff) throw new ConfigError(`${this.file} holds a study with ${diff.key} ${diff.saved}, but this run asks for ${diff.asked}; use the same settings to resume, or another --out`);
     }).immediate();
   }
 
@@ -229,6 +226,27 @@ export class StudyStore {
     this.#db.prepare("UPDATE trials SET status = 'failed', error = ?, finished_at = ? WHERE id = ? AND status = 'running' AND token = ?").run(error, Date.now(), id, owner.token);
   }
 
+  /**
+   * Records a trial that a job finished (its result file, lib/study/jobs.ts)
+   * unless the store already has it done. Returns whether the row changed.
+   */
+  importDone(key: TrialKey, r: { features: string[]; scores: Record<string, number>; results: TrialResults; runDir: string; host: string; attempts: number; resumed: boolean; finishedAt: number }): boolean {
+    return this.#db.prepare(`UPDATE trials SET status = 'done', features = ?, scores = ?, results = ?, run_dir = ?, host = ?, pid = NULL, token = NULL,
+      attempts = ?, completions = completions + 1, resumed = ?, error = NULL, finished_at = ? WHERE method = ? AND k = ? AND seed = ? AND status != 'done'`)
+      .run(JSON.stringify(r.features), JSON.stringify(r.scores), JSON.stringify(r.results), r.runDir, r.host, r.attempts, r.resumed ? 1 : 0, r.finishedAt, key.method, key.k, key.seed).changes === 1;
+  }
+
+  /** Records a job's failure (its error file) for a trial that is not done or running here. */
+  importFailed(key: TrialKey, error: string, attempts: number): boolean {
+    return this.#db.prepare("UPDATE trials SET status = 'failed', error = ?, attempts = ? WHERE method = ? AND k = ? AND seed = ? AND status IN ('pending', 'failed')")
+      .run(error, attempts, key.method, key.k, key.seed).changes === 1;
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction. */
+  transaction<R>(fn: () => R): R {
+    return this.#db.transaction(fn).immediate();
+  }
+
   trials(): Trial[] {
     return (this.#db.prepare('SELECT * FROM trials ORDER BY ord, id').all() as Row[]).map(toTrial);
   }
@@ -241,6 +259,16 @@ export class StudyStore {
   putSearchEval(key: string, value: unknown): void {
     this.#db.prepare('INSERT OR IGNORE INTO search_evals (key, value, created_at) VALUES (?, ?, ?)').run(key, JSON.stringify(value), Date.now());
   }
+}
+
+/** The first setting (in `saved`'s order, then `asked`'s) whose JSON differs, or undefined. */
+export function configDiff(saved: Record<string, unknown>, asked: Record<string, unknown>): { key: string; saved: string; asked: string } | undefined {
+  for (const key of new Set([...Object.keys(saved), ...Object.keys(asked)])) {
+    const a = JSON.stringify(saved[key]);
+    const b = JSON.stringify(asked[key]);
+    if (a !== b) return { key, saved: a, asked: b };
+  }
+  return undefined;
 }
 
 let tokenCounter = 0;
