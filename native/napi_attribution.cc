@@ -1,6 +1,7 @@
 // Attribution methods on a run's encoders: Integrated Gradients, saliency,
 // GradCAM, Guided Backprop, Guided GradCAM and NoiseTunnel on images, IG on
-// tabular rows, and the quadrature IG uses. TypeScript (lib/explain) has
+// tabular rows, and the quadrature IG uses; for comparing runs, the target's
+// score on any batch of images and the paired image/tabular projections. TypeScript (lib/explain) has
 // validated every option and filled every default; here we re-check only
 // what could crash (array types and lengths). Work runs in a PromiseWorker;
 // small typed arrays are copied, the main input is viewed and kept alive.
@@ -9,6 +10,7 @@
 
 #include "attribution/integrated_gradients.h"
 #include "attribution/loaded_models.h"
+#include "attribution/projection.h"
 #include "attribution/runner.h"
 #include "attribution/tabular_ig.h"
 #include "attribution/targets.h"
@@ -219,6 +221,89 @@ Napi::Value AttributeTabular(const Napi::CallbackInfo& info) {
   });
 }
 
+// scoreImages(images: Float32Array, shape, { model, target, batchSize }) → Promise<Float64Array>:
+// F(x) per image, with the model loading and target heads of attributeImages.
+Napi::Value ScoreImages(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
+    auto shape = ReadShape(info[1], "images shape");
+    if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
+    auto images = TensorView(arr, shape, "images");
+    if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
+    auto o = info[2].As<Napi::Object>();
+    auto model = ReadModel(GetObject(o, "model"));
+    auto target = ReadTarget(GetObject(o, "target"));
+    const int64_t batch = GetInt(o, "batchSize");
+    if (batch < 1) throw tabsight::Error(ErrorCode::kConfig, "Expected positive integer for batchSize");
+    const auto& kind = target.head.kind;
+    model.need_image_projection = kind == "projection" || (kind == "similarity" && target.head.space == "projection");
+    model.need_tabular = target.paired_tabular.defined();
+    auto result = std::make_shared<torch::Tensor>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [images, model, target, batch, result]() mutable {
+          attr::CheckFinite(images, "images");
+          auto m = attr::LoadModels(model);
+          ResolvePaired(target, m, model.cardinalities);
+          const int64_t n = images.size(0);
+          auto head = attr::MakeHead(target.head, m.image->feature_dim(), m.image_projection, n);
+          auto f = attr::ImageTarget(m.image, head);
+          *result = attr::Evaluate(f, images.to(m.device), attr::Range(0, n, m.device), batch).cpu();
+        },
+        [result](Napi::Env env) { return ToTypedArray(env, result->to(torch::kFloat64)); }, {info[0]});
+  });
+}
+
+// projectPairs(images: Float32Array, shape, rows: Float32Array | null, rowsShape | null,
+//              { model, imageProjection, batchSize }) → Promise<{ features, featureShape,
+//              imageProjection?, tabularProjection?, projectionShape? }>
+Napi::Value ProjectPairs(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
+    auto shape = ReadShape(info[1], "images shape");
+    if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
+    auto images = TensorView(arr, shape, "images");
+    torch::Tensor rows;
+    std::vector<Napi::Value> keep{info[0]};
+    if (!info[2].IsNull() && !info[2].IsUndefined()) {
+      auto rarr = ExpectTypedArray(info[2], "rows", {napi_float32_array});
+      auto rshape = ReadShape(info[3], "rows shape");
+      if (rshape.size() != 2) throw tabsight::Error(ErrorCode::kShape, "Expected rows shape [N, F]");
+      rows = TensorView(rarr, rshape, "rows");
+      keep.push_back(info[2]);
+    }
+    if (!info[4].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
+    auto o = info[4].As<Napi::Object>();
+    auto model = ReadModel(GetObject(o, "model"));
+    const int64_t batch = GetInt(o, "batchSize");
+    model.need_image_projection = GetBool(o, "imageProjection");
+    model.need_tabular = rows.defined();
+    if (rows.defined() && static_cast<int64_t>(model.cardinalities.size()) != rows.size(1)) {
+      throw tabsight::Error(ErrorCode::kShape, "Expected " + std::to_string(model.cardinalities.size()) +
+                                                   " columns in rows (the model's cardinalities)");
+    }
+    auto result = std::make_shared<attr::Projections>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [images, rows, model, batch, result]() mutable {
+          auto m = attr::LoadModels(model);
+          *result = attr::ProjectPairs(m, images, rows, train::TabularSpec{model.cardinalities}, batch);
+        },
+        [result](Napi::Env env) -> Napi::Value {
+          auto out = Napi::Object::New(env);
+          out.Set("features", ToTypedArray(env, result->features));
+          out.Set("featureShape", ShapeToJs(env, result->features));
+          const auto& ip = result->image_projection;
+          const auto& tp = result->tabular_projection;
+          if (ip.defined()) out.Set("imageProjection", ToTypedArray(env, ip));
+          if (tp.defined()) out.Set("tabularProjection", ToTypedArray(env, tp));
+          if (ip.defined() || tp.defined()) out.Set("projectionShape", ShapeToJs(env, ip.defined() ? ip : tp));
+          return out;
+        },
+        keep);
+  });
+}
+
 // attributeToy(x: Float32Array, shape, { net, weight, weightShape, bias?, head?, offset, padding, method }) → Promise
 Napi::Value AttributeToy(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
@@ -270,6 +355,8 @@ Napi::Value IntegrationPoints(const Napi::CallbackInfo& info) {
 void RegisterAttribution(Napi::Env env, Napi::Object exports) {
   exports.Set("attributeImages", Napi::Function::New(env, AttributeImages, "attributeImages"));
   exports.Set("attributeTabular", Napi::Function::New(env, AttributeTabular, "attributeTabular"));
+  exports.Set("scoreImages", Napi::Function::New(env, ScoreImages, "scoreImages"));
+  exports.Set("projectPairs", Napi::Function::New(env, ProjectPairs, "projectPairs"));
   exports.Set("attributeToy", Napi::Function::New(env, AttributeToy, "attributeToy"));
   exports.Set("integrationPoints", Napi::Function::New(env, IntegrationPoints, "integrationPoints"));
 }

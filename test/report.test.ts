@@ -190,6 +190,11 @@ t.test('writeReport writes the complete file atomically and leaves no temp file'
   t.match(written, /<\/html>\n$/);
 });
 
+t.test('renderReport writes relative links, escaped', async (t) => {
+  const html = await renderReport({ title: 'r', sections: [{ heading: 'h', text: 'see', links: [{ href: 'compare/report.html?a=1&b="2"', text: 'The <compare> report' }] }] });
+  t.match(html, '<ul class="links"><li><a href="compare/report.html?a=1&#38;b=&#34;2&#34;">The &#60;compare&#62; report</a></li></ul>');
+});
+
 t.test('renderReport rejects bad input with ConfigError naming the field', async (t) => {
   const dir = t.testdir();
   const image = await png(dir);
@@ -205,6 +210,9 @@ t.test('renderReport rejects bad input with ConfigError naming the field', async
     ['missing image', { title: 'r', sections: [{ heading: 'h', images: [{ src: path.join(dir, 'no.png'), caption: '' }] }] }, /sections\[0\]\.images\[0\]\.src .*ENOENT/],
     ['not a PNG', { title: 'r', sections: [{ heading: 'h', images: [{ src: __filename, caption: '' }] }] }, /PNG file for sections\[0\]\.images\[0\]\.src/],
     ['bad date', { title: 'r', generatedAt: 'yesterday', sections: [] }, /generatedAt/],
+    ['absolute link', { title: 'r', sections: [{ heading: 'h', links: [{ href: 'https://example.com', text: 'x' }] }] }, /relative path .* sections\[0\]\.links\[0\]\.href/],
+    ['javascript link', { title: 'r', sections: [{ heading: 'h', links: [{ href: 'javascript:alert(1)', text: 'x' }] }] }, /sections\[0\]\.links\[0\]\.href/],
+    ['rooted link', { title: 'r', sections: [{ heading: 'h', links: [{ href: '/etc/passwd', text: 'x' }] }] }, /sections\[0\]\.links\[0\]\.href/],
     ['chart with a data URL', { title: 'r', sections: [{ heading: 'h', charts: [{ data: { url: 'https://example.com/d.csv' }, mark: 'point' }] }] }, /sections\[0\]\.charts\[0\] refers to url/],
   ];
   for (const [what, input, message] of cases) {

@@ -14,6 +14,8 @@ import { pretrainCohort } from '../pipeline/cohort-pretrain';
 import { barChartWithErrors, lineChart } from '../report/charts';
 import { writeReport, type Section } from '../report/html';
 import { synthCardiac } from '../synth/cardiac';
+import { compareRuns } from '../explain/compare';
+import type { CompareRunsOptions } from '../explain/compare-run';
 import { runStudy } from '../study/runner';
 import { verifyExportedProbe, type VerifyExportedProbeResult } from '../export/verify';
 import { trainingBar } from './progress';
@@ -30,6 +32,8 @@ export interface DemoOptions {
   seeds?: number;
   /** Run the short feature-selection study. @default true */
   study?: boolean;
+  /** After the study, compare the all-features run with the mRMR top-10 run (compare/report.html). @default true */
+  compare?: boolean;
   log?: (line: string) => void;
 }
 
@@ -159,10 +163,47 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
       pretrain: { batchSize: 64, lr: 1e-3, warmupEpochs: 0, model: { arch: 'resnet18', smallStem: false, tabularHidden: 256, projectionHidden: 256, projectionDim: 64 } },
     }, { log: (line) => log(`  ${line}`) });
     log(`study: ${study.done}/${study.total} trials done${study.report ? `; report in ${study.report}` : ''}`);
-    sections.push({ heading: 'Feature-selection study (short)', text: `mRMR's top 10 tabular features against all features and image-only pretraining, one seed, ${studyEpochs} epoch(s) each: ${study.done}/${study.total} trials. The study's own report, with per-task results, paired differences and the selected features, is study/report.html next to this file.` });
+    const section: Section = {
+      heading: 'Feature-selection study (short)',
+      text: `mRMR's top 10 tabular features against all features and image-only pretraining, one seed, ${studyEpochs} epoch(s) each: ${study.done}/${study.total} trials. The study's own report, with per-task results, paired differences and the selected features, is study/report.html next to this file.`,
+      links: [{ href: 'study/report.html', text: 'Study report (study/report.html)' }],
+    };
+    if (options.compare ?? true) {
+      const compared = await compareDemoRuns(out, cohort, log);
+      if (compared) {
+        section.text = [section.text as string, `What the two multimodal encoders learned, side by side (${compared.runs.join(' vs ')}: CKA, attribution agreement and faithfulness, scar localisation, a randomisation sanity check, tabular IG, the shared latent space and which features each image embedding decodes) is compare/report.html, from tabsight compare on 12 test images (and up to 12 with a scar).`];
+        section.links!.push({ href: 'compare/report.html', text: `Comparison of ${compared.runs.join(' and ')} (compare/report.html)` });
+      }
+    }
+    sections.push(section);
   }
 
   await writeReport(path.join(out, 'report.html'), { title: 'tabsight demo', subtitle: 'Multimodal vs image-only pretraining on the synthetic cardiac cohort', sections });
   log(`\nwrote ${path.join(out, 'report.html')}`);
   return results;
+}
+
+/**
+ * `tabsight compare` on the study's all-features and mRMR top-10 runs, small
+ * enough for the demo: 12 test images (and up to 12 with a scar), 8 IG steps, 12
+ * deletion steps, 3 images for the sanity check (`overrides` for tests). Null when either run
+ * is missing.
+ */
+export async function compareDemoRuns(out: string, cohort: string, log: (line: string) => void, overrides: Partial<CompareRunsOptions> = {}): Promise<{ runs: string[]; report: string } | null> {
+  const runsDir = path.join(out, 'study', 'runs');
+  const names = fs.existsSync(runsDir) ? fs.readdirSync(runsDir) : [];
+  const all = names.find((d) => /^all-features-k\d+-s0$/.test(d));
+  const mrmr = names.find((d) => d === 'mrmr-k10-s0');
+  const done = (d: string | undefined) => d !== undefined && fs.existsSync(path.join(runsDir, d, 'image_encoder.safetensors'));
+  if (!done(all) || !done(mrmr)) {
+    log('compare: skipped (the study has no finished all-features and mrmr-k10 runs)');
+    return null;
+  }
+  log(`\ncomparing ${all} with ${mrmr} (12 test images)`);
+  const r = await compareRuns({
+    cohort, runs: [path.join(runsDir, all!), path.join(runsDir, mrmr!)], out: path.join(out, 'compare'),
+    n: 12, steps: 8, perturbSteps: 12, sanityImages: 3, maxRows: 256, gridImages: 6, log: (line) => log(`  ${line}`), ...overrides,
+  });
+  log(`compare: ${r.report}`);
+  return { runs: r.runs, report: r.report };
 }

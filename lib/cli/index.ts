@@ -13,7 +13,7 @@ import { addDeployCommands } from './deploy-commands';
 import { runDemo } from './demo';
 import { addTrainCommands } from './train-commands';
 import { addSelectCommands, addStudyCommands } from './study-commands';
-import { addExplainCommands } from './explain-commands';
+import { addCompareCommand, addExplainCommands } from './explain-commands';
 
 export function buildProgram(): Command {
   const program = new Command('tabsight')
@@ -33,18 +33,20 @@ export function buildProgram(): Command {
   addSelectCommands(program);
   addStudyCommands(program);
   addExplainCommands(program);
+  addCompareCommand(program);
 
   addDeployCommands(program);
 
   program.command('demo')
-    .description('synthetic cardiac cohort → multimodal and SimCLR pretraining → every task evaluated → table and report.html')
+    .description('synthetic cardiac cohort → multimodal and SimCLR pretraining → every task evaluated → table and report.html; then a short feature-selection study and a comparison of its all-features and mRMR top-10 runs')
     .option('--out <dir>', 'output directory (finished steps are reused)', 'tabsight-demo')
     .option('--epochs <n>', 'pretraining epochs per encoder', int('--epochs'), 8)
     .option('--n <n>', 'subjects', int('--n'), 1200)
     .option('--size <px>', 'image size', int('--size'), 64)
-    .option('--no-study', 'skip the short feature-selection study')
+    .option('--no-study', 'skip the short feature-selection study (and the comparison of its runs)')
+    .option('--no-compare', 'skip tabsight compare on the study\'s all-features and mRMR top-10 runs')
     .action(async (o) => {
-      await runDemo({ out: o.out, epochs: o.epochs, n: o.n, size: o.size, study: o.study });
+      await runDemo({ out: o.out, epochs: o.epochs, n: o.n, size: o.size, study: o.study, compare: o.compare });
     });
 
   return program;

@@ -28,3 +28,8 @@ export type { ImageTarget, TabularTarget, CommonTarget, ArrayWithShape, IndexSpe
 export { type AttributionModel, type ModelInput } from './model-source';
 export { linearCka, rbfCka, cka, type CkaMatrix, type RbfCkaOptions } from './cka';
 export { explainRun, parseExplainTarget, EXPLAIN_METHODS, type ExplainMethod, type ExplainRunOptions, type ExplainRunResult } from './explain-run';
+export { compareRuns, type CompareRunsResult } from './compare';
+export { COMPARE_METHODS, parseCompareMethods, type CompareMethod, type CompareRunsOptions } from './compare-run';
+export { scoreImages, projectPairs, type ScoreImagesOptions, type ProjectPairsOptions, type Projections } from './forward';
+export { randomizeWeights, RANDOMIZATION_STAGES, type RandomizationStage, type RandomizeOptions } from './randomize';
+export { spearman, retrieval, alignment, uniformity, pointingHit, energyInside, trapezoidAuc } from './compare-metrics';

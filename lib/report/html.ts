@@ -26,6 +26,12 @@ export interface ReportImage {
   caption: string;
 }
 
+export interface ReportLink {
+  /** A relative path: no scheme (https:, javascript:, …), no leading "/" or "//". */
+  href: string;
+  text: string;
+}
+
 export interface Section {
   heading: string;
   /** Plain text. A blank line starts a new paragraph; line breaks are kept. */
@@ -34,6 +40,8 @@ export interface Section {
   /** Vega-Lite specs (see charts.ts), rendered to inline SVG. */
   charts?: VegaLiteSpec[];
   images?: ReportImage[];
+  /** Links to files next to the report (relative paths only, e.g. "compare/report.html"). */
+  links?: ReportLink[];
   /** Raw HTML is not accepted: everything is escaped. */
   html?: never;
 }
@@ -46,7 +54,7 @@ export interface Report {
   sections: Section[];
 }
 
-const SECTION_KEYS = ['heading', 'text', 'table', 'charts', 'images'] as const;
+const SECTION_KEYS = ['heading', 'text', 'table', 'charts', 'images', 'links'] as const;
 
 /** Escapes text for HTML element content and attribute values. */
 export function escapeHtml(text: string): string {
@@ -134,6 +142,18 @@ function checkSection(value: unknown, name: string): Section {
       if (typeof o.caption !== 'string') throw invalid('string', `${name}.images[${j}].caption`, o.caption);
     });
   }
+  if (s.links !== undefined) {
+    if (!Array.isArray(s.links)) throw invalid('array of links', `${name}.links`, s.links);
+    s.links.forEach((l, j) => {
+      const o = plainObject(l, `${name}.links[${j}]`);
+      knownKeys(o, `${name}.links[${j}]`, ['href', 'text']);
+      const href = string(o.href, `${name}.links[${j}].href`);
+      if (/^[a-z][a-z0-9+.-]*:/i.test(href) || href.startsWith('/') || href.startsWith('\\')) {
+        throw invalid('relative path (no scheme, not absolute)', `${name}.links[${j}].href`, href);
+      }
+      string(o.text, `${name}.links[${j}].text`);
+    });
+  }
   return s as unknown as Section;
 }
 
@@ -212,6 +232,9 @@ async function sectionHtml(section: Section, index: number): Promise<string> {
   const name = `sections[${index}]`;
   const parts = [`<h2>${escapeHtml(section.heading)}</h2>`];
   if (section.text !== undefined) parts.push(paragraphs(section.text));
+  if (section.links?.length) {
+    parts.push(`<ul class="links">${section.links.map((l) => `<li><a href="${escapeHtml(l.href)}">${escapeHtml(l.text)}</a></li>`).join('')}</ul>`);
+  }
   for (const [j, spec] of (section.charts ?? []).entries()) {
     const svg = await renderSvg(spec, { idPrefix: `s${index}c${j}-`, name: `${name}.charts[${j}]` });
     parts.push(`<figure class="chart">${svg}</figure>`);

@@ -19,4 +19,4 @@ export type {
   HeatmapOptions,
 } from './charts';
 export { renderReport, writeReport, escapeHtml, formatNumber, formatMeanSd, tabsightVersion } from './html';
-export type { Report, Section, ReportTable, ReportImage, Cell } from './html';
+export type { Report, Section, ReportTable, ReportImage, ReportLink, Cell } from './html';
