@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadCohort } from '../data/cohort';
+import { loadCohort, loadTruth } from '../data/cohort';
 import { AbortError, ConfigError } from '../errors';
 import { ATTRIBUTION_UNAVAILABLE, SELECTION_METHODS, selectFeatures, type SelectionMethod } from '../features/selectors';
 import type { CrossModalOptions } from '../features/relevance';
@@ -126,7 +126,7 @@ export async function runStudy(options: StudyOptions, control: StudyControl = {}
       version: 1, cohort: cohort.dir, epochs, tasks, probeSeeds, subsample, relevance: options.relevance ?? 'task',
       selection: options.selection ?? {}, search: options.search ?? {}, sdFloor, pretrain: options.pretrain ?? {},
     });
-    store.setMeta('info', { cohortName: cohort.name, features: names, tasks: taskKinds, truth: trueImageRelevant(cohort.truth, tasks) ?? null });
+    store.setMeta('info', { cohortName: cohort.name, features: names, tasks: taskKinds, truth: trueImageRelevant(await loadTruth(cohort), tasks) ?? null });
     const keys: (TrialKey & { ord: number })[] = [];
     for (const seed of seeds) {
       keys.push({ method: ALL_FEATURES, k: names.length, seed, ord: keys.length });
