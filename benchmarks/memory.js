@@ -19,11 +19,13 @@
  *   before_train_mb       VmRSS after the addon is loaded, before pretrainCohort
  *   peak_js_heap_total_mb, peak_js_heap_used_mb, peak_js_external_mb
  *                         process.memoryUsage() peaks: the JavaScript side's share
- *                         (the parsed cohort lives on the V8 heap)
+ *                         (the cohort's columns are typed arrays, in "external")
  * "Flat" means peak_rss_minus_store_mb (and peak_anon_mb) do not grow with N
- * beyond what is O(N) by design: the tabular table N × F float32 and the
- * parsed cohort (CSV cells as JS strings); tabular_mb gives the former.
- * Memory is not timing: each N runs once.
+ * beyond what is O(N) by design: the tabular table N × F float32, the
+ * cohort's compact columns (8 B per continuous, 4 B per categorical cell),
+ * ids and label cells; tabular_mb gives the first. Each N runs once; identical
+ * runs at one N differ by up to about 90 MB of peak RssAnon (allocator and GC
+ * timing), so repeat the script to compare small differences.
  *
  *   node benchmarks/memory.js [--ns 1024,4096,16384] [--size 64] [--steps 8] [--batch 64] [--threads 2]
  *   BENCH_QUICK=1: ns 160,320,640, steps 2, batch 16.

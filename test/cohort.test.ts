@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { loadCohort, type Cohort } from '../lib/data/cohort';
+import { loadCohort, loadTruth, type Cohort } from '../lib/data/cohort';
 import { resizeBilinear } from '../lib/data/cohort-images';
 import { seededSplit } from '../lib/data/cohort-splits';
 import { summarizeCohort, formatSummary } from '../lib/data/validate-cohort';
@@ -87,16 +87,21 @@ t.test('loadCohort joins a valid NPY cohort on id, in image order', async (t) =>
   t.same(c.tabular.columns.map((x) => [x.name, x.type]), [['age', 'continuous'], ['sex', 'categorical'], ['bmi', 'continuous'], ['smoking', 'categorical']]);
   t.same(c.tabular.columns[1].categories, ['F', 'M']);
   t.same(c.tabular.columns[3].categories, ['0', '1', '2']);
-  t.equal(c.tabular.raw[0][3], '43', 'row 3 is S003 although tabular.csv is reversed');
+  t.equal(c.tabular.data[0][3], 43, 'row 3 is S003 although tabular.csv is reversed');
   t.equal(c.tabular.rowNumbers[3], N - 3 + 1);
-  t.equal(c.tabular.raw[2][5], '', 'missing bmi kept as written');
+  t.type(c.tabular.data[0], Float64Array, 'a continuous column is a Float64Array');
+  t.ok(Number.isNaN(c.tabular.data[2][5]), 'missing bmi is NaN');
+  t.type(c.tabular.data[1], Int32Array, 'a categorical column is an Int32Array of category indices');
+  t.same(Array.from(c.tabular.data[1].subarray(0, 3)), [1, 0, 1], 'S000 M, S001 F, S002 M');
+  t.same(Array.from(c.tabular.data[3].subarray(0, 4)), [0, 1, 2, 0], 'smoking i % 3');
   t.same(c.labels.tasks, [
     { name: 'infarction', type: 'binary', classes: ['0', '1'] },
     { name: 'lvef', type: 'regression' },
     { name: 'nyha', type: 'multiclass', classes: ['1', '2', '3'] },
   ]);
   t.same(c.splits, { train: range(12), val: [12, 13, 14, 15], test: [16, 17, 18, 19], source: 'csv' });
-  t.same(c.truth, { informative: ['age'] });
+  t.equal(c.truthFile, path.join(dir, 'truth.json'));
+  t.same(await loadTruth(c), { informative: ['age'] }, 'loadTruth reads the truth file');
   const h = await readNpyHeader(path.join(dir, 'images.npy'));
   t.same(c.images, { kind: 'npy', path: path.join(dir, 'images.npy'), offset: h.dataOffset, dtype: 'float32', shape: [N, 1, 4, 4], source: 'npy' });
 });
@@ -105,7 +110,8 @@ t.test('loadCohort features keeps the requested columns in order and names unkno
   const dir = await makeCohort(t);
   const c = await loadCohort(dir, { features: ['smoking', 'age'] });
   t.same(c.tabular.columns.map((x) => x.name), ['smoking', 'age']);
-  t.same(c.tabular.raw[1].slice(0, 2), ['40', '41']);
+  t.same(Array.from(c.tabular.data[1].subarray(0, 2)), [40, 41]);
+  t.same(c.tabular.columns[0].categories, ['0', '1', '2']);
   await fails(t, loadCohort(dir, { features: ['age', 'weight', 'notes'] }), ['tabular.csv', '"weight"', '"notes" (excluded by tabular.exclude)']);
 });
 
@@ -205,6 +211,15 @@ t.test('loadCohort names file, row and column for a non-number in a continuous c
   await fails(t, loadCohort(forced), ['tabular.csv', 'column "sex"', 'not a number']);
   const lab = await makeCohort(t, (f) => (f['labels.csv'] = (f['labels.csv'] as string).replace('S002,0,52', 'S002,0,high')));
   await fails(t, loadCohort(lab), ['labels.csv', 'row 4', 'column "lvef"', '"high"']);
+});
+
+t.test('loadCohort checks the truth file opens; loadTruth parses it and names a bad one', async (t) => {
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['truth.json'] = null))), ['truth.json (truth in', 'cohort.yaml', 'no such file']);
+  const c = await loadCohort(await makeCohort(t, (f) => (f['truth.json'] = '{"informative": [')));
+  await fails(t, loadTruth(c), ['truth.json is not valid JSON']);
+  const none = await loadCohort(await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('truth: truth.json\n', ''))));
+  t.equal(none.truthFile, undefined);
+  t.equal(await loadTruth(none), undefined, 'no truth: undefined');
 });
 
 t.test('loadCohort rejects a label column with one class, naming the task', async (t) => {
@@ -383,6 +398,13 @@ t.test('summarizeCohort reports sizes, missingness, balance, splits and image ra
   t.same(inf.classes!.map((k) => [k.label, k.count, k.train, k.val, k.test]), [['0', 15, 9, 3, 3], ['1', 5, 3, 1, 1]]);
   t.same(s.tasks.find((x) => x.name === 'lvef')!.range, { min: 50, max: 69, mean: (50 * 19 + (190 - 3)) / 19 });
   t.same([s.images.sampled, s.images.min, s.images.max], [3, 0, (N * 16 - 1) / 16]);
+  t.same(s.warnings, []);
+  const constant = await loadCohort(await makeCohort(t, (f) => {
+    const lines = (f['tabular.csv'] as string).trim().split('\n');
+    f['tabular.csv'] = lines.map((l, k) => (k === 0 ? `${l},k,w` : `${l},7.0,${k === 3 ? 'NA' : 'x'}`)).join('\n') + '\n';
+    f['cohort.yaml'] = YAML.replace('smoking: categorical', 'smoking: categorical, k: continuous');
+  }));
+  t.same((await summarizeCohort(constant, { sampleImages: 1 })).warnings, ['column "k" is constant ("7")', 'column "w" is constant ("x")'], 'a constant number shows as a number');
   const text = formatSummary(s);
   for (const part of ['subjects: 20', '2 continuous, 2 categorical', 'bmi: 4 (20.0%)', 'train 12, val 4, test 4', 'task infarction (binary)', '20×1×4×4 float32']) {
     t.ok(text.includes(part), `summary shows ${part}`);

@@ -233,21 +233,20 @@ t.test('decodability matches brute-force leave-one-out ridge in scikit-learn', {
 
 t.test('lesionTruth reads cardiac scar boxes and the union of MNIST fracture cuts; none for other cohorts', async (t) => {
   const base = { ids: ['a', 'b', 'c'], images: { shape: [3, 1, 28, 28] } } as unknown as Cohort;
-  const cardiac = lesionTruth({ ...base, truth: { generator: { name: 'tabsight synthCardiac' }, lesions: [{ id: 'b', index: 1, box: [1, 2, 5, 6] }] } } as Cohort)!;
+  const cardiac = lesionTruth(base, { generator: { name: 'tabsight synthCardiac' }, lesions: [{ id: 'b', index: 1, box: [1, 2, 5, 6] }] })!;
   t.equal(cardiac.source, 'cardiac-scar');
   t.same([...cardiac.boxes.entries()], [[1, [[1, 2, 5, 6]]]]);
-  const mnist = lesionTruth({
-    ...base,
-    truth: { generator: { name: 'tabsight synthMnist' }, subjects: [
+  const mnist = lesionTruth(base, {
+    generator: { name: 'tabsight synthMnist' }, subjects: [
       { id: 'a', row: 0, perturbation: 'fracture', params: { fractures: [{ boxPx: [1, 1, 3, 3] }, { boxPx: [10, 10, 12, 14] }] } },
       { id: 'b', row: 1, perturbation: 'swell', params: {} },
       { id: 'c', row: 2, perturbation: 'none' },
-    ] },
-  } as Cohort)!;
+    ],
+  })!;
   t.equal(mnist.source, 'mnist-fracture');
   t.same([...mnist.boxes.entries()], [[0, [[1, 1, 3, 3], [10, 10, 12, 14]]]]);
-  t.equal(lesionTruth(base), null);
-  t.equal(lesionTruth({ ...base, truth: { subjects: [{ id: 'a', perturbation: 'thin' }] } } as Cohort), null);
+  t.equal(lesionTruth(base, undefined), null);
+  t.equal(lesionTruth(base, { subjects: [{ id: 'a', perturbation: 'thin' }] }), null);
 });
 
 t.test('randomizeWeights re-initialises exactly the stages asked for and copies the rest bit for bit', async (t) => {

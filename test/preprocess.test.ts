@@ -1,18 +1,19 @@
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compareValues, loadCohort, type Cohort, type CohortTask } from '../lib/data/cohort';
+import { loadCohort, type Cohort, type CohortTask } from '../lib/data/cohort';
 import { encodeLabels, fitPreprocessor, Preprocessor } from '../lib/data/preprocess';
-import { isMissing } from '../lib/data/csv';
+import { encodeColumn } from '../lib/data/tabular-columns';
 import { writeNpy } from '../lib/data/npy';
 import { ConfigError, DataError } from '../lib/errors';
 import { rejection, tmpDir } from './fixtures/readers/oracle';
 
 type Col = { name: string; type: 'continuous' | 'categorical'; cells: string[] };
 
-/** An in-memory cohort: rows 0–4 train, 5 val, 6–7 test. */
+/** An in-memory cohort: rows 0–4 train, 5 val, 6–7 test; cells stored as loadCohort stores them. */
 function cohortOf(cols: Col[], tasks: (CohortTask & { cells: string[] })[] = []): Cohort {
   const n = cols[0].cells.length;
+  const encoded = cols.map((c) => encodeColumn(c.cells, c.type, '/cohort/tabular.csv', c.name));
   return {
     dir: '/cohort',
     name: 'mem',
@@ -20,10 +21,8 @@ function cohortOf(cols: Col[], tasks: (CohortTask & { cells: string[] })[] = [])
     images: { kind: 'npy', path: '/cohort/images.npy', offset: 128, dtype: 'float32', shape: [n, 1, 2, 2], source: 'npy' },
     tabular: {
       file: '/cohort/tabular.csv',
-      columns: cols.map((c) =>
-        c.type === 'continuous' ? { name: c.name, type: c.type } : { name: c.name, type: c.type, categories: [...new Set(c.cells.filter((v) => !isMissing(v)))].sort(compareValues) },
-      ),
-      raw: cols.map((c) => [...c.cells]),
+      columns: cols.map((c, j) => (c.type === 'continuous' ? { name: c.name, type: c.type } : { name: c.name, type: c.type, categories: encoded[j].categories })),
+      data: encoded.map((e) => e.data),
       rowNumbers: Array.from({ length: n }, (_, i) => i + 2),
     },
     labels: { file: '/cohort/labels.csv', tasks: tasks.map(({ cells: _, ...task }) => task), values: Object.fromEntries(tasks.map((x) => [x.name, x.cells])) },
@@ -147,8 +146,10 @@ t.test('fitPreprocessor rejects a column with no training value, naming file and
 
 t.test('Preprocessor#transform names file, row and column of a bad cell, and a missing column', async (t) => {
   const p = fitPreprocessor(cohortOf(base()));
+  // Another cohort, where age holds a text and so is categorical.
   const cols = base();
   cols[0].cells[6] = 'abc';
+  cols[0].type = 'categorical';
   let err = await rejection(Promise.resolve().then(() => p.transform(cohortOf(cols), [5, 6])));
   t.type(err, DataError);
   t.equal(err.code, 'ERR_DATA');
@@ -158,6 +159,22 @@ t.test('Preprocessor#transform names file, row and column of a bad cell, and a m
   t.match(err.message, /tabular\.csv has no column "bmi"/);
   err = await rejection(Promise.resolve().then(() => p.transform(cohortOf(base()), [8])));
   t.type(err, ConfigError);
+});
+
+t.test('Preprocessor#transform converts a column stored with the other type (another cohort)', async (t) => {
+  const p = fitPreprocessor(cohortOf(base()));
+  const all = [0, 1, 2, 3, 4, 5, 6, 7];
+  const want = p.transform(cohortOf(base()), all).data;
+  // age, const and bmi stored as categories (numbers as text).
+  const asCategories = base().map((c) => (c.name === 'sex' ? c : { ...c, type: 'categorical' as const }));
+  t.same(Array.from(p.transform(cohortOf(asCategories), all).data), Array.from(want), 'categories parsed as numbers give the same values');
+
+  const coded = (cells: string[], type: 'continuous' | 'categorical'): Col[] => [{ name: 'smoke', type, cells }];
+  const q = fitPreprocessor(cohortOf(coded(['0', '1', '2', '1', '', '0', '1', '2'], 'categorical')), { missingIndicators: false });
+  t.same(q.toJSON().columns, [{ name: 'smoke', type: 'categorical', categories: ['0', '1', '2'], mode: '1' }]);
+  const r = q.transform(cohortOf(coded(['0', '1.0', '2e0', 'NA', '1', '3', '0.5', '3'], 'continuous')), all);
+  t.same(Array.from(r.data), [0, 1, 2, 1, 1, -1, -1, -1], 'numbers matched to categories by value; missing → mode');
+  t.same(r.warnings, ['column "smoke": 3 value(s) unseen in training ("3", "0.5") coded −1 (all-zero one-hot)']);
 });
 
 t.test('encodeLabels gives class indices or values, with missing labels marked', async (t) => {

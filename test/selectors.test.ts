@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Cohort } from '../lib/data/cohort';
-import { loadCohort } from '../lib/data/cohort';
+import { loadCohort, loadTruth } from '../lib/data/cohort';
+import { encodeColumn } from '../lib/data/tabular-columns';
 import { ConfigError } from '../lib/errors';
 import { uniformStream } from '../lib/eval/metrics';
 import { crossModalFromEmbeddings, featureData, trainRows } from '../lib/features/relevance';
@@ -27,13 +28,14 @@ function normals(seed: number): () => number {
 function memoryCohort(cols: Record<string, number[]>, y: number[], split: ('train' | 'val' | 'test')[], categorical: string[] = []): Cohort {
   const n = y.length;
   const names = Object.keys(cols);
+  const encoded = names.map((name) => encodeColumn(cols[name].map(String), categorical.includes(name) ? 'categorical' : 'continuous', 'memory.csv', name));
   return {
     dir: '/memory', name: 'memory', ids: Array.from({ length: n }, (_, i) => `s${i}`),
     images: {} as Cohort['images'],
     tabular: {
       file: 'memory.csv',
-      columns: names.map((name) => (categorical.includes(name) ? { name, type: 'categorical' as const, categories: [...new Set(cols[name].map(String))].sort() } : { name, type: 'continuous' as const })),
-      raw: names.map((name) => cols[name].map((v) => String(v))),
+      columns: names.map((name, j) => (categorical.includes(name) ? { name, type: 'categorical' as const, categories: encoded[j].categories } : { name, type: 'continuous' as const })),
+      data: encoded.map((e) => e.data),
       rowNumbers: Array.from({ length: n }, (_, i) => i + 2),
     },
     labels: { tasks: [{ name: 'y', type: 'binary', classes: ['0', '1'] }], values: { y: y.map(String) } },
@@ -177,7 +179,7 @@ t.test('on a small synthetic cardiac cohort, mim and mrmr rank the infarction le
   const dir = path.join(root, 'cardiac');
   await synthCardiac({ out: dir, n: 200, size: 32, seed: 0 });
   const cohort = await loadCohort(dir);
-  const truth = cohort.truth as { tasks: Record<string, { leaks: string[]; relevant: string[] }> };
+  const truth = (await loadTruth(cohort)) as { tasks: Record<string, { leaks: string[]; relevant: string[] }> };
   t.ok(truth.tasks.infarction.leaks.includes('heart_attack_diagnosed'), 'truth.json lists the leak');
   for (const method of ['mim', 'mrmr'] as SelectionMethod[]) {
     const sel = await selectFeatures(cohort, { method, k: 5, tasks: ['infarction'] });

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { synthMnist } from '../lib/synth/mnist';
-import { loadCohort } from '../lib/data/cohort';
+import { loadCohort, loadTruth } from '../lib/data/cohort';
 import { readNpy } from '../lib/data/npy';
 import { measureDigit } from '../lib/data/morpho';
 import { ConfigError } from '../lib/errors';
@@ -75,7 +75,7 @@ t.test('synthMnist writes a cohort that loadCohort loads, with the 3 tasks', asy
   t.same(c.labels.tasks[0].classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
   t.same(c.labels.tasks[1].classes, ['fracture', 'none', 'swell', 'thick', 'thin']);
   t.equal(c.splits.source, 'csv');
-  const truth = c.truth as Truth;
+  const truth = (await loadTruth(c)) as Truth;
   t.same(c.tabular.columns.map((x) => x.name), Object.keys(truth.features), 'every column has a ground-truth entry');
   for (const col of c.tabular.columns) t.equal(col.type, truth.features[col.name].type, `${col.name} is ${col.type}`);
   for (const task of c.labels.tasks.slice(0, 2)) t.same(truth.tasks[task.name].classes, task.classes, `truth lists ${task.name}'s classes in loadCohort's order`);

@@ -1,23 +1,28 @@
 /**
  * Loads a cohort directory (docs/data.md): cohort.yaml, the tabular, labels
  * and splits CSVs and the images, joined on the subject id and validated.
- * Cohort rows follow the order of the image ids.
+ * Cohort rows follow the order of the image ids. Tabular columns are kept
+ * compact (lib/data/tabular-columns.ts); the truth file is read on demand
+ * (loadTruth).
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, DataError } from '../errors';
 import { knownKeys, plainObject, invalid } from '../validate';
-import { readCsv, inferColumnType, parseContinuous, isMissing, type CsvTable } from './csv';
+import { readCsv, parseContinuous, isMissing, type CsvScan, type CsvTable } from './csv';
 import { parseCohortYaml, type CohortConfig } from './cohort-schema';
 import { convertIndexedImages, openNpyImages, type CohortImages, type ImageIds } from './cohort-images';
 import { seededSplit, splitsFromValues, type CohortSplits } from './cohort-splits';
+import { compareValues, distinctSorted, readTabular, type ColumnData, type CohortColumnType } from './tabular-columns';
 
 export type { CohortImages } from './cohort-images';
 export type { CohortSplits } from './cohort-splits';
+export type { ColumnData } from './tabular-columns';
+export { compareValues };
 
 export interface CohortColumn {
   name: string;
-  type: 'continuous' | 'categorical';
+  type: CohortColumnType;
   /** Categorical only: the distinct non-missing values over all rows, sorted (numbers numerically). */
   categories?: string[];
 }
@@ -39,8 +44,12 @@ export interface Cohort {
   tabular: {
     file: string;
     columns: CohortColumn[];
-    /** Cells by column: `raw[j][i]` is column j of row i, as written (trimmed). */
-    raw: string[][];
+    /**
+     * Values by column: `data[j][i]` is column j of row i. A continuous
+     * column is a Float64Array, NaN for a missing cell; a categorical one an
+     * Int32Array of indices into `columns[j].categories`, −1 for a missing cell.
+     */
+    data: ColumnData[];
     /** Spreadsheet row of each cohort row in the tabular CSV, for messages. */
     rowNumbers: number[];
   };
@@ -51,8 +60,8 @@ export interface Cohort {
     values: Record<string, string[]>;
   };
   splits: CohortSplits;
-  /** Parsed `truth` JSON, for synthetic cohorts. */
-  truth?: unknown;
+  /** Absolute path of the `truth` JSON (synthetic cohorts); read it with loadTruth. */
+  truthFile?: string;
 }
 
 export interface LoadCohortOptions {
@@ -62,23 +71,6 @@ export interface LoadCohortOptions {
   scanImages?: boolean;
   /** Progress of a first-time image conversion. */
   onProgress?: (done: number, total: number) => void;
-}
-
-/** Orders category labels: numbers numerically and before text, text by code point. */
-export function compareValues(a: string, b: string): number {
-  const x = Number(a);
-  const y = Number(b);
-  const nx = a.trim() !== '' && Number.isFinite(x);
-  const ny = b.trim() !== '' && Number.isFinite(y);
-  if (nx && ny && x !== y) return x - y;
-  if (nx !== ny) return nx ? -1 : 1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function distinctSorted(values: readonly string[]): string[] {
-  const s = new Set<string>();
-  for (const v of values) if (!isMissing(v)) s.add(v);
-  return [...s].sort(compareValues);
 }
 
 function checkOptions(opts: unknown): LoadCohortOptions {
@@ -112,7 +104,7 @@ export async function readCohortConfig(dir: string): Promise<{ config: CohortCon
  * For each image id, the row of `table` with that id. Throws DataError when
  * `table` lacks an image id, or has an id with no image.
  */
-function align(ref: ImageIds, table: CsvTable, file: string): number[] {
+function align(ref: ImageIds, table: CsvScan, file: string): number[] {
   const byId = new Map<string, number>();
   table.ids.forEach((id, k) => byId.set(id, k));
   const out = new Array<number>(ref.ids.length);
@@ -154,9 +146,21 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
   const idsTable = await readCsv(idsFile, { idColumn: 'id' });
   const ref: ImageIds = { ids: idsTable.ids, rows: idsTable.rowNumbers, file: idsFile };
 
+  // The tabular CSV streams into compact columns; its column errors wait for their turn below.
   const tabFile = at(config.tabular.csv);
-  const tab = await readCsv(tabFile, { idColumn: config.tabular.id });
-  const tabOrder = align(ref, tab, tabFile);
+  const tab = await readTabular(tabFile, {
+    idColumn: config.tabular.id,
+    ids: ref.ids,
+    maxCategories: config.tabular.maxCategories,
+    choose: (header, idColumn) => {
+      try {
+        return chooseColumns(config, yamlFile, header, idColumn, tabFile, o.features).map((name) => ({ name, type: config.tabular.types[name] }));
+      } catch {
+        return undefined;
+      }
+    },
+  });
+  const tabOrder = align(ref, tab.table, tabFile);
 
   const tasks: CohortTask[] = [];
   const values: Record<string, string[]> = {};
@@ -178,8 +182,10 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
     }
   }
 
-  const columns = tabularColumns(config, yamlFile, tab, tabFile, tabOrder, o.features);
-  const raw = columns.map((c) => column(tab, c.name, tabOrder));
+  chooseColumns(config, yamlFile, tab.table.columns, tab.table.idColumn, tabFile, o.features);
+  if (tab.error) throw tab.error;
+  const columns: CohortColumn[] = tab.columns!.map(({ name, type, categories }) => (categories ? { name, type, categories } : { name, type }));
+  const data = tab.columns!.map((c) => c.data);
 
   let splits: CohortSplits;
   const sp = config.splits;
@@ -197,19 +203,15 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
     if (splits.train.length === 0) throw new DataError(`${yamlFile}: splits.fractions leave no row of ${ref.ids.length} for train`);
   }
 
-  let truth: unknown;
+  // The truth file can be large (10 MB at 16k subjects) and few callers need
+  // it: only check here that it can be opened; loadTruth reads it.
+  let truthFile: string | undefined;
   if (config.truth !== undefined) {
-    const truthFile = at(config.truth);
-    let text: string;
+    truthFile = at(config.truth);
     try {
-      text = await fsp.readFile(truthFile, 'utf8');
+      await (await fsp.open(truthFile, 'r')).close();
     } catch (err) {
-      throw new DataError(`Cannot read ${truthFile} (truth in ${yamlFile}): ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
-    }
-    try {
-      truth = JSON.parse(text);
-    } catch (err) {
-      throw new DataError(`${truthFile} is not valid JSON: ${(err as Error).message}`, { cause: err });
+      throw cannotReadTruth(truthFile, yamlFile, err);
     }
   }
 
@@ -225,11 +227,35 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
     name: config.name ?? path.basename(root),
     ids: [...ref.ids],
     images,
-    tabular: { file: tabFile, columns, raw, rowNumbers: tabOrder.map((k) => tab.rowNumbers[k]) },
+    tabular: { file: tabFile, columns, data, rowNumbers: tabOrder.map((k) => tab.table.rowNumbers[k]) },
     labels: { file: labelsFile, tasks, values },
     splits,
-    truth,
+    ...(truthFile !== undefined ? { truthFile } : {}),
   };
+}
+
+const cannotReadTruth = (file: string, yamlFile: string, err: unknown) =>
+  new DataError(`Cannot read ${file} (truth in ${yamlFile}): ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+
+/**
+ * Reads and parses a cohort's `truth` JSON (synthetic cohorts): undefined
+ * when cohort.yaml names none. Each call reads the file again; keep the
+ * result only as long as it is needed (it is large for big cohorts).
+ */
+export async function loadTruth(cohort: Pick<Cohort, 'dir' | 'truthFile'>): Promise<unknown> {
+  const file = cohort.truthFile;
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    throw cannotReadTruth(file, path.join(cohort.dir, 'cohort.yaml'), err);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new DataError(`${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function checkTask(name: string, type: CohortTask['type'], cells: string[], rows: number[], file: string): CohortTask {
@@ -252,51 +278,33 @@ function checkTask(name: string, type: CohortTask['type'], cells: string[], rows
   return { name, type, classes };
 }
 
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
 /**
- * inferColumnType, with binary folded into categorical, and one guard: a
- * column whose non-missing cells are at least 90% numbers with more than
- * `maxCategories` distinct values is continuous, so that a stray text cell is
- * reported instead of silently turning the column categorical.
+ * The feature columns of the tabular CSV, checked against cohort.yaml and
+ * `features`: throws ConfigError for a `types` or `exclude` entry naming no
+ * column (or the id column), DataError for unknown or repeated features.
  */
-function inferType(cells: readonly string[], maxCategories: number): 'continuous' | 'categorical' {
-  const inferred = inferColumnType(cells, { maxCategories });
-  if (inferred === 'continuous') return 'continuous';
-  let present = 0;
-  let numeric = 0;
-  const distinct = new Set<string>();
-  for (const c of cells) {
-    if (isMissing(c)) continue;
-    present++;
-    distinct.add(c);
-    if (NUMBER.test(c)) numeric++;
-  }
-  return numeric < present && numeric >= 0.9 * present && distinct.size > maxCategories ? 'continuous' : 'categorical';
-}
-
-function tabularColumns(
+function chooseColumns(
   config: CohortConfig,
   yamlFile: string,
-  tab: CsvTable,
+  header: readonly string[],
+  idColumn: string,
   tabFile: string,
-  order: readonly number[],
   features: readonly string[] | undefined,
-): CohortColumn[] {
+): string[] {
   const t = config.tabular;
   const named = (name: string, field: string) => {
-    if (!tab.columns.includes(name)) throw new ConfigError(`${yamlFile}: ${field}: ${tabFile} has no column "${name}"`);
-    if (name === tab.idColumn) throw new ConfigError(`${yamlFile}: ${field}: "${name}" is the id column of ${tabFile}`);
+    if (!header.includes(name)) throw new ConfigError(`${yamlFile}: ${field}: ${tabFile} has no column "${name}"`);
+    if (name === idColumn) throw new ConfigError(`${yamlFile}: ${field}: "${name}" is the id column of ${tabFile}`);
   };
   Object.keys(t.types).forEach((name) => named(name, `tabular.types.${name}`));
   t.exclude.forEach((name, k) => named(name, `tabular.exclude[${k}]`));
-  const usable = tab.columns.filter((c) => c !== tab.idColumn && !t.exclude.includes(c));
+  const usable = header.filter((c) => c !== idColumn && !t.exclude.includes(c));
   let chosen = usable;
   if (features) {
     const unknown = features.filter((f) => !usable.includes(f));
     if (unknown.length > 0) {
       const why = (f: string) =>
-        f === tab.idColumn ? `"${f}" (the id column)` : t.exclude.includes(f) ? `"${f}" (excluded by tabular.exclude)` : `"${f}"`;
+        f === idColumn ? `"${f}" (the id column)` : t.exclude.includes(f) ? `"${f}" (excluded by tabular.exclude)` : `"${f}"`;
       const list = usable.slice(0, 20).join(', ') + (usable.length > 20 ? `, … (${usable.length} in all)` : '');
       throw new DataError(`${tabFile}: unknown feature(s) requested: ${unknown.map(why).join(', ')}; the feature columns are ${list}`);
     }
@@ -304,15 +312,6 @@ function tabularColumns(
     if (dup !== undefined) throw new DataError(`${tabFile}: feature "${dup}" is requested twice`);
     chosen = [...features];
   }
-  if (chosen.length === 0) throw new DataError(`${tabFile} has no feature columns besides the id column "${tab.idColumn}"`);
-  const rows = order.map((k) => tab.rowNumbers[k]);
-  return chosen.map((name) => {
-    const cells = column(tab, name, order);
-    const type = t.types[name] ?? inferType(cells, t.maxCategories);
-    if (type === 'continuous') {
-      parseContinuous(cells, tabFile, name, rows);
-      return { name, type };
-    }
-    return { name, type, categories: distinctSorted(cells) };
-  });
+  if (chosen.length === 0) throw new DataError(`${tabFile} has no feature columns besides the id column "${idColumn}"`);
+  return chosen;
 }

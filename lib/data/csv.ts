@@ -35,85 +35,135 @@ export interface InferOptions {
   maxCategories?: number;
 }
 
-interface CsvRecord {
-  record: string[];
-  info: { records: number; empty_lines: number };
+/** Where scanCsv is in a file: the header, then one call per accepted data row. */
+export interface CsvScanHandlers {
+  /** The header, once it passed its checks; `idIndex` is the id column's position. */
+  header?(columns: readonly string[], idIndex: number): void;
+  /** A data row that passed readCsv's checks, in file order: its cells (trimmed), its id and its spreadsheet row. */
+  row(record: string[], id: string, row: number): void;
 }
+
+/** A CSV table without its rows (see scanCsv). */
+export type CsvScan = Omit<CsvTable, 'rows'>;
 
 /** Reads a CSV file with a header row. */
 export async function readCsv(file: string, opts?: ReadCsvOptions): Promise<CsvTable> {
+  const rows: string[][] = [];
+  const scan = await scanCsv(file, opts, { row: (record) => rows.push(record) });
+  return { ...scan, rows };
+}
+
+function readOptions(file: unknown, opts: unknown): string | undefined {
   string(file, 'path');
-  let idOpt: string | undefined;
-  if (opts !== undefined) {
-    const o = plainObject(opts, 'options');
-    knownKeys(o, 'options', ['idColumn']);
-    if (o.idColumn !== undefined) idOpt = string(o.idColumn, 'idColumn');
-  }
-  let text: string;
+  if (opts === undefined) return undefined;
+  const o = plainObject(opts, 'options');
+  knownKeys(o, 'options', ['idColumn']);
+  return o.idColumn !== undefined ? string(o.idColumn, 'idColumn') : undefined;
+}
+
+/** Reads a CSV file's bytes (`Cannot read …` DataError on failure). */
+export async function readCsvBytes(file: string): Promise<Buffer> {
   try {
-    text = await fsp.readFile(file, 'utf8');
+    return await fsp.readFile(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
   }
-  let records: CsvRecord[];
+}
+
+/**
+ * readCsv without keeping the rows: the same checks and messages, and the
+ * same precedence (a parse error anywhere in the file comes first, then the
+ * header, then the first bad row), but each accepted row goes to
+ * `handlers.row` as it is parsed and is not kept. `bytes` are the file's
+ * contents when the caller has read them already (scanCsv does not keep them).
+ */
+export async function scanCsv(file: string, opts: ReadCsvOptions | undefined, handlers: CsvScanHandlers, bytes?: Buffer): Promise<CsvScan> {
+  const idOpt = readOptions(file, opts);
+  const data = bytes ?? (await readCsvBytes(file));
+  let columns: string[] | undefined;
+  let headerRow = 0;
+  let records = 0;
+  // Errors are kept, not thrown, until the parse is over (see above).
+  let headerError: DataError | undefined;
+  let rowError: DataError | undefined;
+  let idColumn = '';
+  let idIndex = -1;
+  const ids: string[] = [];
+  const rowNumbers: number[] = [];
+  const idRow = new Map<string, number>();
+  let handlerError: unknown;
+  const call = (f: () => void) => {
+    try {
+      f();
+    } catch (err) {
+      handlerError ??= err;
+    }
+  };
+  const onRecord = (record: string[], info: { records: number; empty_lines: number }): null => {
+    const row = info.records + info.empty_lines;
+    records++;
+    if (columns === undefined) {
+      columns = record;
+      headerRow = row;
+      const seen = new Map<string, number>();
+      for (let j = 0; j < columns.length && !headerError; j++) {
+        const name = columns[j];
+        if (name === '') headerError = new DataError(`${file}: header row ${headerRow} has an empty name for column ${j + 1}`);
+        const prev = seen.get(name);
+        if (prev !== undefined) {
+          headerError ??= new DataError(`${file}: header row ${headerRow} has column "${name}" twice (columns ${prev + 1} and ${j + 1})`);
+        }
+        seen.set(name, j);
+      }
+      idColumn = idOpt ?? columns[0];
+      idIndex = columns.indexOf(idColumn);
+      if (!headerError && idIndex >= 0 && handlers.header) call(() => handlers.header!(columns!, idIndex));
+      return null;
+    }
+    if (headerError || idIndex < 0 || rowError) return null;
+    if (record.length !== columns.length) {
+      const what = record.length < columns.length ? `column "${columns[record.length]}" is missing` : `an extra cell after column "${columns[columns.length - 1]}"`;
+      rowError = new DataError(`${file}: row ${row} has ${record.length} cell(s) but the header has ${columns.length} (${what})`);
+      return null;
+    }
+    const id = record[idIndex];
+    if (id === '') {
+      rowError = new DataError(`${file}: row ${row} has no value in id column "${idColumn}"`);
+      return null;
+    }
+    const first = idRow.get(id);
+    if (first !== undefined) {
+      rowError = new DataError(`${file}: row ${row} repeats id "${id}" of row ${first} in id column "${idColumn}"`);
+      return null;
+    }
+    idRow.set(id, row);
+    ids.push(id);
+    rowNumbers.push(row);
+    if (handlerError === undefined) call(() => handlers.row(record, id, row));
+    return null;
+  };
   try {
-    records = parse(text, {
+    parse(data, {
       bom: true,
       trim: true,
       skip_empty_lines: true,
       relax_column_count: true,
-      info: true,
-    }) as unknown as CsvRecord[];
+      on_record: onRecord,
+    });
   } catch (err) {
     const e = err as Error & { lines?: number };
     throw new DataError(`${file}: cannot parse CSV near line ${e.lines ?? '?'}: ${e.message}`, { cause: err });
   }
-  if (records.length === 0) throw new DataError(`${file} is empty: expected a header row and at least one data row`);
-  const rowOf = (r: CsvRecord) => r.info.records + r.info.empty_lines;
-
-  const columns = records[0].record;
-  const headerRow = rowOf(records[0]);
-  const seen = new Map<string, number>();
-  columns.forEach((name, j) => {
-    if (name === '') throw new DataError(`${file}: header row ${headerRow} has an empty name for column ${j + 1}`);
-    const prev = seen.get(name);
-    if (prev !== undefined) {
-      throw new DataError(`${file}: header row ${headerRow} has column "${name}" twice (columns ${prev + 1} and ${j + 1})`);
-    }
-    seen.set(name, j);
-  });
-  if (records.length === 1) throw new DataError(`${file} has a header but no data rows`);
-
-  const idColumn = idOpt ?? columns[0];
-  const idIndex = columns.indexOf(idColumn);
+  if (handlerError !== undefined) throw handlerError;
+  if (columns === undefined) throw new DataError(`${file} is empty: expected a header row and at least one data row`);
+  if (headerError) throw headerError;
+  if (records === 1) throw new DataError(`${file} has a header but no data rows`);
   if (idIndex < 0) {
     throw new DataError(`${file} has no id column "${idColumn}"; its columns are ${columns.map((c) => `"${c}"`).join(', ')}`);
   }
-
-  const rows: string[][] = [];
-  const ids: string[] = [];
-  const rowNumbers: number[] = [];
-  const idRow = new Map<string, number>();
-  for (let k = 1; k < records.length; k++) {
-    const { record } = records[k];
-    const row = rowOf(records[k]);
-    if (record.length !== columns.length) {
-      const what = record.length < columns.length ? `column "${columns[record.length]}" is missing` : `an extra cell after column "${columns[columns.length - 1]}"`;
-      throw new DataError(`${file}: row ${row} has ${record.length} cell(s) but the header has ${columns.length} (${what})`);
-    }
-    const id = record[idIndex];
-    if (id === '') throw new DataError(`${file}: row ${row} has no value in id column "${idColumn}"`);
-    const first = idRow.get(id);
-    if (first !== undefined) {
-      throw new DataError(`${file}: row ${row} repeats id "${id}" of row ${first} in id column "${idColumn}"`);
-    }
-    idRow.set(id, row);
-    rows.push(record);
-    ids.push(id);
-    rowNumbers.push(row);
-  }
-  return { columns, rows, ids, idColumn, rowNumbers };
+  if (rowError) throw rowError;
+  return { columns, ids, idColumn, rowNumbers };
 }
 
 const MISSING = new Set(['', 'na', 'n/a', 'nan']);
@@ -125,7 +175,7 @@ export function isMissing(value: string): boolean {
 }
 
 /** Parses a decimal number (`12`, `-3.5`, `1e-3`, `.5`); anything else (hex, `Infinity`, `1,5`) gives undefined. */
-function toNumber(value: string): number | undefined {
+export function toNumber(value: string): number | undefined {
   const s = value.trim();
   return NUMBER.test(s) ? Number(s) : undefined;
 }
@@ -196,10 +246,14 @@ export function parseContinuous(
     }
     const n = typeof v === 'string' ? toNumber(v) : undefined;
     if (n === undefined || !Number.isFinite(n)) {
-      const row = rowNumbers ? rowNumbers[i] : i + 2;
-      throw new DataError(`${file}: row ${row}, column "${column}" has "${String(v)}", which is not a number`);
+      throw notANumber(file, column, rowNumbers ? rowNumbers[i] : i + 2, String(v));
     }
     out[i] = n;
   }
   return out;
+}
+
+/** The DataError for a cell of a continuous column that is not a number. */
+export function notANumber(file: string, column: string, row: number, cell: string): DataError {
+  return new DataError(`${file}: row ${row}, column "${column}" has "${cell}", which is not a number`);
 }

@@ -8,8 +8,9 @@
 import { z } from 'zod';
 import { ConfigError, DataError } from '../errors';
 import { invalid, knownKeys, plainObject } from '../validate';
-import { isMissing, parseContinuous } from './csv';
-import { compareValues, type Cohort } from './cohort';
+import { isMissing, notANumber, toNumber } from './csv';
+import type { Cohort, CohortColumn } from './cohort';
+import type { ColumnData } from './tabular-columns';
 import { fieldPath } from './cohort-schema';
 
 export interface PreprocessOptions {
@@ -79,7 +80,13 @@ export class Preprocessor {
     return [...this.columns.map((c) => (c.type === 'categorical' ? c.categories.length : 0)), ...this.indicators.map(() => 0)];
   }
 
-  /** Transforms cohort rows (indices into `cohort.ids`). Columns are found by name. */
+  /**
+   * Transforms cohort rows (indices into `cohort.ids`). Columns are found by
+   * name. A column stored with the other type than the one fitted (another
+   * cohort) is converted: a categorical column's categories are parsed as
+   * numbers (a non-number is a DataError naming file, row and column); a
+   * continuous column's numbers are matched to categories by value.
+   */
   transform(cohort: Cohort, rows: readonly number[] | Int32Array): TransformResult {
     const n = cohort.ids.length;
     if (!(Array.isArray(rows) || rows instanceof Int32Array) || Array.prototype.some.call(rows, (r: unknown) => !Number.isInteger(r) || (r as number) < 0 || (r as number) >= n)) {
@@ -87,31 +94,50 @@ export class Preprocessor {
     }
     const file = cohort.tabular.file;
     const names = cohort.tabular.columns.map((c) => c.name);
-    const raw = (name: string) => {
+    const column = (name: string): { meta: CohortColumn; data: ColumnData } => {
       const j = names.indexOf(name);
       if (j < 0) throw new DataError(`${file} has no column "${name}", which the preprocessor was fitted on (or it was left out of features)`);
-      return cohort.tabular.raw[j];
+      return { meta: cohort.tabular.columns[j], data: cohort.tabular.data[j] };
     };
     const m = rows.length;
     const width = this.columns.length + this.indicators.length;
     const data = new Float32Array(m * width);
     const warnings: string[] = [];
-    const rowNums = Array.from(rows, (r) => cohort.tabular.rowNumbers[r]);
     this.columns.forEach((spec, j) => {
-      const col = raw(spec.name);
-      const cells = Array.from(rows, (r) => col[r]);
+      const col = column(spec.name);
       if (spec.type === 'continuous') {
-        const v = parseContinuous(cells, file, spec.name, rowNums);
+        const v = numbers(col, rows, file, cohort.tabular.rowNumbers);
         for (let i = 0; i < m; i++) data[i * width + j] = ((Number.isNaN(v[i]) ? spec.median : v[i]) - spec.mean) / spec.std;
         return;
       }
+      // Spec code of each stored category (or of each stored number); −1 unseen.
       const code = new Map(spec.categories.map((c, k) => [c, k]));
+      const modeCode = code.get(spec.mode)!;
       const unseen = new Map<string, number>();
-      for (let i = 0; i < m; i++) {
-        const cell = isMissing(cells[i]) ? spec.mode : cells[i];
-        const k = code.get(cell);
-        if (k === undefined) unseen.set(cell, (unseen.get(cell) ?? 0) + 1);
-        data[i * width + j] = k ?? -1;
+      const miss = (label: string) => unseen.set(label, (unseen.get(label) ?? 0) + 1);
+      if (col.meta.type === 'categorical') {
+        const levels = col.meta.categories!;
+        const levelCode = Int32Array.from(levels, (c) => code.get(c) ?? -1);
+        const codes = col.data as Int32Array;
+        for (let i = 0; i < m; i++) {
+          const c = codes[rows[i]];
+          const k = c < 0 ? modeCode : levelCode[c];
+          if (k < 0) miss(levels[c]);
+          data[i * width + j] = k;
+        }
+      } else {
+        const byValue = new Map<number, number>();
+        spec.categories.forEach((c, k) => {
+          const v = toNumber(c);
+          if (v !== undefined && !byValue.has(v)) byValue.set(v, k);
+        });
+        const values = col.data as Float64Array;
+        for (let i = 0; i < m; i++) {
+          const v = values[rows[i]];
+          const k = Number.isNaN(v) ? modeCode : byValue.get(v) ?? -1;
+          if (k < 0) miss(String(v));
+          data[i * width + j] = k;
+        }
       }
       if (unseen.size > 0) {
         const count = [...unseen.values()].reduce((a, b) => a + b, 0);
@@ -122,9 +148,9 @@ export class Preprocessor {
       }
     });
     this.indicators.forEach((name, k) => {
-      const col = raw(name);
+      const { data: col } = column(name);
       const j = this.columns.length + k;
-      for (let i = 0; i < m; i++) data[i * width + j] = isMissing(col[rows[i]]) ? 1 : 0;
+      for (let i = 0; i < m; i++) data[i * width + j] = missingAt(col, rows[i]) ? 1 : 0;
     });
     return { data, shape: [m, width], cardinalities: this.cardinalities, names: this.names, warnings };
   }
@@ -179,6 +205,35 @@ const jsonSchema = z
   .refine((p) => new Set(p.columns.map((c) => c.name)).size === p.columns.length, { message: 'column names must be distinct', path: ['columns'] })
   .refine((p) => p.indicators.every((n) => p.columns.some((c) => c.name === n)), { message: 'every indicator must name a column', path: ['indicators'] });
 
+/** True when cohort row `r` of a stored column is missing. */
+const missingAt = (col: ColumnData, r: number) => (col instanceof Float64Array ? Number.isNaN(col[r]) : col[r] < 0);
+
+/**
+ * A column's values at `rows` as numbers (NaN = missing). A categorical
+ * column (another cohort's) has its categories parsed; the first row holding
+ * a non-number is a DataError naming file, row and column.
+ */
+function numbers(col: { meta: CohortColumn; data: ColumnData }, rows: ArrayLike<number>, file: string, rowNumbers: readonly number[]): Float64Array {
+  const out = new Float64Array(rows.length);
+  if (col.data instanceof Float64Array) {
+    for (let i = 0; i < rows.length; i++) out[i] = col.data[rows[i]];
+    return out;
+  }
+  const levels = col.meta.categories!;
+  const value = levels.map((c) => toNumber(c));
+  for (let i = 0; i < rows.length; i++) {
+    const c = col.data[rows[i]];
+    if (c < 0) {
+      out[i] = NaN;
+      continue;
+    }
+    const v = value[c];
+    if (v === undefined || !Number.isFinite(v)) throw notANumber(file, col.meta.name, rowNumbers[rows[i]], levels[c]);
+    out[i] = v;
+  }
+  return out;
+}
+
 function median(sorted: Float64Array): number {
   const k = sorted.length >> 1;
   return sorted.length % 2 ? sorted[k] : (sorted[k - 1] + sorted[k]) / 2;
@@ -214,19 +269,19 @@ export function fitPreprocessor(cohort: Cohort, opts?: PreprocessOptions): Prepr
   const chosen = features ?? all.map((c) => c.name);
   const train = cohort.splits.train;
   if (train.length === 0) throw new DataError(`${cohort.dir}: the cohort has no training rows to fit the preprocessor on`);
-  const rowNums = train.map((r) => cohort.tabular.rowNumbers[r]);
   const specs: ColumnSpec[] = [];
   const withMissing: string[] = [];
   for (const name of chosen) {
     const j = all.findIndex((c) => c.name === name);
-    const cells = train.map((r) => cohort.tabular.raw[j][r]);
-    const nMissing = cells.filter(isMissing).length;
-    if (nMissing === cells.length) {
+    const col = { meta: all[j], data: cohort.tabular.data[j] };
+    let nMissing = 0;
+    for (const r of train) if (missingAt(col.data, r)) nMissing++;
+    if (nMissing === train.length) {
       throw new DataError(`${file}: column "${name}" has no value in the ${train.length} training rows; exclude it (tabular.exclude)`);
     }
     if (nMissing > 0) withMissing.push(name);
     if (all[j].type === 'continuous') {
-      const v = parseContinuous(cells, file, name, rowNums).filter((x) => !Number.isNaN(x)).sort();
+      const v = numbers(col, train, file, cohort.tabular.rowNumbers).filter((x) => !Number.isNaN(x)).sort();
       let sum = 0;
       for (const x of v) sum += x;
       const mean = sum / v.length;
@@ -235,12 +290,15 @@ export function fitPreprocessor(cohort: Cohort, opts?: PreprocessOptions): Prepr
       const std = Math.sqrt(ss / v.length);
       specs.push({ name, type: 'continuous', mean, std: std > 0 && Number.isFinite(std) ? std : 1, median: median(v) });
     } else {
-      const counts = new Map<string, number>();
-      for (const c of cells) if (!isMissing(c)) counts.set(c, (counts.get(c) ?? 0) + 1);
-      const categories = [...counts.keys()].sort(compareValues);
-      let mode = categories[0];
-      for (const c of categories) if (counts.get(c)! > counts.get(mode)!) mode = c;
-      specs.push({ name, type: 'categorical', categories, mode });
+      // Stored categories are sorted already; keep those seen in training.
+      const levels = all[j].categories!;
+      const counts = new Int32Array(levels.length);
+      const codes = col.data as Int32Array;
+      for (const r of train) if (codes[r] >= 0) counts[codes[r]]++;
+      const seen = levels.map((_, k) => k).filter((k) => counts[k] > 0);
+      let mode = seen[0];
+      for (const k of seen) if (counts[k] > counts[mode]) mode = k;
+      specs.push({ name, type: 'categorical', categories: seen.map((k) => levels[k]), mode: levels[mode] });
     }
   }
   const p = new Preprocessor(specs, indicators ? withMissing : []);

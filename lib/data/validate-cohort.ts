@@ -92,19 +92,30 @@ async function sampleRange(cohort: Cohort, count: number): Promise<{ sampled: nu
 /** Summarises a loaded cohort (reads a few images for the value range). */
 export async function summarizeCohort(cohort: Cohort, opts: SummaryOptions = {}): Promise<CohortSummary> {
   const n = cohort.ids.length;
-  const { columns, raw } = cohort.tabular;
+  const { columns, data } = cohort.tabular;
   const warnings: string[] = [];
+  // Per column: missing cells, and the distinct present values (numbers, or category indices).
+  const stats = columns.map((_, j) => {
+    const col = data[j];
+    const present = new Set<number>();
+    let missing = 0;
+    for (let i = 0; i < col.length; i++) {
+      const v = col[i];
+      if (col instanceof Float64Array ? Number.isNaN(v) : v < 0) missing++;
+      else present.add(v);
+    }
+    return { missing, present };
+  });
   const missingness = columns
-    .map((c, j) => {
-      const missing = raw[j].filter(isMissing).length;
-      return { column: c.name, missing, fraction: missing / n };
-    })
+    .map((c, j) => ({ column: c.name, missing: stats[j].missing, fraction: stats[j].missing / n }))
     .filter((m) => m.missing > 0)
     .sort((a, b) => b.missing - a.missing || (a.column < b.column ? -1 : 1));
   for (const m of missingness) if (m.fraction > 0.5) warnings.push(`column "${m.column}" is ${(100 * m.fraction).toFixed(0)}% missing`);
   columns.forEach((c, j) => {
-    const present = new Set(raw[j].filter((v) => !isMissing(v)));
-    if (present.size === 1) warnings.push(`column "${c.name}" is constant ("${[...present][0]}")`);
+    const { present } = stats[j];
+    if (present.size !== 1) return;
+    const v = [...present][0];
+    warnings.push(`column "${c.name}" is constant ("${c.type === 'categorical' ? c.categories![v] : String(v)}")`);
   });
 
   const splitOf = new Array<'train' | 'val' | 'test'>(n);

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadCohort, type Cohort } from '../data/cohort';
+import { loadCohort, loadTruth, type Cohort } from '../data/cohort';
 import { writeNpy } from '../data/npy';
 import type { Preprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
@@ -440,7 +440,7 @@ export async function prepareCompare(options: CompareRunsOptions): Promise<{ ctx
     const other = runs.find((r) => !r.multimodal);
     if (other) throw new ConfigError(`Target similarity needs multimodal runs, but ${other.dir} was trained in ${other.config.mode} mode: use --target dim:i or task:T`);
   }
-  const lesions = lesionTruth(cohort);
+  const lesions = lesionTruth(cohort, await loadTruth(cohort));
   const lesionRows = lesions ? test.filter((r) => lesions.boxes.has(r)).slice(0, o.n) : [];
   return { ctx: { options: o, cohort, rows, analysisRows: test.slice(0, o.maxRows), lesions, lesionRows, log }, runs };
 }

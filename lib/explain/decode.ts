@@ -10,7 +10,6 @@
  * the cost depends on the number of rows, not on the embedding width.
  */
 import type { Cohort } from '../data/cohort';
-import { isMissing, parseContinuous } from '../data/csv';
 import { ShapeError } from '../errors';
 import { rocAuc } from '../eval/metrics';
 import { uniformStream } from '../rng';
@@ -421,13 +420,10 @@ export function decodedMetric(f: DecodeFeature, d: Decoded, idx: ArrayLike<numbe
 /** Every cohort column on the analysis rows: continuous values (NaN = missing) or category codes (−1 = missing). */
 export function cohortFeatures(cohort: Cohort, rows: readonly number[]): DecodeFeature[] {
   return cohort.tabular.columns.map((col, j) => {
-    const cells = rows.map((r) => cohort.tabular.raw[j][r]);
-    if (col.type === 'continuous') {
-      return { name: col.name, type: 'continuous' as const, values: parseContinuous(cells, cohort.tabular.file, col.name, rows.map((r) => cohort.tabular.rowNumbers[r])) };
-    }
-    const cats = col.categories ?? [];
-    const code = new Map(cats.map((c, k) => [c, k]));
-    return { name: col.name, type: 'categorical' as const, levels: cats.length, values: Float64Array.from(cells, (c) => (isMissing(c) ? -1 : code.get(c.trim()) ?? code.get(c) ?? -1)) };
+    const data = cohort.tabular.data[j];
+    const values = Float64Array.from(rows, (r) => data[r]);
+    if (col.type === 'continuous') return { name: col.name, type: 'continuous' as const, values };
+    return { name: col.name, type: 'categorical' as const, levels: (col.categories ?? []).length, values };
   });
 }
 

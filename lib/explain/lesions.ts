@@ -23,9 +23,9 @@ type Json = Record<string, unknown>;
 
 const isBox = (b: unknown): b is Box => Array.isArray(b) && b.length === 4 && b.every((v) => Number.isFinite(v));
 
-/** The cohort's lesion boxes, or null when its truth.json records none. */
-export function lesionTruth(cohort: Cohort): LesionTruth | null {
-  const truth = cohort.truth as Json | undefined;
+/** The cohort's lesion boxes from its parsed truth.json (loadTruth), or null when it records none. */
+export function lesionTruth(cohort: Pick<Cohort, 'ids' | 'images'>, truthJson: unknown): LesionTruth | null {
+  const truth = truthJson as Json | undefined;
   if (!truth || typeof truth !== 'object') return null;
   const [, , height, width] = cohort.images.shape;
   const rowOf = new Map(cohort.ids.map((id, r) => [id, r]));

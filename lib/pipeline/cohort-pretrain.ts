@@ -46,7 +46,8 @@ export async function pretrainCohort(options: CohortPretrainOptions, control: Pr
     else if (mode === 'supervised') targets = Float32Array.from(rows, (r) => all[r]);
     else throw new ConfigError(`removeFalseNegatives needs a classification task, and ${labelTask} is a regression task`);
   }
-  const tab = prep.transform(cohort, rows);
+  // The train split's rows are the marginals fitPreprocessor already transformed; no second copy.
+  const tab = rows === cohort.splits.train && prep.marginals ? prep.marginals : prep.transform(cohort, rows);
   const out = await pretrain({
     ...rest,
     images: cohortImageStore(cohort),

@@ -6,7 +6,7 @@
  * study run in one process and one run as jobs have the same trials.
  */
 import * as path from 'node:path';
-import { loadCohort, type Cohort } from '../data/cohort';
+import { loadCohort, loadTruth, type Cohort } from '../data/cohort';
 import { ConfigError } from '../errors';
 import { ATTRIBUTION_UNAVAILABLE, SELECTION_METHODS, type SelectionMethod } from '../features/selectors';
 import type { CrossModalOptions } from '../features/relevance';
@@ -122,7 +122,7 @@ export async function resolveStudy(options: StudyOptions, keys: readonly string[
     version: 1, cohort: cohort.dir, epochs, tasks, probeSeeds, subsample, relevance: definition.relevance,
     selection: definition.selection, search: definition.search, sdFloor, pretrain: definition.pretrain,
   };
-  const info: StudyInfo = { cohortName: cohort.name, features: names, tasks: taskKinds, truth: trueImageRelevant(cohort.truth, tasks) ?? null };
+  const info: StudyInfo = { cohortName: cohort.name, features: names, tasks: taskKinds, truth: trueImageRelevant(await loadTruth(cohort), tasks) ?? null };
   const trials: (TrialKey & { ord: number })[] = [];
   for (const seed of seeds) {
     trials.push({ method: ALL_FEATURES, k: names.length, seed, ord: trials.length });
