@@ -15,9 +15,11 @@
  *
  * Ours, per batch of `batch`: copy the batch's rows out of images.npy (read
  * once into memory, as the trainer reads them from the mapped store) into
- * one Uint8Array, augmentBatch (one grid_sample for the geometry of the
- * batch, batched jitter; LibTorch's intra-op threads; the float result is
- * copied out to JS), corruptTabular and encodeTabular (native, batched).
+ * one Uint8Array, augmentBatch (on the CPU the fused per-sample kernel,
+ * parallel over samples on LibTorch's intra-op threads, writing into the
+ * Float32Array it resolves with; TABSIGHT_AUGMENT_REFERENCE=1 runs the
+ * batched tensor ops instead), corruptTabular and encodeTabular (native,
+ * batched).
  * Measured with `threads` intra-op threads and again with 1; samples/s per
  * core divides by the threads used.
  * Theirs (support/mmcl_baseline.py, datapath mode): a DataLoader with

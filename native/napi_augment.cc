@@ -1,5 +1,7 @@
 // Binding for the batched augmentations:
-//   augment(data, shape, options, seed) → Promise<{ data, shape }>
+//   augment(data, shape, options, seed, reference?) → Promise<{ data, shape }>
+//     (reference: an internal flag for tests; true runs the batched tensor
+//     ops instead of the fused CPU kernel)
 //   augmentParams(n, h, w, options, seed) → per-sample parameter objects
 //   resizeToFloat(data, shape, outH, outW) → { data, shape }
 // TypeScript (lib/augment.ts) has validated and completed the options; here
@@ -90,29 +92,45 @@ Napi::Object Result(Napi::Env env, const torch::Tensor& out) {
 }
 
 // Runs Augment on a libuv thread. The input tensor views the JS array's
-// memory; the reference keeps the array alive until the worker is deleted on
-// the main thread. Execute never touches JS.
+// memory, and the output tensor the Float32Array the promise resolves with
+// (allocated here on the main thread, so the result is written once, in
+// place); the references keep both arrays alive until the worker is deleted
+// on the main thread. Execute never touches JS.
 class AugmentWorker : public Napi::AsyncWorker {
  public:
   AugmentWorker(Napi::Env env, const Napi::TypedArray& array, torch::Tensor images, AugmentOptions options,
-                uint64_t seed)
+                uint64_t seed, train::AugmentPath path)
       : Napi::AsyncWorker(env, "tabsight:augment"),
         deferred_(Napi::Promise::Deferred::New(env)),
         array_ref_(Napi::Persistent(static_cast<Napi::Object>(array))),
         images_(std::move(images)),
         options_(options),
-        seed_(seed) {}
+        seed_(seed),
+        path_(path) {
+    const int64_t n = images_.size(0), c = images_.size(1);
+    out_shape_ = {n, c, options_.out_h > 0 ? options_.out_h : images_.size(2),
+                  options_.out_w > 0 ? options_.out_w : images_.size(3)};
+    double numel = 1;
+    for (int64_t d : out_shape_) numel *= static_cast<double>(d);
+    if (numel > kMaxOutputElements) {
+      throw tabsight::Error(ErrorCode::kConfig, "Expected an output of at most 2^32 - 1 elements for augment");
+    }
+    Napi::Float32Array output = Napi::Float32Array::New(env, static_cast<size_t>(numel));
+    output_ref_ = Napi::Persistent(static_cast<Napi::Object>(output));
+    output_ = TensorView(output, out_shape_, "augment output");
+  }
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override {
     try {
-      output_ = train::Augment(images_, options_, seed_);
+      train::Augment(images_, options_, seed_, path_, output_);
     } catch (...) {
       failure_ = CurrentFailure();
       failed_ = true;
     }
-    images_ = torch::Tensor();  // drop the view before the array can go
+    images_ = torch::Tensor();  // drop the views before the arrays can go
+    output_ = torch::Tensor();
   }
 
   void OnOK() override {
@@ -123,23 +141,33 @@ class AugmentWorker : public Napi::AsyncWorker {
       return;
     }
     try {
-      deferred_.Resolve(Result(env, output_));
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("data", output_ref_.Value());
+      Napi::Array shape = Napi::Array::New(env, out_shape_.size());
+      for (uint32_t k = 0; k < out_shape_.size(); ++k) {
+        shape.Set(k, Napi::Number::New(env, static_cast<double>(out_shape_[k])));
+      }
+      result.Set("shape", shape);
+      deferred_.Resolve(result);
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     } catch (...) {
       deferred_.Reject(MakeError(env, CurrentFailure()).Value());
     }
-    output_ = torch::Tensor();
   }
 
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
+  static constexpr double kMaxOutputElements = 4294967295.0;
   Napi::ObjectReference array_ref_;
+  Napi::ObjectReference output_ref_;
   torch::Tensor images_;
+  std::vector<int64_t> out_shape_;
   AugmentOptions options_;
   uint64_t seed_;
+  train::AugmentPath path_;
   torch::Tensor output_;
   Failure failure_;
   bool failed_ = false;
@@ -151,7 +179,12 @@ Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
     torch::Tensor images = ReadImages(info[0], info[1]);
     AugmentOptions options = ReadAugmentOptions(info[2]);
     const uint64_t seed = ReadSeed(info[3]);
-    auto* worker = new AugmentWorker(info.Env(), info[0].As<Napi::TypedArray>(), images, options, seed);
+    train::AugmentPath path = train::AugmentPath::kAuto;
+    if (info.Length() > 4 && !info[4].IsUndefined()) {
+      if (!info[4].IsBoolean()) throw tabsight::Error(ErrorCode::kConfig, "Expected boolean for reference");
+      if (info[4].As<Napi::Boolean>().Value()) path = train::AugmentPath::kReference;
+    }
+    auto* worker = new AugmentWorker(info.Env(), info[0].As<Napi::TypedArray>(), images, options, seed, path);
     Napi::Promise promise = worker->Promise();
     worker->Queue();  // the worker deletes itself after OnOK / OnError
     return promise;

@@ -297,6 +297,92 @@ t.test('augmentBatch#presets follow MMCL and run', async (t) => {
   t.ok(out.data.every((v) => Number.isFinite(v)));
 });
 
+/** The native augment on the fused CPU kernel (the default) and on the reference tensor path. */
+async function fusedAndReference(data: Uint8Array | Float32Array, shape: Shape, options: Partial<AugmentOptions>, seed: number) {
+  const n = _native();
+  const resolved = resolveAugmentOptions(options);
+  const fused = (await n.augment(data, [...shape], resolved, seed)) as { data: Float32Array; shape: number[] };
+  const reference = (await n.augment(data, [...shape], resolved, seed, true)) as { data: Float32Array; shape: number[] };
+  return { fused, reference };
+}
+
+t.test('augmentBatch#the fused CPU kernel equals the reference tensor path within 1e-5', async (t) => {
+  const u8 = (shape: Shape, seed: number) => Uint8Array.from(randomImage(shape, seed), (v) => Math.floor(v * 256));
+  const strong = { brightness: 0.9, contrast: 0.9, saturation: 0.9 };
+  const cases: Array<[string, Shape, 'u8' | 'f32', Partial<AugmentOptions>]> = [
+    ['cardiac defaults, uint8, 3 channels', [6, 3, 13, 11], 'u8', {}],
+    ['cardiac defaults, float, 3 channels, out 9×14', [6, 3, 13, 11], 'f32', { outSize: [9, 14] }],
+    ['1 channel, uint8, out 7×5, strong jitter', [6, 1, 12, 10], 'u8', { ...strong, outSize: [7, 5] }],
+    ['4 channels, float (contrast mean over channels)', [5, 4, 9, 9], 'f32', { ...strong, jitterP: 1 }],
+    ['rate 0.5: some samples only resized', [8, 3, 10, 12], 'f32', { rate: 0.5, outSize: [11, 8] }],
+    ['jitter off, flip and rotation 180', [6, 3, 11, 11], 'u8', { jitterP: 0, rotationDeg: 180, flipP: 0.5 }],
+    ['jitter p 0.5, grayscale p 0.5, strong factors', [8, 3, 10, 9], 'f32', { ...strong, jitterP: 0.5, grayscaleP: 0.5 }],
+    ['grayscale and blur on 1 channel', [4, 1, 12, 12], 'u8', { grayscaleP: 1, blurP: 1, blurKernel: 5 }],
+    ['DVM preset (blur 29), uint8, out 16×15', [4, 3, 20, 18], 'u8', { ...MMCL_DVM_AUGMENT, outSize: [16, 15] }],
+    ['blur p 0.5 with jitter, float', [6, 3, 11, 13], 'f32', { blurP: 0.5, blurKernel: 5, blurSigma: [0.5, 2] }],
+    ['value range [0.2, 0.8] clamps, float', [6, 3, 9, 10], 'f32', { ...strong, valueRange: [0.2, 0.8] }],
+    ['value range [-1, 2] on inputs in [-1, 2]', [6, 3, 9, 10], 'f32', { ...strong, valueRange: [-1, 2] }],
+    ['upsampling 5×6 → 17×13, no crop', [4, 3, 5, 6], 'u8', { crop: false, outSize: [17, 13] }],
+    ['128 px, cardiac, uint8', [3, 3, 128, 128], 'u8', {}],
+    ['100×90 → 64×48, cardiac, float', [3, 3, 100, 90], 'f32', { outSize: [64, 48] }],
+  ];
+  let worst = 0;
+  for (const [name, shape, dtype, options] of cases) {
+    let caseWorst = 0;
+    const seeds = shape[2] >= 64 ? [1, 2] : [1, 2, 3, 4, 5, 6];
+    for (const seed of seeds) {
+      let data: Uint8Array | Float32Array = dtype === 'u8' ? u8(shape, 100 + seed) : randomImage(shape, 100 + seed);
+      if (options.valueRange?.[0] === -1) data = (data as Float32Array).map((v) => 3 * v - 1);
+      const { fused, reference } = await fusedAndReference(data, shape, options, seed);
+      t.same(fused.shape, reference.shape, `${name}: shape`);
+      caseWorst = Math.max(caseWorst, maxDiff(fused.data, reference.data));
+    }
+    const params = sampleAugmentParams(shape[0], shape[2], shape[3], options, seeds[0]);
+    const drawn = ['augmented', 'jitter', 'grayscale', 'blur'].map((k) => `${k} ${params.filter((p) => p[k as keyof AugmentSampleParams]).length}`);
+    t.ok(caseWorst <= 1e-5, `${name}: max diff ${caseWorst} over seeds ${seeds.join(', ')} (seed ${seeds[0]}: ${drawn.join(', ')} of ${shape[0]})`);
+    worst = Math.max(worst, caseWorst);
+  }
+  t.comment(`fused vs reference: max |diff| ${worst}`);
+});
+
+t.test('augmentBatch#TABSIGHT_AUGMENT_REFERENCE=1 runs the reference tensor path in a fresh process', async (t) => {
+  const shape: Shape = [4, 3, 24, 24];
+  const data = randomImage(shape, 16);
+  const options: Partial<AugmentOptions> = { brightness: 0.9, contrast: 0.9, saturation: 0.9, outSize: [20, 22] };
+  const { fused, reference } = await fusedAndReference(data, shape, options, 5);
+  const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  t.notOk(bytes(fused.data).equals(bytes(reference.data)), 'the two paths differ in some bit here (the contrast mean)');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-augment-env-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'in.f32'), bytes(data));
+    const script = `
+      const fs = require('node:fs');
+      const { augmentBatch } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'lib', 'augment.js'))});
+      const buf = fs.readFileSync(process.argv[1] + '/in.f32');
+      const data = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+      augmentBatch({ data, shape: ${JSON.stringify(shape)} }, ${JSON.stringify(options)}, 5).then((out) => {
+        fs.writeFileSync(process.argv[1] + '/out.f32', Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength));
+      });`;
+    const run = spawnSync(process.execPath, ['-e', script, dir], { env: { ...process.env, TABSIGHT_AUGMENT_REFERENCE: '1' }, encoding: 'utf8' });
+    t.equal(run.status, 0, run.stderr);
+    t.ok(fs.readFileSync(path.join(dir, 'out.f32')).equals(bytes(reference.data)), 'bitwise the reference path');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+t.test('native augment rejects a non-boolean reference flag', async (t) => {
+  const n = _native();
+  const opts = resolveAugmentOptions({});
+  try {
+    n.augment(new Float32Array(12), [1, 3, 2, 2], opts, 0, 1);
+    t.fail('expected an error');
+  } catch (e) {
+    t.equal((e as TabsightError).code, 'ERR_CONFIG');
+    t.match((e as Error).message, /Expected boolean for reference/);
+  }
+});
+
 t.test('augmentBatch#rejects bad data and shapes with ShapeError naming the field', async (t) => {
   const opts = {};
   const cases: Array<[string, unknown, RegExp]> = [

@@ -1,22 +1,75 @@
-// Batched augmentation kernels: one grid_sample for all the geometry of a
-// batch, then colour jitter, grayscale and blur as batched tensor ops with
-// per-sample factors. Parameters come from augment_params.cc.
+// Batched augmentation kernels. The reference path: one grid_sample for all
+// the geometry of a batch, then colour jitter, grayscale and blur as batched
+// tensor ops with per-sample factors; it runs on any device. On the CPU,
+// ApplyAugment uses the fused kernel of augment_cpu.cc instead for everything
+// but the blur. Parameters come from augment_params.cc.
 #include "train/augment.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <string>
 
 #include "common/error.h"
+#include "train/augment_cpu.h"
 
 namespace tabsight::train {
 
 namespace F = torch::nn::functional;
 
+namespace detail {
+
+GridCoefficients GridCoefficientsOf(const SampleParams& p, int64_t h, int64_t w, int64_t out_h, int64_t out_w) {
+  constexpr double kPi = 3.14159265358979323846;
+  GridCoefficients g{};
+  // float division, like interpolate's scale
+  g.sx = static_cast<float>(p.crop_w) / static_cast<float>(out_w);
+  g.sy = static_cast<float>(p.crop_h) / static_cast<float>(out_h);
+  // Crop-box origin relative to the image centre ((w - 1) / 2 in pixel indices).
+  g.left = static_cast<double>(p.crop_left) - 0.5 * static_cast<double>(w - 1);
+  g.top = static_cast<double>(p.crop_top) - 0.5 * static_cast<double>(h - 1);
+  g.max_x = static_cast<double>(p.crop_w - 1);
+  g.max_y = static_cast<double>(p.crop_h - 1);
+  const double theta = p.angle_deg * kPi / 180.0;
+  const double c = p.angle_deg == 0.0 ? 1.0 : std::cos(theta);
+  const double s = p.angle_deg == 0.0 ? 0.0 : std::sin(theta);
+  const double flip = p.flip ? -1.0 : 1.0;
+  // input = centre + R⁻¹·(crop point − centre), R⁻¹ = [[c, −s], [s, c]]
+  // (counter-clockwise on screen, y down), x mirrored by the flip, then
+  // normalised by 2 / size.
+  g.axx = flip * 2.0 * c / static_cast<double>(w);
+  g.axy = -flip * 2.0 * s / static_cast<double>(w);
+  g.ayx = 2.0 * s / static_cast<double>(h);
+  g.ayy = 2.0 * c / static_cast<double>(h);
+  return g;
+}
+
+JitterStep JitterStepOf(const SampleParams& p, int k, bool rgb) {
+  JitterStep s;
+  switch (p.order[k]) {
+    case 0: s.scale = p.brightness; break;
+    case 1:
+      s.scale = p.contrast;
+      s.keep_mean = 1.0 - p.contrast;
+      s.contrast = true;
+      break;
+    default:
+      if (!rgb) break;
+      s.scale = p.saturation;
+      s.keep_gray = 1.0 - p.saturation;
+      s.saturation = true;
+  }
+  return s;
+}
+
+}  // namespace detail
+
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
-// ITU-R 601 luma weights (PIL's convert('L'); torchvision's tensor path uses 0.2989).
-constexpr double kLumaR = 0.299, kLumaG = 0.587, kLumaB = 0.114;
+using detail::kLumaB;
+using detail::kLumaG;
+using detail::kLumaR;
 
 void CheckImages(const torch::Tensor& images) {
   if (images.dim() != 4) {
@@ -53,26 +106,9 @@ torch::Tensor BuildGrid(const std::vector<SampleParams>& params, int64_t h, int6
   const auto n = static_cast<int64_t>(params.size());
   std::vector<double> sx(n), sy(n), left(n), top(n), max_x(n), max_y(n), axx(n), axy(n), ayx(n), ayy(n);
   for (int64_t i = 0; i < n; ++i) {
-    const SampleParams& p = params[i];
-    // float division, like interpolate's scale
-    sx[i] = static_cast<float>(p.crop_w) / static_cast<float>(out_w);
-    sy[i] = static_cast<float>(p.crop_h) / static_cast<float>(out_h);
-    // Crop-box origin relative to the image centre ((w - 1) / 2 in pixel indices).
-    left[i] = static_cast<double>(p.crop_left) - 0.5 * static_cast<double>(w - 1);
-    top[i] = static_cast<double>(p.crop_top) - 0.5 * static_cast<double>(h - 1);
-    max_x[i] = static_cast<double>(p.crop_w - 1);
-    max_y[i] = static_cast<double>(p.crop_h - 1);
-    const double theta = p.angle_deg * kPi / 180.0;
-    const double c = p.angle_deg == 0.0 ? 1.0 : std::cos(theta);
-    const double s = p.angle_deg == 0.0 ? 0.0 : std::sin(theta);
-    const double flip = p.flip ? -1.0 : 1.0;
-    // input = centre + R⁻¹·(crop point − centre), R⁻¹ = [[c, −s], [s, c]]
-    // (counter-clockwise on screen, y down), x mirrored by the flip, then
-    // normalised by 2 / size.
-    axx[i] = flip * 2.0 * c / static_cast<double>(w);
-    axy[i] = -flip * 2.0 * s / static_cast<double>(w);
-    ayx[i] = 2.0 * s / static_cast<double>(h);
-    ayy[i] = 2.0 * c / static_cast<double>(h);
+    const detail::GridCoefficients g = detail::GridCoefficientsOf(params[i], h, w, out_h, out_w);
+    sx[i] = g.sx, sy[i] = g.sy, left[i] = g.left, top[i] = g.top, max_x[i] = g.max_x, max_y[i] = g.max_y;
+    axx[i] = g.axx, axy[i] = g.axy, ayx[i] = g.ayx, ayy[i] = g.ayy;
   }
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   auto col = [&](const std::vector<double>& v) { return Column(v, device).unsqueeze(1); };
@@ -119,20 +155,12 @@ torch::Tensor Jitter(torch::Tensor x, const std::vector<SampleParams>& params, c
     std::vector<double> scale(nj, 1.0), keep_mean(nj, 0.0), keep_gray(nj, 0.0);
     bool any_contrast = false, any_saturation = false;
     for (int64_t j = 0; j < nj; ++j) {
-      const SampleParams& p = params[pick[j]];
-      switch (p.order[k]) {
-        case 0: scale[j] = p.brightness; break;
-        case 1:
-          scale[j] = p.contrast;
-          keep_mean[j] = 1.0 - p.contrast;
-          any_contrast = true;
-          break;
-        default:
-          if (!rgb) break;
-          scale[j] = p.saturation;
-          keep_gray[j] = 1.0 - p.saturation;
-          any_saturation = true;
-      }
+      const detail::JitterStep s = detail::JitterStepOf(params[pick[j]], k, rgb);
+      scale[j] = s.scale;
+      keep_mean[j] = s.keep_mean;
+      keep_gray[j] = s.keep_gray;
+      any_contrast = any_contrast || s.contrast;
+      any_saturation = any_saturation || s.saturation;
     }
     auto per_sample = [&](const std::vector<double>& v) { return Column(v, x.device()).view({nj, 1, 1, 1}); };
     torch::Tensor luma = rgb && (any_contrast || any_saturation) ? Luma(sub) : torch::Tensor();
@@ -186,6 +214,22 @@ torch::Tensor Blur(torch::Tensor x, const std::vector<SampleParams>& params, int
   return x;
 }
 
+// TABSIGHT_AUGMENT_REFERENCE=1 forces the tensor path (read once).
+bool ReferenceFromEnvironment() {
+  static const bool reference = [] {
+    const char* value = std::getenv("TABSIGHT_AUGMENT_REFERENCE");
+    return value != nullptr && std::strcmp(value, "1") == 0;
+  }();
+  return reference;
+}
+
+// The fused kernel takes CPU tensors whose padded source (C×(H+3)×(W+3))
+// it can index with int32.
+bool UseFusedCpu(const torch::Tensor& images, AugmentPath path) {
+  if (path == AugmentPath::kReference || ReferenceFromEnvironment() || !images.device().is_cpu()) return false;
+  return (images.size(2) + 3) * (images.size(3) + 3) <= std::numeric_limits<int32_t>::max();
+}
+
 }  // namespace
 
 torch::Tensor ToFloatResized(const torch::Tensor& images, int64_t out_h, int64_t out_w) {
@@ -206,7 +250,7 @@ torch::Tensor ToFloatResized(const torch::Tensor& images, int64_t out_h, int64_t
 }
 
 torch::Tensor ApplyAugment(const torch::Tensor& images, const AugmentOptions& options,
-                           const std::vector<SampleParams>& params) {
+                           const std::vector<SampleParams>& params, AugmentPath path, const torch::Tensor& out) {
   CheckImages(images);
   ValidateAugmentOptions(options);
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
@@ -228,9 +272,17 @@ torch::Tensor ApplyAugment(const torch::Tensor& images, const AugmentOptions& op
       throw Error(ErrorCode::kShape, "Expected crop boxes inside the image");
     }
   }
+  if (out.defined() && (!out.device().is_cpu() || out.scalar_type() != torch::kFloat32 || !out.is_contiguous() ||
+                        out.sizes() != torch::IntArrayRef({n, c, out_h, out_w}))) {
+    throw Error(ErrorCode::kShape, "Expected a contiguous float32 CPU tensor of the output shape for out");
+  }
   c10::InferenceMode guard;
+  if (n > 0 && UseFusedCpu(images, path)) {
+    torch::Tensor y = detail::FusedGeometryColourCpu(images.contiguous(), options, params, out_h, out_w, out);
+    return Blur(y, params, options.blur_kernel);
+  }
   torch::Tensor x = ToFloat(images);
-  if (n == 0) return torch::empty({0, c, out_h, out_w}, x.options());
+  if (n == 0) return out.defined() ? out : torch::empty({0, c, out_h, out_w}, x.options());
   torch::Tensor grid = BuildGrid(params, h, w, out_h, out_w, x.device());
   torch::Tensor y = F::grid_sample(x, grid, F::GridSampleFuncOptions()
                                                 .mode(torch::kBilinear)
@@ -239,13 +291,15 @@ torch::Tensor ApplyAugment(const torch::Tensor& images, const AugmentOptions& op
   y = Jitter(y, params, options);
   y = Grayscale(y, params);
   y = Blur(y, params, options.blur_kernel);
+  if (out.defined()) return out.copy_(y);
   return y.contiguous();
 }
 
-torch::Tensor Augment(const torch::Tensor& images, const AugmentOptions& options, uint64_t seed) {
+torch::Tensor Augment(const torch::Tensor& images, const AugmentOptions& options, uint64_t seed,
+                      AugmentPath path, const torch::Tensor& out) {
   CheckImages(images);
   return ApplyAugment(images, options,
-                      SampleAugmentParams(images.size(0), images.size(2), images.size(3), options, seed));
+                      SampleAugmentParams(images.size(0), images.size(2), images.size(3), options, seed), path, out);
 }
 
 }  // namespace tabsight::train

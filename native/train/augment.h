@@ -2,8 +2,9 @@
 //
 // One call augments a whole N×C×H×W batch. Per-sample parameters come from a
 // generator seeded by `seed`, so the same (batch, options, seed) always gives
-// the same output. The heavy work (resampling, blur, colour) runs as batched
-// LibTorch ops, parallel over LibTorch's intra-op thread pool.
+// the same output. The heavy work (resampling, blur, colour) runs in parallel
+// over LibTorch's intra-op thread pool: as batched LibTorch ops, or on the
+// CPU as one fused kernel per sample (see AugmentPath).
 #pragma once
 
 #include <torch/torch.h>
@@ -72,9 +73,22 @@ struct SampleParams {
 // Validates the options (throws tabsight::Error with kConfig naming the field).
 void ValidateAugmentOptions(const AugmentOptions& options);
 
+// Which implementation ApplyAugment runs. kAuto: on the CPU, the fused
+// per-sample kernel (augment_cpu.cc) for the geometry, jitter and grayscale
+// (the blur stays a tensor op); on other devices, the batched tensor ops.
+// kReference: the batched tensor ops on every device, which the fused kernel
+// equals up to float rounding (tests compare the two). Setting the
+// environment variable TABSIGHT_AUGMENT_REFERENCE=1 before the first
+// augmentation of the process makes kAuto behave as kReference.
+enum class AugmentPath { kAuto, kReference };
+
 // images: uint8 or float32, N×C×H×W, on any device. Returns float32
 // N×C×out_h×out_w on the same device; uint8 input is scaled by 1/255.
-torch::Tensor Augment(const torch::Tensor& images, const AugmentOptions& options, uint64_t seed);
+// `out`, when defined, receives the result and is returned: a contiguous
+// float32 CPU tensor of the output shape (the N-API layer passes a view of
+// the JS array it resolves with, so the result is not copied again).
+torch::Tensor Augment(const torch::Tensor& images, const AugmentOptions& options, uint64_t seed,
+                      AugmentPath path = AugmentPath::kAuto, const torch::Tensor& out = {});
 
 // Draws the parameters of n samples of h×w images. Sample i uses its own
 // streams DeriveSeed(seed, {i, stream}), one stream per transform, so a
@@ -85,7 +99,8 @@ std::vector<SampleParams> SampleAugmentParams(int64_t n, int64_t h, int64_t w,
 // Applies given parameters (one per sample) to a batch; Augment is
 // ApplyAugment(images, options, SampleAugmentParams(...)).
 torch::Tensor ApplyAugment(const torch::Tensor& images, const AugmentOptions& options,
-                           const std::vector<SampleParams>& params);
+                           const std::vector<SampleParams>& params, AugmentPath path = AugmentPath::kAuto,
+                           const torch::Tensor& out = {});
 
 // Resize only (the path a sample takes when it is not augmented, and the
 // evaluation transform): uint8 → float /255, bilinear resize to out size.
