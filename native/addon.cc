@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tabsight::napi::RegisterModels(env, exports);
   tabsight::napi::RegisterTrainer(env, exports);
   tabsight::napi::RegisterAttribution(env, exports);
+  tabsight::napi::RegisterDistributed(env, exports);
   return exports;
 }
 
