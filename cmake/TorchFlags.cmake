@@ -110,6 +110,9 @@ if(TABSIGHT_TORCH_DEFINES)
   list(REMOVE_DUPLICATES TABSIGHT_TORCH_DEFINES)
 endif()
 
+# Distributed backends (Gloo, NCCL): detected from what this LibTorch exports.
+include(${CMAKE_CURRENT_LIST_DIR}/Distributed.cmake)
+
 # Library folders for an rpath: everything outside the system's own lib dirs.
 set(TABSIGHT_TORCH_RPATH "")
 foreach(_lib IN LISTS TABSIGHT_TORCH_LIBS)

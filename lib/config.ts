@@ -42,6 +42,9 @@ export const pretrainSchema = z.object({
   loss: z.object({ temperature: z.number().positive(), lambda: z.number().min(0).max(1), removeFalseNegatives: z.boolean() }).partial().strict(),
   augment: augmentSchema,
   normalize: z.union([z.literal('auto'), z.object({ mean: z.array(z.number()), std: z.array(z.number()) }).strict()]),
+  syncBatchNorm: z.boolean(),
+  // Rank and world size come from the launcher's environment, not from a file.
+  distributed: z.object({ timeoutSec: z.number().positive(), backend: z.enum(['gloo', 'nccl']) }).partial().strict(),
 }).partial().strict();
 
 export const evaluateSchema = z.object({

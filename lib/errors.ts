@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_CONFIG'
   | 'ERR_DATA'
-  | 'ERR_BUSY';
+  | 'ERR_BUSY'
+  | 'ERR_DIST';
 
 export class TabsightError extends Error {
   readonly code: ErrorCode;
@@ -78,6 +79,16 @@ export class BusyError extends TabsightError {
   }
 }
 
+/**
+ * Distributed training failed: a rank died, hung, failed or never joined.
+ * The message names the rank responsible when it can be determined.
+ */
+export class DistributedError extends TabsightError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_DIST', message, options);
+  }
+}
+
 const classes: Record<ErrorCode, new (message: string, options?: { cause?: unknown }) => TabsightError> = {
   ERR_SHAPE: ShapeError,
   ERR_TORCH: TorchError,
@@ -87,6 +98,7 @@ const classes: Record<ErrorCode, new (message: string, options?: { cause?: unkno
   ERR_CONFIG: ConfigError,
   ERR_DATA: DataError,
   ERR_BUSY: BusyError,
+  ERR_DIST: DistributedError,
 };
 
 /**

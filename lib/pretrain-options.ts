@@ -9,6 +9,42 @@ import * as is from './validate';
 
 export type PretrainMode = 'multimodal' | 'simclr' | 'supervised';
 export type Arch = 'resnet18' | 'resnet50';
+export type DistributedBackend = 'gloo' | 'nccl';
+
+/**
+ * Data-parallel training: one process per rank, as torchrun starts them.
+ * Rank 0 hosts the rendezvous store (a TCPStore) at masterAddr:masterPort.
+ */
+export interface DistributedOptions {
+  /** This process's rank, 0 ≤ rank < worldSize (torchrun: RANK). */
+  rank: number;
+  /** Number of processes (torchrun: WORLD_SIZE). */
+  worldSize: number;
+  /** Rank on this node; with device 'cuda' it picks cuda:localRank (torchrun: LOCAL_RANK). @default rank */
+  localRank?: number;
+  /** Host of rank 0's rendezvous store (torchrun: MASTER_ADDR). @default '127.0.0.1' */
+  masterAddr?: string;
+  /** Port of rank 0's rendezvous store (torchrun: MASTER_PORT). @default 29500 */
+  masterPort?: number;
+  /**
+   * Seconds the rendezvous and every collective wait for a peer before the
+   * training fails with ERR_DIST naming the rank responsible.
+   * @default 60
+   */
+  timeoutSec?: number;
+  /** c10d backend. @default 'gloo' with device 'cpu', 'nccl' with 'cuda' */
+  backend?: DistributedBackend;
+  /**
+   * The store at masterAddr:masterPort is already hosted by the launcher
+   * (torchrun ≥ 2.x sets TORCHELASTIC_USE_AGENT_STORE=True); otherwise
+   * rank 0 hosts it.
+   * @default false
+   */
+  externalStore?: boolean;
+}
+
+/** The resolved process group settings. */
+export type ResolvedDistributed = Required<DistributedOptions>;
 
 export interface ModelOptions {
   /** Image encoder. @default 'resnet50' (MMCL) */
@@ -123,6 +159,22 @@ export interface PretrainOptions {
   checkpointEvery?: number;
   /** Continue the run in `out` from its checkpoint. @default false */
   resume?: boolean;
+  /**
+   * Data-parallel training across processes (docs/distributed.md). 'env'
+   * follows torchrun's environment (MASTER_ADDR, MASTER_PORT, RANK,
+   * WORLD_SIZE, LOCAL_RANK) and trains in one process when WORLD_SIZE is
+   * unset or 1. batchSize stays the global batch: each rank takes
+   * batchSize / worldSize of it.
+   * @default one process
+   */
+  distributed?: DistributedOptions | 'env';
+  /**
+   * With several ranks, BatchNorm layers in training use the statistics of
+   * the global batch (all ranks), as one process on that batch would.
+   * No effect in one process.
+   * @default true for multimodal and simclr, false for supervised
+   */
+  syncBatchNorm?: boolean;
   /** Extra JSON-serialisable facts stored with the config (cohort, features, ...). */
   meta?: Record<string, unknown>;
 }
@@ -150,13 +202,78 @@ export interface ResolvedPretrainConfig {
   target: 'classes' | 'regression' | 'none';
   initWeights: string | null;
   checkpointEvery: number;
+  /** Whether BatchNorm statistics span the ranks (meaningful with distributed only). */
+  syncBatchNorm: boolean;
+  /** The process group, or null for one process. */
+  distributed: ResolvedDistributed | null;
   data: { n: number; channels: number; height: number; width: number; dtype: 'uint8' | 'float32'; trainRows: number; tabularFeatures: number; cardinalities: number[]; featureNames: string[] | null };
   meta: Record<string, unknown>;
 }
 
-const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'dataThreads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta'] as const;
+const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'dataThreads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta', 'distributed', 'syncBatchNorm'] as const;
 const MODEL_KEYS = ['arch', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim'] as const;
 const LOSS_KEYS = ['temperature', 'lambda', 'removeFalseNegatives'] as const;
+const DISTRIBUTED_KEYS = ['rank', 'worldSize', 'localRank', 'masterAddr', 'masterPort', 'timeoutSec', 'backend', 'externalStore'] as const;
+
+/**
+ * torchrun's environment contract: MASTER_ADDR, MASTER_PORT, RANK,
+ * WORLD_SIZE and LOCAL_RANK (optional, default RANK); also
+ * TORCHELASTIC_USE_AGENT_STORE (the launcher hosts the store). Returns undefined when
+ * WORLD_SIZE is unset, so a plain `tabsight pretrain` trains in one process.
+ * Throws ConfigError naming a variable that is missing or malformed.
+ */
+export function distributedFromEnv(env: Record<string, string | undefined> = process.env): DistributedOptions | undefined {
+  if (env.WORLD_SIZE === undefined || env.WORLD_SIZE.trim() === '') return undefined;
+  const read = (name: string, min: number, max: number, fallback?: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') {
+      if (fallback !== undefined) return fallback;
+      throw new ConfigError(`WORLD_SIZE is set (${env.WORLD_SIZE}) but ${name} is not; a launcher (torchrun, an srun wrapper, tabsight --nproc) sets MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE`);
+    }
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new ConfigError(`Expected an integer in [${min}, ${max}] for ${name} (torchrun environment) but received ${JSON.stringify(raw)}`);
+    }
+    return v;
+  };
+  const worldSize = read('WORLD_SIZE', 1, 1 << 20);
+  if (worldSize === 1) return { rank: 0, worldSize: 1 };
+  const rank = read('RANK', 0, worldSize - 1);
+  const masterAddr = env.MASTER_ADDR?.trim();
+  if (!masterAddr) throw new ConfigError(`WORLD_SIZE is set (${worldSize}) but MASTER_ADDR is not; a launcher (torchrun, an srun wrapper, tabsight --nproc) sets MASTER_ADDR, MASTER_PORT, RANK and WORLD_SIZE`);
+  const externalStore = /^(1|true)$/i.test(env.TORCHELASTIC_USE_AGENT_STORE ?? '');
+  return { rank, worldSize, localRank: read('LOCAL_RANK', 0, 1 << 20, rank), masterAddr, masterPort: read('MASTER_PORT', 1, 65535), externalStore };
+}
+
+/** This process's rank under `distributed` (0 in one process); the options must be valid. */
+export function distributedRank(input: PretrainOptions['distributed']): number {
+  const o = input === 'env' ? distributedFromEnv() : input;
+  return o && o.worldSize > 1 ? o.rank : 0;
+}
+
+/** Checks the process group options; null means one process. */
+export function resolveDistributed(input: PretrainOptions['distributed'], device: string, batchSize: number): ResolvedDistributed | null {
+  if (input === undefined) return null;
+  const o = input === 'env' ? distributedFromEnv() : input;
+  if (o === undefined) return null;
+  const d = is.plainObject(o, 'distributed');
+  is.knownKeys(d, 'distributed', DISTRIBUTED_KEYS);
+  const worldSize = is.positiveInteger(o.worldSize, 'distributed.worldSize');
+  const rank = is.integer(o.rank, 'distributed.rank', 0, worldSize - 1);
+  const localRank = is.integer(o.localRank ?? rank, 'distributed.localRank', 0);
+  const masterAddr = is.string(o.masterAddr ?? '127.0.0.1', 'distributed.masterAddr');
+  if (masterAddr.trim() === '') throw is.invalid('non-empty host name or address', 'distributed.masterAddr', masterAddr);
+  const masterPort = is.integer(o.masterPort ?? 29500, 'distributed.masterPort', 1, 65535);
+  const timeoutSec = is.positiveNumber(o.timeoutSec ?? 60, 'distributed.timeoutSec');
+  const backend = is.oneOf(o.backend ?? (device === 'cpu' ? 'gloo' : 'nccl'), 'distributed.backend', ['gloo', 'nccl'] as const);
+  if (backend === 'nccl' && device === 'cpu') throw new ConfigError("distributed.backend nccl needs device 'cuda'; use gloo on the CPU");
+  const externalStore = is.boolean(o.externalStore ?? false, 'distributed.externalStore');
+  if (worldSize === 1) return null;
+  if (batchSize % worldSize !== 0) {
+    throw new ConfigError(`Expected batchSize (${batchSize}) to be a multiple of the world size (${worldSize}): batchSize is the global batch, split evenly over the ranks`);
+  }
+  return { rank, worldSize, localRank, masterAddr, masterPort, timeoutSec, backend, externalStore };
+}
 
 export interface ImageFacts {
   n: number;
@@ -221,6 +338,11 @@ export function resolvePretrainOptions(
   normalize.mean.forEach((s, i) => is.numberInRange(s, `normalize.mean[${i}]`, -1e6, 1e6));
 
   const meta = options.meta === undefined ? {} : is.plainObject(options.meta, 'meta');
+  const distributed = resolveDistributed(options.distributed, device, batchSize);
+  const syncBatchNorm = is.boolean(options.syncBatchNorm ?? mode !== 'supervised', 'syncBatchNorm');
+  if (distributed && !syncBatchNorm && batchSize / distributed.worldSize < 2) {
+    throw new ConfigError(`Expected at least 2 images per rank without syncBatchNorm (batch norm needs them) but batchSize ${batchSize} over ${distributed.worldSize} ranks gives ${batchSize / distributed.worldSize}`);
+  }
   return {
     version: 1,
     mode,
@@ -242,10 +364,16 @@ export function resolvePretrainOptions(
     target: 'none',
     initWeights: options.initWeights === undefined ? null : is.string(options.initWeights, 'initWeights'),
     checkpointEvery,
+    syncBatchNorm,
+    distributed,
     data: { ...images, trainRows: images.n, tabularFeatures: 0, cardinalities: [], featureNames: null },
     meta: meta as Record<string, unknown>,
   };
 }
 
-/** Config fields that must not change when a run is resumed. */
+/**
+ * Config fields that must not change when a run is resumed. distributed and
+ * syncBatchNorm may: positions count global batches, so any world size that
+ * divides batchSize continues the run.
+ */
 export const RESUME_INVARIANT: readonly string[] = ['mode', 'target', 'initWeights', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'numClasses', 'data'];

@@ -6,6 +6,9 @@
  *   RUN/checkpoint.safetensors     weights, optimiser, position (atomic)
  *   RUN/image_encoder.safetensors  torchvision names, written at the end
  *   RUN/metrics.jsonl              one JSON line per epoch
+ *
+ * With `distributed`, every rank calls pretrain() with the same options;
+ * rank 0 alone locks the run directory and writes these files.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -233,7 +236,9 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
 
   const out = path.resolve(opts.out);
   fs.mkdirSync(out, { recursive: true });
-  const unlock = lockRun(out);
+  // Rank 0 owns the run directory; the other ranks only read it (to resume).
+  const root = (config.distributed?.rank ?? 0) === 0;
+  const unlock = root ? lockRun(out) : () => undefined;
   try {
     const checkpoint = path.join(out, 'checkpoint.safetensors');
     const configFile = path.join(out, 'config.json');
@@ -252,7 +257,7 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
       throw new ConfigError(`${out} already holds a run; pass resume: true to continue it, or choose another out`);
     }
     const configJson = JSON.stringify(config, null, 2);
-    writeFileAtomicSync(configFile, configJson + '\n');
+    if (root) writeFileAtomicSync(configFile, configJson + '\n');
 
     const job = callNative(() => new (native().TrainingJob)(
       { ...config, outDir: out, configJson, initWeights: config.initWeights ?? undefined },
@@ -261,9 +266,11 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     const metricsFile = path.join(out, 'metrics.jsonl');
     // The native trainer appends one line per epoch; a resumed run drops the
     // lines of epochs it will redo.
-    const kept = keepMetricsBefore(metricsFile, resumeFrom ? readPosition(configFile, checkpoint) : 0);
-    if (kept.length) writeFileAtomicSync(metricsFile, kept.join('\n') + '\n');
-    else fs.rmSync(metricsFile, { force: true });
+    if (root) {
+      const kept = keepMetricsBefore(metricsFile, resumeFrom ? readPosition(configFile, checkpoint) : 0);
+      if (kept.length) writeFileAtomicSync(metricsFile, kept.join('\n') + '\n');
+      else fs.rmSync(metricsFile, { force: true });
+    }
     let callbackError: unknown;
     const onAbort = () => job.abort();
     control.signal?.addEventListener('abort', onAbort);

@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tabsight::napi::RegisterTrainer(env, exports);
   tabsight::napi::RegisterAttribution(env, exports);
   tabsight::napi::RegisterFeatures(env, exports);
+  tabsight::napi::RegisterDistributed(env, exports);
   return exports;
 }
 

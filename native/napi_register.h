@@ -3,6 +3,7 @@
 
 #include <napi.h>
 
+#include "distributed/dist_config.h"
 #include "train/augment.h"
 
 namespace tabsight::napi {
@@ -14,8 +15,12 @@ void RegisterModels(Napi::Env env, Napi::Object exports);
 void RegisterTrainer(Napi::Env env, Napi::Object exports);
 void RegisterAttribution(Napi::Env env, Napi::Object exports);
 void RegisterFeatures(Napi::Env env, Napi::Object exports);
+void RegisterDistributed(Napi::Env env, Napi::Object exports);
 
 // The augmentation options object that lib/augment.ts resolves (napi_augment.cc).
 train::AugmentOptions ReadAugmentOptions(const Napi::Value& value);
+
+// The process group options that lib/pretrain-options.ts resolves (napi_distributed.cc).
+dist::DistConfig ReadDistConfig(const Napi::Object& o);
 
 }  // namespace tabsight::napi

@@ -45,6 +45,8 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
   c.init_weights = Has(o, "initWeights") ? GetString(o, "initWeights") : "";
   c.out_dir = GetString(o, "outDir");
   c.config_json = GetString(o, "configJson");
+  c.sync_batch_norm = Has(o, "syncBatchNorm") && GetBool(o, "syncBatchNorm");
+  if (Has(o, "distributed") && o.Get("distributed").IsObject()) c.dist = ReadDistConfig(GetObject(o, "distributed"));
   return c;
 }
 
@@ -111,12 +113,15 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<train::Progress> {
 
  protected:
   void Execute(const ExecutionProgress& progress) override {
+    std::unique_ptr<train::Trainer> trainer;
     try {
-      train::Trainer trainer(config_, data_);
-      if (!resume_from_.empty()) trainer.LoadCheckpoint(resume_from_);
-      summary_ = trainer.Run([&](const train::Progress& p) { progress.Send(&p, 1); }, *abort_);
+      trainer = std::make_unique<train::Trainer>(config_, data_);
+      if (!resume_from_.empty()) trainer->LoadCheckpoint(resume_from_);
+      summary_ = trainer->Run([&](const train::Progress& p) { progress.Send(&p, 1); }, *abort_);
     } catch (...) {
       failure_ = CurrentFailure();
+      // In a distributed run the other ranks then name this one and its reason.
+      if (trainer) trainer->ReportFailure(failure_.code, failure_.message);
       SetError(failure_.message);
     }
   }

@@ -22,10 +22,11 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   program.command('info')
-    .description('print the LibTorch build, CUDA availability and thread settings')
+    .description('print the LibTorch build, CUDA availability, thread settings and distributed backends')
     .action(() => {
       const info = native().runtimeInfo();
-      process.stdout.write(JSON.stringify({ torch: info.torchVersion, cuda: info.cudaAvailable, gpus: info.cudaDeviceCount, threads: info.threads, cores: info.hardwareConcurrency }, null, 2) + '\n');
+      const backends = native().distributedBackends() as { gloo: boolean; nccl: boolean };
+      process.stdout.write(JSON.stringify({ torch: info.torchVersion, cuda: info.cudaAvailable, gpus: info.cudaDeviceCount, threads: info.threads, cores: info.hardwareConcurrency, distributed: backends }, null, 2) + '\n');
     });
 
   addDataCommands(program);

@@ -3,11 +3,12 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { readNpy, readNpyHeader } from '../data/npy';
 import { loadExperimentConfig, mergeConfig, type ExperimentConfig } from '../config';
-import { TabsightError } from '../errors';
+import { ConfigError, TabsightError } from '../errors';
 import { evaluateRun, type EvaluationResult } from '../pipeline/evaluate';
 import { pretrainCohort } from '../pipeline/cohort-pretrain';
-import { pretrain, type PretrainMode } from '../pretrain';
+import { distributedFromEnv, distributedRank, pretrain, type DistributedOptions, type PretrainMode } from '../pretrain';
 import { defined, featureList, float, int, interruptSignal, list } from './args';
+import { launchLocalRanks, withoutNproc } from './launch';
 import { trainingBar } from './progress';
 
 function experiment(file?: string): ExperimentConfig {
@@ -36,6 +37,10 @@ export function addTrainCommands(program: Command): void {
     .option('--image-size <px>', 'training image size (default: the stored size)', int('--image-size'))
     .option('--init-weights <file>', 'initial image encoder weights (torchvision names, safetensors)')
     .option('--resume', 'continue the run in --out from its checkpoint')
+    .option('--nproc <n>', 'data-parallel on this machine: start n ranks (child processes, Gloo on CPU); see docs/distributed.md', int('--nproc'))
+    .option('--dist-timeout <sec>', 'seconds a rank waits for the others before failing with ERR_DIST (default 60)', float('--dist-timeout'))
+    .option('--sync-batch-norm', 'batch norm statistics over all ranks (default for multimodal and simclr)')
+    .option('--no-sync-batch-norm', 'batch norm statistics per rank')
     .action(async (o) => {
       const cfg = experiment(o.config);
       const flags = defined({
@@ -43,18 +48,36 @@ export function addTrainCommands(program: Command): void {
         device: o.device, imageSize: o.imageSize, initWeights: o.initWeights, labelTask: o.labelTask,
         features: featureList(o.features, o.featuresFile),
         model: o.arch ? { arch: o.arch } : undefined,
+        syncBatchNorm: o.syncBatchNorm as boolean | undefined,
+        distributed: o.distTimeout !== undefined ? { timeoutSec: o.distTimeout as number } : undefined,
       });
       const p = mergeConfig(cfg.pretrain ?? {}, flags);
       const cohort = o.cohort ?? cfg.cohort;
       if (!cohort === !o.images) throw new TabsightError('ERR_CONFIG', 'Give exactly one of --cohort (or cohort: in --config) and --images');
-      const { signal, dispose } = interruptSignal();
-      const bar = trainingBar('pretrain');
+      // torchrun's environment (set by --nproc, torchrun or an srun wrapper)
+      // makes this process one rank of a data-parallel run.
+      const env = distributedFromEnv();
+      if (o.nproc !== undefined) {
+        if (!Number.isInteger(o.nproc) || o.nproc < 1) throw new ConfigError(`Expected positive integer for --nproc but received ${o.nproc}`);
+        if (env && env.worldSize > 1) throw new ConfigError(`--nproc starts its own ranks; this process already is rank ${env.rank} of ${env.worldSize} (WORLD_SIZE is set)`);
+        if (o.nproc > 1) {
+          await launchLocalRanks({ nproc: o.nproc, script: process.argv[1], args: withoutNproc(process.argv.slice(2)) });
+          return;
+        }
+      }
+      const { distributed: distSettings, ...settings } = p;
+      const distributed: DistributedOptions | undefined = env && env.worldSize > 1 ? { ...env, ...(distSettings ?? {}) } : undefined;
+      const rank = distributedRank(distributed);
+      const { signal, dispose } = rankSignal();
+      // One progress report per run: rank 0's (losses are global).
+      const bar = rank === 0 ? trainingBar('pretrain') : { update: () => undefined, stop: () => undefined };
       try {
         let out: string;
         if (cohort) {
-          out = await pretrainCohort({ ...p, cohort, out: o.out, resume: o.resume ?? false }, { onProgress: bar.update, signal });
+          out = await pretrainCohort({ ...settings, distributed, cohort, out: o.out, resume: o.resume ?? false }, { onProgress: bar.update, signal });
         } else {
-          const { features, labelTask, ...rest } = p;
+          const { features, labelTask, ...rest0 } = settings;
+          const rest = { ...rest0, distributed };
           if (features || labelTask) throw new TabsightError('ERR_CONFIG', '--features and --label-task need --cohort');
           const header = await readNpyHeader(o.images);
           const t = o.tabular ? await readNpy(o.tabular) : undefined;
@@ -65,7 +88,7 @@ export function addTrainCommands(program: Command): void {
           }, { onProgress: bar.update, signal });
         }
         bar.stop();
-        process.stdout.write(`${out}\n`);
+        if (rank === 0) process.stdout.write(`${out}\n`);
       } finally {
         bar.stop();
         dispose();
@@ -100,6 +123,48 @@ export function addTrainCommands(program: Command): void {
       const result = await evaluateRun({ ...e, run: o.run, cohort, backend: o.backend, saveHeads, log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       process.stdout.write(o.json ? JSON.stringify({ run: result.run, cohort: result.cohort, protocol: result.protocol, labelFraction: result.labelFraction, tasks: result.tasks }) + '\n' : formatEvaluation(result));
     });
+}
+
+/**
+ * Ctrl-C (see interruptSignal), and for a rank started by --nproc also the
+ * launcher's disappearance: an orphaned rank stops after its step like the
+ * others, rank 0 writing the checkpoint.
+ */
+function rankSignal(): { signal: AbortSignal; dispose: () => void } {
+  const interrupt = interruptSignal();
+  const launcher = Number(process.env.TABSIGHT_LAUNCHER_PID);
+  if (!Number.isInteger(launcher) || launcher <= 0) return interrupt;
+  // Our output goes to the launcher's pipes; once it is gone, writing fails
+  // with EPIPE, which must not kill the rank before it has stopped cleanly.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
+  const orphan = new AbortController();
+  const alive = () => {
+    try {
+      process.kill(launcher, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const timer = setInterval(() => {
+    if (!alive()) {
+      process.stderr.write('tabsight: the --nproc launcher is gone; stopping after this step\n');
+      orphan.abort();
+      clearInterval(timer);
+    }
+  }, 1000);
+  timer.unref();
+  return {
+    signal: AbortSignal.any([interrupt.signal, orphan.signal]),
+    dispose: () => {
+      clearInterval(timer);
+      interrupt.dispose();
+    },
+  };
 }
 
 export function formatEvaluation(r: EvaluationResult): string {

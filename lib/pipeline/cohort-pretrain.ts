@@ -9,7 +9,7 @@ import { loadCohort, type Cohort } from '../data/cohort';
 import { encodeLabels, fitPreprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
-import { pretrain, type PretrainControl, type PretrainOptions } from '../pretrain';
+import { distributedRank, pretrain, type PretrainControl, type PretrainOptions } from '../pretrain';
 
 export interface CohortPretrainOptions extends Omit<PretrainOptions, 'images' | 'tabular' | 'labels' | 'targets' | 'rows' | 'scanImages'> {
   /** The cohort directory (with cohort.yaml). */
@@ -58,6 +58,7 @@ export async function pretrainCohort(options: CohortPretrainOptions, control: Pr
     scanImages: false, // loadCohort scanned the store
     meta: { ...(rest.meta ?? {}), cohort: cohort.dir, cohortName: cohort.name, features: prep.names, labelTask: labelTask ?? null, splitSizes: { train: cohort.splits.train.length, val: cohort.splits.val.length, test: cohort.splits.test.length } },
   }, control);
-  await writeFileAtomic(path.join(out, 'preprocessor.json'), JSON.stringify(prep) + '\n');
+  // Rank 0 writes the run's files; every rank fitted the same preprocessor.
+  if (distributedRank(rest.distributed) === 0) await writeFileAtomic(path.join(out, 'preprocessor.json'), JSON.stringify(prep) + '\n');
   return out;
 }

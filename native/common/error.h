@@ -7,7 +7,7 @@
 
 namespace tabsight {
 
-enum class ErrorCode { kShape, kTorch, kOom, kDisposed, kAborted, kConfig, kData, kBusy };
+enum class ErrorCode { kShape, kTorch, kOom, kDisposed, kAborted, kConfig, kData, kBusy, kDist };
 
 inline const char* CodeName(ErrorCode code) {
   switch (code) {
@@ -19,6 +19,7 @@ inline const char* CodeName(ErrorCode code) {
     case ErrorCode::kConfig: return "ERR_CONFIG";
     case ErrorCode::kData: return "ERR_DATA";
     case ErrorCode::kBusy: return "ERR_BUSY";
+    case ErrorCode::kDist: return "ERR_DIST";
   }
   return "ERR_TORCH";
 }

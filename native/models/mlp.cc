@@ -1,6 +1,7 @@
 #include "models/mlp.h"
 
 #include "common/error.h"
+#include "models/batch_norm.h"
 
 namespace tabsight::models {
 
@@ -37,7 +38,7 @@ torch::Tensor TabularEncoderImpl::forward(const torch::Tensor& x) {
     Fail(ErrorCode::kShape, "Expected tabular rows of shape [N, " + std::to_string(in_features_) +
                                 "] but received " + c10::str(x.sizes()));
   }
-  return encoder->forward(x);
+  return ForwardSequential(encoder, x);
 }
 
 ProjectionHeadImpl::ProjectionHeadImpl(int64_t in_features, int64_t hidden, int64_t out_features) {
@@ -46,6 +47,6 @@ ProjectionHeadImpl::ProjectionHeadImpl(int64_t in_features, int64_t hidden, int6
                                                     nn::ReLU(), nn::Linear(hidden, out_features)));
 }
 
-torch::Tensor ProjectionHeadImpl::forward(const torch::Tensor& x) { return layers->forward(x); }
+torch::Tensor ProjectionHeadImpl::forward(const torch::Tensor& x) { return ForwardSequential(layers, x); }
 
 }  // namespace tabsight::models

@@ -15,6 +15,10 @@
 
 #include "common/error.h"
 #include "common/rng.h"
+#include "distributed/gather.h"
+#include "distributed/grad_reducer.h"
+#include "distributed/sync_batch_norm.h"
+#include "models/batch_norm.h"
 
 namespace tabsight::train {
 
@@ -26,6 +30,21 @@ namespace {
 constexpr uint64_t kStreamOrder = 1, kStreamView1 = 2, kStreamView2 = 3, kStreamCorrupt = 4;
 
 std::string Str(int64_t v) { return std::to_string(v); }
+
+// With several ranks, "cuda" means this rank's GPU: cuda:LOCAL_RANK.
+torch::Device DeviceFor(const TrainConfig& c) {
+  torch::Device d = ResolveDevice(c.device);
+  if (d.is_cuda() && !d.has_index() && c.dist.enabled()) {
+    return ResolveDevice("cuda:" + Str(c.dist.local_rank));
+  }
+  return d;
+}
+
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
 
 std::atomic<int> g_data_threads{0};
 
@@ -95,13 +114,28 @@ NetworkImpl::NetworkImpl(const TrainConfig& c, int64_t tabular_width) {
 
 struct Trainer::Batch {
   torch::Tensor view1, view2, tabular, labels, targets;
+  // The labels of the whole global batch (what a contrastive loss over
+  // gathered projections masks with); equal to labels in one process.
+  torch::Tensor labels_global;
 };
 
 Trainer::Trainer(TrainConfig config, TrainData data)
-    : config_(std::move(config)), data_(std::move(data)), device_(ResolveDevice(config_.device)) {
+    : config_(std::move(config)), data_(std::move(data)), device_(DeviceFor(config_)) {
   Validate();
   n_ = data_.rows.defined() ? data_.rows.size(0) : data_.images.size(0);
+  world_ = config_.dist.enabled() ? config_.dist.world_size : 1;
+  rank_ = config_.dist.enabled() ? config_.dist.rank : 0;
   batch_size_ = std::min<int64_t>(config_.batch_size, n_);
+  batch_size_ -= batch_size_ % world_;  // only when the cap at n applies: TypeScript checks divisibility
+  if (batch_size_ < world_) {
+    Fail(ErrorCode::kConfig, "Expected at least one image per rank but " + Str(n_) + " images and " + Str(world_) +
+                                 " ranks leave none");
+  }
+  local_batch_ = batch_size_ / world_;
+  if (world_ > 1 && !config_.sync_batch_norm && local_batch_ < 2) {
+    Fail(ErrorCode::kConfig, "Expected at least 2 images per rank without syncBatchNorm (batch norm needs them) but the batch of " +
+                                 Str(batch_size_) + " over " + Str(world_) + " ranks gives " + Str(local_batch_));
+  }
   steps_per_epoch_ = n_ / batch_size_;  // the last partial batch is dropped
   torch::manual_seed(config_.seed);
   net_ = Network(config_, data_.tabular.defined() ? data_.spec.EncodedWidth() : 0);
@@ -118,6 +152,50 @@ Trainer::Trainer(TrainConfig config, TrainData data)
   } else {
     Fail(ErrorCode::kConfig, "Expected adam or adamw for optimizer but received \"" + config_.optimizer + "\"");
   }
+  if (world_ > 1) {
+    comm_ = dist::Comm::Create(config_.dist);
+    reducer_ = std::make_unique<dist::GradReducer>(*comm_, net_->parameters());
+    if (config_.sync_batch_norm) sync_bn_ = std::make_unique<dist::SyncBatchNorm>(comm_.get());
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::ReportFailure(const std::string& code, const std::string& message) noexcept {
+  if (comm_ && code != CodeName(ErrorCode::kDist)) comm_->ReportFailure(code + ": " + message);
+}
+
+std::string Trainer::Fingerprint() const {
+  int64_t params = 0;
+  for (const auto& p : net_->parameters()) params += p.numel();
+  return c10::str(config_.mode, '|', config_.seed, '|', config_.epochs, '|', batch_size_, '|', config_.optimizer, '|',
+                  config_.lr, '|', config_.weight_decay, '|', config_.warmup_epochs, '|', config_.image.arch, '|', n_,
+                  '|', data_.tabular.defined() ? data_.tabular.size(1) : 0, '|', config_.sync_batch_norm, '|', params,
+                  '|', config_.clip.temperature, '|', config_.corruption_rate, '|', config_.augment.rate);
+}
+
+void Trainer::SyncRanks() {
+  const auto fingerprint = static_cast<int64_t>(Fnv1a(Fingerprint()));
+  // On the training device: NCCL only moves GPU tensors.
+  auto mine = torch::tensor({global_step_, fingerprint}, torch::kLong).to(device_);
+  auto all = comm_->AllGather(mine, "start-up check");
+  for (int64_t r = 0; r < world_; ++r) {
+    const auto step = all[static_cast<size_t>(r)][0].item<int64_t>();
+    if (step != global_step_) {
+      Fail(ErrorCode::kDist, "rank " + Str(r) + " starts at step " + Str(step) + " but rank " + Str(rank_) + " at step " +
+                                 Str(global_step_) + ": resume on every rank or on none, from the same checkpoint");
+    }
+    if (all[static_cast<size_t>(r)][1].item<int64_t>() != fingerprint) {
+      Fail(ErrorCode::kDist, "rank " + Str(r) + " was started with other training settings than rank " + Str(rank_) +
+                                 " (mode, batch size, seed, schedule, model or data differ); start every rank with the same options");
+    }
+  }
+  // Every rank seeded its initialisation (or read the checkpoint) the same
+  // way; rank 0's copy makes that a guarantee, as DDP does.
+  std::vector<torch::Tensor> state;
+  for (auto& p : net_->parameters()) state.push_back(p);
+  for (auto& b : net_->buffers()) state.push_back(b);
+  comm_->Broadcast(state, 0, "initial weight broadcast");
 }
 
 void Trainer::Validate() const {
@@ -218,23 +296,38 @@ torch::Tensor Trainer::Normalize(const torch::Tensor& x) const {
 Trainer::Batch Trainer::MakeBatch(int64_t epoch, int64_t step_in_epoch) const {
   // The order is recomputed per batch; it costs O(N), small next to a step.
   auto order = EpochOrder(epoch);
-  auto idx = torch::from_blob(order.data() + step_in_epoch * batch_size_, {batch_size_}, torch::kLong).clone();
+  // The global batch is positions [s·B, (s+1)·B) of the epoch's permutation;
+  // rank r takes its slice [r·b, (r+1)·b). Random draws are made for the
+  // whole global batch and sliced, so each sample's augmentation and
+  // corruption depend on its position in the global batch only: any number
+  // of ranks sees exactly what one process sees.
+  auto global_idx = torch::from_blob(order.data() + step_in_epoch * batch_size_, {batch_size_}, torch::kLong).clone();
+  const int64_t offset = rank_ * local_batch_;
+  auto idx = world_ == 1 ? global_idx : global_idx.narrow(0, offset, local_batch_).clone();
   const uint64_t e = static_cast<uint64_t>(epoch), s = static_cast<uint64_t>(step_in_epoch);
   Batch b;
   auto store_idx = data_.rows.defined() ? data_.rows.index_select(0, idx) : idx;
   auto raw = data_.images.index_select(0, store_idx);  // reads only this batch's pages of a mapped store
   auto raw_dev = raw.to(device_);
-  b.view1 = Normalize(Augment(raw_dev, config_.augment, DeriveSeed(config_.seed, {kStreamView1, e, s})));
-  if (config_.mode == "simclr") {
-    b.view2 = Normalize(Augment(raw_dev, config_.augment, DeriveSeed(config_.seed, {kStreamView2, e, s})));
-  }
+  auto augment = [&](uint64_t stream) {
+    auto params = SampleAugmentParams(batch_size_, raw.size(2), raw.size(3), config_.augment,
+                                      DeriveSeed(config_.seed, {stream, e, s}));
+    if (world_ > 1) params = std::vector<SampleParams>(params.begin() + offset, params.begin() + offset + local_batch_);
+    return Normalize(ApplyAugment(raw_dev, config_.augment, params));
+  };
+  b.view1 = augment(kStreamView1);
+  if (config_.mode == "simclr") b.view2 = augment(kStreamView2);
   if (config_.mode == "multimodal") {
-    auto rows = data_.tabular.index_select(0, idx);
+    auto rows = data_.tabular.index_select(0, global_idx);
     auto corrupted = CorruptRows(rows, data_.tabular, config_.corruption_rate,
                                  DeriveSeed(config_.seed, {kStreamCorrupt, e, s}));
+    if (world_ > 1) corrupted = corrupted.narrow(0, offset, local_batch_);
     b.tabular = EncodeRows(corrupted, data_.spec).to(device_);
   }
-  if (data_.labels.defined()) b.labels = data_.labels.index_select(0, idx).to(device_);
+  if (data_.labels.defined()) {
+    b.labels_global = data_.labels.index_select(0, global_idx).to(device_);
+    b.labels = world_ == 1 ? b.labels_global : data_.labels.index_select(0, idx).to(device_);
+  }
   if (data_.targets.defined()) b.targets = data_.targets.index_select(0, idx).to(device_);
   return b;
 }
@@ -244,6 +337,10 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
   summary.resumed = resumed_;
   const int64_t total = config_.epochs * steps_per_epoch_;
   net_->train();
+  if (comm_) SyncRanks();
+  const bool contrastive = config_.mode != "supervised";
+  // Set from the all-reduced abort flags, so every rank stops after the same step.
+  bool stop_all = false;
 
   // Prefetch: a producer thread prepares the next batches (gather, augment,
   // corrupt, encode) while this thread runs the step.
@@ -286,9 +383,9 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
   int64_t& epoch_steps = epoch_steps_;
   try {
     while (global_step_ < total) {
-      if (abort.load()) {
+      if (world_ == 1 ? abort.load() : stop_all) {
         join();
-        SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
+        if (rank_ == 0) SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
         summary.aborted = true;
         summary.steps_done = global_step_;
         summary.epochs_done = epoch_;
@@ -308,16 +405,33 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
 
       optimizer_->zero_grad();
+      if (comm_) {
+        comm_->SetStep(global_step_);
+        if (!sync_bn_) {
+          // Without synchronised batch norm, rank 0's running statistics
+          // (DDP's broadcast_buffers).
+          std::vector<torch::Tensor> buffers = net_->buffers();
+          comm_->Broadcast(buffers, 0, "buffer broadcast");
+        }
+      }
+      if (reducer_) reducer_->Begin();
+      // Contrastive losses see the global batch: projections are gathered
+      // from every rank (distributed/gather.h).
+      auto global = [&](const torch::Tensor& z, const char* what) {
+        return comm_ ? dist::GatherWithLocalGrad(*comm_, z, what) : z;
+      };
       torch::Tensor loss, logits, targets;
+      std::unique_ptr<models::ScopedBatchNormOverride> sync_bn_scope;
+      if (sync_bn_) sync_bn_scope = std::make_unique<models::ScopedBatchNormOverride>(sync_bn_.get());
       if (config_.mode == "multimodal") {
-        auto zi = net_->image_projection(net_->image(b.view1));
-        auto zt = net_->tabular_projection(net_->tabular(b.tabular));
-        auto r = losses::ClipLoss(zi, zt, config_.clip, b.labels);
+        auto zi = global(net_->image_projection(net_->image(b.view1)), "all-gather of image projections");
+        auto zt = global(net_->tabular_projection(net_->tabular(b.tabular)), "all-gather of tabular projections");
+        auto r = losses::ClipLoss(zi, zt, config_.clip, b.labels_global);
         loss = r.loss, logits = r.logits, targets = r.targets;
       } else if (config_.mode == "simclr") {
-        auto z1 = net_->image_projection(net_->image(b.view1));
-        auto z2 = net_->image_projection(net_->image(b.view2));
-        auto r = losses::NtXentLoss(z1, z2, config_.ntxent, b.labels);
+        auto z1 = global(net_->image_projection(net_->image(b.view1)), "all-gather of first-view projections");
+        auto z2 = global(net_->image_projection(net_->image(b.view2)), "all-gather of second-view projections");
+        auto r = losses::NtXentLoss(z1, z2, config_.ntxent, b.labels_global);
         loss = r.loss, logits = r.logits.masked_fill(torch::eye(r.logits.size(0), torch::TensorOptions().dtype(torch::kBool).device(r.logits.device())), -1e9), targets = r.targets;
       } else if (b.targets.defined()) {
         auto pred = net_->classifier(net_->image(b.view1)).squeeze(1);
@@ -327,15 +441,35 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         targets = b.labels;
         loss = torch::nn::functional::cross_entropy(logits, targets);
       }
-      const double loss_value = loss.item<double>();
+      sync_bn_scope.reset();
+      double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         Fail(ErrorCode::kTorch, "loss became " + std::to_string(loss_value) + " at step " + Str(global_step_ + 1) +
                                     "; lower the learning rate or check the inputs");
       }
       loss.backward();
+      // Contrastive ranks each backpropagate the global loss through their
+      // own rows, so the gradients add up to the single-process gradient;
+      // supervised ranks each hold the mean over their rows, so they average.
+      if (reducer_) reducer_->Finish(contrastive ? 1.0 : 1.0 / static_cast<double>(world_));
       optimizer_->step();
-      const double top1 =
+      double top1 =
           logits.defined() ? logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>() : 0.0;
+      if (comm_) {
+        // One small all-reduce per step: the supervised loss and accuracy
+        // over the global batch (contrastive ones are already global and
+        // equal on every rank) and whether any rank was asked to stop.
+        auto summary_t = torch::tensor({contrastive ? 0.0 : loss_value, contrastive ? 0.0 : top1, abort.load() ? 1.0 : 0.0},
+                                       torch::kDouble)
+                             .to(device_);
+        comm_->AllReduceSum(summary_t, "step summary all-reduce");
+        summary_t = summary_t.cpu();
+        if (!contrastive) {
+          loss_value = summary_t[0].item<double>() / static_cast<double>(world_);
+          top1 = summary_t[1].item<double>() / static_cast<double>(world_);
+        }
+        stop_all = summary_t[2].item<double>() > 0;
+      }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
       ++global_step_;
@@ -365,12 +499,12 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
                       "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"retrievalTop1\":%.17g,\"lr\":%.17g,\"imagesPerSec\":%.6g}",
                       static_cast<long long>(epoch_), static_cast<long long>(global_step_), p.epoch_loss,
                       p.retrieval_top1, lr, p.images_per_sec);
-        io::AppendLine(config_.out_dir + "/metrics.jsonl", line);
+        if (rank_ == 0) io::AppendLine(config_.out_dir + "/metrics.jsonl", line);
         ++epoch_;
         step_in_epoch_ = 0;
         epoch_loss = epoch_top1 = 0;
         epoch_steps = 0;
-        if (epoch_ % config_.checkpoint_every == 0 || epoch_ == config_.epochs) {
+        if ((epoch_ % config_.checkpoint_every == 0 || epoch_ == config_.epochs) && rank_ == 0) {
           SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
           p.checkpointed = true;
         }
@@ -382,7 +516,7 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
     throw;
   }
   join();
-  SaveImageEncoder(config_.out_dir + "/image_encoder.safetensors");
+  if (rank_ == 0) SaveImageEncoder(config_.out_dir + "/image_encoder.safetensors");
   summary.steps_done = global_step_;
   summary.epochs_done = epoch_;
   return summary;
@@ -421,6 +555,10 @@ void Trainer::SaveCheckpoint(const std::string& path) {
   meta["global_step"] = Str(global_step_);
   meta["optimizer"] = config_.optimizer;
   meta["optimizer_step"] = Str(adam_step);
+  // Positions count global batches of batch_size images, whatever the
+  // number of ranks, so a run resumes with any world size that divides it.
+  meta["batch_size"] = Str(batch_size_);
+  meta["world_size"] = Str(world_);
   // Sums over the current epoch's finished steps, so a resumed epoch reports
   // the same mean loss as an uninterrupted one.
   char buf[64];

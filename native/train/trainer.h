@@ -11,12 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "distributed/dist_config.h"
 #include "io/safetensors.h"
 #include "losses/contrastive.h"
 #include "models/mlp.h"
 #include "models/resnet.h"
 #include "train/augment.h"
 #include "train/tabular.h"
+
+namespace tabsight::dist {
+class Comm;
+class GradReducer;
+class SyncBatchNorm;
+}  // namespace tabsight::dist
 
 namespace tabsight::train {
 
@@ -25,6 +32,7 @@ struct TrainConfig {
   std::string device = "cpu";
   uint64_t seed = 0;
   int64_t epochs = 1;
+  // The global batch: with world_size ranks each takes batch_size / world_size.
   int64_t batch_size = 64;
   std::string optimizer = "adam";  // adam | adamw
   double lr = 3e-3;
@@ -43,6 +51,10 @@ struct TrainConfig {
   // for fine-tuning or ImageNet weights. Empty: random initialisation.
   std::string init_weights;
   int64_t checkpoint_every = 1;   // epochs
+  // Data-parallel training (world_size > 1): the process group and whether
+  // BatchNorm layers use the global batch's statistics.
+  dist::DistConfig dist;
+  bool sync_batch_norm = false;
   std::string out_dir;
   std::string config_json;  // the resolved config, stored in checkpoints
 };
@@ -95,7 +107,10 @@ TORCH_MODULE(Network);
 
 class Trainer {
  public:
+  // With config.dist.world_size > 1 this joins the process group (blocking
+  // until every rank has, or the timeout).
   Trainer(TrainConfig config, TrainData data);
+  ~Trainer();
 
   // Trains from the current position to the last epoch. Calls on_progress
   // after every step (on this thread). Stops between steps when `abort` is
@@ -110,6 +125,11 @@ class Trainer {
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t batch_size() const { return batch_size_; }
+  int64_t local_batch_size() const { return local_batch_; }
+
+  // Tells the other ranks why this one failed (no-op in a single process,
+  // and for ERR_DIST errors, which another rank caused).
+  void ReportFailure(const std::string& code, const std::string& message) noexcept;
 
  private:
   struct Batch;
@@ -118,6 +138,10 @@ class Trainer {
   double LearningRate(int64_t global_step) const;
   torch::Tensor Normalize(const torch::Tensor& x) const;
   void Validate() const;
+  // Distributed start: every rank at the same position with the same
+  // settings, then rank 0's weights and buffers everywhere.
+  void SyncRanks();
+  std::string Fingerprint() const;
 
   TrainConfig config_;
   TrainData data_;
@@ -125,10 +149,16 @@ class Trainer {
   Network net_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t n_ = 0, batch_size_ = 0, steps_per_epoch_ = 0;
+  int64_t rank_ = 0, world_ = 1, local_batch_ = 0;
   int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
   double epoch_loss_sum_ = 0, epoch_top1_sum_ = 0;
   int64_t epoch_steps_ = 0;
   bool resumed_ = false;
+  // Distributed state (world_ > 1); declared after net_ so that the
+  // reducer's parameter hooks go before the parameters.
+  std::shared_ptr<dist::Comm> comm_;
+  std::unique_ptr<dist::GradReducer> reducer_;
+  std::unique_ptr<dist::SyncBatchNorm> sync_bn_;
 };
 
 // Resolves and checks a device string ("cpu", "cuda", "cuda:1").
