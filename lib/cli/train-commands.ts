@@ -18,6 +18,7 @@ function experiment(file?: string): ExperimentConfig {
 export function addTrainCommands(program: Command): void {
   program.command('pretrain')
     .description('pretrain an image encoder: multimodal (CLIP with tabular data), simclr (images only) or supervised')
+    .addHelpText('after', "\nWith torchrun's variables in the environment (MASTER_ADDR, MASTER_PORT, RANK,\nWORLD_SIZE, LOCAL_RANK), this runs as one rank of a data-parallel run, as\nstarted by torchrun, an srun wrapper or --nproc (docs/distributed.md).")
     .option('--cohort <dir>', 'a cohort directory (cohort.yaml); trains on its train split')
     .option('--images <file.npy>', 'instead of --cohort: images N×C×H×W (uint8 or float32), memory-mapped')
     .option('--tabular <file.npy>', 'with --images: preprocessed tabular rows N×F')

@@ -4,6 +4,7 @@
  * value range.
  */
 import { promises as fsp } from 'node:fs';
+import { halfToFloat } from '../io/safetensors';
 import { isMissing } from './csv';
 import type { Cohort } from './cohort';
 
@@ -44,15 +45,6 @@ export interface CohortSummary {
 export interface SummaryOptions {
   /** Images read for the value range. @default 16 */
   sampleImages?: number;
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 async function sampleRange(cohort: Cohort, count: number): Promise<{ sampled: number; min: number; max: number; mean: number }> {

@@ -12,6 +12,7 @@ import { Preprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
 import { readHead } from '../export/heads';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
+import { halfToFloat } from '../io/safetensors';
 import type { AttributionImages } from './attribution';
 import type { ImageTarget } from './targets';
 
@@ -26,15 +27,6 @@ export function parseExplainTarget(value: string): ParsedTarget {
   m = /^task:([^:]+)(?::(.+))?$/.exec(s);
   if (m) return { kind: 'task', task: m[1], cls: m[2] };
   throw new ConfigError(`Unknown explain target "${s}": expected similarity, task:T (or task:T:CLASS) or dim:i`);
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 /**
