@@ -28,6 +28,7 @@ export const pretrainSchema = z.object({
   weightDecay: z.number().nonnegative(),
   warmupEpochs: z.number().nonnegative(),
   device: z.string(),
+  precision: z.enum(['fp32', 'bf16']),
   imageSize: z.number().int().positive(),
   corruptionRate: z.number().min(0).max(1),
   checkpointEvery: z.number().int().positive(),

@@ -23,6 +23,7 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
   c.lr = GetNumber(o, "lr");
   c.weight_decay = GetNumber(o, "weightDecay");
   c.warmup_epochs = GetNumber(o, "warmupEpochs");
+  c.precision = Has(o, "precision") ? GetString(o, "precision") : "fp32";
   auto model = GetObject(o, "model");
   c.image.arch = GetString(model, "arch");
   c.image.in_channels = GetInt(model, "inChannels");

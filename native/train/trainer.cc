@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -9,6 +10,8 @@
 #include <atomic>
 #include <mutex>
 #include <numeric>
+#include <sstream>
+#include <type_traits>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -119,9 +122,60 @@ struct Trainer::Batch {
   torch::Tensor labels_global;
 };
 
+namespace {
+
+// LibTorch's optimizers key each parameter's state by the address of its
+// TensorImpl: as a string up to LibTorch 2.x (1.13 formatted it with
+// c10::guts::to_string, which 2.11 no longer has), as the void* itself in
+// 2.11. The key type is read from the optimizer's state map, and the string
+// format is learnt once from a one-parameter Adam step instead of assumed.
+template <typename K>
+K StateKeyFor(const torch::Tensor& param) {
+  void* ptr = param.unsafeGetTensorImpl();
+  if constexpr (std::is_same_v<K, std::string>) {
+    static const int format = [] {
+      auto w = torch::zeros({1}, torch::TensorOptions().requires_grad(true));
+      torch::optim::Adam probe(std::vector<torch::Tensor>{w}, torch::optim::AdamOptions(1e-3));
+      w.mutable_grad() = torch::ones({1});
+      probe.step();
+      if (probe.state().size() != 1) return -1;
+      const K& key = probe.state().begin()->first;
+      const void* p = w.unsafeGetTensorImpl();
+      std::ostringstream ss;
+      ss << p;
+      if (key == K(ss.str())) return 0;
+      if (key == K(std::to_string(reinterpret_cast<std::uintptr_t>(p)))) return 1;
+      return -1;
+    }();
+    if (format == 0) {
+      std::ostringstream ss;
+      ss << static_cast<const void*>(ptr);
+      return K(ss.str());
+    }
+    if (format == 1) return K(std::to_string(reinterpret_cast<std::uintptr_t>(ptr)));
+    Fail(ErrorCode::kTorch, "this LibTorch keys optimizer state in a format tabsight does not know; checkpoints cannot hold the Adam state");
+  } else {
+    return K(ptr);
+  }
+}
+
+using OptimizerStateKeyType = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+
+OptimizerStateKeyType OptimizerStateKey(const torch::Tensor& param) { return StateKeyFor<OptimizerStateKeyType>(param); }
+
+}  // namespace
+
 Trainer::Trainer(TrainConfig config, TrainData data)
     : config_(std::move(config)), data_(std::move(data)), device_(DeviceFor(config_)) {
   Validate();
+  precision_ = ParsePrecision(config_.precision);
+  // Training shapes are fixed, so let cuDNN time its algorithms once per
+  // shape and keep the fastest (torch.backends.cudnn.benchmark); process-wide.
+  // TABSIGHT_CUDNN_BENCHMARK=0 keeps LibTorch's default (off).
+  if (device_.is_cuda()) {
+    const char* env = std::getenv("TABSIGHT_CUDNN_BENCHMARK");
+    at::globalContext().setBenchmarkCuDNN(!(env && std::string(env) == "0"));
+  }
   n_ = data_.rows.defined() ? data_.rows.size(0) : data_.images.size(0);
   world_ = config_.dist.enabled() ? config_.dist.world_size : 1;
   rank_ = config_.dist.enabled() ? config_.dist.rank : 0;
@@ -423,6 +477,7 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       torch::Tensor loss, logits, targets;
       std::unique_ptr<models::ScopedBatchNormOverride> sync_bn_scope;
       if (sync_bn_) sync_bn_scope = std::make_unique<models::ScopedBatchNormOverride>(sync_bn_.get());
+      auto autocast = std::make_unique<AutocastScope>(device_, precision_);
       if (config_.mode == "multimodal") {
         auto zi = global(net_->image_projection(net_->image(b.view1)), "all-gather of image projections");
         auto zt = global(net_->tabular_projection(net_->tabular(b.tabular)), "all-gather of tabular projections");
@@ -441,7 +496,9 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         targets = b.labels;
         loss = torch::nn::functional::cross_entropy(logits, targets);
       }
+      autocast.reset();
       sync_bn_scope.reset();
+      loss = loss.to(torch::kFloat32);
       double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         Fail(ErrorCode::kTorch, "loss became " + std::to_string(loss_value) + " at step " + Str(global_step_ + 1) +
@@ -530,7 +587,7 @@ void Trainer::SaveCheckpoint(const std::string& path) {
   auto& state = optimizer_->state();
   int64_t adam_step = -1;
   for (const auto& item : net_->named_parameters()) {
-    auto key = c10::guts::to_string(item.value().unsafeGetTensorImpl());
+    auto key = OptimizerStateKey(item.value());
     auto it = state.find(key);
     if (it == state.end()) continue;
     if (config_.optimizer == "adam") {
@@ -600,7 +657,7 @@ void Trainer::LoadCheckpoint(const std::string& path) {
       const torch::Tensor* m = file.Find("optim." + item.key() + ".exp_avg");
       const torch::Tensor* v = file.Find("optim." + item.key() + ".exp_avg_sq");
       if (!m || !v) continue;
-      auto key = c10::guts::to_string(item.value().unsafeGetTensorImpl());
+      auto key = OptimizerStateKey(item.value());
       if (config_.optimizer == "adam") {
         auto s = std::make_unique<torch::optim::AdamParamState>();
         s->step(opt_step);

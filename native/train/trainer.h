@@ -17,6 +17,7 @@
 #include "models/mlp.h"
 #include "models/resnet.h"
 #include "train/augment.h"
+#include "train/precision.h"
 #include "train/tabular.h"
 
 namespace tabsight::dist {
@@ -38,6 +39,9 @@ struct TrainConfig {
   double lr = 3e-3;
   double weight_decay = 1e-4;
   double warmup_epochs = 0;
+  // "fp32", or "bf16": autocast around the forward pass and the loss
+  // (train/precision.h); weights, gradients and Adam state stay fp32.
+  std::string precision = "fp32";
   models::ResNetOptions image;
   int64_t tabular_hidden = 2048, tabular_layers = 2;
   int64_t projection_hidden = 2048, projection_dim = 128;
@@ -146,6 +150,7 @@ class Trainer {
   TrainConfig config_;
   TrainData data_;
   torch::Device device_;
+  Precision precision_ = Precision::kFloat32;
   Network net_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t n_ = 0, batch_size_ = 0, steps_per_epoch_ = 0;
