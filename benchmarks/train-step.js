@@ -9,11 +9,15 @@
  * 2048/512 → 2048 → 128, CLIP loss (τ 0.1, λ 0.5), Adam, batch 64.
  * Augmentation is off on both sides (this measures the step, not the data
  * path). Ours: the step time the trainer reports (forward, loss, backward,
- * Adam). PyTorch: the same four, timed with perf_counter in one long-lived
- * /usr/bin/python3 process. Rounds alternate ours / PyTorch; each round
- * times `steps` steps after one warm-up step. Prints JSON lines.
+ * Adam). PyTorch: the same four, timed with perf_counter in
+ * support/train_step_torch.py (/usr/bin/python3, or $TABSIGHT_PYTHON).
+ * Rounds alternate ours / PyTorch; each round times `steps` steps after one
+ * warm-up step. --precision bf16 autocasts both sides; --device cuda runs
+ * both on the GPU (PyTorch with cudnn.benchmark, as tabsight sets it on
+ * CUDA). Prints JSON lines.
  *
  *   node benchmarks/train-step.js [--rounds 3] [--steps 4] [--threads N]
+ *     [--device cpu|cuda] [--precision fp32|bf16]
  */
 'use strict';
 const os = require('node:os');
@@ -25,6 +29,8 @@ const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filt
 const rounds = Number(args.rounds ?? 3);
 const steps = Number(args.steps ?? 4);
 const threads = Number(args.threads ?? os.availableParallelism());
+const device = String(args.device ?? 'cpu');
+const precision = String(args.precision ?? 'fp32');
 process.env.TABSIGHT_THREADS = String(threads);
 const ts = require(path.join(__dirname, '..', 'dist', 'lib', 'index.js'));
 
@@ -39,45 +45,23 @@ async function ours(tmp) {
   const out = fs.mkdtempSync(path.join(tmp, 'ours-'));
   await ts.pretrain({
     out, images: { data: images, shape: [n, 3, S, S] }, tabular: { data: tabular, shape: [n, F] }, epochs: 1, batchSize: B,
-    warmupEpochs: 0, augment: { rate: 0 }, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    warmupEpochs: 0, augment: { rate: 0 }, device, precision, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
     model: { arch: 'resnet18', smallStem: false, tabularHidden: 2048, tabularLayers: 2, projectionHidden: 2048, projectionDim: 128 },
   }, { onProgress: (p) => { if (p.step > 1) times.push(B / p.imagesPerSec); } });
   return times;
 }
 
-const PY = `
-import sys, time, torch, torchvision
-torch.set_num_threads(${threads}); torch.manual_seed(0)
-B, S, F, steps = ${B}, ${S}, ${F}, ${steps}
-enc = torchvision.models.resnet18(); enc.fc = torch.nn.Identity()
-tab = torch.nn.Sequential(torch.nn.Linear(F, 2048), torch.nn.BatchNorm1d(2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2048))
-head = lambda d: torch.nn.Sequential(torch.nn.Linear(d, 2048), torch.nn.BatchNorm1d(2048), torch.nn.ReLU(), torch.nn.Linear(2048, 128))
-pi, pt = head(512), head(2048)
-params = [p for m in (enc, tab, pi, pt) for p in m.parameters()]
-opt = torch.optim.Adam(params, lr=3e-3, weight_decay=1e-4)
-x = torch.rand(B, 3, S, S); t = torch.randn(B, F); y = torch.arange(B)
-F_ = torch.nn.functional
-def step():
-    opt.zero_grad()
-    zi = F_.normalize(pi(enc(x)), dim=1); zt = F_.normalize(pt(tab(t)), dim=1)
-    logits = zi @ zt.T / 0.1
-    loss = 0.5 * F_.cross_entropy(logits, y) + 0.5 * F_.cross_entropy(logits.T, y)
-    loss.backward(); opt.step(); return loss.item()
-step()
-for _ in range(steps):
-    t0 = time.perf_counter(); step(); print(time.perf_counter() - t0, flush=True)
-`;
-
 function pytorch() {
-  const r = spawnSync('/usr/bin/python3', ['-c', PY], { encoding: 'utf8' });
+  const cfg = { device, threads, arch: 'resnet18', batch: B, size: S, features: F, steps, warmup: 1, precision, cudnn_benchmark: device !== 'cpu' };
+  const r = spawnSync(process.env.TABSIGHT_PYTHON ?? '/usr/bin/python3', [path.join(__dirname, 'support', 'train_step_torch.py'), JSON.stringify(cfg)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`PyTorch baseline failed: ${r.stderr}`);
-  return r.stdout.trim().split('\n').map(Number);
+  return JSON.parse(r.stdout.trim().split('\n').pop()).step_s;
 }
 
 (async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-'));
   const info = ts._native().runtimeInfo();
-  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, threads, batch: B, size: S, loadavg: os.loadavg() }));
+  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, threads, device, precision, batch: B, size: S, loadavg: os.loadavg() }));
   const a = [], b = [];
   try {
     for (let r = 0; r < rounds; r++) {

@@ -59,6 +59,34 @@ function resnet18Macs(size, { smallStem = false, inChannels = 3 } = {}) {
   return { macs: total, stemMacs: stem, featureDim: 512 };
 }
 
+/**
+ * MACs of one image through a ResNet-50 trunk (torchvision v1.5 Bottleneck:
+ * 1×1, 3×3 with the stage's stride, 1×1 to 4× the width; a 1×1 downsample
+ * on the first block of each stage). 4.09 GMACs at 224 px, torchvision's
+ * figure.
+ */
+function resnet50Macs(size, { inChannels = 3 } = {}) {
+  const st = { h: size, w: size };
+  const stem = conv(st, inChannels, 64, 7, 2, 3);
+  st.h = Math.floor((st.h + 2 - 3) / 2) + 1;
+  st.w = Math.floor((st.w + 2 - 3) / 2) + 1;
+  let total = stem;
+  let cin = 64;
+  for (const [planes, blocks, stride] of [[64, 3, 1], [128, 4, 2], [256, 6, 2], [512, 3, 2]]) {
+    for (let b = 0; b < blocks; b++) {
+      const s = b === 0 ? stride : 1;
+      const inH = st.h;
+      const inW = st.w;
+      total += conv(st, cin, planes, 1, 1, 0);
+      total += conv(st, planes, planes, 3, s, 1);
+      total += conv(st, planes, planes * 4, 1, 1, 0);
+      if (b === 0) total += conv({ h: inH, w: inW }, cin, planes * 4, 1, s, 0);
+      cin = planes * 4;
+    }
+  }
+  return { macs: total, stemMacs: stem, featureDim: 2048 };
+}
+
 /** MACs per sample of MMCL's tabular MLP and the two projection heads, and the CLIP logits. */
 function multimodalHeadMacs({ tabularIn, tabularHidden = 2048, tabularLayers = 2, projectionHidden = 2048, projectionDim = 128, featureDim = 512, batch = 64 }) {
   const tabular = tabularIn * tabularHidden + (tabularLayers - 1) * tabularHidden * tabularHidden;
@@ -69,8 +97,8 @@ function multimodalHeadMacs({ tabularIn, tabularHidden = 2048, tabularLayers = 2
 }
 
 /** FLOPs per image: inference (trunk only) and one multimodal CLIP training step. */
-function resnet18Flops({ size, smallStem = false, tabularIn = 100, batch = 64 }) {
-  const trunk = resnet18Macs(size, { smallStem });
+function resnet18Flops({ size, smallStem = false, tabularIn = 100, batch = 64, arch = 'resnet18' }) {
+  const trunk = arch === 'resnet50' ? resnet50Macs(size) : resnet18Macs(size, { smallStem });
   const heads = multimodalHeadMacs({ tabularIn, batch, featureDim: trunk.featureDim });
   const forward = 2 * (trunk.macs + heads.total);
   return {
@@ -83,4 +111,4 @@ function resnet18Flops({ size, smallStem = false, tabularIn = 100, batch = 64 })
   };
 }
 
-module.exports = { resnet18Macs, multimodalHeadMacs, resnet18Flops };
+module.exports = { resnet18Macs, resnet50Macs, multimodalHeadMacs, resnet18Flops };

@@ -24,7 +24,8 @@ Modes (one JSON argument; requests and answers are JSON lines):
 
   epoch     the CLIP pretraining loop: torchvision resnet18 without fc, MMCL's
             tabular MLP and projection heads, CLIP (tau 0.1, lambda 0.5), Adam,
-            a DataLoader (shuffle, drop_last, persistent workers). On start it
+            a DataLoader (shuffle, drop_last, persistent workers; pinned memory
+            and the model on the GPU with cfg["device"] "cuda"). On start it
             probes num_workers (each value of cfg["probe_workers"]: a warm-up
             step, then cfg["probe_steps"] timed steps of the whole loop) and
             keeps the fastest. Each "epoch" request runs one epoch over the
@@ -126,7 +127,8 @@ def loader(ds, cfg, workers, shuffle=True):
     g.manual_seed(cfg.get("seed", 0))
     return torch.utils.data.DataLoader(
         ds, batch_size=cfg["batch"], shuffle=shuffle, drop_last=True, num_workers=workers,
-        persistent_workers=workers > 0, worker_init_fn=seed_worker, generator=g)
+        persistent_workers=workers > 0, worker_init_fn=seed_worker, generator=g,
+        pin_memory=cfg.get("device", "cpu").startswith("cuda"))
 
 
 def head(d, hidden, out):
@@ -160,18 +162,20 @@ def epoch_mode(cfg):
     tab = tabular_encoder(width, m["tabularHidden"], m["tabularLayers"])
     pi, pt = head(512, m["projectionHidden"], m["projectionDim"]), head(m["tabularHidden"], m["projectionHidden"], m["projectionDim"])
     modules = torch.nn.ModuleDict({"image": enc, "tabular": tab, "image_projection": pi, "tabular_projection": pt})
-    modules.train()
+    dev = torch.device(cfg.get("device", "cpu"))
+    torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False))
+    modules.to(dev).train()
     opt = torch.optim.Adam(modules.parameters(), lr=cfg["lr"], weight_decay=cfg["weightDecay"])
     F_ = torch.nn.functional
     tau = cfg["temperature"]
 
     def step(batch):
-        x, t = batch
+        x, t = (v.to(dev, non_blocking=True) for v in batch)
         opt.zero_grad()
         zi = F_.normalize(pi(enc(x)), dim=1)
         zt = F_.normalize(pt(tab(t)), dim=1)
         logits = zi @ zt.T / tau
-        y = torch.arange(x.shape[0])
+        y = torch.arange(x.shape[0], device=dev)
         loss = 0.5 * F_.cross_entropy(logits, y) + 0.5 * F_.cross_entropy(logits.T, y)
         loss.backward()
         opt.step()

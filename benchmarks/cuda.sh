@@ -1,0 +1,91 @@
+#!/bin/bash
+# GPU figures for benchmarks/RESULTS.md, on a CUDA node without Node.js:
+# builds tabsight's native trainer into benchmarks/native/train_bench against
+# the node's (pip) CUDA LibTorch, then, alternating ours and PyTorch:
+#   1. the card's measured matmul peak (fp32, tf32, bf16; support/gpu_peak.py)
+#   2. the multimodal CLIP train step, ResNet-18 at 128 px, batch 64
+#      (the CPU train-step benchmark's model), fp32 and bf16 autocast
+#   3. an epoch with MMCL's cardiac augmentations and tabular corruption,
+#      ResNet-18, 128 px, batch 512, 8192 subjects: tabsight (augmentation on
+#      the GPU, prefetched) against the MMCL-style DataLoader pipeline
+#      (support/mmcl_baseline.py, per-sample torchvision transforms in
+#      workers; num_workers probed)
+#   4. the train step with MMCL's ResNet-50 at 128 px, batch 256
+# SKIP="name ..." skips those runs (peak, ours-r18-fp32, torch-r18-fp32, ...).
+# JSON lines go to $OUT/results.jsonl (or ./cuda-results.jsonl), logs beside.
+# A stage that fails is logged and the next one runs; no new stage starts
+# after $DEADLINE seconds (default 500).
+#
+#   bash benchmarks/cuda.sh
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${OUT:-$root/cuda-out}
+mkdir -p "$out"
+res="$out/results.jsonl"
+deadline=${DEADLINE:-500}
+start=$SECONDS
+py=${PYTHON:-python3}
+bin="$root/build/bench/train_bench"
+left() { [ $((SECONDS - start)) -lt "$deadline" ]; }
+stage() { echo "== $(date +%T) +$((SECONDS - start))s: $*" | tee -a "$out/log.txt"; }
+run() {  # run NAME TIMEOUT CMD...: stdout lines that are JSON go to results
+  local name=$1 t=$2; shift 2
+  left || { stage "skip $name (deadline)"; return; }
+  case " ${SKIP:-} " in *" $name "*) stage "skip $name (SKIP)"; return ;; esac
+  stage "$name"
+  timeout "$t" "$@" > "$out/$name.out" 2> "$out/$name.err"
+  local rc=$?
+  grep '^{' "$out/$name.out" | sed "s/^{/{\"run\":\"$name\",/" >> "$res"
+  [ $rc -eq 0 ] || { echo "   $name failed rc=$rc: $(tail -3 "$out/$name.err")" | tee -a "$out/log.txt"; }
+}
+
+stage "machine"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader; nproc; lscpu | grep -m1 'Model name';
+  g++ --version | head -1; command -v node || echo "no node";
+  $py -c 'import torch, torchvision; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__)'; } 2>&1 | tee "$out/machine.txt"
+
+stage "build"
+JOBS=$(nproc) timeout 300 bash "$root/benchmarks/native/build.sh" "$root/build/bench" > "$out/build.log" 2>&1 || { echo "build failed"; tail -30 "$out/build.log"; }
+
+run peak 120 $py "$root/benchmarks/support/gpu_peak.py" 8192 30
+
+step() {  # step NAME ARCH BATCH PRECISION
+  run "ours-$1" 120 "$bin" --mode step --device cuda --arch "$2" --batch "$3" --size 128 --steps 30 --warmup 5 --precision "$4"
+  run "torch-$1" 120 $py "$root/benchmarks/support/train_step_torch.py" \
+    "{\"device\":\"cuda\",\"arch\":\"$2\",\"batch\":$3,\"size\":128,\"features\":100,\"steps\":30,\"warmup\":5,\"precision\":\"$4\",\"cudnn_benchmark\":true}"
+}
+step r18-fp32 resnet18 64 fp32
+step r18-bf16 resnet18 64 bf16
+
+# Epoch data: the same shapes for both sides (uint8 images, 100 continuous features).
+stage "epoch data"
+data=$(mktemp -d)
+$py - "$data" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]; n, f = 8192, 100
+rng = np.random.default_rng(0)
+np.save(f"{d}/images.npy", rng.integers(0, 256, size=(n, 3, 128, 128), dtype=np.uint8))
+np.arange(n, dtype="<i4").tofile(f"{d}/rows.i32")
+rng.standard_normal((n, f), dtype=np.float32).astype("<f4").tofile(f"{d}/tabular.f32")
+PY
+run ours-epoch 200 "$bin" --mode epoch --device cuda --arch resnet18 --batch 512 --size 128 --n 8192 --epochs 3
+cfg=$(cat <<JSON
+{"images":"$data/images.npy","rows":"$data/rows.i32","tabular":"$data/tabular.f32","cardinalities":[$(printf '0%.0s,' $(seq 99))0],
+ "corruption":0.3,"rate":0.95,"size":128,"mean":[0.5,0.5,0.5],"std":[0.25,0.25,0.25],"batch":512,
+ "model":{"tabularHidden":2048,"tabularLayers":2,"projectionHidden":2048,"projectionDim":128},
+ "lr":0.003,"weightDecay":0.0001,"temperature":0.1,"threads":$(nproc),"probe_workers":[8,$(nproc)],"probe_steps":3,
+ "device":"cuda","cudnn_benchmark":true,"tmp":"$data","backend":"tensor"}
+JSON
+)
+if left; then
+  stage "mmcl-epoch"
+  printf '{}\n{}\n' | timeout 240 $py "$root/benchmarks/support/mmcl_baseline.py" epoch "$cfg" > "$out/mmcl-epoch.out" 2> "$out/mmcl-epoch.err" \
+    || echo "   mmcl-epoch failed: $(tail -3 "$out/mmcl-epoch.err")" | tee -a "$out/log.txt"
+  grep '^{' "$out/mmcl-epoch.out" | sed 's/^{/{"run":"mmcl-epoch",/' >> "$res"
+fi
+
+step r50-fp32 resnet50 256 fp32
+step r50-bf16 resnet50 256 bf16
+step r18-fp32-round2 resnet18 64 fp32
+stage "done"
+cat "$res"

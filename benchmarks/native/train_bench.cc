@@ -1,0 +1,157 @@
+// A C++ driver of tabsight's native trainer (native/train/trainer.h), for
+// measuring the training step and the epoch where Node is not installed
+// (GPU nodes): the same Trainer that `tabsight pretrain` runs through N-API,
+// on synthetic data. Built by benchmarks/native/build.sh; used by
+// benchmarks/cuda.sh.
+//
+//   train_bench --mode step|epoch [--device cuda] [--arch resnet18] [--batch 64]
+//               [--size 128] [--features 100] [--steps 20] [--warmup 3]
+//               [--epochs 3] [--n 4096] [--precision fp32|bf16] [--threads N]
+//               [--out DIR]
+//
+// step:  augmentation off, one epoch of warmup + steps batches; each step's
+//        time is the wall time between the trainer's progress callbacks
+//        (so it includes waiting for the prefetched batch, which is ready).
+// epoch: MMCL's cardiac augmentations (rate 0.95, flip, rotation 45°,
+//        colour jitter 0.5, random resized crop 0.2–1) and 30% tabular
+//        corruption on a uint8 store of n images; each epoch's wall time,
+//        checkpoint included.
+// Prints one JSON line per figure.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <unistd.h>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "train/trainer.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::map<std::string, std::string> ParseArgs(int argc, char** argv) {
+  std::map<std::string, std::string> a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k.rfind("--", 0) != 0) throw std::runtime_error("expected --name value pairs, got " + k);
+    a[k.substr(2)] = argv[i + 1];
+  }
+  return a;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+std::string Join(const std::vector<double>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    auto a = ParseArgs(argc, argv);
+    auto get = [&](const std::string& k, const std::string& d) { return a.count(k) ? a[k] : d; };
+    const std::string mode = get("mode", "step");
+    const std::string device = get("device", "cpu");
+    const int64_t batch = std::stoll(get("batch", "64")), size = std::stoll(get("size", "128"));
+    const int64_t features = std::stoll(get("features", "100"));
+    const int64_t steps = std::stoll(get("steps", "20")), warmup = std::stoll(get("warmup", "3"));
+    const int64_t epochs = mode == "epoch" ? std::stoll(get("epochs", "3")) : 1;
+    const int64_t n = mode == "epoch" ? std::stoll(get("n", "4096")) : batch * (warmup + steps);
+    if (a.count("threads")) at::set_num_threads(std::stoi(a["threads"]));
+
+    namespace fs = std::filesystem;
+    const std::string out = get("out", (fs::temp_directory_path() / ("tabsight-train-bench-" + std::to_string(::getpid()))).string());
+    fs::create_directories(out);
+
+    tabsight::train::TrainConfig c;
+    c.mode = "multimodal";
+    c.device = device;
+    c.seed = 0;
+    c.epochs = epochs;
+    c.batch_size = batch;
+    c.lr = 3e-3;
+    c.weight_decay = 1e-4;
+    c.warmup_epochs = 0;
+    c.precision = get("precision", "fp32");
+    c.image.arch = get("arch", "resnet18");
+    c.image.in_channels = 3;
+    c.image.small_stem = false;
+    c.tabular_hidden = 2048;
+    c.tabular_layers = 2;
+    c.projection_hidden = 2048;
+    c.projection_dim = 128;
+    c.clip.temperature = 0.1;
+    c.clip.lambda = 0.5;
+    c.augment.rate = mode == "epoch" ? 0.95 : 0.0;  // the struct's other defaults are MMCL's cardiac pipeline
+    c.augment.out_h = c.augment.out_w = size;
+    c.corruption_rate = 0.3;
+    c.mean = {0.5, 0.5, 0.5};
+    c.std = {0.25, 0.25, 0.25};
+    c.checkpoint_every = 1;
+    c.out_dir = out;
+    c.config_json = "{}";
+
+    tabsight::train::TrainData d;
+    torch::manual_seed(1);
+    d.images = torch::randint(0, 256, {n, 3, size, size}, torch::kUInt8);
+    d.tabular = torch::randn({n, features});
+    d.spec.cardinalities.assign(features, 0);
+    d.scan_images = false;
+
+    tabsight::train::Trainer trainer(c, d);
+    std::vector<double> step_s, epoch_s;
+    std::atomic<bool> abort{false};
+    auto last = Clock::now();
+    auto epoch_start = last;
+    double loss = 0;
+    const auto t0 = Clock::now();
+    trainer.Run(
+        [&](const tabsight::train::Progress& p) {
+          const auto now = Clock::now();
+          if (p.step > warmup) step_s.push_back(std::chrono::duration<double>(now - last).count());
+          last = now;
+          loss = p.loss;
+          if (p.epoch_done) {
+            epoch_s.push_back(std::chrono::duration<double>(now - epoch_start).count());
+            epoch_start = now;
+          }
+        },
+        abort);
+    const double total = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double med = Median(step_s);
+    std::printf(
+        "{\"figure\":\"tabsight-native-%s\",\"device\":\"%s\",\"arch\":\"%s\",\"precision\":\"%s\",\"batch\":%lld,"
+        "\"size\":%lld,\"n\":%lld,\"threads\":%d,\"torch\":\"%s\",\"median_step_s\":%.6f,\"img_per_s\":%.2f,"
+        "\"step_s\":%s,\"epoch_s\":%s,\"total_s\":%.3f,\"last_loss\":%.6f}\n",
+        mode.c_str(), device.c_str(), c.image.arch.c_str(), c.precision.c_str(), static_cast<long long>(batch),
+        static_cast<long long>(size), static_cast<long long>(n), at::get_num_threads(), TORCH_VERSION,
+        med, med > 0 ? batch / med : 0.0, Join(step_s).c_str(), Join(epoch_s).c_str(), total, loss);
+    std::fflush(stdout);
+    fs::remove_all(out);
+    // Skip static destructors: with CUDA LibTorch 2.11 on an H200 the
+    // process segfaulted in its exit path after printing (seen on every run
+    // of 2026-11-26, the figures already written). Nothing is left to flush.
+    std::_Exit(0);
+  } catch (const tabsight::Error& e) {
+    std::fprintf(stderr, "%s: %s\n", tabsight::CodeName(e.code()), e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+  }
+  return 1;
+}
