@@ -162,8 +162,26 @@ IgResult IntegratedGradients(const TargetFn& f, const torch::Tensor& inputs, con
   auto weights = torch::tensor(q.weights, torch::kFloat64).to(device);
   std::vector<int64_t> bshape(x.dim(), 1);
   auto total = torch::zeros(x.sizes(), f64);
+  auto total_flat = total.view({1, -1});
+  std::vector<int64_t> step_shape(x.dim() + 1, 1);  // k × 1 × ... for the broadcast below
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t m = std::min(chunk, rows - r0);
+    if (r0 % n == 0 && m % n == 0) {
+      // A chunk of whole steps s0..s0+k−1 (the usual case: internalBatchSize
+      // a multiple of N): each example once per step, so the path points come
+      // from a broadcast b + α_s (x − b) (the same values as the gathers
+      // below) and the weighted sum over steps is one float64 matrix
+      // product, instead of gathers and an index_add.
+      const int64_t s0 = r0 / n, k = m / n;
+      step_shape[0] = k;
+      auto a = alphas.narrow(0, s0, k).to(x.scalar_type()).view(step_shape);
+      auto row_shape = x.sizes().vec();
+      row_shape[0] = m;
+      auto path = (b.unsqueeze(0) + a * diff.unsqueeze(0)).view(row_shape);
+      auto g = InputGradient(f, path, index.repeat({k}));
+      total_flat.addmm_(weights.narrow(0, s0, k).view({1, k}), g.to(torch::kFloat64).view({k, -1}));
+      continue;
+    }
     auto r = Range(r0, r0 + m, device);
     auto step = r.div(n, "floor");
     auto example = r.remainder(n);  // step-major: row = step · N + example

@@ -24,6 +24,11 @@ struct ModelSpec {
   int64_t projection_hidden = 2048, projection_dim = 128;
   std::vector<int64_t> cardinalities;  // the tabular encoder's input columns
   bool need_image = true, need_image_projection = false, need_tabular = false;
+  // Image attributions: run Integrated Gradients on a BatchNorm-folded copy
+  // of the image encoder (models/folded_resnet.h); the other methods always
+  // use the module. Raw binding key model.foldBatchNorm (default true);
+  // false gives the unfolded computation, which the tests use as the oracle.
+  bool fold_batch_norm = true;
 };
 
 struct LoadedModels {

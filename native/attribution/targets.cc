@@ -101,6 +101,12 @@ TargetFn ImageTarget(models::ResNet image, HeadFn head) {
   };
 }
 
+TargetFn ImageTarget(std::shared_ptr<const models::FoldedResNet> image, HeadFn head) {
+  return [image, head](const torch::Tensor& x, const torch::Tensor& index) {
+    return head(image->forward(x), index);
+  };
+}
+
 ActivationTargetFn ImageActivationTarget(models::ResNet image, HeadFn head, std::string layer) {
   return [image, head, layer](const torch::Tensor& x, const torch::Tensor& index, torch::Tensor* activation) mutable {
     return head(image->forward_with_activation(x, layer, activation), index);

@@ -16,9 +16,11 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 
 #include "attribution/target.h"
+#include "models/folded_resnet.h"
 #include "models/mlp.h"
 #include "models/resnet.h"
 
@@ -41,6 +43,9 @@ HeadFn MakeHead(const HeadSpec& spec, int64_t dim, models::ProjectionHead projec
 
 // F(x) = head(image(x)).
 TargetFn ImageTarget(models::ResNet image, HeadFn head);
+// The same scores through the BatchNorm-folded copy (models/folded_resnet.h):
+// equal up to float rounding, with fewer passes over the activations.
+TargetFn ImageTarget(std::shared_ptr<const models::FoldedResNet> image, HeadFn head);
 // The same scores, exposing `layer`'s activation for CAM methods.
 ActivationTargetFn ImageActivationTarget(models::ResNet image, HeadFn head, std::string layer);
 // F(t) = head(tabular(t)) on one-hot encoded rows.
