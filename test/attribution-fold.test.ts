@@ -7,30 +7,14 @@
 // affine parameters are random, so folding rescales every weight and adds a
 // bias to every convolution.
 import t from 'tap';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { _native } from '../lib/index';
 import { awaitNative } from '../lib/errors';
 import type { Attribution } from '../lib/explain';
+import { generateFixtures, maxAbs, maxDiff, same } from './helpers/attribution-fixtures';
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-fold-'));
-t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-execFileSync('/usr/bin/python3', [path.join(__dirname, 'fixtures', 'attribution_ref.py'), 'gen', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-type Case = { weights: string; arch: string; feature_dim: number; small_stem: boolean; input: string; input_shape: number[]; probe_w: string; probe_b: string; classes: number[] };
-const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<string, Case>;
-const f32 = (file: string) => {
-  const b = fs.readFileSync(path.join(dir, file));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-};
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return a.length === b.length ? m : Infinity;
-};
-const maxAbs = (a: ArrayLike<number>) => maxDiff(a, new Float64Array(a.length));
-const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => Object.is(v, b[i]));
+const { dir, manifest, f32, cleanup } = generateFixtures('tabsight-fold-');
+t.teardown(cleanup);
 
 // Tolerances, relative to the largest |value| of the unfolded result.
 // Folding changes only float32 rounding (W' = s·W and b' = β − s·μ are

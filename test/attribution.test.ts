@@ -12,26 +12,10 @@ import { awaitNative } from '../lib/errors';
 import {
   integratedGradients, gradCam, guidedBackprop, guidedGradCam, saliency, noiseTunnel, integrationPoints, IG_METHODS, type Attribution,
 } from '../lib/explain';
+import { generateFixtures, maxAbs, maxDiff, ORACLE, PY, same, type Ref } from './helpers/attribution-fixtures';
 
-const PY = '/usr/bin/python3';
-const ORACLE = path.join(__dirname, 'fixtures', 'attribution_ref.py');
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-attr-'));
-t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-execFileSync(PY, [ORACLE, 'gen', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-type Ref = { file: string; shape: number[]; max_abs: number };
-type Case = { weights: string; arch: string; feature_dim: number; small_stem: boolean; input: string; input_shape: number[]; feature_index: number; probe_w: string; probe_b: string; classes: number[]; refs: Record<string, Ref> };
-const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<string, Case>;
-const f32 = (file: string) => {
-  const b = fs.readFileSync(path.join(dir, file));
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-};
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return a.length === b.length ? m : Infinity;
-};
-const maxAbs = (a: ArrayLike<number>) => maxDiff(a, new Float32Array(a.length));
-const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => Object.is(v, b[i]));
+const { dir, manifest, f32, cleanup } = generateFixtures('tabsight-attr-');
+t.teardown(cleanup);
 
 // ---- hand-built networks (native toy nets) --------------------------------
 /* eslint-disable @typescript-eslint/no-explicit-any */
