@@ -151,23 +151,38 @@ Napi::Value ToJs(Napi::Env env, const Output& r) {
   return out;
 }
 
+// images (Float32Array) and its shape [N, C, H, W] at info[0] and info[1],
+// viewed without a copy (the caller keeps info[0] alive).
+torch::Tensor ReadImages(const Napi::CallbackInfo& info) {
+  auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
+  auto shape = ReadShape(info[1], "images shape");
+  if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
+  return TensorView(arr, shape, "images");
+}
+
+// options.model and options.target of an image method; the target's head
+// decides whether the image projection and the tabular encoder are loaded.
+std::pair<attr::ModelSpec, TargetInput> ReadModelAndTarget(const Napi::Object& o) {
+  auto model = ReadModel(GetObject(o, "model"));
+  auto target = ReadTarget(GetObject(o, "target"));
+  const auto& kind = target.head.kind;
+  model.need_image_projection = kind == "projection" || (kind == "similarity" && target.head.space == "projection");
+  model.need_tabular = target.paired_tabular.defined();
+  return {std::move(model), std::move(target)};
+}
+
 // attributeImages(images: Float32Array, shape, { model, target, method }) → Promise
 Napi::Value AttributeImages(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
-    auto shape = ReadShape(info[1], "images shape");
-    if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
-    auto images = TensorView(arr, shape, "images");
+    auto images = ReadImages(info);
     if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
     auto o = info[2].As<Napi::Object>();
-    auto model = ReadModel(GetObject(o, "model"));
-    auto target = ReadTarget(GetObject(o, "target"));
+    auto [model_in, target_in] = ReadModelAndTarget(o);
+    attr::ModelSpec model = std::move(model_in);
+    TargetInput target = std::move(target_in);
     auto method_obj = GetObject(o, "method");
     auto method = ReadMethod(method_obj);
     const std::string layer = LayerOf(method_obj);
-    const auto& kind = target.head.kind;
-    model.need_image_projection = kind == "projection" || (kind == "similarity" && target.head.space == "projection");
-    model.need_tabular = target.paired_tabular.defined();
     auto result = std::make_shared<Output>();
     return PromiseWorker::Start(
         info.Env(),
@@ -233,19 +248,14 @@ Napi::Value AttributeTabular(const Napi::CallbackInfo& info) {
 // F(x) per image, with the model loading and target heads of attributeImages.
 Napi::Value ScoreImages(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
-    auto shape = ReadShape(info[1], "images shape");
-    if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
-    auto images = TensorView(arr, shape, "images");
+    auto images = ReadImages(info);
     if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
     auto o = info[2].As<Napi::Object>();
-    auto model = ReadModel(GetObject(o, "model"));
-    auto target = ReadTarget(GetObject(o, "target"));
+    auto [model_in, target_in] = ReadModelAndTarget(o);
+    attr::ModelSpec model = std::move(model_in);
+    TargetInput target = std::move(target_in);
     const int64_t batch = GetInt(o, "batchSize");
     if (batch < 1) throw tabsight::Error(ErrorCode::kConfig, "Expected positive integer for batchSize");
-    const auto& kind = target.head.kind;
-    model.need_image_projection = kind == "projection" || (kind == "similarity" && target.head.space == "projection");
-    model.need_tabular = target.paired_tabular.defined();
     auto result = std::make_shared<torch::Tensor>();
     return PromiseWorker::Start(
         info.Env(),
@@ -267,10 +277,7 @@ Napi::Value ScoreImages(const Napi::CallbackInfo& info) {
 //              imageProjection?, tabularProjection?, projectionShape? }>
 Napi::Value ProjectPairs(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
-    auto shape = ReadShape(info[1], "images shape");
-    if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
-    auto images = TensorView(arr, shape, "images");
+    auto images = ReadImages(info);
     torch::Tensor rows;
     std::vector<Napi::Value> keep{info[0]};
     if (!info[2].IsNull() && !info[2].IsUndefined()) {

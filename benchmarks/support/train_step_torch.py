@@ -16,11 +16,15 @@ loss.item() after optimizer.step() (a device sync on CUDA). Prints one JSON
 line: the versions and the per-step seconds after `warmup` steps.
 """
 import json
+import os
 import sys
 import time
 
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mmcl_baseline import head, tabular_encoder  # noqa: E402  (the epoch baseline's MMCL modules)
 
 
 def main():
@@ -35,12 +39,8 @@ def main():
     enc = getattr(torchvision.models, arch)()
     feat = enc.fc.in_features
     enc.fc = torch.nn.Identity()
-    tab = torch.nn.Sequential(torch.nn.Linear(F, 2048), torch.nn.BatchNorm1d(2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2048))
-
-    def head(d):
-        return torch.nn.Sequential(torch.nn.Linear(d, 2048), torch.nn.BatchNorm1d(2048), torch.nn.ReLU(), torch.nn.Linear(2048, 128))
-
-    pi, pt = head(feat), head(2048)
+    tab = tabular_encoder(F, 2048, 2)
+    pi, pt = head(feat, 2048, 128), head(2048, 2048, 128)
     mods = torch.nn.ModuleList([enc, tab, pi, pt]).to(dev).train()
     opt = torch.optim.Adam(mods.parameters(), lr=3e-3, weight_decay=1e-4)
     x = torch.rand(B, 3, S, S, device=dev)

@@ -125,35 +125,17 @@ struct Trainer::Batch {
 namespace {
 
 // LibTorch's optimizers key each parameter's state by the address of its
-// TensorImpl: as a string up to LibTorch 2.x (1.13 formatted it with
-// c10::guts::to_string, which 2.11 no longer has), as the void* itself in
-// 2.11. The key type is read from the optimizer's state map, and the string
-// format is learnt once from a one-parameter Adam step instead of assumed.
+// TensorImpl: in LibTorch 1.13 as the string c10::guts::to_string(ptr)
+// made (an ostringstream of the pointer), in 2.11 as the void* itself
+// (where c10::guts::to_string is gone). The key type is read from the
+// optimizer's state map.
 template <typename K>
 K StateKeyFor(const torch::Tensor& param) {
   void* ptr = param.unsafeGetTensorImpl();
   if constexpr (std::is_same_v<K, std::string>) {
-    static const int format = [] {
-      auto w = torch::zeros({1}, torch::TensorOptions().requires_grad(true));
-      torch::optim::Adam probe(std::vector<torch::Tensor>{w}, torch::optim::AdamOptions(1e-3));
-      w.mutable_grad() = torch::ones({1});
-      probe.step();
-      if (probe.state().size() != 1) return -1;
-      const K& key = probe.state().begin()->first;
-      const void* p = w.unsafeGetTensorImpl();
-      std::ostringstream ss;
-      ss << p;
-      if (key == K(ss.str())) return 0;
-      if (key == K(std::to_string(reinterpret_cast<std::uintptr_t>(p)))) return 1;
-      return -1;
-    }();
-    if (format == 0) {
-      std::ostringstream ss;
-      ss << static_cast<const void*>(ptr);
-      return K(ss.str());
-    }
-    if (format == 1) return K(std::to_string(reinterpret_cast<std::uintptr_t>(ptr)));
-    Fail(ErrorCode::kTorch, "this LibTorch keys optimizer state in a format tabsight does not know; checkpoints cannot hold the Adam state");
+    std::ostringstream ss;
+    ss << ptr;
+    return ss.str();
   } else {
     return K(ptr);
   }
