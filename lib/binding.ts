@@ -17,6 +17,16 @@ export interface RuntimeInfo {
   interopThreads: number;
   hardwareConcurrency: number;
   parallelInfo: string;
+  /** The caching CPU allocator (native/common/caching_cpu_allocator.h). */
+  cpuCache: {
+    enabled: boolean;
+    activeScopes: number;
+    hits: number;
+    misses: number;
+    liveBytes: number;
+    cachedBytes: number;
+    capBytes: number;
+  };
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

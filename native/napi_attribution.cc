@@ -200,10 +200,16 @@ Napi::Value AttributeImages(const Napi::CallbackInfo& info) {
           // with fewer passes over the 50 × N path points. The one-pass
           // methods keep the module, bit for bit what PyTorch computes; so
           // do the CAM layers.
-          auto scores = model.fold_batch_norm && method.name == "integrated_gradients"
-                            ? attr::ImageTarget(std::make_shared<const models::FoldedResNet>(*m.image), head)
-                            : attr::ImageTarget(m.image, head);
-          attr::Explainable explainable{scores, attr::ImageActivationTarget(m.image, head, layer)};
+          // IG also integrates from the folded stem's output: the stem is
+          // affine, so it runs twice per image instead of once per path
+          // point, and its transpose once per image instead of a backward
+          // pass per path point (AffineSplit in integrated_gradients.h).
+          attr::Explainable explainable{attr::ImageTarget(m.image, head), attr::ImageActivationTarget(m.image, head, layer), nullptr};
+          if (model.fold_batch_norm && method.name == "integrated_gradients") {
+            auto folded = std::make_shared<const models::FoldedResNet>(*m.image);
+            explainable.target = attr::ImageTarget(folded, head);
+            explainable.ig_split = attr::ImageStemSplit(folded, head);
+          }
           auto r = attr::RunMethod(explainable, images.to(m.device), method);
           *result = {r.attributions, r.delta, r.scores, r.baseline_scores, {}};
         },

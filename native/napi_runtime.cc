@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "napi_register.h"
+#include "common/caching_cpu_allocator.h"
 #include "napi_util.h"
 #include "train/trainer.h"
 
@@ -22,6 +23,16 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     out.Set("interopThreads", Napi::Number::New(env, at::get_num_interop_threads()));
     out.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
     out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+    const CpuCacheStats cache = GetCpuCacheStats();
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("enabled", Napi::Boolean::New(env, cache.enabled));
+    c.Set("activeScopes", Napi::Number::New(env, static_cast<double>(cache.active_scopes)));
+    c.Set("hits", Napi::Number::New(env, static_cast<double>(cache.hits)));
+    c.Set("misses", Napi::Number::New(env, static_cast<double>(cache.misses)));
+    c.Set("liveBytes", Napi::Number::New(env, static_cast<double>(cache.live_bytes)));
+    c.Set("cachedBytes", Napi::Number::New(env, static_cast<double>(cache.cached_bytes)));
+    c.Set("capBytes", Napi::Number::New(env, static_cast<double>(cache.cap_bytes)));
+    out.Set("cpuCache", c);
     return out;
   });
 }

@@ -1,7 +1,9 @@
 // BatchNorm folding for Integrated Gradients (native/models/folded_resnet.h):
 // integratedGradients runs on a copy of the encoder with each eval-mode
-// BatchNorm folded into the convolution before it; the other image methods
-// keep the module. Oracle: the unfolded computation, which the raw
+// BatchNorm folded into the convolution before it, and integrates from the
+// folded stem's output (AffineSplit in native/attribution/integrated_gradients.h:
+// the stem is affine, so its transpose maps the summed gradients back to
+// pixels once per image); the other image methods keep the module. Oracle: the unfolded computation, which the raw
 // binding still runs with model.foldBatchNorm = false. Nets: the random
 // ResNets of test/fixtures/attribution_ref.py, whose BatchNorm statistics and
 // affine parameters are random, so folding rescales every weight and adds a
@@ -95,6 +97,42 @@ for (const name of ['small', 'std', 'r50']) {
     }
   });
 }
+
+// The stem split on odd image sizes, where the stride-2 stem leaves a last
+// row or column out of every window (its transpose must give it zero), with
+// a blurred baseline (A(b) is not the stem's bias) and chunks that are not
+// whole steps (the gather path of the IG loop).
+t.test('ResNet-18 (standard stem), 45 × 38 px, blurred baseline, ragged chunks: folded and split IG gives the unfolded attributions', async (t) => {
+  const c = manifest.std;
+  const shape = [3, 3, 45, 38];
+  let seed = 7;
+  const x = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648 - 0.5;
+  });
+  const target = { kind: 'probe', weight: f32(c.probe_w), weightShape: [4, c.feature_dim], bias: f32(c.probe_b), biasShape: [4], index: [0, 1, 2] };
+  const method = { name: 'integrated_gradients', igMethod: 'riemann_middle', steps: 12, internalBatchSize: 7, baseline: { kind: 'blur', sigma: 2 } };
+  const run = (images: Float32Array, fold: boolean) => awaitNative(_native().attributeImages(images, shape, {
+    model: { path: path.join(dir, c.weights), format: 'encoder', device: 'cpu', arch: c.arch, inChannels: 3, smallStem: false, foldBatchNorm: fold }, target, method,
+  })) as Promise<Attribution>;
+  const folded = await run(x, true);
+  const plain = await run(x, false);
+  const scale = maxAbs(plain.attributions);
+  t.ok(scale > 0, `non-zero attributions (max ${scale.toExponential(2)})`);
+  const p99 = quantile(folded.attributions, plain.attributions, 0.99);
+  t.ok(p99 <= IG_REL * scale, `99th percentile of |folded − unfolded| ${(p99 / scale).toExponential(2)} of max (≤ ${IG_REL})`);
+  t.ok(maxDiff(folded.attributions, plain.attributions) <= MAX_REL * scale, 'max |folded − unfolded| within MAX_REL');
+  // The last row (index 44) and column (37) are covered by the stem's
+  // windows here, so they carry attribution on both sides.
+  const H = 45, W = 38;
+  let edge = 0;
+  for (let i = 0; i < shape[0] * 3; i++) for (let w = 0; w < W; w++) edge = Math.max(edge, Math.abs(plain.attributions[i * H * W + (H - 1) * W + w]));
+  t.ok(edge > 0, 'the last row has non-zero attribution in the unfolded result');
+  const s = Math.max(maxAbs(plain.scores!), maxAbs(plain.baselineScores!));
+  t.ok(maxDiff(folded.delta!, plain.delta!) <= 1e-3 * s, 'convergence deltas agree to 1e-3 of the scores');
+  const moved = await run(x.map((v) => v * 1.01), false);
+  t.ok(quantile(moved.attributions, plain.attributions, 0.99) > 10 * IG_REL * scale, 'a 1% change of the images is seen (the comparison can fail)');
+});
 
 t.test('foldBatchNorm must be a boolean in the raw binding', async (t) => {
   const c = manifest.small;

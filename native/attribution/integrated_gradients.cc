@@ -139,8 +139,86 @@ torch::Tensor MakeBaseline(const torch::Tensor& inputs, const BaselineSpec& spec
   return full ? out.clone() : out.reshape(one).unsqueeze(0).expand(inputs.sizes()).contiguous();
 }
 
+namespace {
+
+// Σ_k w_k ∂g/∂z at z = start + α_k·delta for each example, in float64 with
+// start's shape. Path points are stacked step-major (row = step · N +
+// example) and evaluated `chunk` rows at a time.
+torch::Tensor SumPathGradients(const TargetFn& g, const torch::Tensor& start, const torch::Tensor& delta,
+                               const torch::Tensor& alphas, const torch::Tensor& weights, const torch::Tensor& index,
+                               int64_t chunk) {
+  const auto device = start.device();
+  const int64_t n = start.size(0), steps = alphas.size(0), rows = n * steps;
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  std::vector<int64_t> bshape(start.dim(), 1);
+  auto total = torch::zeros(start.sizes(), f64);
+  auto total_flat = total.view({1, -1});
+  std::vector<int64_t> step_shape(start.dim() + 1, 1);  // k × 1 × ... for the broadcast below
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t m = std::min(chunk, rows - r0);
+    if (r0 % n == 0 && m % n == 0) {
+      // A chunk of whole steps s0..s0+k−1 (the usual case: internalBatchSize
+      // a multiple of N): each example once per step, so the path points come
+      // from a broadcast start + α_s·delta (the same values as the gathers
+      // below) and the weighted sum over steps is one float64 matrix
+      // product, instead of gathers and an index_add.
+      const int64_t s0 = r0 / n, k = m / n;
+      step_shape[0] = k;
+      auto a = alphas.narrow(0, s0, k).to(start.scalar_type()).view(step_shape);
+      auto row_shape = start.sizes().vec();
+      row_shape[0] = m;
+      auto path = (start.unsqueeze(0) + a * delta.unsqueeze(0)).view(row_shape);
+      auto grad = InputGradient(g, path, index.repeat({k}));
+      total_flat.addmm_(weights.narrow(0, s0, k).view({1, k}), grad.to(torch::kFloat64).view({k, -1}));
+      continue;
+    }
+    auto r = Range(r0, r0 + m, device);
+    auto step = r.div(n, "floor");
+    auto example = r.remainder(n);
+    bshape[0] = m;
+    auto a = alphas.index_select(0, step).to(start.scalar_type()).view(bshape);
+    auto path = start.index_select(0, example) + a * delta.index_select(0, example);
+    auto grad = InputGradient(g, path, index.index_select(0, example));
+    total.index_add_(0, example, grad.to(torch::kFloat64) * weights.index_select(0, step).view(bshape));
+  }
+  return total;
+}
+
+// The same sum for F = G ∘ A, through the split (see AffineSplit): the path
+// is mapped by A, the gradients of G are summed in A's output space and
+// mapped back by Lᵀ once per example. Examples go in groups whose float64
+// sums in A's output space stay within 256 MiB.
+torch::Tensor SumPathGradientsSplit(const AffineSplit& split, const torch::Tensor& x, const torch::Tensor& b,
+                                    const torch::Tensor& alphas, const torch::Tensor& weights,
+                                    const torch::Tensor& index, int64_t chunk) {
+  constexpr int64_t kBudgetBytes = int64_t{256} << 20;
+  const int64_t n = x.size(0);
+  torch::Tensor ux, ub;
+  {
+    torch::NoGradGuard no_grad;
+    ux = split.affine(x);
+    ub = split.affine(b);
+  }
+  auto du = ux - ub;
+  const int64_t per_example = std::max<int64_t>(ux.numel() / std::max<int64_t>(n, 1) * 8, 1);
+  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(n, kBudgetBytes / per_example));
+  std::vector<torch::Tensor> parts;
+  for (int64_t e0 = 0; e0 < n; e0 += group) {
+    const int64_t m = std::min(group, n - e0);
+    auto sum_u = SumPathGradients(split.rest, ub.narrow(0, e0, m), du.narrow(0, e0, m), alphas, weights,
+                                  index.narrow(0, e0, m), chunk);
+    auto x_sizes = x.sizes().vec();
+    x_sizes[0] = m;
+    torch::NoGradGuard no_grad;
+    parts.push_back(split.adjoint(sum_u.to(x.scalar_type()), x_sizes).to(torch::kFloat64));
+  }
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+}
+
+}  // namespace
+
 IgResult IntegratedGradients(const TargetFn& f, const torch::Tensor& inputs, const torch::Tensor& baselines,
-                             const IgOptions& options, torch::Tensor index) {
+                             const IgOptions& options, torch::Tensor index, const AffineSplit* split) {
   const auto q = IntegrationPoints(options.method, options.steps);
   if (inputs.dim() < 1 || !inputs.is_floating_point()) {
     Fail(ErrorCode::kShape, "Expected floating-point inputs with a batch dimension");
@@ -157,40 +235,10 @@ IgResult IntegratedGradients(const TargetFn& f, const torch::Tensor& inputs, con
   auto x = inputs.detach();
   auto b = baselines.detach().to(x.options());
   auto diff = x - b;
-  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
   auto alphas = torch::tensor(q.alphas, torch::kFloat64).to(device);
   auto weights = torch::tensor(q.weights, torch::kFloat64).to(device);
-  std::vector<int64_t> bshape(x.dim(), 1);
-  auto total = torch::zeros(x.sizes(), f64);
-  auto total_flat = total.view({1, -1});
-  std::vector<int64_t> step_shape(x.dim() + 1, 1);  // k × 1 × ... for the broadcast below
-  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-    const int64_t m = std::min(chunk, rows - r0);
-    if (r0 % n == 0 && m % n == 0) {
-      // A chunk of whole steps s0..s0+k−1 (the usual case: internalBatchSize
-      // a multiple of N): each example once per step, so the path points come
-      // from a broadcast b + α_s (x − b) (the same values as the gathers
-      // below) and the weighted sum over steps is one float64 matrix
-      // product, instead of gathers and an index_add.
-      const int64_t s0 = r0 / n, k = m / n;
-      step_shape[0] = k;
-      auto a = alphas.narrow(0, s0, k).to(x.scalar_type()).view(step_shape);
-      auto row_shape = x.sizes().vec();
-      row_shape[0] = m;
-      auto path = (b.unsqueeze(0) + a * diff.unsqueeze(0)).view(row_shape);
-      auto g = InputGradient(f, path, index.repeat({k}));
-      total_flat.addmm_(weights.narrow(0, s0, k).view({1, k}), g.to(torch::kFloat64).view({k, -1}));
-      continue;
-    }
-    auto r = Range(r0, r0 + m, device);
-    auto step = r.div(n, "floor");
-    auto example = r.remainder(n);  // step-major: row = step · N + example
-    bshape[0] = m;
-    auto a = alphas.index_select(0, step).to(x.scalar_type()).view(bshape);
-    auto path = b.index_select(0, example) + a * diff.index_select(0, example);
-    auto g = InputGradient(f, path, index.index_select(0, example));
-    total.index_add_(0, example, g.to(torch::kFloat64) * weights.index_select(0, step).view(bshape));
-  }
+  auto total = split != nullptr && n > 0 ? SumPathGradientsSplit(*split, x, b, alphas, weights, index, chunk)
+                                         : SumPathGradients(f, b, diff, alphas, weights, index, chunk);
   IgResult result;
   result.attributions = (total * diff.to(torch::kFloat64)).to(x.scalar_type());
   result.scores = Evaluate(f, x, index, chunk).to(torch::kFloat64);

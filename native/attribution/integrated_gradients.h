@@ -19,6 +19,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -68,9 +69,25 @@ struct IgResult {
   torch::Tensor baseline_scores;  // N, float64: F(b)
 };
 
+// An exact factorisation F = G ∘ A of the target with A affine,
+// A(x) = L·x + c (an image encoder's first convolution with its BatchNorm
+// folded in). A maps IG's straight path from b to x onto the straight path
+// from A(b) to A(x), and ∂F/∂x = Lᵀ·∂G/∂u, so
+//   Σ_k w_k ∂F/∂x(b + α_k (x − b)) = Lᵀ · Σ_k w_k ∂G/∂u(A(b) + α_k (A(x) − A(b))).
+// IG then runs A twice per example instead of once per path point, and
+// applies Lᵀ once per example instead of back-propagating through L at
+// every path point. Equal to the direct computation up to float rounding.
+struct AffineSplit {
+  std::function<torch::Tensor(const torch::Tensor& x)> affine;  // A
+  // Lᵀ·g for g of A's output shape, shaped as `x_sizes`.
+  std::function<torch::Tensor(const torch::Tensor& g, at::IntArrayRef x_sizes)> adjoint;
+  TargetFn rest;  // G, on A's outputs
+};
+
 // `baselines` must have the inputs' shape. `index` names each input's
-// example for the target (undefined: 0..N−1).
+// example for the target (undefined: 0..N−1). With `split`, the path is
+// integrated through it (see AffineSplit); F itself still gives the scores.
 IgResult IntegratedGradients(const TargetFn& f, const torch::Tensor& inputs, const torch::Tensor& baselines,
-                             const IgOptions& options, torch::Tensor index = {});
+                             const IgOptions& options, torch::Tensor index = {}, const AffineSplit* split = nullptr);
 
 }  // namespace tabsight::attribution

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "attribution/guided_backprop.h"
+#include "common/caching_cpu_allocator.h"
 #include "common/error.h"
 
 namespace tabsight::attribution {
@@ -48,6 +49,8 @@ MethodResult RunMethod(const Explainable& model, const torch::Tensor& x, const M
   if (cam && !model.activation_target) Fail(ErrorCode::kConfig, "This model has no layer for " + spec.name);
   if (cam) ValidateGradCamOptions(spec.cam);
   if (spec.name == "integrated_gradients") IntegrationPoints(spec.ig.method, spec.ig.steps);  // validates early
+  // IG and the noise tunnel run the network on many same-shaped chunks.
+  CpuCacheScope cpu_cache;
   if (spec.noise) ValidateNoiseTunnelOptions(spec.noise_options);
   if (spec.batch_size < 0) Fail(ErrorCode::kConfig, "Expected non-negative integer for batchSize");
   if (x.dim() < 2 || !x.is_floating_point()) Fail(ErrorCode::kShape, "Expected floating-point inputs [N, ...]");
@@ -61,7 +64,7 @@ MethodResult RunMethod(const Explainable& model, const torch::Tensor& x, const M
 
   AttributionFn method = [&](const torch::Tensor& inputs) -> torch::Tensor {
     if (spec.name == "integrated_gradients") {
-      auto ig = IntegratedGradients(model.target, inputs, baseline, spec.ig);
+      auto ig = IntegratedGradients(model.target, inputs, baseline, spec.ig, /*index=*/{}, model.ig_split.get());
       if (!spec.noise) {
         result.delta = ig.delta;
         result.scores = ig.scores;

@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 
 #include "attribution/gradcam.h"
@@ -19,6 +20,8 @@ namespace tabsight::attribution {
 struct Explainable {
   TargetFn target;
   ActivationTargetFn activation_target;  // empty when the model has no CAM layer
+  // Integrated Gradients through target = rest ∘ affine (null: directly).
+  std::shared_ptr<const AffineSplit> ig_split;
 };
 
 struct MethodSpec {

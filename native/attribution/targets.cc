@@ -107,6 +107,16 @@ TargetFn ImageTarget(std::shared_ptr<const models::FoldedResNet> image, HeadFn h
   };
 }
 
+std::shared_ptr<const AffineSplit> ImageStemSplit(std::shared_ptr<const models::FoldedResNet> image, HeadFn head) {
+  auto split = std::make_shared<AffineSplit>();
+  split->affine = [image](const torch::Tensor& x) { return image->stem(x); };
+  split->adjoint = [image](const torch::Tensor& g, at::IntArrayRef sizes) { return image->stem_adjoint(g, sizes); };
+  split->rest = [image, head](const torch::Tensor& u, const torch::Tensor& index) {
+    return head(image->from_stem(u), index);
+  };
+  return split;
+}
+
 ActivationTargetFn ImageActivationTarget(models::ResNet image, HeadFn head, std::string layer) {
   return [image, head, layer](const torch::Tensor& x, const torch::Tensor& index, torch::Tensor* activation) mutable {
     return head(image->forward_with_activation(x, layer, activation), index);

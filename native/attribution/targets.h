@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "attribution/integrated_gradients.h"
 #include "attribution/target.h"
 #include "models/folded_resnet.h"
 #include "models/mlp.h"
@@ -46,6 +47,9 @@ TargetFn ImageTarget(models::ResNet image, HeadFn head);
 // The same scores through the BatchNorm-folded copy (models/folded_resnet.h):
 // equal up to float rounding, with fewer passes over the activations.
 TargetFn ImageTarget(std::shared_ptr<const models::FoldedResNet> image, HeadFn head);
+// That target split at the folded stem, F = head ∘ from_stem ∘ stem, for
+// Integrated Gradients (attribution/integrated_gradients.h).
+std::shared_ptr<const AffineSplit> ImageStemSplit(std::shared_ptr<const models::FoldedResNet> image, HeadFn head);
 // The same scores, exposing `layer`'s activation for CAM methods.
 ActivationTargetFn ImageActivationTarget(models::ResNet image, HeadFn head, std::string layer);
 // F(t) = head(tabular(t)) on one-hot encoded rows.

@@ -74,12 +74,34 @@ FoldedResNet::FoldedResNet(ResNetImpl& net) : options_(net.options()), feature_d
   }
 }
 
-torch::Tensor FoldedResNet::forward(const torch::Tensor& x) const {
+torch::Tensor FoldedResNet::stem(const torch::Tensor& x) const {
   if (x.dim() != 4 || x.size(1) != options_.in_channels) {
     Fail(ErrorCode::kShape, "Expected images of shape [N, " + std::to_string(options_.in_channels) +
                                 ", H, W] but received " + c10::str(x.sizes()));
   }
-  auto out = ReluInPlace(stem_(x));
+  return stem_(x);
+}
+
+torch::Tensor FoldedResNet::stem_adjoint(const torch::Tensor& g, at::IntArrayRef sizes) const {
+  // The adjoint of conv2d(·, W) is conv_transpose2d(·, W) with the output
+  // padding that restores the input size (stride 2 leaves one row or column
+  // unused by the forward on odd sizes; it gets zero gradient there).
+  std::vector<int64_t> output_padding(2);
+  for (int d = 0; d < 2; ++d) {
+    const int64_t k = stem_.weight.size(2 + d);
+    const int64_t natural = (g.size(2 + d) - 1) * stem_.stride[d] - 2 * stem_.padding[d] + stem_.dilation[d] * (k - 1) + 1;
+    output_padding[d] = sizes[2 + d] - natural;
+  }
+  return torch::conv_transpose2d(g, stem_.weight, /*bias=*/{}, stem_.stride, stem_.padding, output_padding,
+                                 stem_.groups, stem_.dilation);
+}
+
+torch::Tensor FoldedResNet::forward(const torch::Tensor& x) const { return from_stem(stem(x)); }
+
+torch::Tensor FoldedResNet::from_stem(const torch::Tensor& u) const {
+  // A leaf that requires grad (IG's path points in the stem's output space)
+  // cannot be overwritten; a convolution's output can.
+  auto out = u.is_leaf() && u.requires_grad() ? Relu(u) : ReluInPlace(u);
   if (!options_.small_stem) out = torch::max_pool2d(out, /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1});
   for (const auto& block : blocks_) {
     auto h = out;

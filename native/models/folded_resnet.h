@@ -38,6 +38,14 @@ class FoldedResNet {
 
   // Pooled features, N×feature_dim(), as ResNetImpl::forward.
   torch::Tensor forward(const torch::Tensor& x) const;
+
+  // forward(x) == from_stem(stem(x)). The stem (the first convolution with
+  // bn1 folded in) is affine in x, stem(x) = L·x + c; stem_adjoint(g, sizes)
+  // is Lᵀ·g, shaped `sizes` (the input's), for Integrated Gradients'
+  // AffineSplit (attribution/integrated_gradients.h).
+  torch::Tensor stem(const torch::Tensor& x) const;
+  torch::Tensor from_stem(const torch::Tensor& u) const;
+  torch::Tensor stem_adjoint(const torch::Tensor& g, at::IntArrayRef sizes) const;
   int64_t feature_dim() const { return feature_dim_; }
 
   // A convolution with its BatchNorm folded in: conv2d(x, weight, bias).

@@ -16,6 +16,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "common/caching_cpu_allocator.h"
 #include "common/error.h"
 #include "common/rng.h"
 #include "distributed/gather.h"
@@ -369,6 +370,9 @@ Trainer::Batch Trainer::MakeBatch(int64_t epoch, int64_t step_in_epoch) const {
 }
 
 TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progress, const std::atomic<bool>& abort) {
+  // Large CPU blocks are reused from step to step instead of being faulted
+  // in again (common/caching_cpu_allocator.h).
+  CpuCacheScope cpu_cache;
   TrainSummary summary;
   summary.resumed = resumed_;
   const int64_t total = config_.epochs * steps_per_epoch_;
