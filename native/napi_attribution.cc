@@ -206,7 +206,7 @@ Napi::Value AttributeImages(const Napi::CallbackInfo& info) {
           // pass per path point (AffineSplit in integrated_gradients.h).
           attr::Explainable explainable{attr::ImageTarget(m.image, head), attr::ImageActivationTarget(m.image, head, layer), nullptr};
           if (model.fold_batch_norm && method.name == "integrated_gradients") {
-            auto folded = std::make_shared<const models::FoldedResNet>(*m.image);
+            auto folded = attr::FoldedImage(m);
             explainable.target = attr::ImageTarget(folded, head);
             explainable.ig_split = attr::ImageStemSplit(folded, head);
           }

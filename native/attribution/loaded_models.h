@@ -7,9 +7,11 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "models/folded_resnet.h"
 #include "models/mlp.h"
 #include "models/resnet.h"
 
@@ -31,16 +33,25 @@ struct ModelSpec {
   bool fold_batch_norm = true;
 };
 
+struct FoldSlot;
+
 struct LoadedModels {
   models::ResNet image{nullptr};
   models::ProjectionHead image_projection{nullptr};
   models::TabularEncoder tabular{nullptr};
   models::ProjectionHead tabular_projection{nullptr};
   torch::Device device{torch::kCPU};
+  std::shared_ptr<FoldSlot> fold;  // the folded image encoder, made on first use
 };
 
 // Throws kData naming the file and the first missing or mismatched tensor,
 // kConfig when the file's format cannot provide a requested module.
+// Recently loaded models are kept (up to 4, keyed by the options and the
+// file's identity), so repeated calls on one run load it once.
 LoadedModels LoadModels(const ModelSpec& spec);
+
+// The BatchNorm-folded copy of m.image (models/folded_resnet.h), made once
+// per loaded model.
+std::shared_ptr<const models::FoldedResNet> FoldedImage(const LoadedModels& m);
 
 }  // namespace tabsight::attribution
