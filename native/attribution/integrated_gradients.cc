@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "common/error.h"
 
@@ -187,26 +188,32 @@ torch::Tensor SumPathGradients(const TargetFn& g, const torch::Tensor& start, co
 // The same sum for F = G ∘ A, through the split (see AffineSplit): the path
 // is mapped by A, the gradients of G are summed in A's output space and
 // mapped back by Lᵀ once per example. Examples go in groups whose float64
-// sums in A's output space stay within 256 MiB.
+// sums in A's output space stay within 256 MiB (A's outputs of one group are
+// what the memory holds besides the chunk's own pass).
 torch::Tensor SumPathGradientsSplit(const AffineSplit& split, const torch::Tensor& x, const torch::Tensor& b,
                                     const torch::Tensor& alphas, const torch::Tensor& weights,
                                     const torch::Tensor& index, int64_t chunk) {
   constexpr int64_t kBudgetBytes = int64_t{256} << 20;
   const int64_t n = x.size(0);
-  torch::Tensor ux, ub;
-  {
-    torch::NoGradGuard no_grad;
-    ux = split.affine(x);
-    ub = split.affine(b);
-  }
-  auto du = ux - ub;
-  const int64_t per_example = std::max<int64_t>(ux.numel() / std::max<int64_t>(n, 1) * 8, 1);
-  const int64_t group = std::max<int64_t>(1, std::min<int64_t>(n, kBudgetBytes / per_example));
+  int64_t group = n;
   std::vector<torch::Tensor> parts;
   for (int64_t e0 = 0; e0 < n; e0 += group) {
-    const int64_t m = std::min(group, n - e0);
-    auto sum_u = SumPathGradients(split.rest, ub.narrow(0, e0, m), du.narrow(0, e0, m), alphas, weights,
-                                  index.narrow(0, e0, m), chunk);
+    torch::Tensor ux, ub;
+    {
+      torch::NoGradGuard no_grad;
+      if (e0 == 0) {
+        // The size of A's output for one example sets the group size.
+        const int64_t per_example = split.affine(x.narrow(0, 0, 1)).numel() * 8;
+        group = std::max<int64_t>(1, std::min<int64_t>(n, kBudgetBytes / std::max<int64_t>(per_example, 1)));
+        // Tests cap the group to run the grouped path on small inputs.
+        if (const char* cap = std::getenv("TABSIGHT_IG_GROUP")) group = std::max<int64_t>(1, std::min<int64_t>(group, std::atoll(cap)));
+      }
+      const int64_t m = std::min(group, n - e0);
+      ux = split.affine(x.narrow(0, e0, m));
+      ub = split.affine(b.narrow(0, e0, m));
+    }
+    const int64_t m = ux.size(0);
+    auto sum_u = SumPathGradients(split.rest, ub, ux - ub, alphas, weights, index.narrow(0, e0, m), chunk);
     auto x_sizes = x.sizes().vec();
     x_sizes[0] = m;
     torch::NoGradGuard no_grad;
