@@ -161,8 +161,10 @@ torch::Tensor SumPathGradients(const TargetFn& g, const torch::Tensor& start, co
       // A chunk of whole steps s0..s0+k−1 (the usual case: internalBatchSize
       // a multiple of N): each example once per step, so the path points come
       // from a broadcast start + α_s·delta (the same values as the gathers
-      // below) and the weighted sum over steps is one float64 matrix
-      // product, instead of gathers and an index_add.
+      // below) and the weighted sum over the chunk's k steps is one matrix
+      // product in the gradients' dtype, added to the float64 total (summing
+      // k terms in float32 first reads the gradients once instead of
+      // converting all of them to float64).
       const int64_t s0 = r0 / n, k = m / n;
       step_shape[0] = k;
       auto a = alphas.narrow(0, s0, k).to(start.scalar_type()).view(step_shape);
@@ -170,7 +172,7 @@ torch::Tensor SumPathGradients(const TargetFn& g, const torch::Tensor& start, co
       row_shape[0] = m;
       auto path = (start.unsqueeze(0) + a * delta.unsqueeze(0)).view(row_shape);
       auto grad = InputGradient(g, path, index.repeat({k}));
-      total_flat.addmm_(weights.narrow(0, s0, k).view({1, k}), grad.to(torch::kFloat64).view({k, -1}));
+      total_flat.add_(torch::mm(weights.narrow(0, s0, k).to(grad.scalar_type()).view({1, k}), grad.view({k, -1})));
       continue;
     }
     auto r = Range(r0, r0 + m, device);
