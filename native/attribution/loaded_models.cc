@@ -88,13 +88,6 @@ LoadedModels LoadUncached(const ModelSpec& spec);
 
 }  // namespace
 
-// Recently loaded models, most recent first. `tabsight explain` and
-// `compare` call several methods on the same run, each in its own native
-// call; loading ResNet-18 (reading the file, constructing the modules, which
-// LibTorch initialises randomly before the weights are copied in) took about
-// 0.25 s of a 3 s Integrated Gradients call on the benchmark. The modules
-// are frozen (eval mode, no grad) and only read by the attributions, so
-// concurrent calls can share them.
 struct FoldSlot {
   std::mutex mu;
   std::shared_ptr<const models::FoldedResNet> folded;
@@ -107,6 +100,13 @@ std::shared_ptr<const models::FoldedResNet> FoldedImage(const LoadedModels& m) {
   return m.fold->folded;
 }
 
+// Recently loaded models, most recent first. `tabsight explain` and
+// `compare` call several methods on the same run, each in its own native
+// call; loading ResNet-18 (reading the file, constructing the modules, which
+// LibTorch initialises randomly before the weights are copied in) took about
+// 0.25 s of a 3 s Integrated Gradients call on the benchmark. The modules
+// are frozen (eval mode, no grad) and only read by the attributions, so
+// concurrent calls can share them.
 LoadedModels LoadModels(const ModelSpec& spec) {
   constexpr size_t kEntries = 4;
   static std::mutex mu;

@@ -26,6 +26,9 @@ constexpr size_t kHugeStep = 2 * kMiB;
 
 size_t RoundUp(size_t n, size_t step) { return (n + step - 1) / step * step; }
 
+// The size class a request of n bytes (≥ kMinBytes) is served from.
+size_t SizeClass(size_t n) { return n < kHugeBytes ? RoundUp(n, kSmallStep) : RoundUp(n, kHugeStep); }
+
 bool EnabledFromEnv() {
   const char* v = std::getenv("TABSIGHT_CPU_CACHE");
   return v == nullptr || std::string(v) != "0";
@@ -121,7 +124,7 @@ c10::DataPtr AllocateCached(size_t n) {
   c10::Allocator* fallback = c10::GetDefaultCPUAllocator();
   State& s = GetState();
   if (n < kMinBytes || !s.enabled) return fallback->allocate(n);
-  const size_t cls = CpuCacheSizeClass(n);
+  const size_t cls = SizeClass(n);
   void* p = nullptr;
   std::vector<void*> release;
   bool outside = false;
@@ -184,13 +187,8 @@ class CachingCpuAllocator final : public c10::Allocator {
 };
 #pragma GCC diagnostic pop
 
-}  // namespace
-
-size_t CpuCacheSizeClass(size_t n) {
-  if (n < kMinBytes) return n;
-  return n < kHugeBytes ? RoundUp(n, kSmallStep) : RoundUp(n, kHugeStep);
-}
-
+// Makes the caching allocator LibTorch's CPU allocator, once. Outside a scope
+// it passes everything to the default allocator.
 void InstallCachingCpuAllocator() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -198,6 +196,8 @@ void InstallCachingCpuAllocator() {
     c10::SetCPUAllocator(allocator, /*priority=*/0);
   });
 }
+
+}  // namespace
 
 CpuCacheScope::CpuCacheScope() {
   InstallCachingCpuAllocator();

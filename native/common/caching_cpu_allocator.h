@@ -48,12 +48,4 @@ struct CpuCacheStats {
 
 CpuCacheStats GetCpuCacheStats();
 
-// Makes the caching allocator LibTorch's CPU allocator (idempotent). Outside a
-// scope it passes everything to the default allocator.
-void InstallCachingCpuAllocator();
-
-// The size class a request of n bytes is served from (n < 1 MiB: n itself,
-// served by the default allocator). Exposed for the tests.
-size_t CpuCacheSizeClass(size_t n);
-
 }  // namespace tabsight

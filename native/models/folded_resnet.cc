@@ -84,8 +84,9 @@ torch::Tensor FoldedResNet::stem(const torch::Tensor& x) const {
 
 torch::Tensor FoldedResNet::stem_adjoint(const torch::Tensor& g, at::IntArrayRef sizes) const {
   // The adjoint of conv2d(·, W) is conv_transpose2d(·, W) with the output
-  // padding that restores the input size (stride 2 leaves one row or column
-  // unused by the forward on odd sizes; it gets zero gradient there).
+  // padding that restores the input size where the stride leaves a
+  // remainder; those last rows or columns get what the windows reaching
+  // them contribute (zero where none does).
   std::vector<int64_t> output_padding(2);
   for (int d = 0; d < 2; ++d) {
     const int64_t k = stem_.weight.size(2 + d);
