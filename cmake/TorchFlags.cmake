@@ -110,6 +110,55 @@ if(TABSIGHT_TORCH_DEFINES)
   list(REMOVE_DUPLICATES TABSIGHT_TORCH_DEFINES)
 endif()
 
+# OpenMP. ATen's at::parallel_for is a header template: in a translation unit
+# compiled without -fopenmp it runs its loop on the calling thread, whatever
+# at::set_num_threads says. Where this LibTorch's parallel backend is OpenMP,
+# compile with -fopenmp and link the same OpenMP runtime LibTorch uses: the
+# official downloads and pip's torch bundle their own libgomp (a hashed name
+# beside libtorch_cpu), and two runtimes in one process would keep two thread
+# pools, only one of which at::set_num_threads controls.
+set(TABSIGHT_OPENMP_FLAGS "")
+set(TABSIGHT_OPENMP_LIBS "")
+set(_tabsight_at_config "")
+foreach(_dir IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS "${_dir}/ATen/Config.h")
+    set(_tabsight_at_config "${_dir}/ATen/Config.h")
+    break()
+  endif()
+endforeach()
+if(_tabsight_at_config)
+  file(STRINGS "${_tabsight_at_config}" _tabsight_openmp REGEX "^#define AT_PARALLEL_OPENMP 1")
+else()
+  message(WARNING "tabsight: ATen/Config.h not found under ${TORCH_INCLUDE_DIRS}; assuming an OpenMP LibTorch")
+  set(_tabsight_openmp ON)
+endif()
+if(_tabsight_openmp)
+  set(_tabsight_bundled "")
+  foreach(_lib IN LISTS TABSIGHT_TORCH_LIBS)
+    if(IS_ABSOLUTE "${_lib}" AND _lib MATCHES "libtorch_cpu")
+      get_filename_component(_dir "${_lib}" DIRECTORY)
+      file(GLOB _tabsight_bundled "${_dir}/libgomp-*.so*" "${_dir}/libiomp5*.so*")
+      break()
+    endif()
+  endforeach()
+  find_package(OpenMP QUIET COMPONENTS CXX)
+  if(OpenMP_CXX_FLAGS)
+    separate_arguments(TABSIGHT_OPENMP_FLAGS UNIX_COMMAND "${OpenMP_CXX_FLAGS}")
+  else()
+    set(TABSIGHT_OPENMP_FLAGS -fopenmp)
+  endif()
+  if(_tabsight_bundled)
+    list(GET _tabsight_bundled 0 TABSIGHT_OPENMP_LIBS)
+  elseif(OpenMP_CXX_LIBRARIES)
+    set(TABSIGHT_OPENMP_LIBS ${OpenMP_CXX_LIBRARIES})
+  else()
+    message(FATAL_ERROR "tabsight: this LibTorch parallelises with OpenMP, but no OpenMP runtime was found for ${CMAKE_CXX_COMPILER}")
+  endif()
+  list(APPEND TABSIGHT_TORCH_OPTIONS ${TABSIGHT_OPENMP_FLAGS})
+  list(APPEND TABSIGHT_TORCH_LIBS ${TABSIGHT_OPENMP_LIBS})
+  message(STATUS "tabsight: OpenMP ${TABSIGHT_OPENMP_FLAGS}, runtime ${TABSIGHT_OPENMP_LIBS}")
+endif()
+
 # Distributed backends (Gloo, NCCL): detected from what this LibTorch exports.
 include(${CMAKE_CURRENT_LIST_DIR}/Distributed.cmake)
 

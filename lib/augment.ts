@@ -264,6 +264,19 @@ function checkImages(images: ImageBatch): [number, number, number, number] {
 }
 
 /**
+ * A Float32Array whose memory is not zero-filled, for outputs the native code
+ * writes in full. Node's Buffer.allocUnsafe gives a large buffer its own
+ * ArrayBuffer at offset 0; below 4 KiB it would come from Node's shared pool,
+ * so small arrays are allocated normally.
+ */
+function uninitialisedFloat32(length: number): Float32Array | undefined {
+  if (length > 2 ** 32 - 1) return undefined; // the native side names the limit
+  if (length * 4 < 4096) return new Float32Array(length);
+  const bytes = Buffer.allocUnsafe(length * 4);
+  return new Float32Array(bytes.buffer, bytes.byteOffset, length);
+}
+
+/**
  * Augments a batch: one random view per image, deterministic in `seed`.
  * Resolves to float32 N×C×outH×outW (uint8 input scaled to [0, 1]).
  * @throws ShapeError for bad data or shape, ConfigError for bad options.
@@ -276,7 +289,9 @@ export async function augmentBatch(
   const shape = checkImages(images);
   const resolved = resolveAugmentOptions(options);
   const s = checkSeed(seed);
-  return awaitNative(callNative(() => native().augment(images.data, [...shape], resolved, s) as Promise<FloatImageBatch>));
+  const [n, c, h, w] = shape;
+  const out = uninitialisedFloat32(n * c * (resolved.outSize[0] || h) * (resolved.outSize[1] || w));
+  return awaitNative(callNative(() => native().augment(images.data, [...shape], resolved, s, false, out) as Promise<FloatImageBatch>));
 }
 
 /**

@@ -1,7 +1,9 @@
 // Binding for the batched augmentations:
-//   augment(data, shape, options, seed, reference?) → Promise<{ data, shape }>
+//   augment(data, shape, options, seed, reference?, out?) → Promise<{ data, shape }>
 //     (reference: an internal flag for tests; true runs the batched tensor
-//     ops instead of the fused CPU kernel)
+//     ops instead of the fused CPU kernel. out: a Float32Array of the output's
+//     size to write into and resolve with; lib/augment.ts passes one it did
+//     not zero-fill, since every element is written)
 //   augmentParams(n, h, w, options, seed) → per-sample parameter objects
 //   resizeToFloat(data, shape, outH, outW) → { data, shape }
 // TypeScript (lib/augment.ts) has validated and completed the options; here
@@ -9,6 +11,7 @@
 #include <cmath>
 #include <utility>
 
+#include "common/threads.h"
 #include "napi_register.h"
 #include "napi_util.h"
 #include "train/augment.h"
@@ -99,7 +102,7 @@ Napi::Object Result(Napi::Env env, const torch::Tensor& out) {
 class AugmentWorker : public Napi::AsyncWorker {
  public:
   AugmentWorker(Napi::Env env, const Napi::TypedArray& array, torch::Tensor images, AugmentOptions options,
-                uint64_t seed, train::AugmentPath path)
+                uint64_t seed, train::AugmentPath path, const Napi::Value& into)
       : Napi::AsyncWorker(env, "tabsight:augment"),
         deferred_(Napi::Promise::Deferred::New(env)),
         array_ref_(Napi::Persistent(static_cast<Napi::Object>(array))),
@@ -115,7 +118,25 @@ class AugmentWorker : public Napi::AsyncWorker {
     if (numel > kMaxOutputElements) {
       throw tabsight::Error(ErrorCode::kConfig, "Expected an output of at most 2^32 - 1 elements for augment");
     }
-    Napi::Float32Array output = Napi::Float32Array::New(env, static_cast<size_t>(numel));
+    Napi::Float32Array output;
+    if (into.IsUndefined()) {
+      output = Napi::Float32Array::New(env, static_cast<size_t>(numel));
+    } else {
+      if (!into.IsTypedArray() || into.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+        throw tabsight::Error(ErrorCode::kShape, "Expected a Float32Array for the augment output");
+      }
+      output = into.As<Napi::Float32Array>();
+      if (static_cast<double>(output.ElementLength()) != numel) {
+        throw tabsight::Error(ErrorCode::kShape, "Expected " + std::to_string(static_cast<int64_t>(numel)) +
+                                                     " elements for the augment output but received " +
+                                                     std::to_string(output.ElementLength()));
+      }
+      const auto* in_lo = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+      const auto* out_lo = static_cast<const uint8_t*>(output.ArrayBuffer().Data()) + output.ByteOffset();
+      if (in_lo < out_lo + output.ByteLength() && out_lo < in_lo + array.ByteLength()) {
+        throw tabsight::Error(ErrorCode::kShape, "Expected an augment output that does not overlap the images' memory");
+      }
+    }
     output_ref_ = Napi::Persistent(static_cast<Napi::Object>(output));
     output_ = TensorView(output, out_shape_, "augment output");
   }
@@ -124,6 +145,7 @@ class AugmentWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
+      UseIntraOpThreadsOnThisThread();
       train::Augment(images_, options_, seed_, path_, output_);
     } catch (...) {
       failure_ = CurrentFailure();
@@ -184,7 +206,8 @@ Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
       if (!info[4].IsBoolean()) throw tabsight::Error(ErrorCode::kConfig, "Expected boolean for reference");
       if (info[4].As<Napi::Boolean>().Value()) path = train::AugmentPath::kReference;
     }
-    auto* worker = new AugmentWorker(info.Env(), info[0].As<Napi::TypedArray>(), images, options, seed, path);
+    Napi::Value into = info.Length() > 5 ? info[5] : info.Env().Undefined();
+    auto* worker = new AugmentWorker(info.Env(), info[0].As<Napi::TypedArray>(), images, options, seed, path, into);
     Napi::Promise promise = worker->Promise();
     worker->Queue();  // the worker deletes itself after OnOK / OnError
     return promise;

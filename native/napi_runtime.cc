@@ -1,11 +1,16 @@
 // Runtime facts and settings: LibTorch version, CUDA, thread count.
 #include <torch/torch.h>
 
+#include <memory>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "napi_register.h"
 #include "common/caching_cpu_allocator.h"
+#include "common/threads.h"
 #include "napi_util.h"
+#include "napi_worker.h"
 #include "train/trainer.h"
 
 namespace tabsight::napi {
@@ -37,13 +42,14 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   });
 }
 
-// Must be called from the main thread; libuv workers then use the same pool.
+// Sets the count on the calling (main) thread and records it; each worker
+// applies it to its own thread before running (common/threads.h).
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsNumber()) throw tabsight::Error(ErrorCode::kConfig, "Expected a thread count");
     int n = info[0].As<Napi::Number>().Int32Value();
     if (n < 1) throw tabsight::Error(ErrorCode::kConfig, "Expected positive integer for threads");
-    at::set_num_threads(n);
+    SetIntraOpThreads(n);
     return Napi::Number::New(info.Env(), at::get_num_threads());
   });
 }
@@ -57,11 +63,41 @@ Napi::Value SetDataThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// For tests: on a libuv worker, the intra-op thread count that worker has and
+// how many distinct threads an at::parallel_for compiled into the addon ran
+// on (1 would mean the addon was built without OpenMP: ATen's parallel_for is
+// a header template that falls back to a serial loop).
+Napi::Value ThreadProbe(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto threads = std::make_shared<int>(0);
+    auto distinct = std::make_shared<size_t>(0);
+    return PromiseWorker::Start(
+        info.Env(),
+        [threads, distinct] {
+          *threads = at::get_num_threads();
+          std::mutex mu;
+          std::set<std::thread::id> ids;
+          at::parallel_for(0, 1024, 1, [&](int64_t, int64_t) {
+            std::lock_guard<std::mutex> lock(mu);
+            ids.insert(std::this_thread::get_id());
+          });
+          *distinct = ids.size();
+        },
+        [threads, distinct](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("threads", Napi::Number::New(env, *threads));
+          out.Set("distinctThreads", Napi::Number::New(env, static_cast<double>(*distinct)));
+          return out;
+        });
+  });
+}
+
 }  // namespace
 
 void RegisterRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("_threadProbe", Napi::Function::New(env, ThreadProbe, "_threadProbe"));
   exports.Set("setDataThreads", Napi::Function::New(env, SetDataThreads, "setDataThreads"));
 }
 

@@ -2,6 +2,7 @@
 // (no JS there), then `done` builds the result on the main thread. Every C++
 // exception becomes a rejection with a stable code. JS values passed in
 // `keep` (typed arrays viewed by tensors) stay alive until the worker ends.
+// The libuv thread takes the process's intra-op thread count first.
 #pragma once
 
 #include <napi.h>
@@ -9,6 +10,7 @@
 #include <functional>
 #include <vector>
 
+#include "common/threads.h"
 #include "napi_util.h"
 
 namespace tabsight::napi {
@@ -28,6 +30,7 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
+      UseIntraOpThreadsOnThisThread();
       exec_();
     } catch (...) {
       failure_ = CurrentFailure();

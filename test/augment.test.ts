@@ -433,6 +433,39 @@ t.test('native augment re-checks dtype, length, rank and options without crashin
   t.match(code(() => n.augment(new Float32Array(12), [1, 3, 2, 2], { ...opts, rate: 1.5 }, 0)), /^ERR_CONFIG: Expected number between 0 and 1 for augment\.rate but received 1\.5$/);
   t.match(code(() => n.augment(new Float32Array(12), [1, 3, 2, 2], { ...opts, blurKernel: undefined }, 0)), /^ERR_CONFIG: .*blurKernel/);
   t.match(code(() => n.resizeToFloat(new Float32Array(12), [1, 3, 2], 4, 4)), /^ERR_SHAPE/);
+  t.match(code(() => n.augment(new Float32Array(12), [1, 3, 2, 2], opts, 0, false, new Float32Array(11))), /^ERR_SHAPE: Expected 12 elements for the augment output but received 11$/);
+  t.match(code(() => n.augment(new Float32Array(12), [1, 3, 2, 2], opts, 0, false, new Uint8Array(12))), /^ERR_SHAPE: Expected a Float32Array for the augment output$/);
+  const shared = new Float32Array(24);
+  t.match(code(() => n.augment(shared.subarray(0, 12), [1, 3, 2, 2], opts, 0, false, shared.subarray(6, 18))), /^ERR_SHAPE: .*does not overlap/);
   const out = await n.augment(new Float32Array(12), [1, 3, 2, 2], opts, 0);
   t.same(out.shape, [1, 3, 2, 2], 'still alive and working');
+  // Disjoint halves of one buffer are fine, and the output array is the one passed.
+  const into = shared.subarray(12, 24);
+  const res = await n.augment(shared.subarray(0, 12), [1, 3, 2, 2], opts, 0, false, into);
+  t.equal(res.data, into);
+});
+
+t.test('augmentBatch#the same bytes with 1, 2 and 3 intra-op threads (and stale worker counts are replaced)', async (t) => {
+  const n = _native();
+  const before = n.runtimeInfo().threads;
+  t.teardown(() => { n.setThreads(before); });
+  const shape: Shape = [37, 3, 20, 18];
+  const data = Uint8Array.from(randomImage(shape, 11), (v) => Math.floor(v * 256));
+  const opts: Partial<AugmentOptions> = { ...MMCL_CARDIAC_AUGMENT, outSize: [16, 16] };
+  const results: Buffer[] = [];
+  const params: string[] = [];
+  for (const threads of [1, 2, 3, 1]) {
+    n.setThreads(threads);
+    // More calls than libuv has workers, so every worker runs with this count.
+    const probes = await Promise.all(Array.from({ length: 8 }, () => n._threadProbe() as Promise<{ threads: number; distinctThreads: number }>));
+    t.same(probes.map((p) => p.threads), Array(8).fill(threads), `every worker has ${threads} threads`);
+    t.same(probes.map((p) => p.distinctThreads), Array(8).fill(threads), `the addon's parallel_for runs on ${threads} threads`);
+    const out = await augmentBatch({ data, shape }, opts, 5);
+    results.push(Buffer.from(out.data.buffer, out.data.byteOffset, out.data.byteLength));
+    params.push(JSON.stringify(sampleAugmentParams(shape[0], shape[2], shape[3], opts, 5)));
+  }
+  for (let k = 1; k < results.length; k++) {
+    t.ok(results[k].equals(results[0]), `output ${k} equals output 0`);
+    t.equal(params[k], params[0], `parameters ${k} equal parameters 0`);
+  }
 });

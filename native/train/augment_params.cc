@@ -1,8 +1,11 @@
 // Option checks and per-sample parameter sampling for the batched
-// augmentations (augment.cc applies them). Plain C++, no tensors.
+// augmentations (augment.cc applies them). No tensors; samples are drawn on
+// ATen's intra-op threads.
 #include <cmath>
 #include <sstream>
 #include <string>
+
+#include <ATen/Parallel.h>
 
 #include "common/error.h"
 #include "common/rng.h"
@@ -112,6 +115,48 @@ void ValidateAugmentOptions(const AugmentOptions& o) {
   }
 }
 
+namespace {
+
+// One sample's parameters, from streams derived from (seed, index).
+void SampleOne(const AugmentOptions& o, int64_t h, int64_t w, uint64_t seed, uint64_t index, SampleParams& p) {
+  p.crop_h = h;
+  p.crop_w = w;
+  auto stream = [&](Stream s) { return Rng(DeriveSeed(seed, {index, static_cast<uint64_t>(s)})); };
+  Rng rate_rng = stream(kRate);
+  p.augmented = Uniform(rate_rng) < o.rate;
+  if (!p.augmented) return;
+  if (o.crop) {
+    Rng rng = stream(kCrop);
+    SampleCrop(rng, h, w, o, p);
+  }
+  Rng flip_rng = stream(kFlip);
+  p.flip = Uniform(flip_rng) < o.flip_p;
+  if (o.rotation_deg > 0) {
+    Rng rng = stream(kRotation);
+    p.angle_deg = Uniform(rng, -o.rotation_deg, o.rotation_deg);
+  }
+  Rng jitter_rng = stream(kJitter);
+  p.jitter = Uniform(jitter_rng) < o.jitter_p;
+  if (p.jitter) {
+    // A random order of the three operations (Fisher–Yates), as
+    // torchvision's randperm over its four (we have no hue).
+    for (int k = 2; k > 0; --k) {
+      const auto j = static_cast<int>(UniformInt(jitter_rng, static_cast<uint64_t>(k + 1)));
+      std::swap(p.order[k], p.order[j]);
+    }
+    p.brightness = JitterFactor(jitter_rng, o.brightness);
+    p.contrast = JitterFactor(jitter_rng, o.contrast);
+    p.saturation = JitterFactor(jitter_rng, o.saturation);
+  }
+  Rng gray_rng = stream(kGray);
+  p.grayscale = Uniform(gray_rng) < o.grayscale_p;
+  Rng blur_rng = stream(kBlur);
+  p.blur = Uniform(blur_rng) < o.blur_p;
+  if (p.blur) p.blur_sigma = Uniform(blur_rng, o.blur_sigma_min, o.blur_sigma_max);
+}
+
+}  // namespace
+
 std::vector<SampleParams> SampleAugmentParams(int64_t n, int64_t h, int64_t w,
                                               const AugmentOptions& o, uint64_t seed) {
   ValidateAugmentOptions(o);
@@ -119,44 +164,13 @@ std::vector<SampleParams> SampleAugmentParams(int64_t n, int64_t h, int64_t w,
     throw Error(ErrorCode::kShape, "Expected n ≥ 0 and positive image sizes for augmentation parameters");
   }
   std::vector<SampleParams> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    SampleParams& p = out[static_cast<size_t>(i)];
-    p.crop_h = h;
-    p.crop_w = w;
-    const auto index = static_cast<uint64_t>(i);
-    auto stream = [&](Stream s) { return Rng(DeriveSeed(seed, {index, static_cast<uint64_t>(s)})); };
-    Rng rate_rng = stream(kRate);
-    p.augmented = Uniform(rate_rng) < o.rate;
-    if (!p.augmented) continue;
-    if (o.crop) {
-      Rng rng = stream(kCrop);
-      SampleCrop(rng, h, w, o, p);
-    }
-    Rng flip_rng = stream(kFlip);
-    p.flip = Uniform(flip_rng) < o.flip_p;
-    if (o.rotation_deg > 0) {
-      Rng rng = stream(kRotation);
-      p.angle_deg = Uniform(rng, -o.rotation_deg, o.rotation_deg);
-    }
-    Rng jitter_rng = stream(kJitter);
-    p.jitter = Uniform(jitter_rng) < o.jitter_p;
-    if (p.jitter) {
-      // A random order of the three operations (Fisher–Yates), as
-      // torchvision's randperm over its four (we have no hue).
-      for (int k = 2; k > 0; --k) {
-        const auto j = static_cast<int>(UniformInt(jitter_rng, static_cast<uint64_t>(k + 1)));
-        std::swap(p.order[k], p.order[j]);
-      }
-      p.brightness = JitterFactor(jitter_rng, o.brightness);
-      p.contrast = JitterFactor(jitter_rng, o.contrast);
-      p.saturation = JitterFactor(jitter_rng, o.saturation);
-    }
-    Rng gray_rng = stream(kGray);
-    p.grayscale = Uniform(gray_rng) < o.grayscale_p;
-    Rng blur_rng = stream(kBlur);
-    p.blur = Uniform(blur_rng) < o.blur_p;
-    if (p.blur) p.blur_sigma = Uniform(blur_rng, o.blur_sigma_min, o.blur_sigma_max);
-  }
+  // Each sample's draws come from its own streams, so samples are independent
+  // and the result does not depend on the thread count. Seeding the seven
+  // Mersenne Twisters of a sample costs about as much as a tenth of its
+  // augmentation, so this runs on the intra-op threads too.
+  at::parallel_for(0, n, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) SampleOne(o, h, w, seed, static_cast<uint64_t>(i), out[static_cast<size_t>(i)]);
+  });
   return out;
 }
 

@@ -19,6 +19,7 @@
 #include "common/caching_cpu_allocator.h"
 #include "common/error.h"
 #include "common/rng.h"
+#include "common/threads.h"
 #include "distributed/gather.h"
 #include "distributed/grad_reducer.h"
 #include "distributed/sync_batch_norm.h"
@@ -54,9 +55,6 @@ std::atomic<int> g_data_threads{0};
 
 }  // namespace
 
-// libgomp's; weak so that a LibTorch built without OpenMP still links.
-extern "C" void omp_set_num_threads(int) __attribute__((weak));
-
 void SetDataThreads(int n) {
   if (n < 0) Fail(ErrorCode::kConfig, "Expected dataThreads ≥ 0 but received " + std::to_string(n));
   g_data_threads.store(n);
@@ -67,19 +65,6 @@ int DataThreads(const torch::Device& device) {
   if (n > 0) return n;
   return device.is_cuda() ? at::get_num_threads() : 1;
 }
-
-namespace {
-
-// Gives the calling (non-OpenMP) thread its own intra-op thread count. ATen
-// initialises a thread's count lazily from the process-wide setting on its
-// first parallel region, so run one first, then override this thread's
-// OpenMP setting; later regions on this thread keep it.
-void UseThreadsOnThisThread(int n) {
-  at::parallel_for(0, 1, 1, [](int64_t, int64_t) {});
-  if (omp_set_num_threads != nullptr) omp_set_num_threads(n);
-}
-
-}  // namespace
 
 torch::Device ResolveDevice(const std::string& device) {
   if (device == "cpu") return torch::Device(torch::kCPU);

@@ -1,0 +1,40 @@
+#include "common/threads.h"
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tabsight {
+
+namespace {
+std::atomic<int> g_intra_op_threads{0};
+}  // namespace
+
+void SetIntraOpThreads(int n) {
+  at::set_num_threads(n);
+  g_intra_op_threads.store(n);
+}
+
+int IntraOpThreads() { return g_intra_op_threads.load(); }
+
+void UseThreadsOnThisThread(int n) {
+  // ATen initialises a thread's count lazily from the process-wide default on
+  // its first parallel region; run that first so it cannot undo this later.
+  if (at::get_num_threads() == n) return;
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#else
+  at::set_num_threads(n);  // the native backend's pool is process-wide
+#endif
+}
+
+void UseIntraOpThreadsOnThisThread() {
+  const int n = g_intra_op_threads.load();
+  if (n > 0) UseThreadsOnThisThread(n);
+}
+
+}  // namespace tabsight

@@ -1,0 +1,26 @@
+// Intra-op thread counts per calling thread.
+//
+// With LibTorch's OpenMP backend, at::set_num_threads sets the count of the
+// thread that calls it (and a process-wide default that other threads copy
+// once, on their first parallel region). The addon's work runs on libuv's
+// worker threads and on the trainer's producer thread, so a count set later
+// on the main thread would not reach a worker that has already run a parallel
+// region. SetIntraOpThreads records the count; every worker applies it to
+// itself before it runs (UseIntraOpThreadsOnThisThread).
+#pragma once
+
+namespace tabsight {
+
+// The process-wide intra-op thread count (at::set_num_threads, recorded).
+void SetIntraOpThreads(int n);
+
+// The count last given to SetIntraOpThreads; 0 before the first call.
+int IntraOpThreads();
+
+// Gives the calling thread n intra-op threads for its later parallel regions.
+void UseThreadsOnThisThread(int n);
+
+// UseThreadsOnThisThread(IntraOpThreads()), if a count was set.
+void UseIntraOpThreadsOnThisThread();
+
+}  // namespace tabsight
