@@ -16,12 +16,14 @@
  * Ours, per batch of `batch`: copy the batch's rows out of images.npy (read
  * once into memory, as the trainer reads them from the mapped store) into
  * one Uint8Array, augmentBatch (on the CPU the fused per-sample kernel,
- * parallel over samples on LibTorch's intra-op threads, writing into the
- * Float32Array it resolves with; TABSIGHT_AUGMENT_REFERENCE=1 runs the
- * batched tensor ops instead), corruptTabular and encodeTabular (native,
- * batched).
+ * parallel over samples on LibTorch's intra-op threads, writing into one of
+ * two Float32Arrays used in turn, as the trainer reuses its batch memory;
+ * TABSIGHT_AUGMENT_REFERENCE=1 runs the batched tensor ops instead),
+ * corruptTabular and encodeTabular (native, batched).
  * Measured with `threads` intra-op threads and again with 1; samples/s per
- * core divides by the threads used.
+ * core divides by the threads used. A third variant lets augmentBatch
+ * allocate a fresh output per batch (`threads` threads), which adds the page
+ * faults of 12.6 MB of new memory per batch of 64 at 128 px.
  * Theirs (support/mmcl_baseline.py, datapath mode): a DataLoader with
  * num_workers=0 (one process, torch at 1 thread) over the Dataset, which
  * transforms each sample on its own, with torchvision's tensor transforms
@@ -65,7 +67,11 @@ async function main() {
     let lcg = 12345;
     const rand = (k) => { lcg = (Math.imul(lcg, 1664525) + 1013904223) >>> 0; return lcg % k; };
 
-    const oursRep = async (threads) => {
+    // Two output arrays, alternated, as a loader (and the trainer, through its
+    // caching allocator) reuses its batch memory; `fresh` lets augmentBatch
+    // allocate a new output per batch instead.
+    const outputs = [0, 1].map(() => new Float32Array(B * ch * o.size * o.size));
+    const oursRep = async (threads, fresh = false) => {
       ts._native().setThreads(threads);
       const batches = Math.floor(o.samples / B);
       const t0 = c.now();
@@ -77,7 +83,7 @@ async function main() {
           batchRows.set(inputs.tabular.subarray(i * F, (i + 1) * F), j * F);
         }
         const s = seed++;
-        const view = await ts.augmentBatch({ data: batchImages, shape: [B, ch, h, w] }, augment, s);
+        const view = await ts.augmentBatch({ data: batchImages, shape: [B, ch, h, w] }, augment, s, fresh ? undefined : outputs[b % 2]);
         const corrupted = ts.corruptTabular(batchRows, [B, F], inputs.tabular, M, 0.3, s);
         const encoded = ts.encodeTabular(corrupted, [B, F], inputs.cardinalities);
         if (view.data.length !== B * ch * o.size * o.size || encoded.shape[0] !== B) throw new Error('unexpected output shape');
@@ -97,6 +103,7 @@ async function main() {
     const variants = {
       [`tabsight ${o.threads} threads`]: { cores: o.threads, run: () => oursRep(o.threads) },
       'tabsight 1 thread': { cores: 1, run: () => oursRep(1) },
+      [`tabsight ${o.threads} threads, a fresh output per batch`]: { cores: o.threads, run: () => oursRep(o.threads, true) },
       'torchvision tensor transforms (MMCL), 1 process': { cores: 1, run: () => py.ask({ backend: 'tensor', samples: o.samples }) },
       'torchvision PIL transforms, 1 process': { cores: 1, run: () => py.ask({ backend: 'pil', samples: o.samples }) },
     };

@@ -445,6 +445,23 @@ t.test('native augment re-checks dtype, length, rank and options without crashin
   t.equal(res.data, into);
 });
 
+t.test('augmentBatch#into: the view is written into the given array, with the same bytes; bad arrays are ShapeErrors', async (t) => {
+  const shape: Shape = [5, 3, 24, 20];
+  const data = Uint8Array.from(randomImage(shape, 13), (v) => Math.floor(v * 256));
+  const opts: Partial<AugmentOptions> = { ...MMCL_CARDIAC_AUGMENT, outSize: [16, 12] };
+  const fresh = await augmentBatch({ data, shape }, opts, 9);
+  const into = new Float32Array(5 * 3 * 16 * 12).fill(Number.NaN);
+  const view = await augmentBatch({ data, shape }, opts, 9, into);
+  t.equal(view.data, into, 'resolves with the array passed');
+  t.same(view.shape, [5, 3, 16, 12]);
+  t.ok(Buffer.from(into.buffer).equals(Buffer.from(fresh.data.buffer, fresh.data.byteOffset, fresh.data.byteLength)), 'every element written, as without into');
+  await t.rejects(augmentBatch({ data, shape }, opts, 9, new Float32Array(10)), new ShapeError('Expected 2880 elements for into (5×3×16×12) but received 10'));
+  await t.rejects(augmentBatch({ data, shape }, opts, 9, new Float64Array(2880) as unknown as Float32Array), new ShapeError('Expected a Float32Array for into but received a Float64Array'));
+  const both = new Float32Array(5 * 3 * 24 * 20 + 2880);
+  const input = both.subarray(0, 5 * 3 * 24 * 20);
+  await t.rejects(augmentBatch({ data: input, shape }, opts, 9, both.subarray(100, 100 + 2880)), ShapeError);
+});
+
 t.test('augmentBatch#the same bytes with 1, 2 and 3 intra-op threads (and stale worker counts are replaced)', async (t) => {
   const n = _native();
   const before = n.runtimeInfo().threads;
