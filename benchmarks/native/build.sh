@@ -33,12 +33,17 @@ libs=(-L"$libdir" -Wl,-rpath,"$libdir" -Wl,--no-as-needed -ltorch -ltorch_cpu -l
 if [ -e "$libdir/libtorch_cuda.so" ]; then
   libs+=(-ltorch_cuda -lc10_cuda)
 fi
+# OpenMP: ATen's at::parallel_for is a header template that runs serially in
+# code compiled without -fopenmp. Link the OpenMP runtime LibTorch itself uses
+# (official builds and pip's torch bundle a libgomp with a hashed name).
+gomp=$(ls "$libdir"/libgomp-*.so* 2>/dev/null | head -1 || true)
+if [ -n "$gomp" ]; then libs+=("$gomp"); else libs+=(-fopenmp); fi
 libs+=(-Wl,--as-needed -pthread)
-echo "train_bench: LibTorch at $libdir (cxx11 abi $abi, cuda: $([ -e "$libdir/libtorch_cuda.so" ] && echo yes || echo no)), $jobs jobs" >&2
+echo "train_bench: LibTorch at $libdir (cxx11 abi $abi, cuda: $([ -e "$libdir/libtorch_cuda.so" ] && echo yes || echo no), OpenMP: ${gomp:-the compiler default}), $jobs jobs" >&2
 
 cd "$root"
 mapfile -t srcs < <(find native -name '*.cc' ! -name 'napi_*' ! -name 'addon.cc' | sort; echo benchmarks/native/train_bench.cc)
-flags=(-std=c++17 -O2 -DNDEBUG -D_GLIBCXX_USE_CXX11_ABI="$abi" -Inative "${inc[@]}" -Wall -Wno-unused-parameter)
+flags=(-std=c++17 -O2 -DNDEBUG -fopenmp -D_GLIBCXX_USE_CXX11_ABI="$abi" -Inative "${inc[@]}" -Wall -Wno-unused-parameter)
 export out
 printf '%s\n' "${srcs[@]}" | xargs -P "$jobs" -I{} bash -c '
   obj="$out/obj/$(echo "{}" | tr / _).o"
