@@ -91,8 +91,12 @@ async function main() {
   const o = c.options({ threads: [2, 2], size: [128, 128], fresh: [false, false], sgemmN: [2048, 1024], sgemmReps: [5, 2] });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-roofline-'));
   try {
+    // Loading the addon sets OPENBLAS_CORETYPE (docs/api.md, "BLAS"); the
+    // sgemm probe below inherits it, as the train-step and inference
+    // baselines do.
+    const blasCore = c.library()._native().runtimeInfo().blasCore;
     const m = c.machine();
-    c.emit({ figure: 'machine', ...m, loadavg_start: c.loadavg() });
+    c.emit({ figure: 'machine', ...m, loadavg_start: c.loadavg(), blas_core: blasCore });
     const addon = process.env.TABSIGHT_ADDON ? path.resolve(process.env.TABSIGHT_ADDON) : path.join(c.ROOT, 'build', 'Release', 'tabsight.node');
     const torchC = spawnSync(c.PYTHON, ['-c', 'import torch._C as m; print(m.__file__)'], { encoding: 'utf8' }).stdout.trim();
     const libs = { addon: lddResolve(addon), pytorch: torchC ? lddResolve(torchC) : null };

@@ -33,6 +33,9 @@ const device = String(args.device ?? 'cpu');
 const precision = String(args.precision ?? 'fp32');
 process.env.TABSIGHT_THREADS = String(threads);
 const ts = require(path.join(__dirname, '..', 'dist', 'lib', 'index.js'));
+// Load the addon now: it sets OPENBLAS_CORETYPE (docs/api.md, "BLAS"), which
+// the PyTorch side, started afterwards, inherits.
+ts._native();
 
 const B = 64, S = 128, F = 100;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
@@ -61,7 +64,7 @@ function pytorch() {
 (async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-'));
   const info = ts._native().runtimeInfo();
-  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, threads, device, precision, batch: B, size: S, loadavg: os.loadavg() }));
+  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, blas_core: info.blasCore, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null, threads, device, precision, batch: B, size: S, loadavg: os.loadavg() }));
   const a = [], b = [];
   try {
     for (let r = 0; r < rounds; r++) {

@@ -3,6 +3,7 @@
  * and types its raw surface. Users never see this module: the public API
  * wraps every call, validates its input and maps its errors.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -17,6 +18,8 @@ export interface RuntimeInfo {
   interopThreads: number;
   hardwareConcurrency: number;
   parallelInfo: string;
+  /** OpenBLAS's kernel family (e.g. 'SkylakeX'), '' without OpenBLAS. */
+  blasCore: string;
   /** The caching CPU allocator (native/common/caching_cpu_allocator.h). */
   cpuCache: {
     enabled: boolean;
@@ -55,7 +58,47 @@ export function packageRoot(): string {
   }
 }
 
+/**
+ * The OpenBLAS kernel family for a CPU with these /proc/cpuinfo flags:
+ * 'SkylakeX' with AVX-512 (F, CD, BW, DQ, VL), 'Haswell' with AVX2 and FMA,
+ * else undefined.
+ */
+export function openBlasCoreFor(flags: ReadonlySet<string>): string | undefined {
+  if (['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
+  return undefined;
+}
+
+/**
+ * Debian's LibTorch does its matrix products (linear layers, the CLIP logits)
+ * in OpenBLAS, which picks its kernels from a table of CPU models when it
+ * loads. OpenBLAS 0.3.21 (Debian 12) does not know newer models: on the
+ * development VM (family 6, model 207) it fell back to its SSE3 "Prescott"
+ * kernels, and a 2048² sgemm ran at 48 GFLOP/s against 235 with the AVX-512
+ * ones. So, before the addon (and with it OpenBLAS) loads, name the kernel
+ * family from the CPU's own flags. OPENBLAS_CORETYPE, if set, wins;
+ * TABSIGHT_OPENBLAS_CORETYPE=auto leaves the choice to OpenBLAS. Child
+ * processes inherit the setting, so PyTorch oracles and baselines spawned
+ * afterwards use the same kernels. Official LibTorch builds use MKL, which
+ * ignores this.
+ */
+function chooseOpenBlasCore(): void {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return;
+  if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.TABSIGHT_OPENBLAS_CORETYPE === 'auto') return;
+  let flags: Set<string>;
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    if (!line) return;
+    flags = new Set(line.slice(line.indexOf(':') + 1).trim().split(/\s+/));
+  } catch {
+    return;
+  }
+  const core = openBlasCoreFor(flags);
+  if (core) process.env.OPENBLAS_CORETYPE = core;
+}
+
 function load(): NativeBinding {
+  chooseOpenBlasCore();
   // node-gyp-build looks in prebuilds/<platform>-<arch>/ and build/Release/.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
@@ -68,8 +111,9 @@ function load(): NativeBinding {
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`Expected positive integer for TABSIGHT_THREADS but received ${fromEnv}`);
   }
-  // LibTorch's default was seen to be 1 on a 2-core machine. Setting it once
-  // here, on the main thread, is enough: libuv's workers use the same pool.
+  // LibTorch's default was seen to be 1 on a 2-core machine. The addon
+  // records the count, and each libuv worker applies it to its own thread
+  // before it runs (native/common/threads.h).
   binding.setThreads(threads);
   const dataFromEnv = process.env.TABSIGHT_DATA_THREADS;
   if (dataFromEnv) {

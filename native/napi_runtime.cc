@@ -1,6 +1,8 @@
 // Runtime facts and settings: LibTorch version, CUDA, thread count.
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <memory>
 #include <mutex>
 #include <set>
@@ -17,6 +19,21 @@ namespace tabsight::napi {
 
 namespace {
 
+// The kernel family OpenBLAS chose when it loaded (LibTorch's BLAS on Debian),
+// or "" where the process has no OpenBLAS (official builds use MKL). The addon
+// is loaded without RTLD_GLOBAL, so look in the loaded libraries by name.
+std::string OpenBlasCore() {
+  for (const char* name : {"libopenblas.so.0", "libblas.so.3"}) {
+    void* handle = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+    if (handle == nullptr) continue;
+    auto* corename = reinterpret_cast<char* (*)()>(dlsym(handle, "openblas_get_corename"));
+    std::string core = corename != nullptr ? corename() : "";
+    dlclose(handle);
+    if (!core.empty()) return core;
+  }
+  return "";
+}
+
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -28,6 +45,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     out.Set("interopThreads", Napi::Number::New(env, at::get_num_interop_threads()));
     out.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
     out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+    out.Set("blasCore", Napi::String::New(env, OpenBlasCore()));
     const CpuCacheStats cache = GetCpuCacheStats();
     Napi::Object c = Napi::Object::New(env);
     c.Set("enabled", Napi::Boolean::New(env, cache.enabled));

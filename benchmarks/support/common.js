@@ -78,6 +78,7 @@ function machine() {
     node: process.version,
     GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? null,
     OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? null,
+    OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null,
   };
 }
 
@@ -129,7 +130,11 @@ function library() {
     console.error('dist/lib/index.js is missing: run `npx tsc -p tsconfig.json` first (npm run bench does)');
     process.exit(2);
   }
-  return require(file);
+  const ts = require(file);
+  // Load the addon now: it sets OPENBLAS_CORETYPE (docs/api.md, "BLAS"), and
+  // the Python baselines started after this inherit it.
+  ts._native();
+  return ts;
 }
 
 /**
