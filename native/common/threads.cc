@@ -27,9 +27,9 @@ void UseThreadsOnThisThread(int n) {
   if (at::get_num_threads() == n) return;
 #ifdef _OPENMP
   omp_set_num_threads(n);
-#else
-  at::set_num_threads(n);  // the native backend's pool is process-wide
 #endif
+  // Without OpenMP (ATen's native backend) the pool is process-wide, set once
+  // by SetIntraOpThreads; there is no per-thread count to give.
 }
 
 void UseIntraOpThreadsOnThisThread() {
