@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "io/mapped_file.h"
+#include "common/threads.h"
 #include "napi_register.h"
 #include "napi_util.h"
 #include "train/trainer.h"
@@ -116,6 +117,7 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<train::Progress> {
   void Execute(const ExecutionProgress& progress) override {
     std::unique_ptr<train::Trainer> trainer;
     try {
+      UseIntraOpThreadsOnThisThread();  // this libuv thread may have run with another count
       trainer = std::make_unique<train::Trainer>(config_, data_);
       if (!resume_from_.empty()) trainer->LoadCheckpoint(resume_from_);
       summary_ = trainer->Run([&](const train::Progress& p) { progress.Send(&p, 1); }, *abort_);

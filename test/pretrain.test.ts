@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pretrain, loadRun, TrainProgress, AbortError, BusyError, ConfigError, DataError, DisposedError, ShapeError } from '../lib/index';
 import { toyCohort, tinyModel } from './helpers/toy';
+import { _native, augmentBatch } from '../lib/index';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-pretrain-'));
 t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -31,6 +32,23 @@ t.test('pretrain#multimodal lowers the CLIP loss over a few epochs', async (t) =
   const metrics = fs.readFileSync(path.join(root, 'mm', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   t.same(metrics.map((m) => m.epoch), [0, 1, 2, 3, 4, 5]);
   t.ok(Math.abs(metrics[5].loss - losses[5]) < 1e-12, 'metrics.jsonl holds the epoch loss');
+});
+
+t.test('pretrain#threads reaches the training thread even after libuv workers ran with another count; metrics.jsonl records it', async (t) => {
+  const n = _native();
+  const before = n.runtimeInfo().threads;
+  t.teardown(() => { n.setThreads(before); });
+  for (const [warm, threads] of [[2, 1], [1, 2]]) {
+    // Keep every libuv worker busy once at `warm` threads, then train at `threads`.
+    n.setThreads(warm);
+    const shape = [64, 3, 64, 64];
+    const data = new Uint8Array(64 * 3 * 64 * 64).map((_, i) => (i * 37) & 255);
+    await Promise.all(Array.from({ length: 8 }, (_, k) => augmentBatch({ data, shape }, { rate: 1, rotationDeg: 30 }, k)));
+    const out = path.join(root, `threads-${threads}`);
+    await pretrain({ ...base, out, epochs: 2, threads });
+    const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { threads: number });
+    t.same(lines.map((l) => l.threads), [threads, threads], `every epoch ran with ${threads} intra-op thread(s) after workers ran with ${warm}`);
+  }
 });
 
 t.test('pretrain#simclr and #supervised lower their losses', async (t) => {

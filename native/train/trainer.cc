@@ -524,9 +524,9 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         // on resume and the metrics and the checkpoint never disagree.
         char line[512];
         std::snprintf(line, sizeof(line),
-                      "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"retrievalTop1\":%.17g,\"lr\":%.17g,\"imagesPerSec\":%.6g}",
+                      "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"retrievalTop1\":%.17g,\"lr\":%.17g,\"imagesPerSec\":%.6g,\"threads\":%d}",
                       static_cast<long long>(epoch_), static_cast<long long>(global_step_), p.epoch_loss,
-                      p.retrieval_top1, lr, p.images_per_sec);
+                      p.retrieval_top1, lr, p.images_per_sec, at::get_num_threads());
         if (rank_ == 0) io::AppendLine(config_.out_dir + "/metrics.jsonl", line);
         ++epoch_;
         step_in_epoch_ = 0;
