@@ -32,10 +32,8 @@ const threads = Number(args.threads ?? 2);
 const B = Number(args.batch ?? 64);
 const S = Number(args.size ?? 128);
 process.env.TABSIGHT_THREADS = String(threads);
-const ts = require(path.join(__dirname, '..', 'dist', 'lib', 'index.js'));
-// Load the addon now: it sets OPENBLAS_CORETYPE (docs/api.md, "BLAS"), which
-// the PyTorch side, started afterwards, inherits.
-ts._native();
+// library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
+const ts = require('./support/common').library();
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const maxAbsDiff = (a, b) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };

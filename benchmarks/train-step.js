@@ -32,10 +32,8 @@ const threads = Number(args.threads ?? os.availableParallelism());
 const device = String(args.device ?? 'cpu');
 const precision = String(args.precision ?? 'fp32');
 process.env.TABSIGHT_THREADS = String(threads);
-const ts = require(path.join(__dirname, '..', 'dist', 'lib', 'index.js'));
-// Load the addon now: it sets OPENBLAS_CORETYPE (docs/api.md, "BLAS"), which
-// the PyTorch side, started afterwards, inherits.
-ts._native();
+// library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
+const ts = require('./support/common').library();
 
 const B = 64, S = 128, F = 100;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };

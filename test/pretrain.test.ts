@@ -2,9 +2,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pretrain, loadRun, TrainProgress, AbortError, BusyError, ConfigError, DataError, DisposedError, ShapeError } from '../lib/index';
+import { _native, augmentBatch, pretrain, loadRun, TrainProgress, AbortError, BusyError, ConfigError, DataError, DisposedError, ShapeError } from '../lib/index';
 import { toyCohort, tinyModel } from './helpers/toy';
-import { _native, augmentBatch } from '../lib/index';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-pretrain-'));
 t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));

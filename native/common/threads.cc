@@ -19,8 +19,6 @@ void SetIntraOpThreads(int n) {
   g_intra_op_threads.store(n);
 }
 
-int IntraOpThreads() { return g_intra_op_threads.load(); }
-
 void UseThreadsOnThisThread(int n) {
   // ATen initialises a thread's count lazily from the process-wide default on
   // its first parallel region; run that first so it cannot undo this later.

@@ -14,14 +14,11 @@ namespace tabsight {
 // The process-wide intra-op thread count (at::set_num_threads, recorded).
 void SetIntraOpThreads(int n);
 
-// The count last given to SetIntraOpThreads; 0 before the first call.
-int IntraOpThreads();
-
 // Gives the calling thread n intra-op threads for its later parallel regions
 // (OpenMP; a no-op with ATen's native backend, whose pool is process-wide).
 void UseThreadsOnThisThread(int n);
 
-// UseThreadsOnThisThread(IntraOpThreads()), if a count was set.
+// UseThreadsOnThisThread with the count last given to SetIntraOpThreads, if any.
 void UseIntraOpThreadsOnThisThread();
 
 }  // namespace tabsight
