@@ -11,7 +11,13 @@
  * graph; LibTorch: in Run.embed; PyTorch: in the timed loop). Batch 64, the
  * same thread count everywhere. After one warm-up pass each, the backends
  * run in alternating order for `reps` repetitions of `images` images; the
- * PyTorch side is one long-lived /usr/bin/python3 process. Prints JSON lines:
+ * PyTorch side is one long-lived /usr/bin/python3 process.
+ *
+ * Memory format: 'libtorch' is Run.embed as a user gets it (memoryFormat
+ * 'auto': channels_last batches on the CPU); 'libtorch, NCHW' is the same
+ * with memoryFormat 'contiguous', the layout LibTorch and PyTorch use by
+ * default; 'pytorch' runs NCHW as MMCL does, and 'pytorch, channels_last'
+ * converts each batch with torch.channels_last. Prints JSON lines:
  * the machine, one line per backend (median, min–max seconds per
  * repetition, images/s), the ratios, and the max abs differences between the
  * backends' embeddings.
@@ -53,16 +59,20 @@ assert sorted(missing) == ['fc.bias', 'fc.weight'], missing
 model.eval()
 x8 = torch.from_numpy(np.load(npy))
 m = torch.tensor(mean).view(1, -1, 1, 1); s = torch.tensor(std).view(1, -1, 1, 1)
+fmt = torch.contiguous_format
+def features_in(x):
+    return features(model, x.contiguous(memory_format=fmt))
 def run():
     outs = []
     with torch.inference_mode():
         for i in range(0, x8.shape[0], B):
             x = (x8[i:i + B].float() / 255.0 - m) / s
-            outs.append(features(model, x))
+            outs.append(features_in(x))
     return torch.cat(outs)
 run().numpy().astype('<f4').tofile(out)  # warm-up, and the features for the cross-check
 print(json.dumps({'torch': torch.__version__, 'torchvision': torchvision.__version__, 'threads': torch.get_num_threads()}), flush=True)
 for line in sys.stdin:
+    fmt = torch.channels_last if line.strip() == 'channels_last' else torch.contiguous_format
     t0 = time.perf_counter(); run(); print(time.perf_counter() - t0, flush=True)
 `;
 
@@ -75,7 +85,7 @@ function pythonWorker(weights, npy, out, normalize) {
   const next = () => new Promise((resolve, reject) => waiting.push({ resolve, reject }));
   return {
     ready: next().then(JSON.parse),
-    rep: async () => { const p = next(); child.stdin.write('go\n'); return Number(await p); },
+    rep: async (format = 'contiguous') => { const p = next(); child.stdin.write(`${format}\n`); return Number(await p); },
     close: () => { child.stdin.end(); },
   };
 }
@@ -111,17 +121,20 @@ function pythonWorker(weights, npy, out, normalize) {
     const backends = {
       onnxruntime: async () => (await ortEnc.embed({ data: images, shape }, { batchSize: B })).embedding,
       libtorch: async () => libtorch.embed({ data: images, shape }, { batchSize: B }),
+      'libtorch, NCHW': async () => libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' }),
     };
     // Warm-up (and the cross-check of the three backends' outputs).
-    const outs = { onnxruntime: await backends.onnxruntime(), libtorch: await backends.libtorch() };
+    const outs = { onnxruntime: await backends.onnxruntime(), libtorch: await backends.libtorch(), 'libtorch, NCHW': await backends['libtorch, NCHW']() };
+    await py.rep('channels_last'); // warm-up
     const b = fs.readFileSync(path.join(tmp, 'py.f32'));
     const pyOut = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-    const times = { onnxruntime: [], libtorch: [], pytorch: [] };
-    const order = ['onnxruntime', 'libtorch', 'pytorch'];
+    const times = { onnxruntime: [], libtorch: [], 'libtorch, NCHW': [], pytorch: [], 'pytorch, channels_last': [] };
+    const order = ['onnxruntime', 'libtorch', 'pytorch', 'libtorch, NCHW', 'pytorch, channels_last'];
     for (let r = 0; r < reps; r++) {
       for (let k = 0; k < order.length; k++) {
         const name = order[(k + r) % order.length];
         if (name === 'pytorch') times.pytorch.push(await py.rep());
+        else if (name === 'pytorch, channels_last') times[name].push(await py.rep('channels_last'));
         else {
           const t0 = process.hrtime.bigint();
           await backends[name]();
@@ -137,12 +150,16 @@ function pythonWorker(weights, npy, out, normalize) {
     const ips = (name) => count / median(times[name]);
     console.log(JSON.stringify({
       figure: 'ratios (images/s over images/s)', onnxruntime_over_libtorch: +(ips('onnxruntime') / ips('libtorch')).toFixed(3),
+      onnxruntime_over_libtorch_nchw: +(ips('onnxruntime') / ips('libtorch, NCHW')).toFixed(3),
+      libtorch_over_libtorch_nchw: +(ips('libtorch') / ips('libtorch, NCHW')).toFixed(3),
+      pytorch_channels_last_over_libtorch: +(ips('pytorch, channels_last') / ips('libtorch')).toFixed(3),
       pytorch_over_libtorch: +(ips('pytorch') / ips('libtorch')).toFixed(3), onnxruntime_over_pytorch: +(ips('onnxruntime') / ips('pytorch')).toFixed(3),
       loadavg_end: os.loadavg().map((v) => +v.toFixed(2)),
     }));
     console.log(JSON.stringify({
       figure: 'max abs difference of the embeddings', onnxruntime_vs_libtorch: maxAbsDiff(outs.onnxruntime, outs.libtorch),
       pytorch_vs_libtorch: maxAbsDiff(pyOut, outs.libtorch), onnxruntime_vs_pytorch: maxAbsDiff(outs.onnxruntime, pyOut),
+      libtorch_nchw_vs_libtorch: maxAbsDiff(outs['libtorch, NCHW'], outs.libtorch), pytorch_vs_libtorch_nchw: maxAbsDiff(pyOut, outs['libtorch, NCHW']),
       max_abs_embedding: outs.libtorch.reduce((m, v) => Math.max(m, Math.abs(v)), 0),
     }));
   } finally {

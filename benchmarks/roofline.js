@@ -134,11 +134,13 @@ async function main() {
     const pick = (lines, name) => lines.find((l) => l.figure === name)?.images_per_s;
     const trainLoad = train.lines.find((l) => 'loadavg_end' in l)?.loadavg_end ?? tm.loadavg;
     const inferLoad = infer.lines.find((l) => 'loadavg_end' in l)?.loadavg_end ?? im.loadavg_start;
-    for (const [label, name] of [['train step, tabsight', 'tabsight train step'], ['train step, PyTorch', 'pytorch train step']]) {
+    for (const [label, name] of [['train step, tabsight', 'tabsight train step'], ['train step, PyTorch', 'pytorch train step'],
+      ['train step, tabsight NCHW', 'tabsight train step, memoryFormat contiguous'], ['train step, PyTorch channels_last', 'pytorch train step, channels_last']]) {
       const v = pick(train.lines, name);
       if (v !== undefined) achieved(label, v, trainFlops.train, train.source, trainLoad);
     }
-    for (const [label, name] of [['inference, onnxruntime', 'onnxruntime'], ['inference, LibTorch (tabsight)', 'libtorch'], ['inference, PyTorch', 'pytorch']]) {
+    for (const [label, name] of [['inference, onnxruntime', 'onnxruntime'], ['inference, LibTorch (tabsight)', 'libtorch'], ['inference, PyTorch', 'pytorch'],
+      ['inference, LibTorch NCHW', 'libtorch, NCHW'], ['inference, PyTorch channels_last', 'pytorch, channels_last']]) {
       const v = pick(infer.lines, name);
       if (v !== undefined) achieved(label, v, inferFlops.inference, infer.source, inferLoad);
     }

@@ -16,8 +16,15 @@
  * both on the GPU (PyTorch with cudnn.benchmark, as tabsight sets it on
  * CUDA). Prints JSON lines.
  *
+ * Memory format: ours runs with the trainer's default memoryFormat ('auto':
+ * channels_last on the CPU, NCHW on CUDA); PyTorch runs NCHW, as MMCL does.
+ * That pair gives the headline ratio. With --layouts true (the default on
+ * the CPU) each round also runs ours with memoryFormat 'contiguous' and
+ * PyTorch with channels_last, so the gain from the layout and the ratio at
+ * equal layouts are measured in the same run.
+ *
  *   node benchmarks/train-step.js [--rounds 3] [--steps 4] [--threads N]
- *     [--device cpu|cuda] [--precision fp32|bf16]
+ *     [--device cpu|cuda] [--precision fp32|bf16] [--layouts true|false]
  */
 'use strict';
 const os = require('node:os');
@@ -31,6 +38,7 @@ const steps = Number(args.steps ?? 4);
 const threads = Number(args.threads ?? os.availableParallelism());
 const device = String(args.device ?? 'cpu');
 const precision = String(args.precision ?? 'fp32');
+const layouts = String(args.layouts ?? (device === 'cpu')) === 'true';
 process.env.TABSIGHT_THREADS = String(threads);
 // library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
 const ts = require('./support/common').library();
@@ -38,7 +46,7 @@ const ts = require('./support/common').library();
 const B = 64, S = 128, F = 100;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
-async function ours(tmp) {
+async function ours(tmp, memoryFormat = 'auto') {
   const n = B * (steps + 1);
   const images = new Uint8Array(n * 3 * S * S).map((_, i) => (i * 2654435761) >>> 24);
   const tabular = new Float32Array(n * F).map((_, i) => Math.sin(i));
@@ -46,14 +54,14 @@ async function ours(tmp) {
   const out = fs.mkdtempSync(path.join(tmp, 'ours-'));
   await ts.pretrain({
     out, images: { data: images, shape: [n, 3, S, S] }, tabular: { data: tabular, shape: [n, F] }, epochs: 1, batchSize: B,
-    warmupEpochs: 0, augment: { rate: 0 }, device, precision, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+    warmupEpochs: 0, augment: { rate: 0 }, device, precision, memoryFormat, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
     model: { arch: 'resnet18', smallStem: false, tabularHidden: 2048, tabularLayers: 2, projectionHidden: 2048, projectionDim: 128 },
   }, { onProgress: (p) => { if (p.step > 1) times.push(B / p.imagesPerSec); } });
   return times;
 }
 
-function pytorch() {
-  const cfg = { device, threads, arch: 'resnet18', batch: B, size: S, features: F, steps, warmup: 1, precision, cudnn_benchmark: device !== 'cpu' };
+function pytorch(memoryFormat = 'contiguous') {
+  const cfg = { device, threads, arch: 'resnet18', batch: B, size: S, features: F, steps, warmup: 1, precision, cudnn_benchmark: device !== 'cpu', memory_format: memoryFormat };
   const r = spawnSync(process.env.TABSIGHT_PYTHON ?? '/usr/bin/python3', [path.join(__dirname, 'support', 'train_step_torch.py'), JSON.stringify(cfg)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`PyTorch baseline failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()).step_s;
@@ -63,17 +71,30 @@ function pytorch() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-'));
   const info = ts._native().runtimeInfo();
   console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, blas_core: info.blasCore, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null, threads, device, precision, batch: B, size: S, loadavg: os.loadavg() }));
-  const a = [], b = [];
+  const a = [], b = [], a2 = [], b2 = [];
   try {
     for (let r = 0; r < rounds; r++) {
       a.push(...await ours(tmp));
       b.push(...pytorch());
+      if (layouts) {
+        a2.push(...await ours(tmp, 'contiguous'));
+        b2.push(...pytorch('channels_last'));
+      }
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const fig = (name, xs) => ({ figure: name, steps: xs.length, median_s: +median(xs).toFixed(4), min_s: +Math.min(...xs).toFixed(4), max_s: +Math.max(...xs).toFixed(4), images_per_s: +(B / median(xs)).toFixed(2) });
-  console.log(JSON.stringify(fig('tabsight train step', a)));
-  console.log(JSON.stringify(fig('pytorch train step', b)));
+  const oursLayout = device === 'cpu' ? 'channels_last' : 'contiguous';
+  console.log(JSON.stringify({ ...fig('tabsight train step', a), memory_format: oursLayout }));
+  console.log(JSON.stringify({ ...fig('pytorch train step', b), memory_format: 'contiguous' }));
+  if (layouts) {
+    console.log(JSON.stringify({ ...fig('tabsight train step, memoryFormat contiguous', a2), memory_format: 'contiguous' }));
+    console.log(JSON.stringify({ ...fig('pytorch train step, channels_last', b2), memory_format: 'channels_last' }));
+    const same = oursLayout === 'channels_last' ? [b2, a] : [b, a];
+    console.log(JSON.stringify({ figure: 'ratio at equal layouts (pytorch median / tabsight median, both NCHW)', ratio: +(median(b) / median(a2)).toFixed(3) }));
+    console.log(JSON.stringify({ figure: `ratio at equal layouts (pytorch median / tabsight median, both ${oursLayout})`, ratio: +(median(same[0]) / median(same[1])).toFixed(3) }));
+    console.log(JSON.stringify({ figure: 'memory format gain (tabsight contiguous median / tabsight default median)', ratio: +(median(a2) / median(a)).toFixed(3) }));
+  }
   console.log(JSON.stringify({ figure: 'ratio (pytorch median / tabsight median)', ratio: +(median(b) / median(a)).toFixed(3), loadavg_end: os.loadavg() }));
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -29,6 +29,7 @@ export const pretrainSchema = z.object({
   warmupEpochs: z.number().nonnegative(),
   device: z.string(),
   precision: z.enum(['fp32', 'bf16']),
+  memoryFormat: z.enum(['auto', 'channels_last', 'contiguous']),
   imageSize: z.number().int().positive(),
   corruptionRate: z.number().min(0).max(1),
   checkpointEvery: z.number().int().positive(),

@@ -119,7 +119,7 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
     });
   }
 
-  // embed(data, [N,C,H,W], { mean, std, outSize: [h, w], batchSize }) → Promise<{data, shape}>
+  // embed(data, [N,C,H,W], { mean, std, outSize: [h, w], batchSize, memoryFormat? }) → Promise<{data, shape}>
   Napi::Value Embed(const Napi::CallbackInfo& info) {
     return Guard(info, [&]() -> Napi::Value {
       auto state = Live();
@@ -132,6 +132,7 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
       auto std = GetNumberArray(o, "std");
       auto out_size = GetNumberArray(o, "outSize");
       const int64_t batch = GetInt(o, "batchSize");
+      const std::string memory_format = Has(o, "memoryFormat") ? GetString(o, "memoryFormat") : "auto";
       if (out_size.size() != 2) throw tabsight::Error(ErrorCode::kConfig, "Expected outSize [h, w]");
       if (static_cast<int64_t>(mean.size()) != shape[1] || static_cast<int64_t>(std.size()) != shape[1]) {
         throw tabsight::Error(ErrorCode::kConfig, "Expected one normalisation mean and std per image channel");
@@ -139,10 +140,10 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
       auto result = std::make_shared<torch::Tensor>();
       return PromiseWorker::Start(
           info.Env(),
-          [state, images, mean, std, out_size, batch, result] {
+          [state, images, mean, std, out_size, batch, memory_format, result] {
             std::lock_guard<std::mutex> lock(state->mu);
             *result = train::EmbedImages(state->model, images, mean, std, static_cast<int64_t>(out_size[0]),
-                                         static_cast<int64_t>(out_size[1]), batch, state->device);
+                                         static_cast<int64_t>(out_size[1]), batch, state->device, nullptr, memory_format);
           },
           [result](Napi::Env env) -> Napi::Value {
             auto out = Napi::Object::New(env);

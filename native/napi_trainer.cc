@@ -7,6 +7,8 @@
 #include "common/threads.h"
 #include "napi_register.h"
 #include "napi_util.h"
+#include "napi_worker.h"
+#include "train/fused_adam.h"
 #include "train/trainer.h"
 
 namespace tabsight::napi {
@@ -25,6 +27,7 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
   c.weight_decay = GetNumber(o, "weightDecay");
   c.warmup_epochs = GetNumber(o, "warmupEpochs");
   c.precision = Has(o, "precision") ? GetString(o, "precision") : "fp32";
+  c.memory_format = Has(o, "memoryFormat") ? GetString(o, "memoryFormat") : "auto";
   auto model = GetObject(o, "model");
   c.image.arch = GetString(model, "arch");
   c.image.in_channels = GetInt(model, "inChannels");
@@ -248,10 +251,102 @@ class TrainingJob : public Napi::ObjectWrap<TrainingJob> {
   std::shared_ptr<std::atomic<bool>> running_ = std::make_shared<std::atomic<bool>>(false);
 };
 
+
+// Test-only: the fused Adam step (train/fused_adam.h) against LibTorch's own
+// torch::optim::Adam / AdamW on the same parameters and gradients.
+// _adamProbe({ optimizer: 'adam' | 'adamw', steps, lr, weightDecay, seed })
+// → Promise<{ maxParamDiff, maxMomentDiff, maxUpdate, fused, params }>: the
+// largest |fused − LibTorch| over parameters and over both moments, each
+// relative to the tensor's largest magnitude; the largest relative change of a
+// parameter over the steps (so a test can see the steps did something); how
+// many parameters took the one-pass loop on the last step, out of how many.
+// The parameters cover a channels_last 4-D weight, a matrix big enough to be
+// split across threads, a bias, and a weight whose gradient has another
+// layout (the fallback).
+Napi::Value AdamProbe(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto o = info[0].As<Napi::Object>();
+    const std::string which = GetString(o, "optimizer");
+    if (which != "adam" && which != "adamw") throw tabsight::Error(ErrorCode::kConfig, "Expected adam or adamw for optimizer");
+    const int64_t steps = GetInt(o, "steps");
+    const double lr = GetNumber(o, "lr"), wd = GetNumber(o, "weightDecay");
+    const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
+    auto out = std::make_shared<std::vector<double>>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [=] {
+          torch::NoGradGuard no_grad;
+          auto gen = at::detail::createCPUGenerator(seed);
+          auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+          std::vector<torch::Tensor> init = {
+              torch::randn({64, 3, 7, 7}, gen, opts).contiguous(torch::MemoryFormat::ChannelsLast),
+              torch::randn({300, 1000}, gen, opts), torch::randn({257}, gen, opts), torch::randn({6, 5, 3, 3}, gen, opts)};
+          std::vector<torch::Tensor> a, b;
+          for (auto& t : init) {
+            a.push_back(t.clone(torch::MemoryFormat::Preserve).requires_grad_(true));
+            b.push_back(t.clone(torch::MemoryFormat::Preserve).requires_grad_(true));
+          }
+          std::unique_ptr<torch::optim::Optimizer> ref, fused;
+          if (which == "adam") {
+            ref = std::make_unique<torch::optim::Adam>(a, torch::optim::AdamOptions(lr).weight_decay(wd));
+            fused = std::make_unique<torch::optim::Adam>(b, torch::optim::AdamOptions(lr).weight_decay(wd));
+          } else {
+            ref = std::make_unique<torch::optim::AdamW>(a, torch::optim::AdamWOptions(lr).weight_decay(wd));
+            fused = std::make_unique<torch::optim::AdamW>(b, torch::optim::AdamWOptions(lr).weight_decay(wd));
+          }
+          int64_t n_fused = 0;
+          for (int64_t s = 0; s < steps; ++s) {
+            for (size_t i = 0; i < init.size(); ++i) {
+              // Gradients of mixed scale, some near 0, as real ones are.
+              auto g = torch::randn(init[i].sizes(), gen, opts) * torch::rand(init[i].sizes(), gen, opts).pow(4);
+              if (i == 0) g = g.contiguous(torch::MemoryFormat::ChannelsLast);
+              if (i == 3) g = g.contiguous(torch::MemoryFormat::ChannelsLast);  // parameter NCHW: the fallback
+              a[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
+              b[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
+            }
+            ref->step();
+            n_fused = train::FusedAdamStep(*fused, which == "adamw");
+          }
+          auto rel = [](const torch::Tensor& x, const torch::Tensor& y) {
+            return (x - y).abs().max().item<double>() / std::max(1e-30, y.abs().max().item<double>());
+          };
+          double dp = 0, dm = 0, up = 0;
+          for (size_t i = 0; i < init.size(); ++i) {
+            dp = std::max(dp, rel(b[i], a[i]));
+            up = std::max(up, rel(a[i], init[i]));
+            for (const char* name : {"exp_avg", "exp_avg_sq"}) {
+              auto& sa = ref->state().at(train::OptimizerStateKey(a[i]));
+              auto& sb = fused->state().at(train::OptimizerStateKey(b[i]));
+              auto moment = [&](torch::optim::OptimizerParamState& st) -> torch::Tensor {
+                if (which == "adam") {
+                  auto& x = static_cast<torch::optim::AdamParamState&>(st);
+                  return std::string(name) == "exp_avg" ? x.exp_avg() : x.exp_avg_sq();
+                }
+                auto& x = static_cast<torch::optim::AdamWParamState&>(st);
+                return std::string(name) == "exp_avg" ? x.exp_avg() : x.exp_avg_sq();
+              };
+              dm = std::max(dm, rel(moment(*sb), moment(*sa)));
+            }
+          }
+          *out = {dp, dm, up, static_cast<double>(n_fused), static_cast<double>(init.size())};
+        },
+        [out](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("maxParamDiff", Napi::Number::New(env, (*out)[0]));
+          r.Set("maxMomentDiff", Napi::Number::New(env, (*out)[1]));
+          r.Set("maxUpdate", Napi::Number::New(env, (*out)[2]));
+          r.Set("fused", Napi::Number::New(env, (*out)[3]));
+          r.Set("params", Napi::Number::New(env, (*out)[4]));
+          return r;
+        });
+  });
+}
+
 }  // namespace
 
 void RegisterTrainer(Napi::Env env, Napi::Object exports) {
   exports.Set("TrainingJob", TrainingJob::Define(env));
+  exports.Set("_adamProbe", Napi::Function::New(env, AdamProbe, "_adamProbe"));
 }
 
 }  // namespace tabsight::napi

@@ -3,7 +3,8 @@
 
   train_step_torch.py '{"device": "cpu", "threads": 2, "arch": "resnet18", "batch": 64,
                         "size": 128, "features": 100, "steps": 4, "warmup": 1,
-                        "precision": "fp32", "cudnn_benchmark": false}'
+                        "precision": "fp32", "cudnn_benchmark": false,
+                        "memory_format": "contiguous"}'
 
 One multimodal CLIP step as tabsight's trainer runs it: torchvision's
 ResNet (fc removed) at `size` px, MMCL's tabular MLP Linear(F, 2048) +
@@ -11,7 +12,10 @@ ResNet (fc removed) at `size` px, MMCL's tabular MLP Linear(F, 2048) +
 ReLU, Linear to 128, CLIP (tau 0.1, lambda 0.5) on L2-normalised
 projections, Adam (lr 3e-3, weight decay 1e-4). precision "bf16" wraps the
 forward pass and the loss in torch.autocast(dtype=torch.bfloat16), as
-tabsight's --precision bf16 does. Each step is timed with perf_counter up to
+tabsight's --precision bf16 does. memory_format "channels_last" converts the
+image encoder and the image batch with torch.channels_last (PyTorch's
+recipe), as tabsight's memoryFormat does; the default "contiguous" is NCHW,
+as MMCL runs. Each step is timed with perf_counter up to
 loss.item() after optimizer.step() (a device sync on CUDA). Prints one JSON
 line: the versions and the per-step seconds after `warmup` steps.
 """
@@ -44,6 +48,12 @@ def main():
     mods = torch.nn.ModuleList([enc, tab, pi, pt]).to(dev).train()
     opt = torch.optim.Adam(mods.parameters(), lr=3e-3, weight_decay=1e-4)
     x = torch.rand(B, 3, S, S, device=dev)
+    memory_format = cfg.get("memory_format", "contiguous")
+    if memory_format == "channels_last":
+        enc.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif memory_format != "contiguous":
+        raise SystemExit("memory_format must be contiguous or channels_last")
     t = torch.randn(B, F, device=dev)
     y = torch.arange(B, device=dev)
     fn = torch.nn.functional
@@ -70,7 +80,8 @@ def main():
     print(json.dumps({"torch": torch.__version__, "torchvision": torchvision.__version__, "device": str(dev),
                       "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
                       "threads": torch.get_num_threads(), "arch": arch, "batch": B, "size": S, "precision": "bf16" if bf16 else "fp32",
-                      "cudnn_benchmark": torch.backends.cudnn.benchmark, "step_s": secs}), flush=True)
+                      "cudnn_benchmark": torch.backends.cudnn.benchmark, "memory_format": memory_format,
+                      "step_s": secs}), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import { ConfigError, TabsightError } from '../errors';
 import { evaluateRun, type EvaluationResult } from '../pipeline/evaluate';
 import { pretrainCohort } from '../pipeline/cohort-pretrain';
 import { distributedFromEnv, distributedRank, pretrain, type DistributedOptions, type PretrainMode } from '../pretrain';
+import type { MemoryFormat } from '../pretrain-options';
 import { defined, featureList, float, int, interruptSignal, list } from './args';
 import { launchLocalRanks, withoutNproc } from './launch';
 import { trainingBar } from './progress';
@@ -36,6 +37,7 @@ export function addTrainCommands(program: Command): void {
     .option('--seed <n>', 'seed (default 0)', int('--seed'))
     .option('--device <device>', 'cpu | cuda | cuda:N (default cpu)')
     .option('--precision <p>', 'fp32 | bf16: bf16 autocasts the forward pass and loss (default fp32; see benchmarks/RESULTS.md before using it)')
+    .option('--memory-format <f>', 'auto | channels_last | contiguous: layout of conv weights and image batches (default auto: channels_last on cpu, contiguous on cuda)')
     .option('--image-size <px>', 'training image size (default: the stored size)', int('--image-size'))
     .option('--init-weights <file>', 'initial image encoder weights (torchvision names, safetensors)')
     .option('--resume', 'continue the run in --out from its checkpoint')
@@ -47,7 +49,7 @@ export function addTrainCommands(program: Command): void {
       const cfg = experiment(o.config);
       const flags = defined({
         mode: o.mode as PretrainMode | undefined, epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay, seed: o.seed,
-        device: o.device, precision: o.precision as 'fp32' | 'bf16' | undefined, imageSize: o.imageSize, initWeights: o.initWeights, labelTask: o.labelTask,
+        device: o.device, precision: o.precision as 'fp32' | 'bf16' | undefined, memoryFormat: o.memoryFormat as MemoryFormat | undefined, imageSize: o.imageSize, initWeights: o.initWeights, labelTask: o.labelTask,
         features: featureList(o.features, o.featuresFile),
         model: o.arch ? { arch: o.arch } : undefined,
         syncBatchNorm: o.syncBatchNorm as boolean | undefined,

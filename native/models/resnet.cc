@@ -150,4 +150,11 @@ torch::Tensor ResNetImpl::forward_with_activation(const torch::Tensor& x, const 
   return torch::flatten(torch::adaptive_avg_pool2d(Trunk(x, layer, activation), {1, 1}), 1);
 }
 
+void SetConvMemoryFormat(torch::nn::Module& module, torch::MemoryFormat format) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters()) {
+    if (p.dim() == 4 && !p.is_contiguous(format)) p.set_data(p.data().contiguous(format));
+  }
+}
+
 }  // namespace tabsight::models

@@ -73,4 +73,11 @@ struct ResNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(ResNet);
 
+// Gives every 4-D parameter of `module` (the convolution weights) the memory
+// format `format`, in place (set_data: the parameters stay the same tensors,
+// so optimisers and module references hold on). With channels_last weights
+// and inputs, LibTorch's oneDNN convolutions skip the NCHW <-> blocked
+// reorders around every call (docs/design.md, "Memory format").
+void SetConvMemoryFormat(torch::nn::Module& module, torch::MemoryFormat format);
+
 }  // namespace tabsight::models

@@ -24,6 +24,7 @@
 #include "distributed/grad_reducer.h"
 #include "distributed/sync_batch_norm.h"
 #include "models/batch_norm.h"
+#include "train/fused_adam.h"
 
 namespace tabsight::train {
 
@@ -64,6 +65,13 @@ int DataThreads(const torch::Device& device) {
   const int n = g_data_threads.load();
   if (n > 0) return n;
   return device.is_cuda() ? at::get_num_threads() : 1;
+}
+
+bool ResolveChannelsLast(const std::string& memory_format, const torch::Device& device) {
+  if (memory_format == "channels_last") return true;
+  if (memory_format == "contiguous") return false;
+  if (memory_format == "auto") return !device.is_cuda();
+  Fail(ErrorCode::kConfig, "Expected auto, channels_last or contiguous for memoryFormat but received \"" + memory_format + "\"");
 }
 
 torch::Device ResolveDevice(const std::string& device) {
@@ -108,31 +116,6 @@ struct Trainer::Batch {
   torch::Tensor labels_global;
 };
 
-namespace {
-
-// LibTorch's optimizers key each parameter's state by the address of its
-// TensorImpl: in LibTorch 1.13 as the string c10::guts::to_string(ptr)
-// made (an ostringstream of the pointer), in 2.11 as the void* itself
-// (where c10::guts::to_string is gone). The key type is read from the
-// optimizer's state map.
-template <typename K>
-K StateKeyFor(const torch::Tensor& param) {
-  void* ptr = param.unsafeGetTensorImpl();
-  if constexpr (std::is_same_v<K, std::string>) {
-    std::ostringstream ss;
-    ss << ptr;
-    return ss.str();
-  } else {
-    return K(ptr);
-  }
-}
-
-using OptimizerStateKeyType = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
-
-OptimizerStateKeyType OptimizerStateKey(const torch::Tensor& param) { return StateKeyFor<OptimizerStateKeyType>(param); }
-
-}  // namespace
-
 Trainer::Trainer(TrainConfig config, TrainData data)
     : config_(std::move(config)), data_(std::move(data)), device_(DeviceFor(config_)) {
   Validate();
@@ -165,6 +148,8 @@ Trainer::Trainer(TrainConfig config, TrainData data)
     LoadImageEncoderTensors(net_->image, io::ReadSafetensors(config_.init_weights), config_.init_weights);
   }
   net_->to(device_);
+  channels_last_ = ResolveChannelsLast(config_.memory_format, device_);
+  if (channels_last_) models::SetConvMemoryFormat(*net_->image, torch::MemoryFormat::ChannelsLast);
   if (config_.optimizer == "adam") {
     optimizer_ = std::make_unique<torch::optim::Adam>(
         net_->parameters(), torch::optim::AdamOptions(config_.lr).weight_decay(config_.weight_decay));
@@ -335,7 +320,8 @@ Trainer::Batch Trainer::MakeBatch(int64_t epoch, int64_t step_in_epoch) const {
     auto params = SampleAugmentParams(batch_size_, raw.size(2), raw.size(3), config_.augment,
                                       DeriveSeed(config_.seed, {stream, e, s}));
     if (world_ > 1) params = std::vector<SampleParams>(params.begin() + offset, params.begin() + offset + local_batch_);
-    return Normalize(ApplyAugment(raw_dev, config_.augment, params));
+    auto x = Normalize(ApplyAugment(raw_dev, config_.augment, params));
+    return channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
   };
   b.view1 = augment(kStreamView1);
   if (config_.mode == "simclr") b.view2 = augment(kStreamView2);
@@ -429,7 +415,12 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       const double lr = LearningRate(global_step_);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
 
-      optimizer_->zero_grad();
+      // Gradients are dropped rather than zeroed (PyTorch's
+      // zero_grad(set_to_none=True)): backward then hands its gradient to
+      // the parameter without a fill and an add. Every registered parameter
+      // gets a gradient each step (Network registers only the modules its
+      // mode uses), so Adam sees the same gradients as before.
+      for (auto& p : net_->parameters()) p.mutable_grad().reset();
       if (comm_) {
         comm_->SetStep(global_step_);
         if (!sync_bn_) {
@@ -480,7 +471,12 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       // own rows, so the gradients add up to the single-process gradient;
       // supervised ranks each hold the mean over their rows, so they average.
       if (reducer_) reducer_->Finish(contrastive ? 1.0 : 1.0 / static_cast<double>(world_));
-      optimizer_->step();
+      // On the CPU, Adam's update in one pass per parameter (train/fused_adam.h).
+      if (device_.is_cuda()) {
+        optimizer_->step();
+      } else {
+        FusedAdamStep(*optimizer_, config_.optimizer == "adamw");
+      }
       double top1 =
           logits.defined() ? logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>() : 0.0;
       if (comm_) {
@@ -623,6 +619,9 @@ void Trainer::LoadCheckpoint(const std::string& path) {
   const int64_t opt_step = meta_int("optimizer_step");
   auto& state = optimizer_->state();
   state.clear();
+  // Moments take their parameter's layout (channels_last convolution weights
+  // keep channels_last moments), as a fresh optimiser's zeros_like would.
+  auto like = [](const torch::Tensor& src, const torch::Tensor& param) { return torch::empty_like(param).copy_(src); };
   if (opt_step >= 0) {
     for (auto& item : net_->named_parameters()) {
       const torch::Tensor* m = file.Find("optim." + item.key() + ".exp_avg");
@@ -632,14 +631,14 @@ void Trainer::LoadCheckpoint(const std::string& path) {
       if (config_.optimizer == "adam") {
         auto s = std::make_unique<torch::optim::AdamParamState>();
         s->step(opt_step);
-        s->exp_avg(m->to(device_).clone());
-        s->exp_avg_sq(v->to(device_).clone());
+        s->exp_avg(like(*m, item.value()));
+        s->exp_avg_sq(like(*v, item.value()));
         state[key] = std::move(s);
       } else {
         auto s = std::make_unique<torch::optim::AdamWParamState>();
         s->step(opt_step);
-        s->exp_avg(m->to(device_).clone());
-        s->exp_avg_sq(v->to(device_).clone());
+        s->exp_avg(like(*m, item.value()));
+        s->exp_avg_sq(like(*v, item.value()));
         state[key] = std::move(s);
       }
     }
@@ -715,7 +714,13 @@ void LoadImageEncoderTensors(models::ResNet& encoder, const io::Safetensors& fil
 
 torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, const std::vector<double>& mean,
                           const std::vector<double>& std, int64_t out_h, int64_t out_w, int64_t batch_size,
-                          const torch::Device& device, const std::atomic<bool>* abort) {
+                          const torch::Device& device, const std::atomic<bool>* abort, const std::string& memory_format) {
+  // "auto" for embedding: channels_last on the CPU only where the first
+  // residual stage's maps are at least 32 px on a side. Below that oneDNN's
+  // NCHW path embedded faster (benchmarks/RESULTS.md, "Memory format").
+  const int64_t stage1 = encoder->options().small_stem ? out_h : out_h / 4;
+  const bool channels_last = memory_format == "auto" ? ResolveChannelsLast(memory_format, device) && stage1 >= 32
+                                                     : ResolveChannelsLast(memory_format, device);
   if (images.dim() != 4) Fail(ErrorCode::kShape, "Expected images of rank 4 [N, C, H, W] but received " + c10::str(images.sizes()));
   if (images.size(1) != encoder->options().in_channels) {
     Fail(ErrorCode::kShape, "Expected " + Str(encoder->options().in_channels) + " image channels but received " + Str(images.size(1)));
@@ -735,7 +740,10 @@ torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, 
     if (abort && abort->load()) Fail(ErrorCode::kAborted, "embedding was aborted");
     auto part = images.narrow(0, i, std::min(batch_size, n - i)).to(device);
     auto x = (ToFloatResized(part, out_h, out_w) - m) / s;
-    outs.push_back(encoder->forward(x).to(torch::kCPU));
+    // On the CPU a channels_last input takes oneDNN's NHWC path, faster than
+    // NCHW with the same weights (benchmarks/RESULTS.md, "Memory format").
+    if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    outs.push_back(encoder->forward(x).to(torch::kCPU).contiguous());
   }
   if (outs.empty()) return torch::zeros({0, encoder->feature_dim()});
   return torch::cat(outs, 0);

@@ -42,6 +42,11 @@ struct TrainConfig {
   // "fp32", or "bf16": autocast around the forward pass and the loss
   // (train/precision.h); weights, gradients and Adam state stay fp32.
   std::string precision = "fp32";
+  // Layout of the image encoder's convolution weights and input batches:
+  // "channels_last" (NHWC in memory), "contiguous" (NCHW) or "auto"
+  // (channels_last on the CPU, where it was measured faster; contiguous on
+  // CUDA). Checkpoints are NCHW either way.
+  std::string memory_format = "auto";
   models::ResNetOptions image;
   int64_t tabular_hidden = 2048, tabular_layers = 2;
   int64_t projection_hidden = 2048, projection_dim = 128;
@@ -151,6 +156,7 @@ class Trainer {
   TrainData data_;
   torch::Device device_;
   Precision precision_ = Precision::kFloat32;
+  bool channels_last_ = false;
   Network net_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   int64_t n_ = 0, batch_size_ = 0, steps_per_epoch_ = 0;
@@ -169,6 +175,11 @@ class Trainer {
 // Resolves and checks a device string ("cpu", "cuda", "cuda:1").
 torch::Device ResolveDevice(const std::string& device);
 
+// Whether a memoryFormat ("auto", "channels_last", "contiguous") means
+// channels_last on `device`; "auto" is channels_last on the CPU only.
+// Anything else fails with kConfig.
+bool ResolveChannelsLast(const std::string& memory_format, const torch::Device& device);
+
 // Intra-op threads of the prefetch (data) thread, process-wide. 0 (the
 // default) means: 1 when training on the CPU, where the step needs the cores
 // and a second OpenMP team would oversubscribe them; the intra-op count on
@@ -178,10 +189,15 @@ void SetDataThreads(int n);
 int DataThreads(const torch::Device& device);
 
 // Embeds images with an image encoder in eval mode: uint8 is scaled by 1/255,
-// then resized to out_h×out_w and normalised.
+// then resized to out_h×out_w and normalised. memory_format sets the layout
+// of each input batch only (the encoder's weights are left as they are);
+// "auto" is channels_last on the CPU where the first residual stage's maps
+// are at least 32 px on a side (out_h ≥ 128, or ≥ 32 with the small stem),
+// where it was measured faster, and NCHW otherwise.
 torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, const std::vector<double>& mean,
                           const std::vector<double>& std, int64_t out_h, int64_t out_w, int64_t batch_size,
-                          const torch::Device& device, const std::atomic<bool>* abort = nullptr);
+                          const torch::Device& device, const std::atomic<bool>* abort = nullptr,
+                          const std::string& memory_format = "auto");
 
 // Image encoder weights under torchvision names (prefix stripped).
 io::NamedTensors ImageEncoderTensors(models::ResNet& encoder);

@@ -1,0 +1,143 @@
+#include "train/fused_adam.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <memory>
+#include <sstream>
+#include <type_traits>
+
+#include "common/error.h"
+
+namespace tabsight::train {
+
+namespace {
+
+template <typename K>
+K StateKeyFor(const torch::Tensor& param) {
+  void* ptr = param.unsafeGetTensorImpl();
+  if constexpr (std::is_same_v<K, std::string>) {
+    std::ostringstream ss;
+    ss << ptr;
+    return ss.str();
+  } else {
+    return K(ptr);
+  }
+}
+
+struct Hyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool amsgrad;
+};
+
+// Whether one linear pass over memory visits the same logical element of all
+// four tensors: float32 CPU tensors, dense without overlap, equal strides.
+bool Fusable(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v) {
+  for (const auto* t : {&p, &g, &m, &v}) {
+    if (!t->device().is_cpu() || t->scalar_type() != torch::kFloat32 || !t->is_non_overlapping_and_dense()) return false;
+    if (t->strides() != p.strides() || t->sizes() != p.sizes()) return false;
+  }
+  return true;
+}
+
+// LibTorch 1.13's Adam/AdamW arithmetic (torch/csrc/api/src/optim/adam.cpp,
+// adamw.cpp), as tensor operations: the fallback.
+void TensorStep(torch::Tensor p, torch::Tensor grad, torch::Tensor& m, torch::Tensor& v, int64_t step, const Hyper& h,
+                bool decoupled) {
+  const double bc1 = 1 - std::pow(h.beta1, static_cast<double>(step));
+  const double bc2 = 1 - std::pow(h.beta2, static_cast<double>(step));
+  if (h.weight_decay != 0) {
+    if (decoupled) {
+      p.mul_(1 - h.lr * h.weight_decay);
+    } else {
+      grad = grad.add(p, h.weight_decay);
+    }
+  }
+  m.mul_(h.beta1).add_(grad, 1 - h.beta1);
+  v.mul_(h.beta2).addcmul_(grad, grad, 1 - h.beta2);
+  auto denom = (v.sqrt() / std::sqrt(bc2)).add_(h.eps);
+  p.addcdiv_(m, denom, -h.lr / bc1);
+}
+
+// The same, element by element in one pass. Each scalar is rounded to float
+// as ATen rounds a Scalar for a float tensor.
+void FusedStep(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, torch::Tensor& v, int64_t step,
+               const Hyper& h, bool decoupled) {
+  const double bc1 = 1 - std::pow(h.beta1, static_cast<double>(step));
+  const double bc2 = 1 - std::pow(h.beta2, static_cast<double>(step));
+  const float wd = static_cast<float>(decoupled ? 0.0 : h.weight_decay);
+  const float shrink = static_cast<float>(1 - h.lr * h.weight_decay);
+  const bool shrink_p = decoupled && h.weight_decay != 0;
+  const float b1 = static_cast<float>(h.beta1), a1 = static_cast<float>(1 - h.beta1);
+  const float b2 = static_cast<float>(h.beta2), a2 = static_cast<float>(1 - h.beta2);
+  const float root_bc2 = static_cast<float>(std::sqrt(bc2));
+  const float eps = static_cast<float>(h.eps);
+  const float neg_step = static_cast<float>(-h.lr / bc1);
+  float* pp = p.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  float* mp = m.data_ptr<float>();
+  float* vp = v.data_ptr<float>();
+  // A grain of 32k elements: a parameter below 128 KiB stays on one thread.
+  at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float pi = pp[i];
+      if (shrink_p) pi = pi * shrink;
+      const float gi = wd != 0.0f ? gp[i] + wd * pi : gp[i];
+      const float mi = mp[i] * b1 + a1 * gi;
+      const float vi = vp[i] * b2 + a2 * gi * gi;
+      mp[i] = mi;
+      vp[i] = vi;
+      const float denom = std::sqrt(vi) / root_bc2 + eps;
+      pp[i] = pi + neg_step * (mi / denom);
+    }
+  });
+}
+
+template <typename State, typename Options>
+int64_t StepAll(torch::optim::Optimizer& opt, bool decoupled) {
+  torch::NoGradGuard no_grad;
+  int64_t fused = 0;
+  auto& state = opt.state();
+  for (auto& group : opt.param_groups()) {
+    const auto& o = static_cast<const Options&>(group.options());
+    const Hyper h{o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(), o.weight_decay(), o.amsgrad()};
+    if (h.amsgrad) Fail(ErrorCode::kConfig, "the fused Adam step does not implement amsgrad");
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (p.grad().is_sparse()) Fail(ErrorCode::kTorch, "Adam does not support sparse gradients");
+      const auto key = OptimizerStateKey(p);
+      auto it = state.find(key);
+      if (it == state.end()) {
+        auto s = std::make_unique<State>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        it = state.emplace(key, std::move(s)).first;
+      }
+      auto& s = static_cast<State&>(*it->second);
+      s.step(s.step() + 1);
+      auto& m = s.exp_avg();
+      auto& v = s.exp_avg_sq();
+      auto data = p.data();
+      const auto grad = p.grad();
+      if (Fusable(data, grad, m, v)) {
+        FusedStep(data, grad, m, v, s.step(), h, decoupled);
+        ++fused;
+      } else {
+        TensorStep(data, grad, m, v, s.step(), h, decoupled);
+      }
+    }
+  }
+  return fused;
+}
+
+}  // namespace
+
+OptimizerStateKeyType OptimizerStateKey(const torch::Tensor& param) { return StateKeyFor<OptimizerStateKeyType>(param); }
+
+int64_t FusedAdamStep(torch::optim::Optimizer& optimizer, bool decoupled) {
+  if (decoupled) return StepAll<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, true);
+  return StepAll<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, false);
+}
+
+}  // namespace tabsight::train

@@ -1,0 +1,99 @@
+// memoryFormat: the image encoder's convolution weights and batches in
+// channels_last (NHWC) memory. The oracle is the same run in NCHW: the step
+// is the same arithmetic in another layout, so only oneDNN's rounding may
+// differ. Checkpoints must stay NCHW (test/resnet-parity.test.ts loads a
+// default, channels_last, run's encoder into torchvision).
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pretrain, loadRun, ConfigError } from '../lib/index';
+import { readSafetensors } from '../lib/io/safetensors';
+import { toyCohort, tinyModel } from './helpers/toy';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-memfmt-'));
+t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+// One batch: one step, so each layout's update can be compared weight by weight.
+const toy = toyCohort(16);
+const base = {
+  images: { data: toy.images, shape: toy.shape },
+  tabular: { data: toy.tabular, shape: [16, toy.features] },
+  batchSize: 16,
+  lr: 1e-3,
+  warmupEpochs: 0,
+  epochs: 1,
+  model: tinyModel,
+  augment: { rate: 1, rotationDeg: 20 },
+  seed: 5,
+};
+
+async function run(memoryFormat: 'channels_last' | 'contiguous' | undefined, out: string): Promise<number[]> {
+  const losses: number[] = [];
+  await pretrain({ ...base, out, ...(memoryFormat ? { memoryFormat } : {}) }, { onProgress: (p) => losses.push(p.loss) });
+  return losses;
+}
+
+const maxRel = (a: Float32Array, b: Float32Array) => {
+  let m = 0, s = 0;
+  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); }
+  return m / Math.max(s, 1e-30);
+};
+
+t.test('channels_last takes the same step as NCHW to float32 rounding; config.json records the resolved layout', async (t) => {
+  const nchw = await run('contiguous', path.join(root, 'nchw'));
+  const nhwc = await run('channels_last', path.join(root, 'nhwc'));
+  const auto = await run(undefined, path.join(root, 'auto'));
+  t.equal(nhwc.length, 1);
+  // The same initial weights and batch, so the loss differs only by the
+  // convolutions' rounding (relative 1e-7 per value; 1e-5 bounds it through
+  // the network).
+  t.ok(Math.abs(nhwc[0] - nchw[0]) <= 1e-5 * Math.abs(nchw[0]), `loss ${nhwc[0]} vs ${nchw[0]}`);
+  t.same(auto, nhwc, "'auto' trains exactly as channels_last on the CPU");
+  const cfg = (d: string) => JSON.parse(fs.readFileSync(path.join(root, d, 'config.json'), 'utf8'));
+  t.equal(cfg('nchw').memoryFormat, 'contiguous');
+  t.equal(cfg('nhwc').memoryFormat, 'channels_last');
+  t.equal(cfg('auto').memoryFormat, 'channels_last', "config.json records what 'auto' resolved to");
+
+  // Adam's first step moves every weight by lr · sign(gradient) (bias
+  // correction makes m/√v = ±1), so comparing the saved encoders compares
+  // the signs of about 11M convolution gradients. Rounding can flip only
+  // gradients within rounding of 0 (31 of 11M when this test was written);
+  // a wrong gradient, or an encoder saved in NHWC order, would flip or move
+  // about half of them. Each weight may differ by at most 2·lr.
+  const a = await readSafetensors(path.join(root, 'nchw', 'image_encoder.safetensors'));
+  const b = await readSafetensors(path.join(root, 'nhwc', 'image_encoder.safetensors'));
+  let n = 0, moved = 0, worst = 0;
+  for (const [name, x] of a.tensors) {
+    const y = b.tensors.get(name)!;
+    t.same(y.shape, x.shape, `${name} shape`);
+    if (x.dtype !== 'F32' || x.shape.length !== 4) continue;
+    const xd = x.data as Float32Array, yd = y.data as Float32Array;
+    for (let i = 0; i < xd.length; i++) {
+      const d = Math.abs(xd[i] - yd[i]);
+      n++;
+      if (d > base.lr / 2) moved++;
+      worst = Math.max(worst, d);
+    }
+  }
+  t.ok(n > 1e6, `${n} convolution weights compared`);
+  t.ok(moved <= 1e-4 * n, `${moved} of ${n} weights took the other sign's step`);
+  t.ok(worst <= 2.01 * base.lr, `largest difference ${worst.toExponential(3)} (lr ${base.lr})`);
+
+  // A channels_last run's encoder embeds the same whichever layout embed uses, to rounding.
+  const r = await loadRun(path.join(root, 'nhwc'));
+  const imgs = { data: toy.images.subarray(0, 8 * toy.shape[1] * toy.shape[2] * toy.shape[3]), shape: [8, ...toy.shape.slice(1)] };
+  const e1 = await r.embed(imgs, { memoryFormat: 'contiguous' });
+  const e2 = await r.embed(imgs, { memoryFormat: 'channels_last' });
+  t.ok(maxRel(e2, e1) <= 1e-5, `embed NHWC vs NCHW: ${maxRel(e2, e1).toExponential(2)}`);
+  r.dispose();
+});
+
+t.test('an unknown memoryFormat is a ConfigError naming the field and the value', async (t) => {
+  const err = await pretrain({ ...base, out: path.join(root, 'bad'), memoryFormat: 'nhwc' as never }).catch((e) => e);
+  t.type(err, ConfigError);
+  t.match(err.message, /memoryFormat/);
+  t.match(err.message, /nhwc/);
+  const r = await loadRun(path.join(root, 'nhwc'));
+  await t.rejects(r.embed({ data: new Uint8Array(toy.shape[1] * toy.shape[2] * toy.shape[3]), shape: [1, ...toy.shape.slice(1)] }, { memoryFormat: 'NHWC' as never }), { code: 'ERR_CONFIG', message: /memoryFormat/ });
+  r.dispose();
+});
