@@ -158,7 +158,7 @@ export interface PretrainOptions {
    * Memory layout of the image encoder's convolution weights and input
    * batches. 'channels_last' (NHWC) lets LibTorch's oneDNN convolutions skip
    * the reorders around each call: on the 2-core AVX-512 test machine
-   * ResNet-18 steps were 4–13% faster, from 28 px (small stem) to 128 px
+   * ResNet-18 steps were 3–19% faster in two runs, from 28 px (small stem) to 128 px
    * (benchmarks/RESULTS.md, "Memory format"). 'auto' is channels_last on the CPU and contiguous
    * (NCHW) on CUDA, where it has not been measured. Checkpoints and exported
    * weights are NCHW either way. @default 'auto'
