@@ -3,8 +3,8 @@
 
   step_profile.py [channels_last|contiguous] [steps]
 
-Runs train-step.js's PyTorch step (train_step_torch.py's model, loss and
-Adam; ResNet-18 at 128 px, batch 64, 2 threads) under torch.profiler after
+Runs train-step.js's PyTorch step (train_step_torch.make_step: its model,
+loss and Adam; ResNet-18 at 128 px, batch 64, 2 threads) under torch.profiler after
 two warm-up steps, and prints one JSON line per operator group with its
 seconds per step, its share of the step, and, for the convolutions, the
 GFLOP/s they reach (analytic FLOPs from support/flops.js's count: forward
@@ -18,11 +18,10 @@ import sys
 import time
 
 import torch
-import torchvision
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mmcl_baseline import head, tabular_encoder  # noqa: E402
+from train_step_torch import make_step  # noqa: E402  (train-step.js's PyTorch step)
 
 GROUPS = {
     "convolution forward": ["aten::mkldnn_convolution"],
@@ -39,31 +38,8 @@ GROUPS = {
 def main():
     fmt = sys.argv[1] if len(sys.argv) > 1 else "channels_last"
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    B, S, F = 64, 128, 100
-    enc = torchvision.models.resnet18()
-    enc.fc = torch.nn.Identity()
-    tab = tabular_encoder(F, 2048, 2)
-    pi, pt = head(512, 2048, 128), head(2048, 2048, 128)
-    mods = torch.nn.ModuleList([enc, tab, pi, pt]).train()
-    opt = torch.optim.Adam(mods.parameters(), lr=3e-3, weight_decay=1e-4)
-    x = torch.rand(B, 3, S, S)
-    if fmt == "channels_last":
-        enc.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    t, y = torch.randn(B, F), torch.arange(B)
-    fn = torch.nn.functional
-
-    def step():
-        opt.zero_grad()
-        zi = fn.normalize(pi(enc(x)), dim=1)
-        zt = fn.normalize(pt(tab(t)), dim=1)
-        logits = zi @ zt.T / 0.1
-        loss = 0.5 * fn.cross_entropy(logits, y) + 0.5 * fn.cross_entropy(logits.T, y)
-        loss.backward()
-        opt.step()
-
+    step, _, B, _, _, _, _ = make_step({"threads": 2, "arch": "resnet18", "batch": 64, "size": 128, "features": 100,
+                                        "memory_format": fmt})
     for _ in range(2):
         step()
     t0 = time.perf_counter()

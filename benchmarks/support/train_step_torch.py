@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mmcl_baseline import head, tabular_encoder  # noqa: E402  (the epoch baseline's MMCL modules)
 
 
-def main():
-    cfg = json.loads(sys.argv[1])
+def make_step(cfg):
+    """The configured model, loss and Adam; returns (step, device, batch, size, arch, bf16, memory_format)."""
     dev = torch.device(cfg.get("device", "cpu"))
     if "threads" in cfg:
         torch.set_num_threads(int(cfg["threads"]))
@@ -70,6 +70,12 @@ def main():
         opt.step()
         return loss.item()
 
+    return step, dev, B, S, arch, bf16, memory_format
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    step, dev, B, S, arch, bf16, memory_format = make_step(cfg)
     for _ in range(int(cfg.get("warmup", 1))):
         step()
     secs = []
