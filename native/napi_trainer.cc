@@ -299,8 +299,9 @@ Napi::Value AdamProbe(const Napi::CallbackInfo& info) {
             for (size_t i = 0; i < init.size(); ++i) {
               // Gradients of mixed scale, some near 0, as real ones are.
               auto g = torch::randn(init[i].sizes(), gen, opts) * torch::rand(init[i].sizes(), gen, opts).pow(4);
-              if (i == 0) g = g.contiguous(torch::MemoryFormat::ChannelsLast);
-              if (i == 3) g = g.contiguous(torch::MemoryFormat::ChannelsLast);  // parameter NCHW: the fallback
+              // Parameter 0 is channels_last like its gradient (fused); parameter
+              // 3 is NCHW with a channels_last gradient (the fallback).
+              if (i == 0 || i == 3) g = g.contiguous(torch::MemoryFormat::ChannelsLast);
               a[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
               b[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
             }
