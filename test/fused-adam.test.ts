@@ -5,18 +5,16 @@ import t from 'tap';
 import { _native } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
 
-interface Probe { maxParamDiff: number; maxMomentDiff: number; maxUpdate: number; fused: number; params: number }
+interface Probe { maxParamDiff: number; maxMomentDiff: number; maxUpdate: number }
 const probe = async (o: object) => await awaitNative(callNative(() => _native()._adamProbe(o))) as Promise<Probe>;
 
 for (const optimizer of ['adam', 'adamw'] as const) {
   for (const weightDecay of [0, 0.1]) {
     t.test(`${optimizer}, weight decay ${weightDecay}: 6 fused steps equal LibTorch's to float32 rounding`, async (t) => {
       const r = await probe({ optimizer, steps: 6, lr: 3e-3, weightDecay, seed: 11 });
-      // Three of the four parameters share their gradient's layout (one is
-      // channels_last, one is split across threads); the fourth's gradient
-      // has another layout and takes LibTorch's arithmetic.
-      t.equal(r.params, 4);
-      t.equal(r.fused, 3, 'three parameters took the one-pass loop');
+      // The parameters: a channels_last weight, a matrix split across
+      // threads, a bias, and an NCHW weight whose gradient arrives
+      // channels_last (copied to the parameter's layout first).
       // Oracle: LibTorch's optimizer. Its vectorised kernels fuse some
       // multiply-adds that this loop rounds twice, so elements may differ
       // by a few float32 ulps (1.2e-7 relative each), compounded over 6

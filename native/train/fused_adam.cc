@@ -30,36 +30,15 @@ struct Hyper {
   bool amsgrad;
 };
 
-// Whether one linear pass over memory visits the same logical element of all
-// four tensors: float32 CPU tensors, dense without overlap, equal strides.
-bool Fusable(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v) {
-  for (const auto* t : {&p, &g, &m, &v}) {
-    if (!t->device().is_cpu() || t->scalar_type() != torch::kFloat32 || !t->is_non_overlapping_and_dense()) return false;
-    if (t->strides() != p.strides() || t->sizes() != p.sizes()) return false;
-  }
-  return true;
+// `t` with `param`'s layout: itself when the strides already match, else a
+// copy. One linear pass over memory then visits the same logical element of
+// the parameter, its gradient and both moments.
+torch::Tensor LikeParam(const torch::Tensor& t, const torch::Tensor& param) {
+  return t.strides() == param.strides() ? t : torch::empty_like(param).copy_(t);
 }
 
 // LibTorch 1.13's Adam/AdamW arithmetic (torch/csrc/api/src/optim/adam.cpp,
-// adamw.cpp), as tensor operations: the fallback.
-void TensorStep(torch::Tensor p, torch::Tensor grad, torch::Tensor& m, torch::Tensor& v, int64_t step, const Hyper& h,
-                bool decoupled) {
-  const double bc1 = 1 - std::pow(h.beta1, static_cast<double>(step));
-  const double bc2 = 1 - std::pow(h.beta2, static_cast<double>(step));
-  if (h.weight_decay != 0) {
-    if (decoupled) {
-      p.mul_(1 - h.lr * h.weight_decay);
-    } else {
-      grad = grad.add(p, h.weight_decay);
-    }
-  }
-  m.mul_(h.beta1).add_(grad, 1 - h.beta1);
-  v.mul_(h.beta2).addcmul_(grad, grad, 1 - h.beta2);
-  auto denom = (v.sqrt() / std::sqrt(bc2)).add_(h.eps);
-  p.addcdiv_(m, denom, -h.lr / bc1);
-}
-
-// The same, element by element in one pass. Each scalar is rounded to float
+// adamw.cpp), element by element in one pass. Each scalar is rounded to float
 // as ATen rounds a Scalar for a float tensor.
 void FusedStep(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, torch::Tensor& v, int64_t step,
                const Hyper& h, bool decoupled) {
@@ -94,9 +73,8 @@ void FusedStep(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, torch
 }
 
 template <typename State, typename Options>
-int64_t StepAll(torch::optim::Optimizer& opt, bool decoupled) {
+void StepAll(torch::optim::Optimizer& opt, bool decoupled) {
   torch::NoGradGuard no_grad;
-  int64_t fused = 0;
   auto& state = opt.state();
   for (auto& group : opt.param_groups()) {
     const auto& o = static_cast<const Options&>(group.options());
@@ -105,6 +83,9 @@ int64_t StepAll(torch::optim::Optimizer& opt, bool decoupled) {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       if (p.grad().is_sparse()) Fail(ErrorCode::kTorch, "Adam does not support sparse gradients");
+      if (!p.device().is_cpu() || p.scalar_type() != torch::kFloat32 || !p.is_non_overlapping_and_dense()) {
+        Fail(ErrorCode::kTorch, "the fused Adam step takes dense float32 CPU parameters; use optimizer.step() for others");
+      }
       const auto key = OptimizerStateKey(p);
       auto it = state.find(key);
       if (it == state.end()) {
@@ -116,28 +97,25 @@ int64_t StepAll(torch::optim::Optimizer& opt, bool decoupled) {
       }
       auto& s = static_cast<State&>(*it->second);
       s.step(s.step() + 1);
-      auto& m = s.exp_avg();
-      auto& v = s.exp_avg_sq();
       auto data = p.data();
-      const auto grad = p.grad();
-      if (Fusable(data, grad, m, v)) {
-        FusedStep(data, grad, m, v, s.step(), h, decoupled);
-        ++fused;
-      } else {
-        TensorStep(data, grad, m, v, s.step(), h, decoupled);
-      }
+      // Moments restored from elsewhere keep the parameter's layout from here on.
+      if (s.exp_avg().strides() != data.strides()) s.exp_avg(LikeParam(s.exp_avg(), data));
+      if (s.exp_avg_sq().strides() != data.strides()) s.exp_avg_sq(LikeParam(s.exp_avg_sq(), data));
+      FusedStep(data, LikeParam(p.grad(), data), s.exp_avg(), s.exp_avg_sq(), s.step(), h, decoupled);
     }
   }
-  return fused;
 }
 
 }  // namespace
 
 OptimizerStateKeyType OptimizerStateKey(const torch::Tensor& param) { return StateKeyFor<OptimizerStateKeyType>(param); }
 
-int64_t FusedAdamStep(torch::optim::Optimizer& optimizer, bool decoupled) {
-  if (decoupled) return StepAll<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, true);
-  return StepAll<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, false);
+void FusedAdamStep(torch::optim::Optimizer& optimizer, bool decoupled) {
+  if (decoupled) {
+    StepAll<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, true);
+  } else {
+    StepAll<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, false);
+  }
 }
 
 }  // namespace tabsight::train

@@ -9,10 +9,10 @@
 //
 // It keeps LibTorch's state (AdamParamState / AdamWParamState in the
 // optimizer's state map, under LibTorch's own keys), so checkpoints, resume
-// and a plain optimizer.step() see the same state. Parameters it cannot
-// take fall back to the optimizer's own arithmetic, tensor by tensor:
-// non-CPU tensors, dtypes other than float32, tensors whose parameter,
-// gradient and moments do not share one dense layout, and amsgrad.
+// and a plain optimizer.step() see the same state. It takes dense float32
+// CPU parameters (the trainer calls optimizer.step() on CUDA). A gradient
+// or moment in another layout than its parameter is copied to that layout
+// first.
 //
 // The result equals LibTorch's to float32 rounding: LibTorch's vectorised
 // kernels fuse some multiply-adds (one rounding) where this loop may round
@@ -28,10 +28,9 @@ namespace tabsight::train {
 
 // One step of `optimizer`, which must be a torch::optim::Adam (decoupled =
 // false) or torch::optim::AdamW (decoupled = true). Parameters without a
-// gradient are skipped, as LibTorch skips them. Returns how many parameters
-// took the one-pass loop (the rest took the fallback). amsgrad fails with
-// kConfig.
-int64_t FusedAdamStep(torch::optim::Optimizer& optimizer, bool decoupled);
+// gradient are skipped, as LibTorch skips them. amsgrad fails with kConfig;
+// a parameter that is not a dense float32 CPU tensor fails with kTorch.
+void FusedAdamStep(torch::optim::Optimizer& optimizer, bool decoupled);
 
 // The key of `param` in a LibTorch optimizer's state map: in LibTorch 1.13 the
 // string c10::guts::to_string(ptr) made (an ostringstream of the TensorImpl
