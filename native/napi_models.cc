@@ -1,9 +1,11 @@
 // ImageEncoder: a ResNet image encoder handle for loading weights, saving
 // them under torchvision's names, and embedding images.
+#include <array>
 #include <memory>
 #include <mutex>
 
 #include "io/safetensors.h"
+#include "models/fused_bn_relu.h"
 #include "models/resnet.h"
 #include "napi_register.h"
 #include "napi_util.h"
@@ -158,10 +160,113 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
   std::shared_ptr<EncoderState> state_;
 };
 
+// Test-only: the fused batch norm + ReLU node (models/fused_bn_relu.h)
+// against LibTorch's batch_norm, add and relu, in float32 and in float64.
+// _bnReluProbe({ shape: [n, c, h, w], channelsLast, residual, factor, offset, seed })
+// → Promise<{ [name]: { fused, torch, scale } }> for name in y, dx, dresidual,
+// dweight, dbias, runningMean, runningVar: the largest |fused − float64| and
+// |LibTorch float32 − float64|, and the largest |float64| value. Also
+// `layoutKept`: whether y and dx came back in x's layout. x is randn + offset;
+// the weight has both signs; the upstream gradient is randn.
+Napi::Value BnReluProbe(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto o = info[0].As<Napi::Object>();
+    const auto dims = GetNumberArray(o, "shape");
+    if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
+    std::vector<int64_t> shape(dims.begin(), dims.end());
+    const bool cl = GetBool(o, "channelsLast"), with_res = GetBool(o, "residual");
+    const double factor = GetNumber(o, "factor"), offset = GetNumber(o, "offset");
+    const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
+    auto out = std::make_shared<std::vector<std::pair<std::string, std::array<double, 3>>>>();
+    auto kept = std::make_shared<bool>(false);
+    return PromiseWorker::Start(
+        info.Env(),
+        [=] {
+          auto gen = at::detail::createCPUGenerator(seed);
+          auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+          const auto fmt = cl ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+          const int64_t c = shape[1];
+          auto x0 = (torch::randn(shape, gen, f32) + offset).contiguous(fmt);
+          auto r0 = torch::randn(shape, gen, f32).contiguous(fmt);
+          auto w0 = torch::randn({c}, gen, f32);
+          auto b0 = torch::randn({c}, gen, f32);
+          auto rm0 = torch::randn({c}, gen, f32), rv0 = torch::rand({c}, gen, f32) + 0.5;
+          auto g0 = torch::randn(shape, gen, f32).contiguous(fmt);
+          struct Run {
+            torch::Tensor y, x, r, w, b, rm, rv;
+          };
+          auto make = [&](torch::ScalarType t) {
+            Run run;
+            run.x = x0.to(t).clone().contiguous(fmt).requires_grad_(true);
+            run.r = r0.to(t).clone().contiguous(fmt).requires_grad_(true);
+            run.w = w0.to(t).clone().requires_grad_(true);
+            run.b = b0.to(t).clone().requires_grad_(true);
+            run.rm = rm0.to(t).clone();
+            run.rv = rv0.to(t).clone();
+            return run;
+          };
+          constexpr double kEps = 1e-5;
+          auto reference = [&](Run& run) {
+            auto y = torch::batch_norm(run.x, run.w, run.b, run.rm, run.rv, /*training=*/true, factor, kEps, false);
+            if (with_res) y = y + run.r;
+            run.y = torch::relu(y);
+            run.y.backward(g0.to(run.y.scalar_type()).contiguous(fmt));
+          };
+          Run fused = make(torch::kFloat32), ref = make(torch::kFloat32), dbl = make(torch::kFloat64);
+          fused.y = models::FusedBatchNormRelu(fused.x, with_res ? fused.r : torch::Tensor(), fused.w, fused.b, fused.rm,
+                                               fused.rv, factor, kEps);
+          fused.y.backward(g0);
+          reference(ref);
+          reference(dbl);
+          *kept = fused.y.is_contiguous(fmt) && fused.x.grad().is_contiguous(fmt);
+          auto get = [&](Run& run, const std::string& name) -> torch::Tensor {
+            if (name == "y") return run.y;
+            if (name == "dx") return run.x.grad();
+            if (name == "dresidual") return with_res ? run.r.grad() : torch::zeros({1}, f32);
+            if (name == "dweight") return run.w.grad();
+            if (name == "dbias") return run.b.grad();
+            if (name == "runningMean") return run.rm;
+            return run.rv;
+          };
+          for (const std::string name : {"y", "dx", "dresidual", "dweight", "dbias", "runningMean", "runningVar"}) {
+            auto d = get(dbl, name).detach();
+            auto diff = [&](Run& run) { return (get(run, name).detach().to(torch::kFloat64) - d).abs().max().item<double>(); };
+            out->push_back({name, {diff(fused), diff(ref), d.abs().max().item<double>()}});
+          }
+        },
+        [out, kept](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          for (const auto& [name, v] : *out) {
+            Napi::Object e = Napi::Object::New(env);
+            e.Set("fused", Napi::Number::New(env, v[0]));
+            e.Set("torch", Napi::Number::New(env, v[1]));
+            e.Set("scale", Napi::Number::New(env, v[2]));
+            r.Set(name, e);
+          }
+          r.Set("layoutKept", Napi::Boolean::New(env, *kept));
+          return r;
+        });
+  });
+}
+
 }  // namespace
 
 void RegisterModels(Napi::Env env, Napi::Object exports) {
   exports.Set("ImageEncoder", ImageEncoder::Define(env));
+  exports.Set("_bnReluProbe", Napi::Function::New(env, BnReluProbe, "_bnReluProbe"));
+  // _fusedBnRelu(enabled?: boolean) → boolean: the setting before the call
+  // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
+  exports.Set("_fusedBnRelu", Napi::Function::New(
+                                  env,
+                                  [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                    return Guard(info, [&]() -> Napi::Value {
+                                      const bool before = info.Length() > 0 && info[0].IsBoolean()
+                                                              ? models::SetFusedBatchNormReluEnabled(info[0].As<Napi::Boolean>())
+                                                              : models::FusedBatchNormReluEnabled();
+                                      return Napi::Boolean::New(info.Env(), before);
+                                    });
+                                  },
+                                  "_fusedBnRelu"));
 }
 
 }  // namespace tabsight::napi

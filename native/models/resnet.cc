@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "models/batch_norm.h"
+#include "models/fused_bn_relu.h"
 #include "models/guided_relu.h"
 
 namespace tabsight::models {
@@ -34,10 +35,9 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = Relu(relu, BatchNorm(bn1, conv1(x)));
-  out = BatchNorm(bn2, conv2(out));
-  out = out + (downsample ? ForwardSequential(downsample, x) : x);
-  return Relu(relu, out);
+  auto out = BatchNormRelu(bn1, relu, conv1(x));
+  out = conv2(out);
+  return BatchNormRelu(bn2, relu, out, downsample ? ForwardSequential(downsample, x) : x);
 }
 
 BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride) {
@@ -55,11 +55,10 @@ BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = Relu(relu, BatchNorm(bn1, conv1(x)));
-  out = Relu(relu, BatchNorm(bn2, conv2(out)));
-  out = BatchNorm(bn3, conv3(out));
-  out = out + (downsample ? ForwardSequential(downsample, x) : x);
-  return Relu(relu, out);
+  auto out = BatchNormRelu(bn1, relu, conv1(x));
+  out = BatchNormRelu(bn2, relu, conv2(out));
+  out = conv3(out);
+  return BatchNormRelu(bn3, relu, out, downsample ? ForwardSequential(downsample, x) : x);
 }
 
 namespace {
@@ -127,7 +126,7 @@ torch::Tensor ResNetImpl::Trunk(const torch::Tensor& x, const std::string& layer
     if (activation && layer == name) *activation = t;
     return t;
   };
-  auto out = Relu(relu, BatchNorm(bn1, tap("conv1", conv1(x))));
+  auto out = BatchNormRelu(bn1, relu, tap("conv1", conv1(x)));
   if (!options_.small_stem) out = maxpool(out);
   out = tap("layer1", layer1->forward(out));
   out = tap("layer2", layer2->forward(out));
