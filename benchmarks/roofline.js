@@ -135,7 +135,8 @@ async function main() {
     const trainLoad = train.lines.find((l) => 'loadavg_end' in l)?.loadavg_end ?? tm.loadavg;
     const inferLoad = infer.lines.find((l) => 'loadavg_end' in l)?.loadavg_end ?? im.loadavg_start;
     for (const [label, name] of [['train step, tabsight', 'tabsight train step'], ['train step, PyTorch', 'pytorch train step'],
-      ['train step, tabsight NCHW', 'tabsight train step, memoryFormat contiguous'], ['train step, PyTorch channels_last', 'pytorch train step, channels_last']]) {
+      ['train step, tabsight NCHW', 'tabsight train step, memoryFormat contiguous'], ['train step, PyTorch channels_last', 'pytorch train step, channels_last'],
+      ['train step, tabsight fused batch norm + ReLU off', 'tabsight train step, LibTorch batch norm + ReLU (fused node off)']]) {
       const v = pick(train.lines, name);
       if (v !== undefined) achieved(label, v, trainFlops.train, train.source, trainLoad);
     }

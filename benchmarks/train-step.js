@@ -23,8 +23,15 @@
  * PyTorch with channels_last, so the gain from the layout and the ratio at
  * equal layouts are measured in the same run.
  *
+ * Fused batch norm + ReLU: ours runs the ResNet's training batch norm, residual
+ * add and ReLU as one native node on the CPU (native/models/fused_bn_relu.h).
+ * With --fused-ab true (the default on the CPU) each round also runs ours
+ * with it switched off (LibTorch's ops, as before), so its gain is measured
+ * in the same run.
+ *
  *   node benchmarks/train-step.js [--rounds 3] [--steps 4] [--threads N]
  *     [--device cpu|cuda] [--precision fp32|bf16] [--layouts true|false]
+ *     [--fused-ab true|false]
  */
 'use strict';
 const os = require('node:os');
@@ -39,6 +46,7 @@ const threads = Number(args.threads ?? os.availableParallelism());
 const device = String(args.device ?? 'cpu');
 const precision = String(args.precision ?? 'fp32');
 const layouts = String(args.layouts ?? (device === 'cpu')) === 'true';
+const fusedAb = String(args['fused-ab'] ?? (device === 'cpu')) === 'true';
 process.env.TABSIGHT_THREADS = String(threads);
 // library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
 const ts = require('./support/common').library();
@@ -46,7 +54,16 @@ const ts = require('./support/common').library();
 const B = 64, S = 128, F = 100;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
-async function ours(tmp, memoryFormat = 'auto') {
+async function ours(tmp, memoryFormat = 'auto', fused = true) {
+  const before = ts._native()._fusedBnRelu(fused);
+  try {
+    return await oursStep(tmp, memoryFormat);
+  } finally {
+    ts._native()._fusedBnRelu(before);
+  }
+}
+
+async function oursStep(tmp, memoryFormat) {
   const n = B * (steps + 1);
   const images = new Uint8Array(n * 3 * S * S).map((_, i) => (i * 2654435761) >>> 24);
   const tabular = new Float32Array(n * F).map((_, i) => Math.sin(i));
@@ -71,7 +88,7 @@ function pytorch(memoryFormat = 'contiguous') {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-'));
   const info = ts._native().runtimeInfo();
   console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, blas_core: info.blasCore, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null, threads, device, precision, batch: B, size: S, loadavg: os.loadavg() }));
-  const a = [], b = [], a2 = [], b2 = [];
+  const a = [], b = [], a2 = [], b2 = [], a3 = [];
   try {
     for (let r = 0; r < rounds; r++) {
       a.push(...await ours(tmp));
@@ -80,6 +97,7 @@ function pytorch(memoryFormat = 'contiguous') {
         a2.push(...await ours(tmp, 'contiguous'));
         b2.push(...pytorch('channels_last'));
       }
+      if (fusedAb) a3.push(...await ours(tmp, 'auto', false));
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -95,6 +113,10 @@ function pytorch(memoryFormat = 'contiguous') {
     console.log(JSON.stringify({ figure: 'ratio at equal layouts (pytorch median / tabsight median, both NCHW)', ratio: +(median(b) / median(a2)).toFixed(3) }));
     console.log(JSON.stringify({ figure: `ratio at equal layouts (pytorch median / tabsight median, both ${oursLayout})`, ratio: +(median(same[0]) / median(same[1])).toFixed(3) }));
     console.log(JSON.stringify({ figure: 'memory format gain (tabsight contiguous median / tabsight default median)', ratio: +(median(a2) / median(a)).toFixed(3) }));
+  }
+  if (fusedAb) {
+    console.log(JSON.stringify({ ...fig('tabsight train step, LibTorch batch norm + ReLU (fused node off)', a3), memory_format: oursLayout }));
+    console.log(JSON.stringify({ figure: 'fused batch norm + ReLU gain (tabsight fused-off median / tabsight default median)', ratio: +(median(a3) / median(a)).toFixed(3) }));
   }
   console.log(JSON.stringify({ figure: 'ratio (pytorch median / tabsight median)', ratio: +(median(b) / median(a)).toFixed(3), loadavg_end: os.loadavg() }));
 })().catch((e) => { console.error(e); process.exit(1); });
