@@ -1,9 +1,12 @@
 // ImageEncoder: a ResNet image encoder handle for loading weights, saving
 // them under torchvision's names, and embedding images.
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <memory>
 #include <mutex>
 
+#include "common/caching_cpu_allocator.h"
 #include "io/safetensors.h"
 #include "models/fused_bn_relu.h"
 #include "models/resnet.h"
@@ -249,11 +252,72 @@ Napi::Value BnReluProbe(const Napi::CallbackInfo& info) {
   });
 }
 
+// Benchmark-only: forward + backward of relu(bn(x) [+ residual]) in training
+// mode, the fused node against LibTorch's batch_norm, add and relu, on the
+// same inputs, alternating, with the caching CPU allocator on as in training.
+// _bnReluTiming({ shape, channelsLast, residual, reps }) → Promise<{ fused:
+// number[], libtorch: number[] }> (seconds per repetition, after one warm-up each).
+Napi::Value BnReluTiming(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto o = info[0].As<Napi::Object>();
+    const auto dims = GetNumberArray(o, "shape");
+    if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
+    std::vector<int64_t> shape(dims.begin(), dims.end());
+    const bool cl = GetBool(o, "channelsLast"), with_res = GetBool(o, "residual");
+    const int64_t reps = GetInt(o, "reps");
+    auto times = std::make_shared<std::array<std::vector<double>, 2>>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [=] {
+          CpuCacheScope cache;
+          const auto fmt = cl ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+          const int64_t c = shape[1];
+          auto x = torch::randn(shape).contiguous(fmt).requires_grad_(true);
+          auto r = torch::randn(shape).contiguous(fmt).requires_grad_(true);
+          auto g = torch::randn(shape).contiguous(fmt);
+          auto w = torch::rand({c}).requires_grad_(true), b = torch::zeros({c}).requires_grad_(true);
+          auto rm = torch::zeros({c}), rv = torch::ones({c});
+          auto run = [&](int which) {
+            torch::Tensor y;
+            if (which == 0) {
+              y = models::FusedBatchNormRelu(x, with_res ? r : torch::Tensor(), w, b, rm, rv, 0.1, 1e-5);
+            } else {
+              y = torch::batch_norm(x, w, b, rm, rv, true, 0.1, 1e-5, false);
+              y = torch::relu(with_res ? y + r : y);
+            }
+            y.backward(g);
+            for (auto* t : {&x, &r, &w, &b}) t->mutable_grad().reset();
+          };
+          run(0);
+          run(1);
+          for (int64_t i = 0; i < reps; ++i) {
+            for (int k = 0; k < 2; ++k) {
+              const int which = (i + k) % 2;
+              const auto t0 = std::chrono::steady_clock::now();
+              run(which);
+              (*times)[which].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+          }
+        },
+        [times](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          const char* names[2] = {"fused", "libtorch"};
+          for (int k = 0; k < 2; ++k) {
+            Napi::Array a = Napi::Array::New(env, (*times)[k].size());
+            for (size_t i = 0; i < (*times)[k].size(); ++i) a.Set(static_cast<uint32_t>(i), (*times)[k][i]);
+            out.Set(names[k], a);
+          }
+          return out;
+        });
+  });
+}
+
 }  // namespace
 
 void RegisterModels(Napi::Env env, Napi::Object exports) {
   exports.Set("ImageEncoder", ImageEncoder::Define(env));
   exports.Set("_bnReluProbe", Napi::Function::New(env, BnReluProbe, "_bnReluProbe"));
+  exports.Set("_bnReluTiming", Napi::Function::New(env, BnReluTiming, "_bnReluTiming"));
   // _fusedBnRelu(enabled?: boolean) → boolean: the setting before the call
   // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
   exports.Set("_fusedBnRelu", Napi::Function::New(
