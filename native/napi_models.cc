@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <tuple>
 #include <mutex>
 
 #include "common/caching_cpu_allocator.h"
@@ -163,6 +164,13 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
   std::shared_ptr<EncoderState> state_;
 };
 
+// { shape: [n, c, h, w], channelsLast, residual } of the two batch-norm probes.
+std::tuple<std::vector<int64_t>, bool, bool> BnReluArgs(const Napi::Object& o) {
+  const auto dims = GetNumberArray(o, "shape");
+  if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
+  return {std::vector<int64_t>(dims.begin(), dims.end()), GetBool(o, "channelsLast"), GetBool(o, "residual")};
+}
+
 // Test-only: the fused batch norm + ReLU node (models/fused_bn_relu.h)
 // against LibTorch's batch_norm, add and relu, in float32 and in float64.
 // _bnReluProbe({ shape: [n, c, h, w], channelsLast, residual, factor, offset, seed })
@@ -174,10 +182,9 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
 Napi::Value BnReluProbe(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto o = info[0].As<Napi::Object>();
-    const auto dims = GetNumberArray(o, "shape");
-    if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
-    std::vector<int64_t> shape(dims.begin(), dims.end());
-    const bool cl = GetBool(o, "channelsLast"), with_res = GetBool(o, "residual");
+    std::vector<int64_t> shape;
+    bool cl = false, with_res = false;
+    std::tie(shape, cl, with_res) = BnReluArgs(o);  // (lambdas cannot capture structured bindings in C++17)
     const double factor = GetNumber(o, "factor"), offset = GetNumber(o, "offset");
     const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
     auto out = std::make_shared<std::vector<std::pair<std::string, std::array<double, 3>>>>();
@@ -260,10 +267,9 @@ Napi::Value BnReluProbe(const Napi::CallbackInfo& info) {
 Napi::Value BnReluTiming(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto o = info[0].As<Napi::Object>();
-    const auto dims = GetNumberArray(o, "shape");
-    if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
-    std::vector<int64_t> shape(dims.begin(), dims.end());
-    const bool cl = GetBool(o, "channelsLast"), with_res = GetBool(o, "residual");
+    std::vector<int64_t> shape;
+    bool cl = false, with_res = false;
+    std::tie(shape, cl, with_res) = BnReluArgs(o);  // (lambdas cannot capture structured bindings in C++17)
     const int64_t reps = GetInt(o, "reps");
     auto times = std::make_shared<std::array<std::vector<double>, 2>>();
     return PromiseWorker::Start(
