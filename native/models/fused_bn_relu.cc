@@ -30,7 +30,7 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // ---- Element loops. channels_last: a block of `rows` rows of C values.
-// NCHW: one plane of `hw` values of one channel. ----
+// NCHW: one channel's n planes of `hw` values, or a range of planes. ----
 
 // s[c] += Σ (x − k[c]), q[c] += Σ (x − k[c])²: shifted sums, so that a large
 // mean does not cancel the variance. Four rows at a time, so the per-channel

@@ -2,11 +2,10 @@
 // training mode, as one autograd node on the CPU.
 //
 // LibTorch runs this as two or three ops, each with its own passes over the
-// activation forward and backward; in channels_last its batch-norm kernels
-// are also several times slower than the memory they touch
-// (benchmarks/RESULTS.md, "Fused batch norm + ReLU"). The fused node makes two
-// passes forward (statistics; normalise, add and clamp) and two backward
-// (per-channel sums; input and residual gradients), with float64 sums.
+// activation forward and backward. The fused node makes two passes forward
+// (statistics; normalise, add and clamp) and two backward (per-channel sums;
+// input and residual gradients), with float64 sums (benchmarks/RESULTS.md,
+// sixth run; benchmarks/support/bn_relu_ops.js).
 //
 // It runs where all of these hold, and otherwise BatchNormRelu() is exactly
 // Relu(relu, BatchNorm(bn, x) [+ residual]):
