@@ -24,8 +24,8 @@ namespace tabsight::models {
 torch::Tensor BatchNormRelu(torch::nn::BatchNorm2d& bn, torch::nn::ReLU& relu, const torch::Tensor& x,
                             const torch::Tensor& residual = torch::Tensor());
 
-// Whether BatchNormRelu may take the fused path: TABSIGHT_FUSED_BN_RELU at
-// load, or the last SetFusedBatchNormReluEnabled (process-wide; it returns
+// Whether BatchNormRelu may take the fused path: TABSIGHT_FUSED_BN_RELU, read
+// at the first call, or the last SetFusedBatchNormReluEnabled (process-wide; it returns
 // the previous value). Benchmarks use the setter to run both in one process.
 bool FusedBatchNormReluEnabled();
 bool SetFusedBatchNormReluEnabled(bool enabled);
