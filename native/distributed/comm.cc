@@ -3,6 +3,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
 #ifdef TABSIGHT_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
@@ -63,6 +64,16 @@ bool IsLoopback(const std::string& addr) {
 
 }  // namespace
 
+// The class ProcessGroupGloo and ProcessGroupNCCL derive from, whose
+// collectives we call: c10d::ProcessGroup in LibTorch 1.x; from 2.0 the
+// backends derive from c10d::Backend, and a ProcessGroup only dispatches to
+// them. The collectives' signatures are the same in both.
+#if TORCH_VERSION_MAJOR >= 2
+using ProcessGroupBase = c10d::Backend;
+#else
+using ProcessGroupBase = c10d::ProcessGroup;
+#endif
+
 struct PendingWork {
   c10::intrusive_ptr<c10d::Work> work;
 };
@@ -71,7 +82,7 @@ struct Comm::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;       // the rendezvous client (and server on rank 0)
   c10::intrusive_ptr<c10d::TCPStore> beat_store;  // heartbeats and diagnosis: its own connection
   std::mutex beat_mu;                             // guards beat_store
-  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  c10::intrusive_ptr<ProcessGroupBase> pg;
   std::thread beat;
   std::mutex stop_mu;
   std::condition_variable stop_cv;

@@ -1,6 +1,7 @@
 #include "models/folded_resnet.h"
 
 #include <string>
+#include <variant>
 
 #include "common/error.h"
 #include "models/guided_relu.h"
@@ -13,6 +14,16 @@ namespace {
 
 std::vector<int64_t> Vec(const torch::ExpandingArray<2>& a) { return {(*a)[0], (*a)[1]}; }
 
+// The explicit padding of a Conv2d's options, or null for kValid / kSame.
+// LibTorch 1.13 holds it in a c10::variant with its own c10::get_if; LibTorch
+// 2.x in a std::variant (c10/util/variant.h is gone). The unqualified call
+// finds std::get_if, and argument-dependent lookup adds c10::get_if.
+template <typename Padding>
+const torch::ExpandingArray<2>* ExplicitPadding(const Padding& padding) {
+  using std::get_if;
+  return get_if<torch::ExpandingArray<2>>(&padding);
+}
+
 // ReLU in place (the conv or sum output it overwrites is saved by no
 // backward: convolution saves its input and weight, addition nothing), or
 // GuidedRelu while Guided Backprop mode is on, as models::Relu does.
@@ -24,7 +35,7 @@ FoldedResNet::Conv FoldConvBatchNorm(nn::Conv2dImpl& conv, nn::BatchNorm2dImpl& 
   if (bn.is_training() || !bn.options.track_running_stats() || !bn.running_mean.defined()) {
     Fail(ErrorCode::kConfig, "Expected eval-mode BatchNorm with running statistics to fold into the convolution");
   }
-  const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&conv.options.padding());
+  const auto* padding = ExplicitPadding(conv.options.padding());
   if (padding == nullptr) Fail(ErrorCode::kConfig, "Expected explicit convolution padding to fold BatchNorm");
   torch::NoGradGuard no_grad;
   const auto f64 = torch::kFloat64;
