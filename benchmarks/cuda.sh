@@ -11,6 +11,8 @@
 #      (support/mmcl_baseline.py, per-sample torchvision transforms in
 #      workers; num_workers probed)
 #   4. the train step with MMCL's ResNet-50 at 128 px, batch 256
+#   ours-*-loop-adam: our step with TABSIGHT_MULTI_TENSOR_ADAM=0 (LibTorch's
+#      per-parameter Adam), to measure the multi-tensor step's gain
 # SKIP="name ..." skips those runs (peak, ours-r18-fp32, torch-r18-fp32, ...).
 # JSON lines go to $OUT/results.jsonl (or ./cuda-results.jsonl), logs beside.
 # A stage that fails is logged and the next one runs; no new stage starts
@@ -55,6 +57,13 @@ step() {  # step NAME ARCH BATCH PRECISION
     "{\"device\":\"cuda\",\"arch\":\"$2\",\"batch\":$3,\"size\":128,\"features\":100,\"steps\":30,\"warmup\":5,\"precision\":\"$4\",\"cudnn_benchmark\":true}"
 }
 step r18-fp32 resnet18 64 fp32
+# A/B: the trainer's multi-tensor Adam (the default off the CPU) against
+# torch::optim's per-parameter loop, on the same card in the same call.
+loop_adam() {  # loop_adam NAME ARCH BATCH
+  run "ours-$1-loop-adam" 120 env TABSIGHT_MULTI_TENSOR_ADAM=0 "$bin" --mode step --device cuda --arch "$2" --batch "$3" --size 128 \
+    --steps 30 --warmup 5 --precision fp32
+}
+loop_adam r18-fp32 resnet18 64
 step r18-bf16 resnet18 64 bf16
 
 # Epoch data: the same shapes for both sides (uint8 images, 100 continuous features).
@@ -85,6 +94,7 @@ if left; then
 fi
 
 step r50-fp32 resnet50 256 fp32
+loop_adam r50-fp32 resnet50 256
 step r50-bf16 resnet50 256 bf16
 step r18-fp32-round2 resnet18 64 fp32
 stage "done"

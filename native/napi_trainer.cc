@@ -252,16 +252,20 @@ class TrainingJob : public Napi::ObjectWrap<TrainingJob> {
 };
 
 
-// Test-only: the fused Adam step (train/fused_adam.h) against LibTorch's own
-// torch::optim::Adam / AdamW on the same parameters and gradients.
-// _adamProbe({ optimizer: 'adam' | 'adamw', steps, lr, weightDecay, seed })
-// → Promise<{ maxParamDiff, maxMomentDiff, maxUpdate }>: the largest
-// |fused − LibTorch| over parameters and over both moments, each relative to
-// the tensor's largest magnitude, and the largest relative change of a
-// parameter over the steps (so a test can see the steps did something). The
-// parameters cover a channels_last 4-D weight, a matrix big enough to be
-// split across threads, a bias, and an NCHW weight whose gradient arrives
-// channels_last (copied to the parameter's layout first).
+// Test-only: the fused or the multi-tensor Adam step (train/fused_adam.h)
+// against LibTorch's own torch::optim::Adam / AdamW on the same parameters
+// and gradients.
+// _adamProbe({ optimizer: 'adam' | 'adamw', steps, lr, weightDecay, seed,
+//              impl?: 'fused' | 'multiTensor' (default 'fused') })
+// → Promise<{ maxParamDiff, maxMomentDiff, maxUpdate, steps }>: the largest
+// |ours − LibTorch| over parameters and over both moments, each relative to
+// the tensor's largest magnitude, the largest relative change of a
+// parameter over the steps (so a test can see the steps did something), and
+// each parameter's step count in our optimizer's state. The parameters cover
+// a channels_last 4-D weight, a matrix big enough to be split across
+// threads, a bias, and an NCHW weight whose gradient arrives channels_last
+// (copied to the parameter's layout first). The bias has no gradient in the
+// second step, so its step count lags the others'.
 Napi::Value AdamProbe(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto o = info[0].As<Napi::Object>();
@@ -270,6 +274,8 @@ Napi::Value AdamProbe(const Napi::CallbackInfo& info) {
     const int64_t steps = GetInt(o, "steps");
     const double lr = GetNumber(o, "lr"), wd = GetNumber(o, "weightDecay");
     const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
+    const std::string impl = o.Has("impl") ? GetString(o, "impl") : "fused";
+    if (impl != "fused" && impl != "multiTensor") throw tabsight::Error(ErrorCode::kConfig, "Expected fused or multiTensor for impl");
     auto out = std::make_shared<std::vector<double>>();
     return PromiseWorker::Start(
         info.Env(),
@@ -302,9 +308,17 @@ Napi::Value AdamProbe(const Napi::CallbackInfo& info) {
               if (i == 0 || i == 3) g = g.contiguous(torch::MemoryFormat::ChannelsLast);
               a[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
               b[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
+              if (i == 2 && s == 1) {
+                a[i].mutable_grad().reset();
+                b[i].mutable_grad().reset();
+              }
             }
             ref->step();
-            train::FusedAdamStep(*fused, which == "adamw");
+            if (impl == "fused") {
+              train::FusedAdamStep(*fused, which == "adamw");
+            } else {
+              train::MultiTensorAdamStep(*fused, which == "adamw");
+            }
           }
           auto rel = [](const torch::Tensor& x, const torch::Tensor& y) {
             return (x - y).abs().max().item<double>() / std::max(1e-30, y.abs().max().item<double>());
@@ -328,12 +342,20 @@ Napi::Value AdamProbe(const Napi::CallbackInfo& info) {
             }
           }
           *out = {dp, dm, up};
+          for (size_t i = 0; i < init.size(); ++i) {
+            auto& st = *fused->state().at(train::OptimizerStateKey(b[i]));
+            out->push_back(static_cast<double>(which == "adam" ? static_cast<torch::optim::AdamParamState&>(st).step()
+                                                               : static_cast<torch::optim::AdamWParamState&>(st).step()));
+          }
         },
         [out](Napi::Env env) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
           r.Set("maxParamDiff", Napi::Number::New(env, (*out)[0]));
           r.Set("maxMomentDiff", Napi::Number::New(env, (*out)[1]));
           r.Set("maxUpdate", Napi::Number::New(env, (*out)[2]));
+          Napi::Array steps = Napi::Array::New(env, out->size() - 3);
+          for (size_t i = 3; i < out->size(); ++i) steps.Set(static_cast<uint32_t>(i - 3), Napi::Number::New(env, (*out)[i]));
+          r.Set("steps", steps);
           return r;
         });
   });

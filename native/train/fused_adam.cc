@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <type_traits>
@@ -106,7 +108,85 @@ void StepAll(torch::optim::Optimizer& opt, bool decoupled) {
   }
 }
 
+// The lists one multi-tensor update takes: the parameters of a group that
+// have a gradient and the same step count, their gradients and moments.
+struct Lists {
+  std::vector<torch::Tensor> params, grads, exp_avg, exp_avg_sq;
+};
+
+template <typename State, typename Options>
+void MultiTensorStepAll(torch::optim::Optimizer& opt, bool decoupled) {
+  torch::NoGradGuard no_grad;
+  auto& state = opt.state();
+  for (auto& group : opt.param_groups()) {
+    const auto& o = static_cast<const Options&>(group.options());
+    const Hyper h{o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(), o.weight_decay(), o.amsgrad()};
+    if (h.amsgrad) Fail(ErrorCode::kConfig, "the multi-tensor Adam step does not implement amsgrad");
+    // A parameter that went without a gradient for a step lags in its step
+    // count, and so in its bias corrections: one update per step count.
+    std::map<int64_t, Lists> by_step;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (p.grad().is_sparse()) Fail(ErrorCode::kTorch, "Adam does not support sparse gradients");
+      const auto key = OptimizerStateKey(p);
+      auto it = state.find(key);
+      if (it == state.end()) {
+        auto s = std::make_unique<State>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        it = state.emplace(key, std::move(s)).first;
+      }
+      auto& s = static_cast<State&>(*it->second);
+      s.step(s.step() + 1);
+      Lists& l = by_step[s.step()];
+      l.params.push_back(p);
+      l.grads.push_back(p.grad());
+      l.exp_avg.push_back(s.exp_avg());
+      l.exp_avg_sq.push_back(s.exp_avg_sq());
+    }
+    for (auto& [step, l] : by_step) {
+      // torch::optim::Adam / AdamW's operations, in its order, each applied
+      // to every tensor of the list at once.
+      const double bc1 = 1 - std::pow(h.beta1, static_cast<double>(step));
+      const double bc2 = 1 - std::pow(h.beta2, static_cast<double>(step));
+      std::vector<torch::Tensor> grads = l.grads;
+      if (h.weight_decay != 0) {
+        if (decoupled) {
+          at::_foreach_mul_(l.params, at::Scalar(1 - h.lr * h.weight_decay));
+        } else {
+          grads = at::_foreach_add(l.grads, l.params, at::Scalar(h.weight_decay));
+        }
+      }
+      at::_foreach_mul_(l.exp_avg, at::Scalar(h.beta1));
+      at::_foreach_add_(l.exp_avg, grads, at::Scalar(1 - h.beta1));
+      at::_foreach_mul_(l.exp_avg_sq, at::Scalar(h.beta2));
+      at::_foreach_addcmul_(l.exp_avg_sq, grads, grads, at::Scalar(1 - h.beta2));
+      auto denom = at::_foreach_sqrt(l.exp_avg_sq);
+      at::_foreach_div_(denom, at::Scalar(std::sqrt(bc2)));
+      at::_foreach_add_(denom, at::Scalar(h.eps));
+      at::_foreach_addcdiv_(l.params, l.exp_avg, denom, at::Scalar(-(h.lr / bc1)));
+    }
+  }
+}
+
 }  // namespace
+
+void MultiTensorAdamStep(torch::optim::Optimizer& optimizer, bool decoupled) {
+  if (decoupled) {
+    MultiTensorStepAll<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, true);
+  } else {
+    MultiTensorStepAll<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, false);
+  }
+}
+
+bool MultiTensorAdamEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("TABSIGHT_MULTI_TENSOR_ADAM");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled;
+}
 
 OptimizerStateKeyType OptimizerStateKey(const torch::Tensor& param) { return StateKeyFor<OptimizerStateKeyType>(param); }
 

@@ -10,7 +10,7 @@
 // It keeps LibTorch's state (AdamParamState / AdamWParamState in the
 // optimizer's state map, under LibTorch's own keys), so checkpoints, resume
 // and a plain optimizer.step() see the same state. It takes dense float32
-// CPU parameters (the trainer calls optimizer.step() on CUDA). A gradient
+// CPU parameters (on CUDA the trainer runs MultiTensorAdamStep, below). A gradient
 // or moment in another layout than its parameter is copied to that layout
 // first.
 //
@@ -31,6 +31,24 @@ namespace tabsight::train {
 // gradient are skipped, as LibTorch skips them. amsgrad fails with kConfig;
 // a parameter that is not a dense float32 CPU tensor fails with kTorch.
 void FusedAdamStep(torch::optim::Optimizer& optimizer, bool decoupled);
+
+// One step of `optimizer` (Adam or AdamW, as above) as multi-tensor
+// operations: torch::optim's arithmetic, operation by operation in its
+// order, but each operation applied to all parameters of a group at once
+// with ATen's _foreach_* ops. On CUDA these launch a few kernels for the
+// whole model where torch::optim launches seven or eight per parameter
+// (about 1,300 for ResNet-50 and its heads), which is how PyTorch's own
+// Adam runs on CUDA by default (foreach). On the CPU the _foreach_* ops
+// loop over the tensors with the ordinary kernels, so the result equals
+// torch::optim's exactly (test/fused-adam.test.ts); the CPU trainer uses
+// FusedAdamStep instead. Parameters whose step counts differ (one went
+// without a gradient) are updated in separate lists. The moments are kept
+// in the optimizer's state map, as above. amsgrad fails with kConfig.
+void MultiTensorAdamStep(torch::optim::Optimizer& optimizer, bool decoupled);
+
+// Whether the trainer uses MultiTensorAdamStep off the CPU: true unless
+// TABSIGHT_MULTI_TENSOR_ADAM=0 (read once), which runs optimizer.step().
+bool MultiTensorAdamEnabled();
 
 // The key of `param` in a LibTorch optimizer's state map: in LibTorch 1.13 the
 // string c10::guts::to_string(ptr) made (an ostringstream of the TensorImpl

@@ -472,10 +472,13 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       // supervised ranks each hold the mean over their rows, so they average.
       if (reducer_) reducer_->Finish(contrastive ? 1.0 : 1.0 / static_cast<double>(world_));
       // On the CPU, Adam's update in one pass per parameter (train/fused_adam.h).
-      if (device_.is_cuda()) {
-        optimizer_->step();
-      } else {
+      // Elsewhere, all parameters in a few multi-tensor operations.
+      if (device_.is_cpu()) {
         FusedAdamStep(*optimizer_, config_.optimizer == "adamw");
+      } else if (MultiTensorAdamEnabled()) {
+        MultiTensorAdamStep(*optimizer_, config_.optimizer == "adamw");
+      } else {
+        optimizer_->step();
       }
       double top1 =
           logits.defined() ? logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>() : 0.0;
