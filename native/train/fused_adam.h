@@ -35,10 +35,10 @@ void FusedAdamStep(torch::optim::Optimizer& optimizer, bool decoupled);
 // One step of `optimizer` (Adam or AdamW, as above) as multi-tensor
 // operations: torch::optim's arithmetic, operation by operation in its
 // order, but each operation applied to all parameters of a group at once
-// with ATen's _foreach_* ops. On CUDA these launch a few kernels for the
-// whole model where torch::optim launches seven or eight per parameter
-// (about 1,300 for ResNet-50 and its heads), which is how PyTorch's own
-// Adam runs on CUDA by default (foreach). On the CPU the _foreach_* ops
+// with ATen's _foreach_* ops. On CUDA each of these covers many tensors per
+// kernel launch, where torch::optim launches eight or nine kernels per
+// parameter (about 1,600 a step for ResNet-50 and its heads). PyTorch's own
+// Adam runs this way on CUDA by default (foreach). On the CPU the _foreach_* ops
 // loop over the tensors with the ordinary kernels, so the result equals
 // torch::optim's exactly (test/fused-adam.test.ts); the CPU trainer uses
 // FusedAdamStep instead. Parameters whose step counts differ (one went
