@@ -2,6 +2,9 @@
 # GPU figures for benchmarks/RESULTS.md, on a CUDA node without Node.js:
 # builds tabsight's native trainer into benchmarks/native/train_bench against
 # the node's (pip) CUDA LibTorch, then, alternating ours and PyTorch:
+#   0. scripts/check-torch-api.sh against the node's LibTorch, CUDA and NCCL
+#      headers (needs node_modules/node-addon-api and node-api-headers,
+#      which git ignores: pass them in the device call's carry)
 #   1. the card's measured matmul peak (fp32, tf32, bf16; support/gpu_peak.py)
 #   2. the multimodal CLIP train step, ResNet-18 at 128 px, batch 64
 #      (the CPU train-step benchmark's model), fp32 and bf16 autocast
@@ -45,6 +48,35 @@ stage "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader; nproc; lscpu | grep -m1 'Model name';
   g++ --version | head -1; command -v node || echo "no node";
   $py -c 'import torch, torchvision; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__)'; } 2>&1 | tee "$out/machine.txt"
+
+# Does every native source (the N-API layer and the NCCL process group
+# included) compile against this node's LibTorch and CUDA headers? Needs
+# node_modules/node-addon-api and node_modules/node-api-headers carried.
+stage "api check"
+torch_root=$($py -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)
+mapfile -t cuda_incs < <($py - <<'PY' 2>/dev/null
+import glob, os, site
+roots = [p for p in site.getsitepackages() + [site.getusersitepackages()] if os.path.isdir(p)]
+seen = set()
+for pattern in ["nvidia/*/include", "nvidia/*/*/include"]:
+    for r in roots:
+        for d in sorted(glob.glob(os.path.join(r, pattern))):
+            if any(os.path.exists(os.path.join(d, h)) for h in ("nccl.h", "cuda_runtime_api.h")) and d not in seen:
+                seen.add(d); print(d)
+for d in ["/usr/local/cuda/include"]:
+    if os.path.exists(os.path.join(d, "cuda_runtime_api.h")) and d not in seen:
+        print(d)
+PY
+)
+extra=()
+for d in "${cuda_incs[@]}"; do extra+=(-isystem "$d"); done
+if printf '%s\n' "${cuda_incs[@]}" | while read -r d; do [ -f "$d/nccl.h" ] && exit 0; done; then
+  extra+=(-DTABSIGHT_HAVE_NCCL=1 -DUSE_C10D_NCCL)
+fi
+echo "   include dirs: ${cuda_incs[*]:-none}; flags: ${extra[*]:-none}" | tee -a "$out/log.txt"
+JOBS=$(nproc) OUT="$out/api-check" timeout 300 bash "$root/scripts/check-torch-api.sh" "$torch_root" "${extra[@]}" > "$out/api-check.txt" 2>&1
+echo "   api check: $(tail -1 "$out/api-check.txt")" | tee -a "$out/log.txt"
+grep '^FAIL' "$out/api-check.txt" | head -5 | tee -a "$out/log.txt"
 
 stage "build"
 JOBS=$(nproc) timeout 300 bash "$root/benchmarks/native/build.sh" "$root/build/bench" > "$out/build.log" 2>&1 || { echo "build failed"; tail -30 "$out/build.log"; }
