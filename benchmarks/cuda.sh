@@ -14,6 +14,7 @@
 #      (support/mmcl_baseline.py, per-sample torchvision transforms in
 #      workers; num_workers probed)
 #   4. the train step with MMCL's ResNet-50 at 128 px, batch 256
+#   adam-check: the multi-tensor Adam step against torch::optim on the card
 #   ours-*-loop-adam: our step with TABSIGHT_MULTI_TENSOR_ADAM=0 (LibTorch's
 #      per-parameter Adam), to measure the multi-tensor step's gain
 # SKIP="name ..." skips those runs (peak, ours-r18-fp32, torch-r18-fp32, ...).
@@ -82,6 +83,9 @@ stage "build"
 JOBS=$(nproc) timeout 300 bash "$root/benchmarks/native/build.sh" "$root/build/bench" > "$out/build.log" 2>&1 || { echo "build failed"; tail -30 "$out/build.log"; }
 
 run peak 120 $py "$root/benchmarks/support/gpu_peak.py" 8192 30
+# The multi-tensor Adam step on the card against torch::optim (expect
+# rounding-level differences: CUDA's foreach kernels are not the loop's).
+run adam-check 60 "$bin" --mode adam-check --device cuda
 
 step() {  # step NAME ARCH BATCH PRECISION
   run "ours-$1" 120 "$bin" --mode step --device cuda --arch "$2" --batch "$3" --size 128 --steps 30 --warmup 5 --precision "$4"

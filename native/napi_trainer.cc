@@ -8,7 +8,7 @@
 #include "napi_register.h"
 #include "napi_util.h"
 #include "napi_worker.h"
-#include "train/fused_adam.h"
+#include "train/adam_check.h"
 #include "train/trainer.h"
 
 namespace tabsight::napi {
@@ -252,109 +252,31 @@ class TrainingJob : public Napi::ObjectWrap<TrainingJob> {
 };
 
 
-// Test-only: the fused or the multi-tensor Adam step (train/fused_adam.h)
-// against LibTorch's own torch::optim::Adam / AdamW on the same parameters
-// and gradients.
+// Test-only: the fused or the multi-tensor Adam step against LibTorch's own
+// torch::optim::Adam / AdamW on the CPU (train/adam_check.h).
 // _adamProbe({ optimizer: 'adam' | 'adamw', steps, lr, weightDecay, seed,
 //              impl?: 'fused' | 'multiTensor' (default 'fused') })
-// → Promise<{ maxParamDiff, maxMomentDiff, maxUpdate, steps }>: the largest
-// |ours − LibTorch| over parameters and over both moments, each relative to
-// the tensor's largest magnitude, the largest relative change of a
-// parameter over the steps (so a test can see the steps did something), and
-// each parameter's step count in our optimizer's state. The parameters cover
-// a channels_last 4-D weight, a matrix big enough to be split across
-// threads, a bias, and an NCHW weight whose gradient arrives channels_last
-// (copied to the parameter's layout first). The bias has no gradient in the
-// second step, so its step count lags the others'.
+// → Promise<{ maxParamDiff, maxMomentDiff, maxUpdate, steps }>, the fields
+// of train::AdamCheck.
 Napi::Value AdamProbe(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto o = info[0].As<Napi::Object>();
     const std::string which = GetString(o, "optimizer");
-    if (which != "adam" && which != "adamw") throw tabsight::Error(ErrorCode::kConfig, "Expected adam or adamw for optimizer");
     const int64_t steps = GetInt(o, "steps");
     const double lr = GetNumber(o, "lr"), wd = GetNumber(o, "weightDecay");
     const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
     const std::string impl = o.Has("impl") ? GetString(o, "impl") : "fused";
-    if (impl != "fused" && impl != "multiTensor") throw tabsight::Error(ErrorCode::kConfig, "Expected fused or multiTensor for impl");
-    auto out = std::make_shared<std::vector<double>>();
+    auto out = std::make_shared<train::AdamCheck>();
     return PromiseWorker::Start(
         info.Env(),
-        [=] {
-          torch::NoGradGuard no_grad;
-          auto gen = at::detail::createCPUGenerator(seed);
-          auto opts = torch::TensorOptions().dtype(torch::kFloat32);
-          std::vector<torch::Tensor> init = {
-              torch::randn({64, 3, 7, 7}, gen, opts).contiguous(torch::MemoryFormat::ChannelsLast),
-              torch::randn({300, 1000}, gen, opts), torch::randn({257}, gen, opts), torch::randn({6, 5, 3, 3}, gen, opts)};
-          std::vector<torch::Tensor> a, b;
-          for (auto& t : init) {
-            a.push_back(t.clone(torch::MemoryFormat::Preserve).requires_grad_(true));
-            b.push_back(t.clone(torch::MemoryFormat::Preserve).requires_grad_(true));
-          }
-          std::unique_ptr<torch::optim::Optimizer> ref, fused;
-          if (which == "adam") {
-            ref = std::make_unique<torch::optim::Adam>(a, torch::optim::AdamOptions(lr).weight_decay(wd));
-            fused = std::make_unique<torch::optim::Adam>(b, torch::optim::AdamOptions(lr).weight_decay(wd));
-          } else {
-            ref = std::make_unique<torch::optim::AdamW>(a, torch::optim::AdamWOptions(lr).weight_decay(wd));
-            fused = std::make_unique<torch::optim::AdamW>(b, torch::optim::AdamWOptions(lr).weight_decay(wd));
-          }
-          for (int64_t s = 0; s < steps; ++s) {
-            for (size_t i = 0; i < init.size(); ++i) {
-              // Gradients of mixed scale, some near 0, as real ones are.
-              auto g = torch::randn(init[i].sizes(), gen, opts) * torch::rand(init[i].sizes(), gen, opts).pow(4);
-              // Parameter 0 is channels_last like its gradient; parameter 3 is
-              // NCHW with a channels_last gradient.
-              if (i == 0 || i == 3) g = g.contiguous(torch::MemoryFormat::ChannelsLast);
-              a[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
-              b[i].mutable_grad() = g.clone(torch::MemoryFormat::Preserve);
-              if (i == 2 && s == 1) {
-                a[i].mutable_grad().reset();
-                b[i].mutable_grad().reset();
-              }
-            }
-            ref->step();
-            if (impl == "fused") {
-              train::FusedAdamStep(*fused, which == "adamw");
-            } else {
-              train::MultiTensorAdamStep(*fused, which == "adamw");
-            }
-          }
-          auto rel = [](const torch::Tensor& x, const torch::Tensor& y) {
-            return (x - y).abs().max().item<double>() / std::max(1e-30, y.abs().max().item<double>());
-          };
-          double dp = 0, dm = 0, up = 0;
-          for (size_t i = 0; i < init.size(); ++i) {
-            dp = std::max(dp, rel(b[i], a[i]));
-            up = std::max(up, rel(a[i], init[i]));
-            for (const char* name : {"exp_avg", "exp_avg_sq"}) {
-              auto& sa = ref->state().at(train::OptimizerStateKey(a[i]));
-              auto& sb = fused->state().at(train::OptimizerStateKey(b[i]));
-              auto moment = [&](torch::optim::OptimizerParamState& st) -> torch::Tensor {
-                if (which == "adam") {
-                  auto& x = static_cast<torch::optim::AdamParamState&>(st);
-                  return std::string(name) == "exp_avg" ? x.exp_avg() : x.exp_avg_sq();
-                }
-                auto& x = static_cast<torch::optim::AdamWParamState&>(st);
-                return std::string(name) == "exp_avg" ? x.exp_avg() : x.exp_avg_sq();
-              };
-              dm = std::max(dm, rel(moment(*sb), moment(*sa)));
-            }
-          }
-          *out = {dp, dm, up};
-          for (size_t i = 0; i < init.size(); ++i) {
-            auto& st = *fused->state().at(train::OptimizerStateKey(b[i]));
-            out->push_back(static_cast<double>(which == "adam" ? static_cast<torch::optim::AdamParamState&>(st).step()
-                                                               : static_cast<torch::optim::AdamWParamState&>(st).step()));
-          }
-        },
+        [=] { *out = train::CompareAdamWithLibTorch(which, impl, steps, lr, wd, seed, torch::Device(torch::kCPU)); },
         [out](Napi::Env env) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
-          r.Set("maxParamDiff", Napi::Number::New(env, (*out)[0]));
-          r.Set("maxMomentDiff", Napi::Number::New(env, (*out)[1]));
-          r.Set("maxUpdate", Napi::Number::New(env, (*out)[2]));
-          Napi::Array steps = Napi::Array::New(env, out->size() - 3);
-          for (size_t i = 3; i < out->size(); ++i) steps.Set(static_cast<uint32_t>(i - 3), Napi::Number::New(env, (*out)[i]));
+          r.Set("maxParamDiff", Napi::Number::New(env, out->max_param_diff));
+          r.Set("maxMomentDiff", Napi::Number::New(env, out->max_moment_diff));
+          r.Set("maxUpdate", Napi::Number::New(env, out->max_update));
+          Napi::Array steps = Napi::Array::New(env, out->steps.size());
+          for (size_t i = 0; i < out->steps.size(); ++i) steps.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(out->steps[i])));
           r.Set("steps", steps);
           return r;
         });

@@ -4,7 +4,7 @@
 // on synthetic data. Built by benchmarks/native/build.sh; used by
 // benchmarks/cuda.sh.
 //
-//   train_bench --mode step|epoch [--device cuda] [--arch resnet18] [--batch 64]
+//   train_bench --mode step|epoch|adam-check [--device cuda] [--arch resnet18] [--batch 64]
 //               [--size 128] [--features 100] [--steps 20] [--warmup 3]
 //               [--epochs 3] [--n 4096] [--precision fp32|bf16] [--threads N]
 //               [--out DIR]
@@ -16,6 +16,10 @@
 //        colour jitter 0.5, random resized crop 0.2–1) and 30% tabular
 //        corruption on a uint8 store of n images; each epoch's wall time,
 //        checkpoint included.
+// adam-check: no training; the multi-tensor Adam step that the trainer runs
+//        off the CPU against torch::optim's Adam and AdamW on `device`
+//        (train/adam_check.h, as test/fused-adam.test.ts checks on the
+//        CPU), one line per optimizer and weight decay.
 // Prints one JSON line per figure.
 #include <torch/torch.h>
 
@@ -32,6 +36,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "train/adam_check.h"
 #include "train/trainer.h"
 
 namespace {
@@ -74,6 +79,21 @@ int main(int argc, char** argv) {
     const int64_t epochs = mode == "epoch" ? std::stoll(get("epochs", "3")) : 1;
     const int64_t n = mode == "epoch" ? std::stoll(get("n", "4096")) : batch * (warmup + steps);
     if (a.count("threads")) at::set_num_threads(std::stoi(a["threads"]));
+    if (mode == "adam-check") {
+      for (const char* opt : {"adam", "adamw"}) {
+        for (double wd : {0.0, 0.1}) {
+          auto r = tabsight::train::CompareAdamWithLibTorch(opt, "multiTensor", 6, 3e-3, wd, 11, torch::Device(device));
+          std::string st;
+          for (size_t i = 0; i < r.steps.size(); ++i) st += (i ? "," : "") + std::to_string(r.steps[i]);
+          std::printf(
+              "{\"figure\":\"multi-tensor %s vs torch::optim\",\"device\":\"%s\",\"weight_decay\":%g,\"steps\":6,"
+              "\"max_param_diff\":%.3e,\"max_moment_diff\":%.3e,\"max_update\":%.3e,\"step_counts\":[%s],\"torch\":\"%s\"}\n",
+              opt, device.c_str(), wd, r.max_param_diff, r.max_moment_diff, r.max_update, st.c_str(), TORCH_VERSION);
+        }
+      }
+      std::fflush(stdout);
+      std::_Exit(0);
+    }
 
     namespace fs = std::filesystem;
     const std::string out = get("out", (fs::temp_directory_path() / ("tabsight-train-bench-" + std::to_string(::getpid()))).string());
