@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <string>
 #include <type_traits>
 
 #include "common/error.h"
@@ -74,31 +75,47 @@ void FusedStep(torch::Tensor& p, const torch::Tensor& g, torch::Tensor& m, torch
   });
 }
 
+// A group's hyperparameters; amsgrad fails (neither step implements it).
+template <typename Options>
+Hyper HyperOf(const torch::optim::OptimizerParamGroup& group, const char* which) {
+  const auto& o = static_cast<const Options&>(group.options());
+  const Hyper h{o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(), o.weight_decay(), o.amsgrad()};
+  if (h.amsgrad) Fail(ErrorCode::kConfig, std::string("the ") + which + " Adam step does not implement amsgrad");
+  return h;
+}
+
+// `p`'s state in the optimizer's map, created as torch::optim creates it
+// (step 0, zero moments in the parameter's layout), with its step count
+// advanced: the state this step updates.
+template <typename State>
+State& NextState(torch::optim::Optimizer& opt, const torch::Tensor& p) {
+  if (p.grad().is_sparse()) Fail(ErrorCode::kTorch, "Adam does not support sparse gradients");
+  auto& state = opt.state();
+  const auto key = OptimizerStateKey(p);
+  auto it = state.find(key);
+  if (it == state.end()) {
+    auto s = std::make_unique<State>();
+    s->step(0);
+    s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    it = state.emplace(key, std::move(s)).first;
+  }
+  auto& s = static_cast<State&>(*it->second);
+  s.step(s.step() + 1);
+  return s;
+}
+
 template <typename State, typename Options>
 void StepAll(torch::optim::Optimizer& opt, bool decoupled) {
   torch::NoGradGuard no_grad;
-  auto& state = opt.state();
   for (auto& group : opt.param_groups()) {
-    const auto& o = static_cast<const Options&>(group.options());
-    const Hyper h{o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(), o.weight_decay(), o.amsgrad()};
-    if (h.amsgrad) Fail(ErrorCode::kConfig, "the fused Adam step does not implement amsgrad");
+    const Hyper h = HyperOf<Options>(group, "fused");
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      if (p.grad().is_sparse()) Fail(ErrorCode::kTorch, "Adam does not support sparse gradients");
       if (!p.device().is_cpu() || p.scalar_type() != torch::kFloat32 || !p.is_non_overlapping_and_dense()) {
         Fail(ErrorCode::kTorch, "the fused Adam step takes dense float32 CPU parameters; use optimizer.step() for others");
       }
-      const auto key = OptimizerStateKey(p);
-      auto it = state.find(key);
-      if (it == state.end()) {
-        auto s = std::make_unique<State>();
-        s->step(0);
-        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        it = state.emplace(key, std::move(s)).first;
-      }
-      auto& s = static_cast<State&>(*it->second);
-      s.step(s.step() + 1);
+      auto& s = NextState<State>(opt, p);
       auto data = p.data();
       // Moments restored from elsewhere keep the parameter's layout from here on.
       if (s.exp_avg().strides() != data.strides()) s.exp_avg(LikeParam(s.exp_avg(), data));
@@ -117,28 +134,14 @@ struct Lists {
 template <typename State, typename Options>
 void MultiTensorStepAll(torch::optim::Optimizer& opt, bool decoupled) {
   torch::NoGradGuard no_grad;
-  auto& state = opt.state();
   for (auto& group : opt.param_groups()) {
-    const auto& o = static_cast<const Options&>(group.options());
-    const Hyper h{o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.eps(), o.weight_decay(), o.amsgrad()};
-    if (h.amsgrad) Fail(ErrorCode::kConfig, "the multi-tensor Adam step does not implement amsgrad");
+    const Hyper h = HyperOf<Options>(group, "multi-tensor");
     // A parameter that went without a gradient for a step lags in its step
     // count, and so in its bias corrections: one update per step count.
     std::map<int64_t, Lists> by_step;
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      if (p.grad().is_sparse()) Fail(ErrorCode::kTorch, "Adam does not support sparse gradients");
-      const auto key = OptimizerStateKey(p);
-      auto it = state.find(key);
-      if (it == state.end()) {
-        auto s = std::make_unique<State>();
-        s->step(0);
-        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        it = state.emplace(key, std::move(s)).first;
-      }
-      auto& s = static_cast<State&>(*it->second);
-      s.step(s.step() + 1);
+      auto& s = NextState<State>(opt, p);
       Lists& l = by_step[s.step()];
       l.params.push_back(p);
       l.grads.push_back(p.grad());
