@@ -2,9 +2,13 @@
 # GPU figures for benchmarks/RESULTS.md, on a CUDA node without Node.js:
 # builds tabsight's native trainer into benchmarks/native/train_bench against
 # the node's (pip) CUDA LibTorch, then, alternating ours and PyTorch:
-#   0. scripts/check-torch-api.sh against the node's LibTorch, CUDA and NCCL
-#      headers (needs node_modules/node-addon-api and node-api-headers,
-#      which git ignores: pass them in the device call's carry)
+#   0. the addon built with CMake against the node's LibTorch and, when a
+#      Node binary is there (on PATH, or carried as tmp/node.xz, an xz of
+#      the node executable), loaded and checked on the GPU
+#      (native/addon_smoke.js); without cmake, scripts/check-torch-api.sh
+#      instead. Needs node_modules/node-addon-api and node-api-headers,
+#      which git ignores: pass them (and tmp/node.xz) in the device call's
+#      carry
 #   1. the card's measured matmul peak (fp32, tf32, bf16; support/gpu_peak.py)
 #   2. the multimodal CLIP train step, ResNet-18 at 128 px, batch 64
 #      (the CPU train-step benchmark's model), fp32 and bf16 autocast
@@ -17,7 +21,9 @@
 #   adam-check: the multi-tensor Adam step against torch::optim on the card
 #   ours-*-loop-adam: our step with TABSIGHT_MULTI_TENSOR_ADAM=0 (LibTorch's
 #      per-parameter Adam), to measure the multi-tensor step's gain
-# SKIP="name ..." skips those runs (peak, ours-r18-fp32, torch-r18-fp32, ...).
+# SKIP="name ..." skips those runs (addon, peak, adam-check, ours-r18-fp32, torch-r18-fp32, ...).
+# The addon build compiles the sources train_bench's build does, plus the
+# N-API layer (5 min on 2 cores here); skip it when device time is short.
 # JSON lines go to $OUT/results.jsonl (or ./cuda-results.jsonl), logs beside.
 # A stage that fails is logged and the next one runs; no new stage starts
 # after $DEADLINE seconds (default 500).
@@ -50,12 +56,46 @@ stage "machine"
   g++ --version | head -1; command -v node || echo "no node";
   $py -c 'import torch, torchvision; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__)'; } 2>&1 | tee "$out/machine.txt"
 
-# Does every native source (the N-API layer and the NCCL process group
-# included) compile against this node's LibTorch and CUDA headers? Needs
-# node_modules/node-addon-api and node_modules/node-api-headers carried.
-stage "api check"
+# The addon itself against the node's LibTorch: built with CMake as users
+# build it (CMakeLists.txt, cmake/TorchFlags.cmake, cmake/Distributed.cmake;
+# plain cmake with the N-API headers instead of cmake-js), then, when a Node
+# binary is there (on PATH, or carried as tmp/node.xz), loaded and checked
+# by benchmarks/native/addon_smoke.js: embeddings on the GPU against the CPU.
+# Without cmake, scripts/check-torch-api.sh compiles every source instead.
+# Both need node_modules/node-addon-api and node_modules/node-api-headers.
 torch_root=$($py -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)
-mapfile -t cuda_incs < <($py - <<'PY' 2>/dev/null
+torch_cmake=$($py -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
+if ! left; then
+  stage "skip addon (deadline)"
+elif case " ${SKIP:-} " in *" addon "*) true ;; *) false ;; esac; then
+  stage "skip addon (SKIP)"
+elif command -v cmake > /dev/null; then
+  stage "addon (cmake)"
+  addon_dir="$root/build/cuda-addon"
+  { timeout 120 cmake -S "$root" -B "$addon_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_cmake" \
+      -DCMAKE_JS_INC="$root/node_modules/node-api-headers/include" &&
+    timeout 400 cmake --build "$addon_dir" -j "$(nproc)"; } > "$out/addon-build.log" 2>&1
+  rc=$?
+  grep -E '^-- tabsight:' "$out/addon-build.log" | sed 's/^/   /' | tee -a "$out/log.txt"
+  if [ $rc -ne 0 ] || [ ! -f "$addon_dir/tabsight.node" ]; then
+    echo "   addon build failed rc=$rc: $(grep -m3 -E 'error|Error' "$out/addon-build.log")" | tee -a "$out/log.txt"
+  else
+    echo "   addon built: $(ldd "$addon_dir/tabsight.node" | grep -oE 'lib(torch_cuda|c10_cuda|nccl)[^ ]*' | sort -u | tr '\n' ' ')" | tee -a "$out/log.txt"
+    node_bin=$(command -v node || true)
+    if [ -z "$node_bin" ] && [ -f "$root/tmp/node.xz" ]; then
+      xz -dc "$root/tmp/node.xz" > "$out/node" && chmod +x "$out/node" && node_bin="$out/node"
+    fi
+    if [ -n "$node_bin" ]; then
+      run addon-smoke 120 "$node_bin" "$root/benchmarks/native/addon_smoke.js" "$addon_dir/tabsight.node" cuda
+    else
+      echo "   no Node binary: the addon was built but not loaded" | tee -a "$out/log.txt"
+    fi
+  fi
+else
+  # Does every native source (the N-API layer and the NCCL process group
+  # included) compile against this node's LibTorch and CUDA headers?
+  stage "api check (no cmake)"
+  mapfile -t cuda_incs < <($py - <<'PY' 2>/dev/null
 import glob, os, site
 roots = [p for p in site.getsitepackages() + [site.getusersitepackages()] if os.path.isdir(p)]
 seen = set()
@@ -69,15 +109,16 @@ for d in ["/usr/local/cuda/include"]:
         print(d)
 PY
 )
-extra=()
-for d in "${cuda_incs[@]}"; do extra+=(-isystem "$d"); done
-if printf '%s\n' "${cuda_incs[@]}" | while read -r d; do [ -f "$d/nccl.h" ] && exit 0; done; then
-  extra+=(-DTABSIGHT_HAVE_NCCL=1 -DUSE_C10D_NCCL)
+  extra=()
+  for d in "${cuda_incs[@]}"; do extra+=(-isystem "$d"); done
+  if printf '%s\n' "${cuda_incs[@]}" | while read -r d; do [ -f "$d/nccl.h" ] && exit 0; done; then
+    extra+=(-DTABSIGHT_HAVE_NCCL=1 -DUSE_C10D_NCCL)
+  fi
+  echo "   include dirs: ${cuda_incs[*]:-none}; flags: ${extra[*]:-none}" | tee -a "$out/log.txt"
+  JOBS=$(nproc) OUT="$out/api-check" timeout 300 bash "$root/scripts/check-torch-api.sh" "$torch_root" "${extra[@]}" > "$out/api-check.txt" 2>&1
+  echo "   api check: $(tail -1 "$out/api-check.txt")" | tee -a "$out/log.txt"
+  grep '^FAIL' "$out/api-check.txt" | head -5 | tee -a "$out/log.txt"
 fi
-echo "   include dirs: ${cuda_incs[*]:-none}; flags: ${extra[*]:-none}" | tee -a "$out/log.txt"
-JOBS=$(nproc) OUT="$out/api-check" timeout 300 bash "$root/scripts/check-torch-api.sh" "$torch_root" "${extra[@]}" > "$out/api-check.txt" 2>&1
-echo "   api check: $(tail -1 "$out/api-check.txt")" | tee -a "$out/log.txt"
-grep '^FAIL' "$out/api-check.txt" | head -5 | tee -a "$out/log.txt"
 
 stage "build"
 JOBS=$(nproc) timeout 300 bash "$root/benchmarks/native/build.sh" "$root/build/bench" > "$out/build.log" 2>&1 || { echo "build failed"; tail -30 "$out/build.log"; }
