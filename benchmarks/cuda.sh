@@ -72,7 +72,11 @@ elif case " ${SKIP:-} " in *" addon "*) true ;; *) false ;; esac; then
 elif command -v cmake > /dev/null; then
   stage "addon (cmake)"
   addon_dir="$root/build/cuda-addon"
-  { timeout 120 cmake -S "$root" -B "$addon_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_cmake" \
+  # pip's NCCL lives outside LibTorch's include folders; cmake/Distributed.cmake
+  # also looks under $NCCL_ROOT.
+  nccl_root=$($py -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/dev/null || true)
+  echo "   NCCL_ROOT=${NCCL_ROOT:-$nccl_root}" | tee -a "$out/log.txt"
+  { NCCL_ROOT=${NCCL_ROOT:-$nccl_root} timeout 120 cmake -S "$root" -B "$addon_dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_cmake" \
       -DCMAKE_JS_INC="$root/node_modules/node-api-headers/include" &&
     timeout 400 cmake --build "$addon_dir" -j "$(nproc)"; } > "$out/addon-build.log" 2>&1
   rc=$?
