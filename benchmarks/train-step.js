@@ -29,9 +29,17 @@
  * with it switched off (LibTorch's ops, as before), so its gain is measured
  * in the same run.
  *
+ * Winograd: ours runs the ResNet's training 3×3 stride-1 convolutions as
+ * oneDNN's Winograd kernels where the addon was built with oneDNN
+ * (native/models/winograd_conv.h; runtimeInfo().winograd). With
+ * --winograd-ab true (the default where it is available) each round also
+ * runs ours with it switched off (LibTorch's direct convolutions), so its
+ * gain is measured in the same run.
+ *
  *   node benchmarks/train-step.js [--rounds 3] [--steps 4] [--threads N]
  *     [--device cpu|cuda] [--precision fp32|bf16] [--layouts true|false]
  *     [--fused-ab true|false]
+ *     [--winograd-ab true|false]
  */
 'use strict';
 const os = require('node:os');
@@ -54,12 +62,17 @@ const ts = require('./support/common').library();
 const B = 64, S = 128, F = 100;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
-async function ours(tmp, memoryFormat = 'auto', fused = true) {
+const winogradAvailable = ts._native().runtimeInfo().winograd.available && device === 'cpu';
+const winogradAb = String(args['winograd-ab'] ?? winogradAvailable) === 'true';
+
+async function ours(tmp, memoryFormat = 'auto', fused = true, winograd = true) {
   const before = ts._native()._fusedBnRelu(fused);
+  const beforeWinograd = ts._native()._winograd(winograd);
   try {
     return await oursStep(tmp, memoryFormat);
   } finally {
     ts._native()._fusedBnRelu(before);
+    ts._native()._winograd(beforeWinograd);
   }
 }
 
@@ -87,8 +100,8 @@ function pytorch(memoryFormat = 'contiguous') {
 (async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-'));
   const info = ts._native().runtimeInfo();
-  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, blas_core: info.blasCore, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null, threads, device, precision, batch: B, size: S, loadavg: os.loadavg() }));
-  const a = [], b = [], a2 = [], b2 = [], a3 = [];
+  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, blas_core: info.blasCore, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null, threads, device, precision, batch: B, size: S, winograd: winogradAvailable, loadavg: os.loadavg() }));
+  const a = [], b = [], a2 = [], b2 = [], a3 = [], a4 = [];
   try {
     for (let r = 0; r < rounds; r++) {
       a.push(...await ours(tmp));
@@ -98,6 +111,7 @@ function pytorch(memoryFormat = 'contiguous') {
         b2.push(...pytorch('channels_last'));
       }
       if (fusedAb) a3.push(...await ours(tmp, 'auto', false));
+      if (winogradAb) a4.push(...await ours(tmp, 'auto', true, false));
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -117,6 +131,10 @@ function pytorch(memoryFormat = 'contiguous') {
   if (fusedAb) {
     console.log(JSON.stringify({ ...fig('tabsight train step, LibTorch batch norm + ReLU (fused node off)', a3), memory_format: oursLayout }));
     console.log(JSON.stringify({ figure: 'fused batch norm + ReLU gain (tabsight fused-off median / tabsight default median)', ratio: +(median(a3) / median(a)).toFixed(3) }));
+  }
+  if (winogradAb) {
+    console.log(JSON.stringify({ ...fig('tabsight train step, LibTorch direct convolutions (Winograd off)', a4), memory_format: oursLayout }));
+    console.log(JSON.stringify({ figure: 'Winograd gain (tabsight Winograd-off median / tabsight default median)', ratio: +(median(a4) / median(a)).toFixed(3) }));
   }
   console.log(JSON.stringify({ figure: 'ratio (pytorch median / tabsight median)', ratio: +(median(b) / median(a)).toFixed(3), loadavg_end: os.loadavg() }));
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -162,6 +162,9 @@ endif()
 # Distributed backends (Gloo, NCCL): detected from what this LibTorch exports.
 include(${CMAKE_CURRENT_LIST_DIR}/Distributed.cmake)
 
+# oneDNN for the Winograd convolutions, where LibTorch links it as a shared library.
+include(${CMAKE_CURRENT_LIST_DIR}/OneDnn.cmake)
+
 # Library folders for an rpath: everything outside the system's own lib dirs.
 set(TABSIGHT_TORCH_RPATH "")
 foreach(_lib IN LISTS TABSIGHT_TORCH_LIBS)

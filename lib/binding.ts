@@ -30,6 +30,13 @@ export interface RuntimeInfo {
     cachedBytes: number;
     capBytes: number;
   };
+  /**
+   * Training's 3×3 stride-1 convolutions as oneDNN Winograd kernels
+   * (native/models/winograd_conv.h): whether this build can (`available`,
+   * else `reason`), whether it may (`enabled`; TABSIGHT_WINOGRAD=0 turns it
+   * off), and how many convolutions ran that way in this process (`calls`).
+   */
+  winograd: { available: boolean; enabled: boolean; reason: string; calls: number };
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

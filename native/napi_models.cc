@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "models/fused_bn_relu.h"
 #include "models/resnet.h"
+#include "models/winograd_conv.h"
 #include "napi_register.h"
 #include "napi_util.h"
 #include "napi_worker.h"
@@ -318,12 +319,158 @@ Napi::Value BnReluTiming(const Napi::CallbackInfo& info) {
   });
 }
 
+// { shape: [n, c, h, w], outChannels, channelsLast } of the two Winograd probes.
+std::tuple<std::vector<int64_t>, int64_t, bool> WinogradArgs(const Napi::Object& o) {
+  const auto dims = GetNumberArray(o, "shape");
+  if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
+  return {std::vector<int64_t>(dims.begin(), dims.end()), GetInt(o, "outChannels"), GetBool(o, "channelsLast")};
+}
+
+// Test-only: the Winograd convolution (models/winograd_conv.h) against
+// LibTorch's conv2d, in float32 and in float64, 3×3, stride 1, padding 1.
+// _winogradProbe({ shape: [n, c, h, w], outChannels, channelsLast, seed })
+// → Promise<{ [name]: { winograd, torch, scale } }> for name in y, dx,
+// dweight: the largest |Winograd − float64| and |LibTorch float32 − float64|,
+// and the largest |float64| value; `layoutKept`: whether y and dx came back
+// in x's layout. x is relu(randn) as after a ReLU, the weight He-scaled
+// randn, the upstream gradient randn.
+Napi::Value WinogradProbe(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto o = info[0].As<Napi::Object>();
+    std::vector<int64_t> shape;
+    int64_t out_channels = 0;
+    bool cl = false;
+    std::tie(shape, out_channels, cl) = WinogradArgs(o);
+    const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
+    auto out = std::make_shared<std::vector<std::pair<std::string, std::array<double, 3>>>>();
+    auto kept = std::make_shared<bool>(false);
+    return PromiseWorker::Start(
+        info.Env(),
+        [=] {
+          auto gen = at::detail::createCPUGenerator(seed);
+          auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+          const auto fmt = cl ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+          const int64_t c = shape[1];
+          auto x0 = torch::relu(torch::randn(shape, gen, f32)).contiguous(fmt);
+          auto w0 = (torch::randn({out_channels, c, 3, 3}, gen, f32) * std::sqrt(2.0 / (9.0 * c))).contiguous(fmt);
+          auto g0 = torch::randn({shape[0], out_channels, shape[2], shape[3]}, gen, f32).contiguous(fmt);
+          struct Run {
+            torch::Tensor x, w, y;
+          };
+          auto make = [&](torch::ScalarType t) {
+            Run run;
+            run.x = x0.to(t).clone().contiguous(fmt).requires_grad_(true);
+            run.w = w0.to(t).clone().contiguous(fmt).requires_grad_(true);
+            return run;
+          };
+          Run wino = make(torch::kFloat32), ref = make(torch::kFloat32), dbl = make(torch::kFloat64);
+          wino.y = models::WinogradConv3x3(wino.x, wino.w);
+          wino.y.backward(g0);
+          for (Run* run : {&ref, &dbl}) {
+            run->y = torch::conv2d(run->x, run->w, {}, 1, 1);
+            run->y.backward(g0.to(run->y.scalar_type()).contiguous(fmt));
+          }
+          *kept = wino.y.is_contiguous(fmt) && wino.x.grad().is_contiguous(fmt);
+          auto get = [&](Run& run, const std::string& name) -> torch::Tensor {
+            if (name == "y") return run.y;
+            if (name == "dx") return run.x.grad();
+            return run.w.grad();
+          };
+          for (const std::string name : {"y", "dx", "dweight"}) {
+            auto d = get(dbl, name).detach();
+            auto diff = [&](Run& run) { return (get(run, name).detach().to(torch::kFloat64) - d).abs().max().item<double>(); };
+            out->push_back({name, {diff(wino), diff(ref), d.abs().max().item<double>()}});
+          }
+        },
+        [out, kept](Napi::Env env) -> Napi::Value {
+          Napi::Object r = Napi::Object::New(env);
+          for (const auto& [name, v] : *out) {
+            Napi::Object e = Napi::Object::New(env);
+            e.Set("winograd", Napi::Number::New(env, v[0]));
+            e.Set("torch", Napi::Number::New(env, v[1]));
+            e.Set("scale", Napi::Number::New(env, v[2]));
+            r.Set(name, e);
+          }
+          r.Set("layoutKept", Napi::Boolean::New(env, *kept));
+          return r;
+        });
+  });
+}
+
+// Benchmark-only: forward + backward of one 3×3 stride-1 convolution, the
+// Winograd node against LibTorch's conv2d, on the same inputs, alternating,
+// with the caching CPU allocator on as in training.
+// _winogradTiming({ shape, outChannels, channelsLast, reps }) → Promise<{
+// winograd: number[], libtorch: number[] }> (seconds per repetition, after one
+// warm-up each).
+Napi::Value WinogradTiming(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto o = info[0].As<Napi::Object>();
+    std::vector<int64_t> shape;
+    int64_t out_channels = 0;
+    bool cl = false;
+    std::tie(shape, out_channels, cl) = WinogradArgs(o);
+    const int64_t reps = GetInt(o, "reps");
+    auto times = std::make_shared<std::array<std::vector<double>, 2>>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [=] {
+          CpuCacheScope cache;
+          const auto fmt = cl ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+          auto x = torch::relu(torch::randn(shape)).contiguous(fmt).requires_grad_(true);
+          auto w = (torch::randn({out_channels, shape[1], 3, 3}) * 0.05).contiguous(fmt).requires_grad_(true);
+          auto g = torch::randn({shape[0], out_channels, shape[2], shape[3]}).contiguous(fmt);
+          auto run = [&](int which) {
+            auto y = which == 0 ? models::WinogradConv3x3(x, w) : torch::conv2d(x, w, {}, 1, 1);
+            y.backward(g);
+            x.mutable_grad().reset();
+            w.mutable_grad().reset();
+          };
+          run(0);
+          run(1);
+          for (int64_t i = 0; i < reps; ++i) {
+            for (int k = 0; k < 2; ++k) {
+              const int which = (i + k) % 2;
+              const auto t0 = std::chrono::steady_clock::now();
+              run(which);
+              (*times)[which].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+          }
+        },
+        [times](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          const char* names[2] = {"winograd", "libtorch"};
+          for (int k = 0; k < 2; ++k) {
+            Napi::Array a = Napi::Array::New(env, (*times)[k].size());
+            for (size_t i = 0; i < (*times)[k].size(); ++i) a.Set(static_cast<uint32_t>(i), (*times)[k][i]);
+            out.Set(names[k], a);
+          }
+          return out;
+        });
+  });
+}
+
 }  // namespace
 
 void RegisterModels(Napi::Env env, Napi::Object exports) {
   exports.Set("ImageEncoder", ImageEncoder::Define(env));
   exports.Set("_bnReluProbe", Napi::Function::New(env, BnReluProbe, "_bnReluProbe"));
   exports.Set("_bnReluTiming", Napi::Function::New(env, BnReluTiming, "_bnReluTiming"));
+  exports.Set("_winogradProbe", Napi::Function::New(env, WinogradProbe, "_winogradProbe"));
+  exports.Set("_winogradTiming", Napi::Function::New(env, WinogradTiming, "_winogradTiming"));
+  // _winograd(enabled?: boolean) → boolean: the setting before the call
+  // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
+  exports.Set("_winograd", Napi::Function::New(
+                               env,
+                               [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                 return Guard(info, [&]() -> Napi::Value {
+                                   const bool before = info.Length() > 0 && info[0].IsBoolean()
+                                                           ? models::SetWinogradConvEnabled(info[0].As<Napi::Boolean>())
+                                                           : models::WinogradConvEnabled();
+                                   return Napi::Boolean::New(info.Env(), before);
+                                 });
+                               },
+                               "_winograd"));
   // _fusedBnRelu(enabled?: boolean) → boolean: the setting before the call
   // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
   exports.Set("_fusedBnRelu", Napi::Function::New(

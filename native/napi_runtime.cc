@@ -11,6 +11,7 @@
 #include "napi_register.h"
 #include "common/caching_cpu_allocator.h"
 #include "common/threads.h"
+#include "models/winograd_conv.h"
 #include "napi_util.h"
 #include "napi_worker.h"
 #include "train/trainer.h"
@@ -46,6 +47,13 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     out.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
     out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
     out.Set("blasCore", Napi::String::New(env, OpenBlasCore()));
+    // Training's 3×3 convolutions as oneDNN Winograd (models/winograd_conv.h).
+    Napi::Object w = Napi::Object::New(env);
+    w.Set("available", Napi::Boolean::New(env, models::WinogradAvailable()));
+    w.Set("enabled", Napi::Boolean::New(env, models::WinogradConvEnabled()));
+    w.Set("reason", Napi::String::New(env, models::WinogradUnavailableReason()));
+    w.Set("calls", Napi::Number::New(env, static_cast<double>(models::WinogradConvCalls())));
+    out.Set("winograd", w);
     const CpuCacheStats cache = GetCpuCacheStats();
     Napi::Object c = Napi::Object::New(env);
     c.Set("enabled", Napi::Boolean::New(env, cache.enabled));

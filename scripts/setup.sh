@@ -8,6 +8,7 @@ apt_pkgs=(
   cmake g++ make                    # the native build
   libtorch-dev                      # LibTorch 1.13 (CPU)
   libopenblas0-pthread              # without it LibTorch falls back to reference BLAS
+  libdnnl-dev                       # oneDNN 2.6 headers: the Winograd convolutions (cmake/OneDnn.cmake)
   libgloo-dev                       # Gloo headers for c10d data-parallel training (docs/distributed.md)
   python3-torch python3-torchvision # test oracles only, never runtime dependencies
   python3-sklearn python3-onnx python3-numpy

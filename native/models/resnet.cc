@@ -6,6 +6,7 @@
 #include "models/batch_norm.h"
 #include "models/fused_bn_relu.h"
 #include "models/guided_relu.h"
+#include "models/winograd_conv.h"
 
 namespace tabsight::models {
 
@@ -35,8 +36,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = BatchNormRelu(bn1, relu, conv1(x));
-  out = conv2(out);
+  auto out = BatchNormRelu(bn1, relu, Convolve(conv1, x));
+  out = Convolve(conv2, out);
   return BatchNormRelu(bn2, relu, out, downsample ? ForwardSequential(downsample, x) : x);
 }
 
@@ -56,7 +57,7 @@ BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
   auto out = BatchNormRelu(bn1, relu, conv1(x));
-  out = BatchNormRelu(bn2, relu, conv2(out));
+  out = BatchNormRelu(bn2, relu, Convolve(conv2, out));
   out = conv3(out);
   return BatchNormRelu(bn3, relu, out, downsample ? ForwardSequential(downsample, x) : x);
 }
