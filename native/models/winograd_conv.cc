@@ -14,6 +14,11 @@
 
 #ifdef TABSIGHT_WITH_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
+#if DNNL_VERSION_MAJOR != 2
+// oneDNN 3.x changed the primitive-descriptor API and dropped the CPU
+// Winograd kernels; cmake/OneDnn.cmake defines TABSIGHT_WITH_DNNL only for 2.x.
+#error "TABSIGHT_WITH_DNNL needs oneDNN 2.x"
+#endif
 #endif
 
 namespace tabsight::models {

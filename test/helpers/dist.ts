@@ -74,7 +74,7 @@ export async function startRanks(script: string, args: (rank: number) => string[
   return Array.from({ length: n }, (_, r) => startRank(script, args(r), r, world, port, extraEnv));
 }
 
-export async function runRanks(script: string, args: (rank: number) => string[], world: number): Promise<RankResult[]> {
-  const handles = await startRanks(script, args, world);
+export async function runRanks(script: string, args: (rank: number) => string[], world: number, extraEnv: Record<string, string> = {}): Promise<RankResult[]> {
+  const handles = await startRanks(script, args, world, extraEnv);
   return Promise.all(handles.map((h) => h.done));
 }
