@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <tuple>
 #include <mutex>
@@ -165,11 +166,68 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
   std::shared_ptr<EncoderState> state_;
 };
 
-// { shape: [n, c, h, w], channelsLast, residual } of the two batch-norm probes.
-std::tuple<std::vector<int64_t>, bool, bool> BnReluArgs(const Napi::Object& o) {
+// Largest differences from float64 per output, as the two probes return
+// them: { [name]: { <first>, torch, scale } } and layoutKept.
+using Gaps = std::vector<std::pair<std::string, std::array<double, 3>>>;
+
+Napi::Object GapsObject(Napi::Env env, const Gaps& gaps, const char* first, bool kept) {
+  Napi::Object r = Napi::Object::New(env);
+  for (const auto& [name, v] : gaps) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set(first, Napi::Number::New(env, v[0]));
+    e.Set("torch", Napi::Number::New(env, v[1]));
+    e.Set("scale", Napi::Number::New(env, v[2]));
+    r.Set(name, e);
+  }
+  r.Set("layoutKept", Napi::Boolean::New(env, kept));
+  return r;
+}
+
+// { |ours − float64|, |LibTorch float32 − float64|, |float64| }, each the largest.
+std::array<double, 3> Gap(const torch::Tensor& ours, const torch::Tensor& torch32, const torch::Tensor& f64) {
+  const auto d = f64.detach();
+  auto diff = [&](const torch::Tensor& t) { return (t.detach().to(torch::kFloat64) - d).abs().max().item<double>(); };
+  return {diff(ours), diff(torch32), d.abs().max().item<double>()};
+}
+
+// The two timing benchmarks: run(0) and run(1) once each to warm up, then
+// `reps` rounds alternating which goes first; seconds per call.
+using Times = std::array<std::vector<double>, 2>;
+
+void TimeAlternating(const std::function<void(int)>& run, int64_t reps, Times* times) {
+  run(0);
+  run(1);
+  for (int64_t i = 0; i < reps; ++i) {
+    for (int k = 0; k < 2; ++k) {
+      const int which = static_cast<int>((i + k) % 2);
+      const auto t0 = std::chrono::steady_clock::now();
+      run(which);
+      (*times)[which].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  }
+}
+
+Napi::Object TimesObject(Napi::Env env, const Times& times, const char* first, const char* second) {
+  Napi::Object out = Napi::Object::New(env);
+  const char* names[2] = {first, second};
+  for (int k = 0; k < 2; ++k) {
+    Napi::Array a = Napi::Array::New(env, times[k].size());
+    for (size_t i = 0; i < times[k].size(); ++i) a.Set(static_cast<uint32_t>(i), times[k][i]);
+    out.Set(names[k], a);
+  }
+  return out;
+}
+
+// The probes' `shape`: [n, c, h, w].
+std::vector<int64_t> ProbeShape(const Napi::Object& o) {
   const auto dims = GetNumberArray(o, "shape");
   if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
-  return {std::vector<int64_t>(dims.begin(), dims.end()), GetBool(o, "channelsLast"), GetBool(o, "residual")};
+  return std::vector<int64_t>(dims.begin(), dims.end());
+}
+
+// { shape: [n, c, h, w], channelsLast, residual } of the two batch-norm probes.
+std::tuple<std::vector<int64_t>, bool, bool> BnReluArgs(const Napi::Object& o) {
+  return {ProbeShape(o), GetBool(o, "channelsLast"), GetBool(o, "residual")};
 }
 
 // Test-only: the fused batch norm + ReLU node (models/fused_bn_relu.h)
@@ -188,7 +246,7 @@ Napi::Value BnReluProbe(const Napi::CallbackInfo& info) {
     std::tie(shape, cl, with_res) = BnReluArgs(o);  // (lambdas cannot capture structured bindings in C++17)
     const double factor = GetNumber(o, "factor"), offset = GetNumber(o, "offset");
     const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
-    auto out = std::make_shared<std::vector<std::pair<std::string, std::array<double, 3>>>>();
+    auto out = std::make_shared<Gaps>();
     auto kept = std::make_shared<bool>(false);
     return PromiseWorker::Start(
         info.Env(),
@@ -240,23 +298,10 @@ Napi::Value BnReluProbe(const Napi::CallbackInfo& info) {
             return run.rv;
           };
           for (const std::string name : {"y", "dx", "dresidual", "dweight", "dbias", "runningMean", "runningVar"}) {
-            auto d = get(dbl, name).detach();
-            auto diff = [&](Run& run) { return (get(run, name).detach().to(torch::kFloat64) - d).abs().max().item<double>(); };
-            out->push_back({name, {diff(fused), diff(ref), d.abs().max().item<double>()}});
+            out->push_back({name, Gap(get(fused, name), get(ref, name), get(dbl, name))});
           }
         },
-        [out, kept](Napi::Env env) -> Napi::Value {
-          Napi::Object r = Napi::Object::New(env);
-          for (const auto& [name, v] : *out) {
-            Napi::Object e = Napi::Object::New(env);
-            e.Set("fused", Napi::Number::New(env, v[0]));
-            e.Set("torch", Napi::Number::New(env, v[1]));
-            e.Set("scale", Napi::Number::New(env, v[2]));
-            r.Set(name, e);
-          }
-          r.Set("layoutKept", Napi::Boolean::New(env, *kept));
-          return r;
-        });
+        [out, kept](Napi::Env env) -> Napi::Value { return GapsObject(env, *out, "fused", *kept); });
   });
 }
 
@@ -272,7 +317,7 @@ Napi::Value BnReluTiming(const Napi::CallbackInfo& info) {
     bool cl = false, with_res = false;
     std::tie(shape, cl, with_res) = BnReluArgs(o);  // (lambdas cannot capture structured bindings in C++17)
     const int64_t reps = GetInt(o, "reps");
-    auto times = std::make_shared<std::array<std::vector<double>, 2>>();
+    auto times = std::make_shared<Times>();
     return PromiseWorker::Start(
         info.Env(),
         [=] {
@@ -295,35 +340,15 @@ Napi::Value BnReluTiming(const Napi::CallbackInfo& info) {
             y.backward(g);
             for (auto* t : {&x, &r, &w, &b}) t->mutable_grad().reset();
           };
-          run(0);
-          run(1);
-          for (int64_t i = 0; i < reps; ++i) {
-            for (int k = 0; k < 2; ++k) {
-              const int which = (i + k) % 2;
-              const auto t0 = std::chrono::steady_clock::now();
-              run(which);
-              (*times)[which].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-            }
-          }
+          TimeAlternating(run, reps, times.get());
         },
-        [times](Napi::Env env) -> Napi::Value {
-          Napi::Object out = Napi::Object::New(env);
-          const char* names[2] = {"fused", "libtorch"};
-          for (int k = 0; k < 2; ++k) {
-            Napi::Array a = Napi::Array::New(env, (*times)[k].size());
-            for (size_t i = 0; i < (*times)[k].size(); ++i) a.Set(static_cast<uint32_t>(i), (*times)[k][i]);
-            out.Set(names[k], a);
-          }
-          return out;
-        });
+        [times](Napi::Env env) -> Napi::Value { return TimesObject(env, *times, "fused", "libtorch"); });
   });
 }
 
 // { shape: [n, c, h, w], outChannels, channelsLast } of the two Winograd probes.
 std::tuple<std::vector<int64_t>, int64_t, bool> WinogradArgs(const Napi::Object& o) {
-  const auto dims = GetNumberArray(o, "shape");
-  if (dims.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions for shape");
-  return {std::vector<int64_t>(dims.begin(), dims.end()), GetInt(o, "outChannels"), GetBool(o, "channelsLast")};
+  return {ProbeShape(o), GetInt(o, "outChannels"), GetBool(o, "channelsLast")};
 }
 
 // Test-only: the Winograd convolution (models/winograd_conv.h) against
@@ -342,7 +367,7 @@ Napi::Value WinogradProbe(const Napi::CallbackInfo& info) {
     bool cl = false;
     std::tie(shape, out_channels, cl) = WinogradArgs(o);
     const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
-    auto out = std::make_shared<std::vector<std::pair<std::string, std::array<double, 3>>>>();
+    auto out = std::make_shared<Gaps>();
     auto kept = std::make_shared<bool>(false);
     return PromiseWorker::Start(
         info.Env(),
@@ -377,23 +402,10 @@ Napi::Value WinogradProbe(const Napi::CallbackInfo& info) {
             return run.w.grad();
           };
           for (const std::string name : {"y", "dx", "dweight"}) {
-            auto d = get(dbl, name).detach();
-            auto diff = [&](Run& run) { return (get(run, name).detach().to(torch::kFloat64) - d).abs().max().item<double>(); };
-            out->push_back({name, {diff(wino), diff(ref), d.abs().max().item<double>()}});
+            out->push_back({name, Gap(get(wino, name), get(ref, name), get(dbl, name))});
           }
         },
-        [out, kept](Napi::Env env) -> Napi::Value {
-          Napi::Object r = Napi::Object::New(env);
-          for (const auto& [name, v] : *out) {
-            Napi::Object e = Napi::Object::New(env);
-            e.Set("winograd", Napi::Number::New(env, v[0]));
-            e.Set("torch", Napi::Number::New(env, v[1]));
-            e.Set("scale", Napi::Number::New(env, v[2]));
-            r.Set(name, e);
-          }
-          r.Set("layoutKept", Napi::Boolean::New(env, *kept));
-          return r;
-        });
+        [out, kept](Napi::Env env) -> Napi::Value { return GapsObject(env, *out, "winograd", *kept); });
   });
 }
 
@@ -411,7 +423,7 @@ Napi::Value WinogradTiming(const Napi::CallbackInfo& info) {
     bool cl = false;
     std::tie(shape, out_channels, cl) = WinogradArgs(o);
     const int64_t reps = GetInt(o, "reps");
-    auto times = std::make_shared<std::array<std::vector<double>, 2>>();
+    auto times = std::make_shared<Times>();
     return PromiseWorker::Start(
         info.Env(),
         [=] {
@@ -426,27 +438,9 @@ Napi::Value WinogradTiming(const Napi::CallbackInfo& info) {
             x.mutable_grad().reset();
             w.mutable_grad().reset();
           };
-          run(0);
-          run(1);
-          for (int64_t i = 0; i < reps; ++i) {
-            for (int k = 0; k < 2; ++k) {
-              const int which = (i + k) % 2;
-              const auto t0 = std::chrono::steady_clock::now();
-              run(which);
-              (*times)[which].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-            }
-          }
+          TimeAlternating(run, reps, times.get());
         },
-        [times](Napi::Env env) -> Napi::Value {
-          Napi::Object out = Napi::Object::New(env);
-          const char* names[2] = {"winograd", "libtorch"};
-          for (int k = 0; k < 2; ++k) {
-            Napi::Array a = Napi::Array::New(env, (*times)[k].size());
-            for (size_t i = 0; i < (*times)[k].size(); ++i) a.Set(static_cast<uint32_t>(i), (*times)[k][i]);
-            out.Set(names[k], a);
-          }
-          return out;
-        });
+        [times](Napi::Env env) -> Napi::Value { return TimesObject(env, *times, "winograd", "libtorch"); });
   });
 }
 

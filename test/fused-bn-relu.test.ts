@@ -10,11 +10,11 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { _native, pretrain } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
 import { readSafetensors } from '../lib/io/safetensors';
-import { toyCohort, tinyModel } from './helpers/toy';
+import { oneStepOptions } from './helpers/toy';
+import { checkSwitch } from './helpers/switch';
 
 const NAMES = ['y', 'dx', 'dresidual', 'dweight', 'dbias', 'runningMean', 'runningVar'] as const;
 interface Gap { fused: number; torch: number; scale: number }
@@ -53,27 +53,12 @@ for (const c of cases) {
   });
 }
 
-t.test('TABSIGHT_FUSED_BN_RELU=0 turns the fused path off; _fusedBnRelu switches it', async (t) => {
-  const code = "console.log(require('.')._native()._fusedBnRelu())";
-  const off = spawnSync(process.execPath, ['-e', code], { cwd: path.join(__dirname, '..'), env: { ...process.env, TABSIGHT_FUSED_BN_RELU: '0' }, encoding: 'utf8' });
-  t.equal(off.stdout.trim().split('\n').pop(), 'false', off.stderr);
-  const on = spawnSync(process.execPath, ['-e', code], { cwd: path.join(__dirname, '..'), env: { ...process.env, TABSIGHT_FUSED_BN_RELU: '' }, encoding: 'utf8' });
-  t.equal(on.stdout.trim().split('\n').pop(), 'true', on.stderr);
-  const before = _native()._fusedBnRelu(false);
-  t.equal(_native()._fusedBnRelu(), false);
-  _native()._fusedBnRelu(before);
-  t.equal(_native()._fusedBnRelu(), before);
-});
+t.test('TABSIGHT_FUSED_BN_RELU=0 turns the fused path off; _fusedBnRelu switches it', async (t) => checkSwitch(t, '_fusedBnRelu', 'TABSIGHT_FUSED_BN_RELU'));
 
 t.test('a training step with the fused node matches one with LibTorch batch norm, add and ReLU', async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bnrelu-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
-  const toy = toyCohort(16);
-  const lr = 1e-3;
-  const base = {
-    images: { data: toy.images, shape: toy.shape }, tabular: { data: toy.tabular, shape: [16, toy.features] },
-    batchSize: 16, lr, warmupEpochs: 0, epochs: 1, model: tinyModel, augment: { rate: 0 }, seed: 5,
-  };
+  const { toy, lr, base } = oneStepOptions();
   const losses: Record<string, number> = {};
   const before = _native()._fusedBnRelu();
   try {

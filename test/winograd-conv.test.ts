@@ -10,11 +10,11 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { _native, pretrain, loadRun } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
 import { readSafetensors } from '../lib/io/safetensors';
-import { toyCohort, tinyModel } from './helpers/toy';
+import { oneStepOptions } from './helpers/toy';
+import { checkSwitch } from './helpers/switch';
 
 const info = _native().runtimeInfo().winograd;
 // setup.sh installs libdnnl-dev; where its headers are, the build must have found them.
@@ -67,27 +67,12 @@ t.test('the Winograd probe rejects shapes it does not take, with ERR_SHAPE', { s
   await t.rejects(probe({ shape: [2, 3, 8, 8], outChannels: 16, channelsLast: false, seed: 1 }), { code: 'ERR_SHAPE', message: /multiples of 16/ });
 });
 
-t.test('TABSIGHT_WINOGRAD=0 turns the Winograd path off; _winograd switches it', async (t) => {
-  const code = "console.log(require('.')._native()._winograd())";
-  const off = spawnSync(process.execPath, ['-e', code], { cwd: path.join(__dirname, '..'), env: { ...process.env, TABSIGHT_WINOGRAD: '0' }, encoding: 'utf8' });
-  t.equal(off.stdout.trim().split('\n').pop(), 'false', off.stderr);
-  const on = spawnSync(process.execPath, ['-e', code], { cwd: path.join(__dirname, '..'), env: { ...process.env, TABSIGHT_WINOGRAD: '' }, encoding: 'utf8' });
-  t.equal(on.stdout.trim().split('\n').pop(), 'true', on.stderr);
-  const before = _native()._winograd(false);
-  t.equal(_native()._winograd(), false);
-  _native()._winograd(before);
-  t.equal(_native()._winograd(), before);
-});
+t.test('TABSIGHT_WINOGRAD=0 turns the Winograd path off; _winograd switches it', async (t) => checkSwitch(t, '_winograd', 'TABSIGHT_WINOGRAD'));
 
 t.test('a training step with Winograd matches one with LibTorch convolutions; embeddings never use it', { skip: info.available ? false : info.reason }, async (t) => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-winograd-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
-  const toy = toyCohort(16);
-  const lr = 1e-3;
-  const base = {
-    images: { data: toy.images, shape: toy.shape }, tabular: { data: toy.tabular, shape: [16, toy.features] },
-    batchSize: 16, lr, warmupEpochs: 0, epochs: 1, model: tinyModel, augment: { rate: 0 }, seed: 5,
-  };
+  const { toy, lr, base } = oneStepOptions();
   const losses: Record<string, number> = {};
   const calls: Record<string, number> = {};
   const before = _native()._winograd();

@@ -28,3 +28,14 @@ export function toyCohort(n: number, size = 16, seed = 1) {
 }
 
 export const tinyModel = { arch: 'resnet18' as const, smallStem: true, tabularHidden: 32, tabularLayers: 2, projectionHidden: 32, projectionDim: 16 };
+
+/** One Adam step (lr 1e-3) of tinyModel on a 16-subject toy cohort: the options the training A/B tests share. */
+export function oneStepOptions() {
+  const toy = toyCohort(16);
+  const lr = 1e-3;
+  const base = {
+    images: { data: toy.images, shape: toy.shape }, tabular: { data: toy.tabular, shape: [16, toy.features] },
+    batchSize: 16, lr, warmupEpochs: 0, epochs: 1, model: tinyModel, augment: { rate: 0 }, seed: 5,
+  };
+  return { toy, lr, base };
+}
