@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/env.h"
 #include "common/error.h"
 
 namespace tabsight {
@@ -29,10 +30,7 @@ size_t RoundUp(size_t n, size_t step) { return (n + step - 1) / step * step; }
 // The size class a request of n bytes (≥ kMinBytes) is served from.
 size_t SizeClass(size_t n) { return n < kHugeBytes ? RoundUp(n, kSmallStep) : RoundUp(n, kHugeStep); }
 
-bool EnabledFromEnv() {
-  const char* v = std::getenv("TABSIGHT_CPU_CACHE");
-  return v == nullptr || std::string(v) != "0";
-}
+bool EnabledFromEnv() { return EnvFlag("TABSIGHT_CPU_CACHE", true); }
 
 size_t CapFromEnv() {
   if (const char* v = std::getenv("TABSIGHT_CPU_CACHE_MB")) {

@@ -9,7 +9,9 @@
 #include <cstring>
 #include <vector>
 
+#include "common/env.h"
 #include "common/error.h"
+#include "common/layout.h"
 #include "models/batch_norm.h"
 #include "models/guided_relu.h"
 
@@ -224,13 +226,6 @@ struct Shape {
   int64_t Rows() const { return n * hw; }  // values per channel
 };
 
-// x's layout: NCHW when it is contiguous (also when it is both, as at 1×1),
-// else channels_last when it is, else NCHW after a copy.
-at::MemoryFormat LayoutOf(const torch::Tensor& x) {
-  return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
-                                                                               : at::MemoryFormat::Contiguous;
-}
-
 Shape ShapeOf(const torch::Tensor& x) {
   return {LayoutOf(x) == at::MemoryFormat::ChannelsLast, x.size(0), x.size(1), x.size(2) * x.size(3)};
 }
@@ -441,21 +436,16 @@ torch::Tensor ResidualArg(const torch::Tensor& x, const torch::Tensor& residual)
   return residual.defined() ? residual : torch::empty({0}, x.options());
 }
 
-bool ReadEnabled() {
-  const char* v = std::getenv("TABSIGHT_FUSED_BN_RELU");
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
-std::atomic<bool>& EnabledFlag() {
-  static std::atomic<bool> enabled{ReadEnabled()};
-  return enabled;
+EnvSwitch& Switch() {
+  static EnvSwitch s("TABSIGHT_FUSED_BN_RELU", true);
+  return s;
 }
 
 }  // namespace
 
-bool FusedBatchNormReluEnabled() { return EnabledFlag().load(std::memory_order_relaxed); }
+bool FusedBatchNormReluEnabled() { return Switch().Enabled(); }
 
-bool SetFusedBatchNormReluEnabled(bool enabled) { return EnabledFlag().exchange(enabled); }
+bool SetFusedBatchNormReluEnabled(bool enabled) { return Switch().Set(enabled); }
 
 torch::Tensor FusedBatchNormRelu(const torch::Tensor& x, const torch::Tensor& residual, const torch::Tensor& weight,
                                  const torch::Tensor& bias, torch::Tensor running_mean, torch::Tensor running_var,

@@ -10,7 +10,9 @@
 #include <unordered_map>
 #include <variant>
 
+#include "common/env.h"
 #include "common/error.h"
+#include "common/layout.h"
 
 #ifdef TABSIGHT_WITH_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
@@ -25,14 +27,9 @@ namespace tabsight::models {
 
 namespace {
 
-bool ReadEnabled() {
-  const char* v = std::getenv("TABSIGHT_WINOGRAD");
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
-std::atomic<bool>& EnabledFlag() {
-  static std::atomic<bool> enabled{ReadEnabled()};
-  return enabled;
+EnvSwitch& Switch() {
+  static EnvSwitch s("TABSIGHT_WINOGRAD", true);
+  return s;
 }
 
 std::atomic<uint64_t> calls{0};
@@ -51,11 +48,6 @@ bool Qualifies(const torch::Tensor& x, const torch::Tensor& weight) {
 }
 
 #ifdef TABSIGHT_WITH_DNNL
-
-torch::MemoryFormat LayoutOf(const torch::Tensor& t) {
-  return t.is_contiguous(torch::MemoryFormat::ChannelsLast) && !t.is_contiguous() ? torch::MemoryFormat::ChannelsLast
-                                                                                   : torch::MemoryFormat::Contiguous;
-}
 
 using dnnl::memory;
 using Dims = memory::dims;
@@ -282,9 +274,9 @@ bool WinogradAvailable() { return Unavailable().empty(); }
 
 std::string WinogradUnavailableReason() { return Unavailable(); }
 
-bool WinogradConvEnabled() { return EnabledFlag().load(std::memory_order_relaxed); }
+bool WinogradConvEnabled() { return Switch().Enabled(); }
 
-bool SetWinogradConvEnabled(bool enabled) { return EnabledFlag().exchange(enabled); }
+bool SetWinogradConvEnabled(bool enabled) { return Switch().Set(enabled); }
 
 uint64_t WinogradConvCalls() { return calls.load(std::memory_order_relaxed); }
 

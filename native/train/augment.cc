@@ -11,6 +11,7 @@
 #include <limits>
 #include <string>
 
+#include "common/env.h"
 #include "common/error.h"
 #include "train/augment_cpu.h"
 
@@ -216,10 +217,7 @@ torch::Tensor Blur(torch::Tensor x, const std::vector<SampleParams>& params, int
 
 // TABSIGHT_AUGMENT_REFERENCE=1 forces the tensor path (read once).
 bool ReferenceFromEnvironment() {
-  static const bool reference = [] {
-    const char* value = std::getenv("TABSIGHT_AUGMENT_REFERENCE");
-    return value != nullptr && std::strcmp(value, "1") == 0;
-  }();
+  static const bool reference = EnvFlag("TABSIGHT_AUGMENT_REFERENCE", false);
   return reference;
 }
 

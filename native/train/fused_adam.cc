@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "common/env.h"
 #include "common/error.h"
 
 namespace tabsight::train {
@@ -184,10 +185,7 @@ void MultiTensorAdamStep(torch::optim::Optimizer& optimizer, bool decoupled) {
 }
 
 bool MultiTensorAdamEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("TABSIGHT_MULTI_TENSOR_ADAM");
-    return v == nullptr || std::string(v) != "0";
-  }();
+  static const bool enabled = EnvFlag("TABSIGHT_MULTI_TENSOR_ADAM", true);
   return enabled;
 }
 

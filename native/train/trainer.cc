@@ -17,6 +17,7 @@
 #include <ATen/Parallel.h>
 
 #include "common/caching_cpu_allocator.h"
+#include "common/env.h"
 #include "common/error.h"
 #include "common/rng.h"
 #include "common/threads.h"
@@ -124,8 +125,7 @@ Trainer::Trainer(TrainConfig config, TrainData data)
   // shape and keep the fastest (torch.backends.cudnn.benchmark); process-wide.
   // TABSIGHT_CUDNN_BENCHMARK=0 keeps LibTorch's default (off).
   if (device_.is_cuda()) {
-    const char* env = std::getenv("TABSIGHT_CUDNN_BENCHMARK");
-    at::globalContext().setBenchmarkCuDNN(!(env && std::string(env) == "0"));
+    at::globalContext().setBenchmarkCuDNN(EnvFlag("TABSIGHT_CUDNN_BENCHMARK", true));
   }
   n_ = data_.rows.defined() ? data_.rows.size(0) : data_.images.size(0);
   world_ = config_.dist.enabled() ? config_.dist.world_size : 1;
