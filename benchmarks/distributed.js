@@ -104,7 +104,7 @@ async function main() {
 
 async function measure(ts, data, tmp) {
   const info = ts._native().runtimeInfo();
-  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.availableParallelism(), node: process.version, libtorch: info.torchVersion, backend: 'gloo (loopback)', arch: 'resnet18', size: S, globalBatch: B, loadavg: os.loadavg().map((x) => +x.toFixed(2)) }));
+  console.log(JSON.stringify({ figure: 'machine', ...require('./support/common').machine(), cores: os.availableParallelism(), libtorch: info.torchVersion, backend: 'gloo (loopback)', arch: 'resnet18', size: S, globalBatch: B, loadavg: os.loadavg().map((x) => +x.toFixed(2)) }));
 
   const cores = os.availableParallelism();
   const setups = [

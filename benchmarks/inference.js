@@ -39,7 +39,8 @@ const B = Number(args.batch ?? 64);
 const S = Number(args.size ?? 128);
 process.env.TABSIGHT_THREADS = String(threads);
 // library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
-const ts = require('./support/common').library();
+const common = require('./support/common');
+const ts = common.library();
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const maxAbsDiff = (a, b) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
@@ -113,7 +114,7 @@ function pythonWorker(weights, npy, out, normalize) {
     const pyInfo = await py.ready;
     const info = ts._native().runtimeInfo();
     console.log(JSON.stringify({
-      figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, loadavg_start: os.loadavg().map((v) => +v.toFixed(2)), node: process.version, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null, blas_core: info.blasCore,
+      figure: 'machine', ...common.machine(), loadavg_start: os.loadavg().map((v) => +v.toFixed(2)), blas_core: info.blasCore,
       onnxruntime: require('onnxruntime-node/package.json').version, libtorch: info.torchVersion, libtorch_threads: info.threads, pytorch: pyInfo.torch, pytorch_threads: pyInfo.threads,
       ort_threads: threads, model: 'resnet18', size: S, batch: B, images_per_rep: count, reps,
     }));

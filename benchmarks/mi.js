@@ -133,14 +133,11 @@ async function main() {
   for (let j = 0; j < p; j++) skSelf = Math.max(skSelf, Math.abs(first.mi[j] - other.mi[j]));
   py.close();
   fs.rmSync(dir, { recursive: true, force: true });
-  const cpus = os.cpus();
   const shape = `${n}x${p}`;
   const lines = [
     {
       figure: 'machine',
-      cpu: cpus[0] ? cpus[0].model : 'unknown',
-      cores: cpus.length,
-      node: process.version,
+      ...require('./support/common').machine(),
       ...versions,
       loadavg_start: loadStart,
       loadavg_end: os.loadavg().map((x) => round(x, 3)),

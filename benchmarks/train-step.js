@@ -57,7 +57,8 @@ const layouts = String(args.layouts ?? (device === 'cpu')) === 'true';
 const fusedAb = String(args['fused-ab'] ?? (device === 'cpu')) === 'true';
 process.env.TABSIGHT_THREADS = String(threads);
 // library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
-const ts = require('./support/common').library();
+const common = require('./support/common');
+const ts = common.library();
 
 const B = 64, S = 128, F = 100;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
@@ -100,7 +101,7 @@ function pytorch(memoryFormat = 'contiguous') {
 (async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-'));
   const info = ts._native().runtimeInfo();
-  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, blas_core: info.blasCore, OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE ?? null, threads, device, precision, batch: B, size: S, winograd: winogradAvailable, loadavg: os.loadavg() }));
+  console.log(JSON.stringify({ figure: 'machine', ...common.machine(), libtorch: info.torchVersion, blas_core: info.blasCore, threads, device, precision, batch: B, size: S, winograd: winogradAvailable, loadavg: os.loadavg() }));
   const a = [], b = [], a2 = [], b2 = [], a3 = [], a4 = [];
   try {
     for (let r = 0; r < rounds; r++) {
