@@ -22,7 +22,14 @@
  * repetition, images/s), the ratios, and the max abs differences between the
  * backends' embeddings.
  *
- *   node benchmarks/inference.js [--reps 5] [--images 128] [--threads 2] [--batch 64] [--size 128]
+ * With --ort-profile, a second onnxruntime session with the same options and
+ * profiling on runs 2 warm-up and 10 profiled batches. It prints the time per
+ * operator type and, for each node, its time, output shape and, for Conv,
+ * its GFLOP/s (2 × N × O × H × W × C/group × kh × kw, from the shapes
+ * onnxruntime reports). Its optimiser's fusions (Conv + ReLU, Conv + Add) and
+ * NCHWc layout are what run.
+ *
+ *   node benchmarks/inference.js [--reps 5] [--images 128] [--threads 2] [--batch 64] [--size 128] [--ort-profile]
  */
 'use strict';
 const os = require('node:os');
@@ -91,6 +98,47 @@ function pythonWorker(weights, npy, out, normalize) {
   };
 }
 
+// onnxruntime's own per-node profile of `runs` batches of B images (see the header).
+async function ortProfile(onnx, images, tmp) {
+  const ort = require('onnxruntime-node');
+  const prefix = path.join(tmp, 'ort-profile');
+  const session = await ort.InferenceSession.create(fs.readFileSync(onnx), { intraOpNumThreads: threads, interOpNumThreads: 1, enableProfiling: true, profileFilePrefix: prefix });
+  const x = Float32Array.from(images.subarray(0, Math.min(B, count) * 3 * S * S));
+  const rows = x.length / (3 * S * S);
+  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, [rows, 3, S, S]) };
+  const warmup = 2, runs = 10;
+  for (let r = 0; r < warmup + runs; r++) await session.run(feeds);
+  session.endProfiling();
+  await session.release();
+  const file = fs.readdirSync(tmp).filter((f) => f.startsWith('ort-profile') && f.endsWith('.json')).map((f) => path.join(tmp, f))[0];
+  if (!file) throw new Error('onnxruntime wrote no profile');
+  const events = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const modelRuns = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts - b.ts);
+  if (modelRuns.length !== warmup + runs) throw new Error(`expected ${warmup + runs} runs in the profile, found ${modelRuns.length}`);
+  const from = modelRuns[warmup].ts;
+  const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.ts >= from);
+  const byOp = {}, byNode = {};
+  let total = 0;
+  for (const e of nodes) {
+    const op = e.args.op_name;
+    byOp[op] = (byOp[op] ?? 0) + e.dur;
+    total += e.dur;
+    const name = e.name.slice(0, -'_kernel_time'.length);
+    const n = (byNode[name] ??= { op, us: 0, out: e.args.output_type_shape?.[0], ins: e.args.input_type_shape });
+    n.us += e.dur;
+  }
+  const ms = (us) => +(us / runs / 1000).toFixed(3);
+  const wall = modelRuns.slice(warmup).map((r) => r.dur);
+  console.log(JSON.stringify({ figure: 'onnxruntime profile: per operator type', batch: rows, runs, model_run_median_ms: ms(median(wall) * runs), ms_per_run: Object.fromEntries(Object.entries(byOp).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, ms(v)])), share: Object.fromEntries(Object.entries(byOp).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +(v / total).toFixed(4)])) }));
+  const shapeOf = (t) => (t ? Object.values(t)[0] : undefined);
+  for (const [name, n] of Object.entries(byNode).sort((a, b) => b[1].us - a[1].us)) {
+    const out = shapeOf(n.out), w = shapeOf(n.ins?.[1]);
+    let gflops;
+    if (n.op === 'Conv' && out?.length === 4 && w?.length === 4) gflops = +((2 * out[0] * out[2] * out[3] * w[0] * w[1] * w[2] * w[3]) / (n.us / runs / 1e6) / 1e9).toFixed(1);
+    console.log(JSON.stringify({ figure: 'onnxruntime profile: node', node: name, op: n.op, ms_per_run: ms(n.us), output: out, weight: n.op === 'Conv' ? w : undefined, gflops }));
+  }
+}
+
 (async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-inference-'));
   try {
@@ -145,6 +193,7 @@ function pythonWorker(weights, npy, out, normalize) {
     }
     py.close();
     await ortEnc.dispose();
+    if ('ort-profile' in args) await ortProfile(onnx, images, tmp);
     libtorch.dispose();
     const fig = (name) => ({ figure: name, reps: times[name].length, median_s: +median(times[name]).toFixed(4), min_s: +Math.min(...times[name]).toFixed(4), max_s: +Math.max(...times[name]).toFixed(4), images_per_s: +(count / median(times[name])).toFixed(1) });
     for (const name of order) console.log(JSON.stringify(fig(name)));
