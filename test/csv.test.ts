@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCsv, inferColumnType, parseContinuous, isMissing, ReadCsvOptions } from '../lib/data/csv';
 import { ConfigError, DataError } from '../lib/errors';
-import { rejection, tmpDir } from './fixtures/readers/oracle';
+import { expectDataError, rejection, tmpDir } from './fixtures/readers/oracle';
 
 function write(t: tap.Test, name: string, text: string): string {
   const file = path.join(tmpDir(t), name);
@@ -26,14 +26,6 @@ t.test('readCsv returns columns, trimmed rows, ids and spreadsheet row numbers',
   const bySex = await readCsv(write(t, 'b.csv', 'age,eid\n60,a\n61,b\n'), { idColumn: 'eid' });
   t.same(bySex.ids, ['a', 'b']);
 });
-
-async function expectDataError(t: tap.Test, p: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {
-  const err = await rejection(p);
-  t.type(err, DataError, pattern.source);
-  t.equal(err.code, 'ERR_DATA');
-  t.match(err.message, file, 'names the file');
-  t.match(err.message, pattern);
-}
 
 t.test('readCsv rejects an empty file and a header without rows with ERR_DATA naming the file', async (t) => {
   const empty = write(t, 'empty.csv', '');

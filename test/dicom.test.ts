@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as dicomParser from 'dicom-parser';
 import { readDicom } from '../lib/data/dicom';
-import { ConfigError, DataError } from '../lib/errors';
-import { FIXTURES, maxAbsDiff, reference, rejection, tmpDir } from './fixtures/readers/oracle';
+import { ConfigError } from '../lib/errors';
+import { expectDataError, FIXTURES, maxAbsDiff, reference, rejection, tmpDir } from './fixtures/readers/oracle';
 
 type Ref = {
   shape: number[];
@@ -73,14 +73,6 @@ t.test('readDicom matches pydicom (pixel_array + modality LUT) on 8/16-bit, sign
   fs.writeFileSync(noisy, buf);
   t.equal(maxAbsDiff((await readDicom(noisy)).data, s12.data), 0, 'bits above BitsStored are masked');
 });
-
-async function expectDataError(t: tap.Test, p: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {
-  const err = await rejection(p);
-  t.type(err, DataError, pattern.source);
-  t.equal(err.code, 'ERR_DATA');
-  t.match(err.message, file, 'names the file');
-  t.match(err.message, pattern);
-}
 
 t.test('readDicom rejects compressed and big-endian transfer syntaxes with ERR_DATA naming the syntax', async (t) => {
   await expectDataError(t, readDicom(fx('MR_small_RLE.dcm')), fx('MR_small_RLE.dcm'), /transfer syntax 1\.2\.840\.10008\.1\.2\.5 \(RLE Lossless\), which is not supported/);

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'fflate';
 import { readNifti, ReadNiftiOptions } from '../lib/data/nifti';
-import { ConfigError, DataError } from '../lib/errors';
-import { FIXTURES, maxAbsDiff, reference, rejection, tmpDir } from './fixtures/readers/oracle';
+import { ConfigError } from '../lib/errors';
+import { expectDataError, FIXTURES, maxAbsDiff, reference, rejection, tmpDir } from './fixtures/readers/oracle';
 
 type Ref = { shape: number[]; sum: number; data: (number | null)[]; pixdim: number[]; datatype: string; slice: number; frames: number[] };
 
@@ -65,14 +65,6 @@ t.test('readNifti reads a .nii.gz the same as the .nii it was compressed from', 
   const b = await readNifti(file, { frames: [3, 4] });
   t.equal(maxAbsDiff(b.data, a.data), 0);
 });
-
-async function expectDataError(t: tap.Test, p: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {
-  const err = await rejection(p);
-  t.type(err, DataError, pattern.source);
-  t.equal(err.code, 'ERR_DATA');
-  t.match(err.message, file, 'names the file');
-  t.match(err.message, pattern);
-}
 
 t.test('readNifti rejects a file that is not NIfTI with ERR_DATA naming the file', async (t) => {
   const dir = tmpDir(t);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseNpyHeader, readNpyHeader, readNpy, writeNpy, NpyArray } from '../lib/data/npy';
 import { ConfigError, DataError, ShapeError } from '../lib/errors';
-import { reference, rejection, tmpDir } from './fixtures/readers/oracle';
+import { expectDataError, reference, rejection, tmpDir } from './fixtures/readers/oracle';
 
 type Written = { data: number[]; shape: number[] };
 type Read = { descr: string; shape: number[]; fortran: boolean; version: number[]; data: number[] };
@@ -118,14 +118,6 @@ t.test('readNpyHeader reads only the header of a 3 GiB sparse file', async (t) =
   t.equal(h.byteLength, 3 * 2 ** 30);
   t.equal(h.dataOffset, header.length);
 });
-
-async function expectDataError(t: tap.Test, p: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {
-  const err = await rejection(p);
-  t.type(err, DataError, pattern.source);
-  t.equal(err.code, 'ERR_DATA');
-  t.match(err.message, file, 'names the file');
-  t.match(err.message, pattern);
-}
 
 t.test('readNpy and readNpyHeader reject a file without the NPY magic string with ERR_DATA naming the file', async (t) => {
   const dir = tmpDir(t);

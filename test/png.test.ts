@@ -4,8 +4,8 @@ import * as path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { readPng, ReadPngOptions } from '../lib/data/png';
-import { ConfigError, DataError } from '../lib/errors';
-import { rejection, tmpDir } from './fixtures/readers/oracle';
+import { ConfigError } from '../lib/errors';
+import { expectDataError, rejection, tmpDir } from './fixtures/readers/oracle';
 
 // A minimal PNG encoder (filter type 0 on every row), independent of sharp, as the oracle.
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
@@ -113,14 +113,6 @@ t.test('readPng drops alpha and scales 16-bit samples to 8 bits', async (t) => {
   t.same(img16.shape, [1, h, w]);
   t.ok(Array.from(img16.data).every((v, i) => Math.abs(v - deep[i] / 257) <= 1), `16-bit scaled: ${Array.from(img16.data)}`);
 });
-
-async function expectDataError(t: tap.Test, p: Promise<unknown>, file: string, pattern: RegExp): Promise<void> {
-  const err = await rejection(p);
-  t.type(err, DataError, pattern.source);
-  t.equal(err.code, 'ERR_DATA');
-  t.match(err.message, file, 'names the file');
-  t.match(err.message, pattern);
-}
 
 t.test('readPng rejects truncated and corrupt files with ERR_DATA naming the file', async (t) => {
   const dir = tmpDir(t);
