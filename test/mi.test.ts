@@ -1,28 +1,16 @@
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { conditionalMutualInfo, digamma, mutualInfoClassif, mutualInfoRegression } from '../lib/features/index';
 import { normalStream } from '../lib/features/mi';
 import { KDTree, SortedAxis, nextDown } from '../lib/features/kdtree';
 import { ConfigError, DataError, ShapeError } from '../lib/errors';
+import { runPythonOracle } from './helpers/python-oracle';
 
 const ORACLE = path.join(__dirname, 'fixtures', 'mi_oracle.py');
 
 /** Runs the committed scikit-learn oracle; null when python3/sklearn are missing (exit 3). */
 function runOracle(cases: object[]): { versions: Record<string, string>; results: Record<string, any> } | null {
-  if (!fs.existsSync('/usr/bin/python3')) return null;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-mi-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'input.json'), JSON.stringify({ cases }));
-    const r = spawnSync('/usr/bin/python3', [ORACLE, dir], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    if (r.status === 3) return null;
-    if (r.status !== 0) throw new Error(`oracle failed: ${r.stderr}`);
-    return JSON.parse(r.stdout);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  return runPythonOracle(ORACLE, cases) as { versions: Record<string, string>; results: Record<string, any> } | null;
 }
 
 /** 53-bit uniforms in (0, 1) from a seeded stream (splitmix32 pairs). */
