@@ -14,7 +14,8 @@ import {
 } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
 import { Command } from 'commander';
-import { addDeployCommands } from '../lib/cli/deploy-commands';
+import { addDeployCommands, writeWithProgress } from '../lib/cli/deploy-commands';
+import { AtomicTextWriter } from '../lib/export/images';
 import { toyCohort } from './helpers/toy';
 
 const PY = '/usr/bin/python3';
@@ -313,4 +314,28 @@ t.test('every exported file passes onnx.checker.check_model(full_check=True)', a
   for (const f of files) t.match(out, `OK ${f}`, `${path.basename(f)} passes the checker`);
   t.notMatch(out, 'FAIL');
   t.comment(`max abs differences measured (ORT vs our LibTorch):\n${measured.join('\n')}`);
+});
+
+t.test('embed and predict write their output completely or not at all (writeWithProgress)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-deploy-atomic-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'predictions.csv');
+  let stops = 0;
+  const bar = { stop: () => { stops++; } };
+  // A failure after some rows were written: the bar stops, the error comes
+  // through, and neither the output nor its temporary file is left.
+  const failing = await AtomicTextWriter.open(out);
+  const err = await writeWithProgress(failing, bar, async () => {
+    await failing.write('id,p\n1,0.5\n');
+    throw new DataError('onnxruntime failed on batch 2');
+  }).then(() => null, (e: Error) => e);
+  t.match(err?.message, 'onnxruntime failed on batch 2', 'the error is rethrown');
+  t.equal(stops, 1, 'the progress bar was stopped');
+  t.same(fs.readdirSync(dir), [], 'no output and no temporary file');
+  // Success: the file appears whole.
+  const ok = await AtomicTextWriter.open(out);
+  await writeWithProgress(ok, bar, async () => { await ok.write('id,p\n'); await ok.write('1,0.5\n'); });
+  t.equal(stops, 2);
+  t.same(fs.readdirSync(dir), ['predictions.csv']);
+  t.equal(fs.readFileSync(out, 'utf8'), 'id,p\n1,0.5\n');
 });

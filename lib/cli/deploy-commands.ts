@@ -49,6 +49,23 @@ const csvCell = (s: string): string => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g,
 /** float32 values with 9 significant digits (enough to round-trip a float32). */
 const num = (v: number): string => String(Number(v.toPrecision(9)));
 
+/**
+ * Runs `fill` with a progress bar, then commits the atomic writer; on any
+ * error stops the bar, removes the temporary file and rethrows, so the
+ * output is either complete or absent.
+ */
+export async function writeWithProgress<B extends { stop: () => void }>(writer: { commit: () => Promise<unknown>; abort: () => Promise<unknown> }, bar: B, fill: (bar: B) => Promise<unknown>): Promise<void> {
+  try {
+    await fill(bar);
+    bar.stop();
+    await writer.commit();
+  } catch (err) {
+    bar.stop();
+    await writer.abort();
+    throw err;
+  }
+}
+
 /** The CSV header of a head's outputs: index, [id,] then p_<class>… and predicted, or the prediction(s). */
 export function predictionHeader(head: NonNullable<Embedder['head']>, withIds: boolean): string {
   const idCol = withIds ? ['id'] : [];
@@ -121,16 +138,8 @@ export function addDeployCommands(program: Command): void {
       await withEmbedder(o, async (e) => {
         e.check(src);
         const writer = await NpyRowWriter.open(o.out, src.shape[0], e.dim);
-        const bar = countBar(`embed (${e.backend})`, src.shape[0]);
-        try {
-          await embedSource(e, src, { chunk: o.batch, onProgress: bar.update, onChunk: (_, out) => writer.write(out.embedding) });
-          bar.stop();
-          await writer.commit();
-        } catch (err) {
-          bar.stop();
-          await writer.abort();
-          throw err;
-        }
+        await writeWithProgress(writer, countBar(`embed (${e.backend})`, src.shape[0]), (bar) =>
+          embedSource(e, src, { chunk: o.batch, onProgress: bar.update, onChunk: (_, out) => writer.write(out.embedding) }));
       });
       process.stdout.write(`${o.out}\n`);
     });
@@ -150,8 +159,7 @@ export function addDeployCommands(program: Command): void {
         if (!head) throw new ConfigError(`${o.model} has no probe head; export it with \`tabsight export --run RUN --with-head TASK\``);
         e.check(src);
         const writer = await AtomicTextWriter.open(o.out);
-        const bar = countBar(`predict ${head.task}`, src.shape[0]);
-        try {
+        await writeWithProgress(writer, countBar(`predict ${head.task}`, src.shape[0]), async (bar) => {
           await writer.write(predictionHeader(head, src.ids !== undefined) + '\n');
           await embedSource(e, src, {
             chunk: o.batch, onProgress: bar.update,
@@ -160,13 +168,7 @@ export function addDeployCommands(program: Command): void {
               if (n > 0) await writer.write(predictionRows(head, out, start, n, src.ids).join('\n') + '\n');
             },
           });
-          bar.stop();
-          await writer.commit();
-        } catch (err) {
-          bar.stop();
-          await writer.abort();
-          throw err;
-        }
+        });
       });
       process.stdout.write(`${o.out}\n`);
     });
