@@ -13,6 +13,7 @@ import { readNifti } from './nifti';
 import { readNpyHeader, type NpyHeader } from './npy';
 import { readPng } from './png';
 import type { ImagesConfig } from './cohort-schema';
+import { ioReason } from '../io/read';
 
 export type ImageDtype = 'uint8' | 'float16' | 'float32';
 
@@ -261,8 +262,7 @@ export async function convertIndexedImages(
     try {
       st = await fsp.stat(file);
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new DataError(`${at}: cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+      throw new DataError(`${at}: cannot read ${file}: ${ioReason(err)}`, { cause: err });
     }
     if (!st.isFile()) throw new DataError(`${at}: ${file} is not a file`);
     // The path as written (in the index bytes above), so that moving the cohort folder keeps the cache.

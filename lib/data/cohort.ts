@@ -14,6 +14,7 @@ import { parseCohortYaml, type CohortConfig } from './cohort-schema';
 import { convertIndexedImages, openNpyImages, type CohortImages, type ImageIds } from './cohort-images';
 import { seededSplit, splitsFromValues, type CohortSplits } from './cohort-splits';
 import { compareValues, distinctSorted, readTabular, type ColumnData, type CohortColumnType } from './tabular-columns';
+import { ioReason } from '../io/read';
 
 export type { CohortImages } from './cohort-images';
 export type { CohortSplits } from './cohort-splits';
@@ -235,7 +236,7 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
 }
 
 const cannotReadTruth = (file: string, yamlFile: string, err: unknown) =>
-  new DataError(`Cannot read ${file} (truth in ${yamlFile}): ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+  new DataError(`Cannot read ${file} (truth in ${yamlFile}): ${ioReason(err)}`, { cause: err });
 
 /**
  * Reads and parses a cohort's `truth` JSON (synthetic cohorts): undefined

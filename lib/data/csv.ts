@@ -5,10 +5,10 @@
  * Row numbers in messages are spreadsheet rows: the header is row 1, blank
  * lines count, and a quoted cell spanning several lines is one row.
  */
-import { promises as fsp } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { DataError } from '../errors';
 import { string, plainObject, knownKeys, invalid } from '../validate';
+import { readInputFile } from '../io/read';
 
 export interface ReadCsvOptions {
   /** Column that identifies subjects (e.g. `eid`); must be non-empty and unique. @default the first column */
@@ -63,12 +63,7 @@ function readOptions(file: unknown, opts: unknown): string | undefined {
 
 /** Reads a CSV file's bytes (`Cannot read …` DataError on failure). */
 export async function readCsvBytes(file: string): Promise<Buffer> {
-  try {
-    return await fsp.readFile(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
-  }
+  return readInputFile(file);
 }
 
 /**

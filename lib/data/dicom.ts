@@ -7,10 +7,10 @@
  * (slope 1, intercept 0 when absent). Nothing else is applied: no VOI window,
  * and MONOCHROME1 images are not inverted (see `meta.photometricInterpretation`).
  */
-import { promises as fsp } from 'node:fs';
 import * as dicomParser from 'dicom-parser';
 import { DataError } from '../errors';
 import { string } from '../validate';
+import { readInputFile } from '../io/read';
 
 export interface DicomMeta {
   rows: number;
@@ -103,13 +103,7 @@ function optionalNumber(ds: dicomParser.DataSet, tag: string): number | undefine
 /** Reads a DICOM image; see the module comment for what is supported. */
 export async function readDicom(file: string): Promise<DicomImage> {
   string(file, 'path');
-  let buf: Buffer;
-  try {
-    buf = await fsp.readFile(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
-  }
+  const buf = await readInputFile(file);
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   try {
     return decode(file, bytes);

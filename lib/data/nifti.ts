@@ -7,11 +7,11 @@
  * exactly what nibabel's `img.get_fdata()[:, :, z, frames]` (moved to channels
  * first) holds. Nothing is reoriented.
  */
-import { promises as fsp } from 'node:fs';
 import { Gunzip } from 'fflate';
 import type * as NiftiReader from 'nifti-reader-js';
 import { DataError } from '../errors';
 import { string, plainObject, knownKeys, invalid } from '../validate';
+import { readInputFile } from '../io/read';
 
 export interface ReadNiftiOptions {
   /** z index of the slice to take; `'mid'` is `floor(nz / 2)`. @default 'mid' */
@@ -111,13 +111,7 @@ function checkOptions(opts: unknown): { slice: number | 'mid'; frames?: number[]
 export async function readNifti(file: string, opts?: ReadNiftiOptions): Promise<NiftiSlice> {
   string(file, 'path');
   const o = checkOptions(opts);
-  let raw: Uint8Array;
-  try {
-    raw = await fsp.readFile(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
-  }
+  let raw: Uint8Array = await readInputFile(file);
   const compressed = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
   if (compressed) raw = gunzip(file, raw);
   const ab = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength) as ArrayBuffer;

@@ -10,6 +10,7 @@ import { promises as fsp } from 'node:fs';
 import { DataError, ShapeError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { string, invalid, isNumber } from '../validate';
+import { ioReason } from '../io/read';
 
 export type NpyDtype = 'uint8' | 'float16' | 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
 
@@ -158,9 +159,7 @@ function checkSize(h: NpyHeader, file: string, size: number): void {
 }
 
 function ioError(file: string, err: unknown, verb = 'read'): DataError {
-  const e = err as NodeJS.ErrnoException;
-  const why = e && e.code === 'ENOENT' ? 'no such file' : e && e.message ? e.message : String(err);
-  return new DataError(`Cannot ${verb} ${file}: ${why}`, { cause: err });
+  return new DataError(`Cannot ${verb} ${file}: ${ioReason(err)}`, { cause: err });
 }
 
 /**

@@ -1,10 +1,10 @@
 /**
  * PNG images → 8-bit CHW arrays, decoded with sharp.
  */
-import { promises as fsp } from 'node:fs';
 import sharp from 'sharp';
 import { DataError } from '../errors';
 import { string, plainObject, knownKeys, invalid } from '../validate';
+import { readInputFile } from '../io/read';
 
 export interface ReadPngOptions {
   /**
@@ -39,13 +39,7 @@ function checkOptions(opts: unknown): { channels?: 1 | 3 } {
 export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngImage> {
   string(file, 'path');
   const o = checkOptions(opts);
-  let buf: Buffer;
-  try {
-    buf = await fsp.readFile(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new DataError(`Cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
-  }
+  const buf = await readInputFile(file);
   if (buf.length < SIGNATURE.length || !buf.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
     throw new DataError(`${file} is not a PNG file (no PNG signature)`);
   }
