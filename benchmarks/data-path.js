@@ -158,6 +158,23 @@ async function main() {
         samples_per_s_per_core: c.round(perCore[name]),
       });
     }
+    // The alternating reps above run ours in bursts of a few batches between
+    // other work; on some VMs a burst after an idle gap runs much of its
+    // first dozen or so calls at the 1-thread speed (RESULTS.md, "Data path
+    // at 2 threads"). Back-to-back reps after 2 untimed ones show the steady
+    // rate a loader feeding the trainer sees. Reported, not used for the ratio.
+    if (o.threads !== 1) {
+      ts._native().setThreads(o.threads);
+      for (let r = 0; r < 2; r++) await oursRep(o.threads);
+      const steady = [];
+      for (let r = 0; r < o.reps; r++) steady.push(await oursRep(o.threads));
+      const rate = c.median(steady.map((x) => x.samples / x.seconds));
+      c.emit({
+        figure: `data path: tabsight ${o.threads} threads, back-to-back reps (steady state, not in the ratio)`, reps: o.reps,
+        median_s: c.round(c.median(steady.map((x) => x.seconds))), samples_per_s: c.round(rate), cores: o.threads,
+        samples_per_s_per_core: c.round(rate / o.threads), over_1_thread_alternating: c.round(rate / c.median(rates['tabsight 1 thread']), 3),
+      });
+    }
     const ours = perCore[names[0]];
     const tensor = perCore['torchvision tensor transforms (MMCL), 1 process'];
     const pil = perCore['torchvision PIL transforms, 1 process'];
