@@ -164,7 +164,6 @@ async function main() {
     // at 2 threads"). Back-to-back reps after 2 untimed ones show the steady
     // rate a loader feeding the trainer sees. Reported, not used for the ratio.
     if (o.threads !== 1) {
-      ts._native().setThreads(o.threads);
       for (let r = 0; r < 2; r++) await oursRep(o.threads);
       const steady = [];
       for (let r = 0; r < o.reps; r++) steady.push(await oursRep(o.threads));

@@ -128,8 +128,9 @@ async function ortProfile(onnx, images, tmp) {
     n.us += e.dur;
   }
   const ms = (us) => +(us / runs / 1000).toFixed(3);
-  const wall = modelRuns.slice(warmup).map((r) => r.dur);
-  console.log(JSON.stringify({ figure: 'onnxruntime profile: per operator type', batch: rows, runs, model_run_median_ms: ms(median(wall) * runs), ms_per_run: Object.fromEntries(Object.entries(byOp).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, ms(v)])), share: Object.fromEntries(Object.entries(byOp).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +(v / total).toFixed(4)])) }));
+  const wallMs = median(modelRuns.slice(warmup).map((r) => r.dur)) / 1000;
+  const ops = Object.entries(byOp).sort((a, b) => b[1] - a[1]);
+  console.log(JSON.stringify({ figure: 'onnxruntime profile: per operator type', batch: rows, runs, model_run_median_ms: +wallMs.toFixed(3), ms_per_run: Object.fromEntries(ops.map(([k, v]) => [k, ms(v)])), share: Object.fromEntries(ops.map(([k, v]) => [k, +(v / total).toFixed(4)])) }));
   const shapeOf = (t) => (t ? Object.values(t)[0] : undefined);
   for (const [name, n] of Object.entries(byNode).sort((a, b) => b[1].us - a[1].us)) {
     const out = shapeOf(n.out), w = shapeOf(n.ins?.[1]);

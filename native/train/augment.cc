@@ -6,8 +6,6 @@
 #include "train/augment.h"
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <string>
 
