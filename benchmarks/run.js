@@ -2,8 +2,9 @@
 'use strict';
 // npm run bench [-- name ...] [-- --flag value ...]: compiles the TypeScript,
 // then runs benchmarks/<name>.js (all when none is named), each in its own
-// process, in the order below (roofline last: it reuses the train-step and
-// inference figures of the same run). Flags after the names go to every
+// process, in the order below (roofline after the scripts it reuses:
+// train-step's and inference's figures of the same run), then the scripts
+// not in ORDER, by name (distributed). Flags after the names go to every
 // script run (e.g. `npm run bench -- ig --reps 2`). BENCH_QUICK=1 makes every
 // script use its smoke settings (seconds to a few minutes in all).
 //
@@ -37,6 +38,7 @@ const QUICK_FLAGS = {
   mi: ['--reps', '1', '--n', '2000'],
   inference: ['--reps', '1', '--images', '64'],
   'train-step': ['--rounds', '1', '--steps', '1'],
+  distributed: ['--rounds', '1', '--steps', '1'],
 };
 
 const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });

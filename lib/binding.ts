@@ -133,6 +133,15 @@ function load(): NativeBinding {
   return binding;
 }
 
+/**
+ * What this process's native core runs with: the LibTorch version, CUDA,
+ * thread counts, OpenBLAS's kernels, the caching CPU allocator's counters
+ * and the Winograd convolutions' state. A fresh snapshot on each call.
+ */
+export function runtimeInfo(): RuntimeInfo {
+  return native().runtimeInfo();
+}
+
 /** The addon, loaded on first use. */
 export function native(): NativeBinding {
   if (!cached) cached = load();

@@ -1,6 +1,7 @@
 /** tabsight's public API. */
 export * from './errors';
-export { native as _native, packageRoot } from './binding';
+export { native as _native, packageRoot, runtimeInfo } from './binding';
+export type { RuntimeInfo } from './binding';
 export * from './augment';
 export * from './features';
 export * from './export';

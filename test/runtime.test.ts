@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { _native } from '../lib/index';
+import { _native, runtimeInfo } from '../lib/index';
 import { openBlasCoreFor } from '../lib/binding';
 import { ConfigError, callNative } from '../lib/errors';
 
@@ -12,6 +12,20 @@ t.test('runtime#threads is set from the core count on load', async (t) => {
   const expected = process.env.TABSIGHT_THREADS ? Number(process.env.TABSIGHT_THREADS) : os.availableParallelism();
   t.equal(info.threads, expected);
   t.match(info.torchVersion, /^\d+\.\d+/);
+});
+
+t.test('runtime#runtimeInfo is exported and `tabsight info` prints its BLAS, Winograd and cache fields', async (t) => {
+  const info = runtimeInfo();
+  const raw = _native().runtimeInfo();
+  t.same([info.torchVersion, info.threads, info.blasCore, info.winograd.available], [raw.torchVersion, raw.threads, raw.blasCore, raw.winograd.available]);
+  const r = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'tabsight.js'), 'info'], { encoding: 'utf8', env: { ...process.env, TABSIGHT_WINOGRAD: '0' } });
+  t.equal(r.status, 0, r.stderr);
+  const printed = JSON.parse(r.stdout);
+  t.equal(printed.torch, info.torchVersion);
+  t.equal(printed.blasCore, info.blasCore);
+  t.same(printed.winograd.available, info.winograd.available);
+  t.equal(printed.winograd.enabled, false, 'TABSIGHT_WINOGRAD=0 shows as disabled');
+  t.equal(printed.cpuCache.enabled, info.cpuCache.enabled);
 });
 
 t.test('runtime#setThreads rejects a non-positive count with ERR_CONFIG', async (t) => {

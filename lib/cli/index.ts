@@ -1,6 +1,9 @@
 /**
  * The tabsight command line. Each subcommand validates its input before any
- * work, and errors print as one line with their code.
+ * work. A TabsightError prints as `tabsight: CODE: message` and exits 1 (130
+ * for ERR_ABORTED); a bad cohort.yaml gives one line per problem after that
+ * one prefix. A malformed command line (unknown command or option, missing
+ * required option, bad number) is commander's: `error: ...`, the usage, exit 1.
  */
 import { Command } from 'commander';
 import * as fs from 'node:fs';
@@ -22,11 +25,15 @@ export function buildProgram(): Command {
     .showHelpAfterError();
 
   program.command('info')
-    .description('print the LibTorch build, CUDA availability, thread settings and distributed backends')
+    .description('print the LibTorch build, CUDA availability, thread settings, distributed backends, OpenBLAS kernels, Winograd convolutions and the CPU cache')
     .action(() => {
       const info = native().runtimeInfo();
       const backends = native().distributedBackends() as { gloo: boolean; nccl: boolean };
-      process.stdout.write(JSON.stringify({ torch: info.torchVersion, cuda: info.cudaAvailable, gpus: info.cudaDeviceCount, threads: info.threads, cores: info.hardwareConcurrency, distributed: backends }, null, 2) + '\n');
+      const { available, enabled, reason } = info.winograd;
+      process.stdout.write(JSON.stringify({
+        torch: info.torchVersion, cuda: info.cudaAvailable, gpus: info.cudaDeviceCount, threads: info.threads, cores: info.hardwareConcurrency, distributed: backends,
+        blasCore: info.blasCore, winograd: { available, enabled, ...(reason ? { reason } : {}) }, cpuCache: { enabled: info.cpuCache.enabled, capBytes: info.cpuCache.capBytes },
+      }, null, 2) + '\n');
     });
 
   addDataCommands(program);
