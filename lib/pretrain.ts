@@ -246,6 +246,10 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     if (opts.resume) {
       if (!fs.existsSync(checkpoint)) throw new ConfigError(`Cannot resume: ${checkpoint} does not exist`);
       const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
+      // The default warm-up follows epochs (min(10, ⌊epochs/10⌋)), so asking
+      // for more epochs would change it: a resume without an explicit
+      // warmupEpochs keeps the saved run's.
+      if (opts.warmupEpochs === undefined && typeof saved.warmupEpochs === 'number' && saved.warmupEpochs < config.epochs) config.warmupEpochs = saved.warmupEpochs;
       for (const key of RESUME_INVARIANT) {
         const k = key as keyof ResolvedPretrainConfig;
         if (!sameJson(saved[k], config[k])) {

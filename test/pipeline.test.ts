@@ -35,6 +35,16 @@ t.test('tabsight synth → validate → pretrain (2 epochs) → evaluate --json 
     }
   }
   t.ok('auc' in result.tasks.infarction && 'r2' in result.tasks.lvef);
+
+  // --all-tasks overrides the file's evaluate.tasks; --task overrides it too.
+  const narrow = path.join(root, 'narrow.yaml');
+  fs.writeFileSync(narrow, 'evaluate:\n  seeds: 1\n  tasks: [infarction]\n');
+  const all = JSON.parse((await cli('evaluate', '--run', runDir, '--config', narrow, '--all-tasks', '--json')).stdout);
+  t.same(Object.keys(all.tasks).sort(), ['cad', 'hypertrophy', 'infarction', 'lvef', 'nyha'], '--all-tasks beats the config file');
+  const one = JSON.parse((await cli('evaluate', '--run', runDir, '--config', narrow, '--task', 'lvef', '--json')).stdout);
+  t.same(Object.keys(one.tasks), ['lvef'], '--task beats the config file');
+  const both = await cli('evaluate', '--run', runDir, '--task', 'lvef', '--all-tasks').catch((e) => e);
+  t.match(both.stderr, /ERR_CONFIG: Give --task or --all-tasks, not both/);
 });
 
 t.test('the CLI reports bad input as one line with its code and exits non-zero', async (t) => {

@@ -96,6 +96,22 @@ t.test('resume refuses a changed configuration, naming the field', async (t) => 
   const dir = path.join(root, 'cfg');
   await pretrain({ ...base, out: dir, epochs: 1 });
   await t.rejects(pretrain({ ...base, out: dir, epochs: 2, lr: 5e-3, resume: true }), { code: 'ERR_CONFIG', message: /lr differs/ });
+  await t.rejects(pretrain({ ...base, out: dir, epochs: 12, warmupEpochs: 1, resume: true }), { code: 'ERR_CONFIG', message: /warmupEpochs differs/ }, 'an explicit other warm-up is refused');
+});
+
+t.test('resume with more epochs keeps the saved default warm-up', async (t) => {
+  // 1 epoch: default warm-up min(10, ⌊1/10⌋) = 0. At 12 epochs the default
+  // would be 1, which used to make the resume fail on warmupEpochs.
+  const dir = path.join(root, 'more-epochs');
+  await pretrain({ ...base, out: dir, epochs: 1 });
+  const seen: TrainProgress[] = [];
+  await pretrain({ ...base, out: dir, epochs: 12, resume: true }, { onProgress: (p) => seen.push(p) });
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  t.same([cfg.epochs, cfg.warmupEpochs], [12, 0]);
+  t.equal(seen[0].step, 5, 'continues after epoch 1');
+  // No warm-up: cosine over all 48 steps, so step 5 has lr·½(1 + cos(π·4/48)).
+  const lr = base.lr * 0.5 * (1 + Math.cos((Math.PI * 4) / 48));
+  t.ok(Math.abs(seen[0].lr - lr) < 1e-12, `lr at step 5: ${seen[0].lr}, want ${lr}`);
 });
 
 t.test('loadRun and embed give one feature vector per image; embed is deterministic', async (t) => {

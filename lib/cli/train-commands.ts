@@ -105,7 +105,7 @@ export function addTrainCommands(program: Command): void {
     .option('--cohort <dir>', 'the cohort (default: the one the run was trained on, or cohort: in --config)')
     .option('--config <file.yaml>', 'experiment config (its evaluate: section)')
     .option('--task <task...>', 'tasks to evaluate')
-    .option('--all-tasks', 'evaluate every task (the default)')
+    .option('--all-tasks', "evaluate every task (the default; overrides --config's tasks)")
     .option('--protocol <p>', 'linear | finetune (default linear)')
     .option('--label-fraction <f>', 'fraction of train labels: 0.01, 0.1 or 1 (default 1)', float('--label-fraction'))
     .option('--seeds <n>', 'probe seeds (default 5)', int('--seeds'))
@@ -114,7 +114,9 @@ export function addTrainCommands(program: Command): void {
     .option('--json', 'print one JSON object')
     .action(async (o) => {
       const cfg = experiment(o.config);
-      const e = mergeConfig(cfg.evaluate ?? {}, defined({ protocol: o.protocol, labelFraction: o.labelFraction, seeds: o.seeds, tasks: o.allTasks ? undefined : o.task }));
+      if (o.allTasks && o.task) throw new TabsightError('ERR_CONFIG', 'Give --task or --all-tasks, not both');
+      const e = mergeConfig(cfg.evaluate ?? {}, defined({ protocol: o.protocol, labelFraction: o.labelFraction, seeds: o.seeds, tasks: o.task }));
+      if (o.allTasks) delete e.tasks;
       let cohort: string | undefined = o.cohort ?? cfg.cohort;
       if (!cohort && !String(o.run).startsWith('random:')) {
         const { loadRun } = await import('../run');
