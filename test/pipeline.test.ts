@@ -59,3 +59,21 @@ t.test('the CLI reports bad input as one line with its code and exits non-zero',
   const err3 = await cli('pretrain', '--epochs', 'three', '--out', 'z', '--cohort', 'c').catch((e) => e);
   t.match(err3.stderr, /Expected an integer for --epochs but received "three"/);
 });
+
+t.test('evaluate --protocol finetune tunes and probes on one label-fraction subset', async (t) => {
+  const { evaluateRun } = await import('../lib/pipeline/evaluate');
+  const { loadCohort } = await import('../lib/data/cohort');
+  const cohortDir = path.join(root, 'cardiac'); // from the first subtest
+  const cohort = await loadCohort(cohortDir);
+  const lines: string[] = [];
+  const r = await evaluateRun({ run: path.join(root, 'run'), cohort: cohortDir, tasks: ['infarction'], protocol: 'finetune', labelFraction: 0.1, seeds: 2, finetuneEpochs: 1, log: (l) => lines.push(l) });
+  const tuned = lines.find((l) => l.startsWith('fine-tuning on'));
+  const probed = lines.find((l) => l.startsWith('probing infarction'));
+  const k = Number(/fine-tuning on (\d+)/.exec(tuned ?? '')?.[1]);
+  // 10% of the labelled train subjects (stratified: per class, largest remainder, at least 1 each).
+  const train = cohort.splits.train.length;
+  t.ok(k >= 2 && k <= Math.ceil(0.1 * train) + 1, `fine-tuned on ${k} of ${train} train subjects`);
+  t.match(probed, new RegExp(`on ${k}/`), 'the probes train on the same subset');
+  t.ok(r.tasks.infarction.auc.values.every(Number.isFinite) && r.tasks.infarction.auc.values.length === 2);
+  t.equal(r.labelFraction, 0.1);
+});

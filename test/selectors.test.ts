@@ -214,6 +214,28 @@ t.test('selectFeatures search pretrains its candidates within the budget, determ
   const b = await selectFeatures(dir, { ...options, log: (l) => lines.push(l) });
   t.same(b, a, 'a rerun replays the same search from the stored evaluations');
   t.equal(lines.filter((l) => l.startsWith('pretraining')).length, 0, 'and pretrains nothing');
+
+  // The search must not look at the test split: flipping every test label
+  // of its task leaves its scores and choice unchanged.
+  const flipped = path.join(root, 'cardiac-flipped-test');
+  fs.cpSync(dir, flipped, { recursive: true });
+  const split = new Map(fs.readFileSync(path.join(dir, 'splits.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',') as [string, string]));
+  const [header, ...rows] = fs.readFileSync(path.join(dir, 'labels.csv'), 'utf8').trim().split('\n');
+  const col = header.split(',').indexOf('infarction');
+  let changed = 0;
+  const out2 = rows.map((l) => {
+    const cells = l.split(',');
+    if (split.get(cells[0]) === 'test' && (cells[col] === '0' || cells[col] === '1')) {
+      cells[col] = cells[col] === '0' ? '1' : '0';
+      changed++;
+    }
+    return cells.join(',');
+  });
+  t.ok(changed > 10, `${changed} test labels flipped`);
+  fs.writeFileSync(path.join(flipped, 'labels.csv'), [header, ...out2].join('\n') + '\n');
+  const c = await selectFeatures(flipped, { ...options, search: { ...options.search, out: path.join(root, 'search-flipped') } });
+  t.same(c.scores, a.scores, 'scores come from the validation split only');
+  t.same(c.selected, a.selected);
 });
 
 t.test('selectFeatures attribution ranks by mean |tabular IG| of a multimodal run\'s image–tabular similarity', async (t) => {

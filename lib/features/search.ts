@@ -4,8 +4,9 @@
  * candidates by actually pretraining on them and probing every task, with
  * successive halving (Jamieson & Talwalkar 2016): many short pretrainings,
  * then fewer, longer ones for the survivors. Candidates are scored by the
- * study's multi-task objective against an all-features run with the same
- * epochs and seed. Units are single features or named groups of features.
+ * study's multi-task objective, computed on the validation split's probe
+ * metrics (never the test split's), against an all-features run with the
+ * same epochs and seed. Units are single features or named groups of features.
  *
  * Budget: `budget` full pretrainings, i.e. budget · epochs epochs in all,
  * counting the reference runs. Every evaluation is cached in the store
@@ -135,12 +136,10 @@ export async function searchFeatures(cohort: Cohort, options: SearchOptions): Pr
   if (k > units.length) throw new ConfigError(`Expected k at most ${units.length} (the number of search units) but received ${k}`);
   const tasks = options.tasks ?? cohort.labels.tasks.map((t) => t.name);
   if (tasks.length === 0) throw new ConfigError(`${cohort.dir} has no label tasks; the search needs downstream tasks`);
-  const kinds = Object.fromEntries(tasks.map((t) => {
-    const spec = cohort.labels.tasks.find((x) => x.name === t);
-    if (!spec) throw new ConfigError(`Unknown task "${t}"; the cohort's tasks are ${cohort.labels.tasks.map((x) => x.name).join(', ')}`);
-    return [t, spec.type];
-  }));
-  const { primaryMetric, objective } = await import('../study/objective');
+  for (const t of tasks) {
+    if (!cohort.labels.tasks.some((x) => x.name === t)) throw new ConfigError(`Unknown task "${t}"; the cohort's tasks are ${cohort.labels.tasks.map((x) => x.name).join(', ')}`);
+  }
+  const { objective } = await import('../study/objective');
   let store = options.store;
   let own: { close(): void } | undefined;
   if (!store) {
@@ -164,9 +163,11 @@ export async function searchFeatures(cohort: Cohort, options: SearchOptions): Pr
       await pretrainCohort({ ...(options.pretrain ?? {}), cohort: cohort.dir, out: dir, features: sorted, mode: 'multimodal', epochs: e, seed, resume }, { signal: options.signal });
     }
     const r = await evaluateRun({ run: dir, cohort: cohort.dir, tasks, seeds: probeSeeds });
+    // Scored on the validation split: the test split must not steer the
+    // selection that a study then scores on it.
     const value: Evaluation = {
-      metric: Object.fromEntries(tasks.map((t) => [t, r.tasks[t][primaryMetric(kinds[t])].mean])),
-      sd: Object.fromEntries(tasks.map((t) => [t, r.tasks[t][primaryMetric(kinds[t])].sd])),
+      metric: Object.fromEntries(tasks.map((t) => [t, r.validation[t].mean])),
+      sd: Object.fromEntries(tasks.map((t) => [t, r.validation[t].sd])),
     };
     store!.putSearchEval(key, value);
     fs.rmSync(dir, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
 import { encodeLabels } from '../data/preprocess';
 import { ConfigError, ShapeError, TabsightError } from '../errors';
+import { meanSd } from '../eval/metrics';
 import { evaluateProbe, labelFractionSubset, type EvaluateProbeResult } from '../eval/protocol';
 import { embedSource, openEmbedder, type Backend } from '../export/backend';
 import { fitHead, writeHead } from '../export/heads';
@@ -64,7 +65,14 @@ export interface EvaluationResult {
   seeds: number;
   /** The runtime that computed the frozen embeddings ('torch' for fine-tuning). */
   embeddingBackend: Backend;
+  /** Test metrics per task: mean ± sd over probe seeds. */
   tasks: Record<string, Record<string, MetricSummary>>;
+  /**
+   * Per task, the probe's monitored validation metric (AUC, macro one-vs-rest
+   * for multiclass, or R²) at its early-stopping epoch, over probe seeds.
+   * What model selection may look at; `tasks` (test) may not.
+   */
+  validation: Record<string, MetricSummary>;
   /** Head files written (with saveHeads), by task. */
   heads?: Record<string, string>;
 }
@@ -143,7 +151,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
     if (isRandom) throw new ConfigError(`saveHeads needs a run directory, not ${options.run}`);
   }
   if (backend === 'ort' && (isRandom || protocol !== 'linear')) throw new ConfigError(`backend ort needs a run directory and the linear protocol (run ${options.run}, protocol ${protocol})`);
-  const result: EvaluationResult = { run: options.run, cohort: cohort.dir, protocol, labelFraction, seeds: nSeeds, embeddingBackend: 'torch', tasks: {} };
+  const result: EvaluationResult = { run: options.run, cohort: cohort.dir, protocol, labelFraction, seeds: nSeeds, embeddingBackend: 'torch', tasks: {}, validation: {} };
 
   let frozen: { emb: Float32Array; d: number } | undefined;
   if (protocol === 'linear') {
@@ -170,10 +178,21 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
       test: rowsWithLabels(cohort.splits.test, y),
     };
     let emb: { emb: Float32Array; d: number };
+    // The probes' label fraction: drawn per probe seed by evaluateProbe for a
+    // frozen encoder. Fine-tuning sees labels too, so there one subset of the
+    // train labels is drawn (stratified, seed 0), the encoder is tuned on it
+    // and every probe seed trains on that same subset: the labels used are
+    // the fraction, not the fine-tuning's plus each probe's.
+    let probeFraction = labelFraction;
     if (frozen) {
       emb = frozen;
     } else {
-      emb = await finetuneAndEmbed(options, cohort, split.train, y, labelFraction);
+      if (labelFraction < 1) {
+        split.train = labelFractionSubset(split.train, y instanceof Int32Array ? Int32Array.from(split.train, (r) => y[r]) : null, labelFraction, 0);
+        probeFraction = 1;
+      }
+      log(`fine-tuning on ${split.train.length} labelled train subjects for ${task}`);
+      emb = await finetuneAndEmbed(options, cohort, split.train, y);
     }
     const pick = (rows: number[]) => (y instanceof Int32Array ? Int32Array.from(rows, (r) => y[r]) : Float64Array.from(rows, (r) => y[r]));
     log(`probing ${task} (${spec.type}) on ${split.train.length}/${split.val.length}/${split.test.length} subjects, ${nSeeds} seeds`);
@@ -182,10 +201,12 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
       labels: { train: pick(split.train), val: pick(split.val), test: pick(split.test) },
       kind: kindOf(spec.type),
       nClasses: spec.classes?.length,
-      labelFraction,
+      labelFraction: probeFraction,
       seeds,
     });
     result.tasks[task] = r.summary;
+    const val = r.perSeed.map((x) => x.valMetric);
+    result.validation[task] = { ...meanSd(val), values: val };
     if (options.saveHeads !== undefined) {
       const head = fitHead({
         task, kind: spec.type, classes: spec.classes ?? [], labelFraction, embeddingBackend: result.embeddingBackend, run: path.resolve(options.run), cohort: cohort.dir,
@@ -252,15 +273,14 @@ async function embedWithOrt(runDir: string, cohort: Cohort, fallback: boolean, l
   }
 }
 
-/** Fine-tunes the run's encoder end to end on one task's train labels, then embeds the cohort with it. */
-async function finetuneAndEmbed(options: EvaluateOptions, cohort: Cohort, train: number[], y: Int32Array | Float64Array, labelFraction: number) {
+/** Fine-tunes the run's encoder end to end on one task's labels of the `keep` rows, then embeds the cohort with it. */
+async function finetuneAndEmbed(options: EvaluateOptions, cohort: Cohort, keep: number[], y: Int32Array | Float64Array) {
   const base = await openRun(options.run, cohort);
   const config = base.config;
   base.dispose();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-finetune-'));
   try {
     const isClass = y instanceof Int32Array;
-    const keep = labelFraction < 1 ? labelFractionSubset(train, isClass ? Int32Array.from(train, (r) => y[r]) : null, labelFraction, 0) : train;
     const out = await pretrain({
       out: path.join(tmp, 'run'),
       images: cohortImageStore(cohort),
