@@ -10,7 +10,7 @@ import { DataError } from '../errors';
 import type { CsvTable } from './csv';
 import { readDicom } from './dicom';
 import { readNifti } from './nifti';
-import { readNpyHeader, type NpyHeader } from './npy';
+import { float16ToFloat32, readNpyHeader, type NpyHeader } from './npy';
 import { readPng } from './png';
 import type { ImagesConfig } from './cohort-schema';
 import { ioReason } from '../io/read';
@@ -45,6 +45,22 @@ export interface ImageStoreOptions {
   scan?: boolean;
   /** Called as images are converted. */
   onProgress?: (done: number, total: number) => void;
+}
+
+/** Bytes per element of an image store of `dtype`. */
+export function imageItemBytes(dtype: ImageDtype): number {
+  return dtype === 'uint8' ? 1 : dtype === 'float16' ? 2 : 4;
+}
+
+/**
+ * Raw little-endian bytes of an image store (whole images) as the array the
+ * encoders take: uint8 as is (a view of `bytes`), float16 and float32 as a
+ * fresh, aligned Float32Array holding the stored values.
+ */
+export function decodeImageBytes(bytes: Uint8Array, dtype: ImageDtype): Uint8Array | Float32Array {
+  if (dtype === 'uint8') return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (dtype === 'float16') return float16ToFloat32(bytes, bytes.length / 2);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
 }
 
 export const CACHE_DIR = '.tabsight-cache';

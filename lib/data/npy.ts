@@ -200,7 +200,8 @@ export async function readNpyHeader(file: string): Promise<NpyHeader> {
   }
 }
 
-function float16ToFloat32(src: Uint8Array, count: number): Float32Array {
+/** `count` little-endian float16 values from `src` as float32 (exact: every half is a float). */
+export function float16ToFloat32(src: Uint8Array, count: number): Float32Array {
   const out = new Float32Array(count);
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
   for (let i = 0; i < count; i++) {

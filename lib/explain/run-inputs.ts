@@ -7,12 +7,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Cohort } from '../data/cohort';
-import { resizeBilinear } from '../data/cohort-images';
+import { decodeImageBytes, imageItemBytes, resizeBilinear } from '../data/cohort-images';
 import { Preprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
 import { readHead } from '../export/heads';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
-import { halfToFloat } from '../io/safetensors';
 import type { AttributionImages } from './attribution';
 import type { ImageTarget } from './targets';
 
@@ -37,7 +36,7 @@ export function readCohortImages(cohort: Cohort, rows: readonly number[]): { dat
   const { path: file, offset, dtype, shape } = cohort.images;
   const [, c, h, w] = shape;
   const per = c * h * w;
-  const bytes = dtype === 'uint8' ? 1 : dtype === 'float16' ? 2 : 4;
+  const bytes = imageItemBytes(dtype);
   const out = new Float32Array(rows.length * per);
   const buf = Buffer.alloc(per * bytes);
   const fd = fs.openSync(file, 'r');
@@ -45,9 +44,9 @@ export function readCohortImages(cohort: Cohort, rows: readonly number[]): { dat
     rows.forEach((r, i) => {
       fs.readSync(fd, buf, 0, buf.length, offset + r * per * bytes);
       const o = i * per;
-      if (dtype === 'uint8') for (let k = 0; k < per; k++) out[o + k] = buf[k] / 255;
-      else if (dtype === 'float16') for (let k = 0; k < per; k++) out[o + k] = halfToFloat(buf.readUInt16LE(2 * k));
-      else for (let k = 0; k < per; k++) out[o + k] = buf.readFloatLE(4 * k);
+      const image = decodeImageBytes(buf, dtype);
+      if (dtype === 'uint8') for (let k = 0; k < per; k++) out[o + k] = image[k] / 255;
+      else out.set(image, o);
     });
   } finally {
     fs.closeSync(fd);

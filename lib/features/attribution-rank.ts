@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resizeToFloat } from '../augment';
 import type { Cohort } from '../data/cohort';
+import { decodeImageBytes, imageItemBytes } from '../data/cohort-images';
 import { Preprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
 import { uniformStream } from '../eval/metrics';
@@ -83,7 +84,7 @@ export function pairedImages(cohort: Cohort, rows: readonly number[], config: Re
   const { path: file, offset, dtype, shape } = cohort.images;
   const [, c, h, w] = shape;
   const per = c * h * w;
-  const bytes = dtype === 'uint8' ? 1 : 4;
+  const bytes = imageItemBytes(dtype);
   const buf = Buffer.alloc(rows.length * per * bytes);
   const fd = fs.openSync(file, 'r');
   try {
@@ -91,7 +92,7 @@ export function pairedImages(cohort: Cohort, rows: readonly number[], config: Re
   } finally {
     fs.closeSync(fd);
   }
-  const data = dtype === 'uint8' ? new Uint8Array(buf.buffer, buf.byteOffset, buf.length) : new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+  const data = decodeImageBytes(buf, dtype);
   const size = config.imageSize;
   const x = resizeToFloat({ data, shape: [rows.length, c, h, w] }, size, size);
   const [, , oh, ow] = x.shape;

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
+import { decodeImageBytes, imageItemBytes } from '../data/cohort-images';
 import { encodeLabels } from '../data/preprocess';
 import { ConfigError, ShapeError, TabsightError } from '../errors';
 import { meanSd } from '../eval/metrics';
@@ -82,7 +83,7 @@ export async function embedCohort(run: Run, cohort: Cohort, chunk = 256): Promis
   const { path: file, offset, dtype, shape } = cohort.images;
   const [n, c, h, w] = shape;
   const per = c * h * w;
-  const bytes = dtype === 'uint8' ? 1 : 4;
+  const bytes = imageItemBytes(dtype);
   const out = new Float32Array(n * run.featureDim);
   const fd = fs.openSync(file, 'r');
   try {
@@ -90,8 +91,7 @@ export async function embedCohort(run: Run, cohort: Cohort, chunk = 256): Promis
       const m = Math.min(chunk, n - start);
       const buf = Buffer.alloc(m * per * bytes);
       fs.readSync(fd, buf, 0, buf.length, offset + start * per * bytes);
-      const data = dtype === 'uint8' ? new Uint8Array(buf.buffer, buf.byteOffset, buf.length) : new Float32Array(buf.buffer, buf.byteOffset, m * per);
-      const emb = await run.embed({ data, shape: [m, c, h, w] });
+      const emb = await run.embed({ data: decodeImageBytes(buf, dtype), shape: [m, c, h, w] });
       out.set(emb, start * run.featureDim);
     }
   } finally {
