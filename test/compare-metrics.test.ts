@@ -24,6 +24,7 @@ const close = (a: number, b: number, tol = 1e-12) => Math.abs(a - b) <= tol * Ma
 t.test('rankData gives tied values the mean of their ranks', async (t) => {
   t.same([...rankData([10, 20, 20, 5])], [2, 3.5, 3.5, 1]);
   t.same([...rankData([3, 3, 3])], [2, 2, 2]);
+  t.ok([...rankData([1, NaN, 3])].every(Number.isNaN), 'a NaN makes every rank NaN (scipy: nan_policy propagate)');
 });
 
 t.test('spearman matches the closed form with ties, ±1 for monotone maps, NaN for a constant map', async (t) => {
@@ -32,6 +33,7 @@ t.test('spearman matches the closed form with ties, ±1 for monotone maps, NaN f
   t.equal(spearman([1, 2, 3], [10, 100, 1000]), 1);
   t.equal(spearman([1, 2, 3], [3, 2, 1]), -1);
   t.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3])));
+  t.ok(Number.isNaN(spearman([1, NaN, 3, 4], [1, 2, 3, 4])), 'NaN in, NaN out (it used to give 1)');
   t.throws(() => spearman([1, 2], [1, 2, 3]), { code: 'ERR_SHAPE' });
 });
 
@@ -139,6 +141,11 @@ t.test('pairedBootstrap and meanDifference: the estimate on the full sample and 
   t.equal(d.n, 4, 'the NaN pair is left out');
   t.equal(d.lower, 1);
   t.equal(d.upper, 1);
+  t.equal(d.p, 0, 'constant non-zero differences: p 0');
+  const c = meanDifference([0.3, 0.7, 0.9], [0.2, 0.6, 0.8], 200, 0); // differences 0.1 up to rounding
+  t.equal(c.p, 0, `rounding noise in the replicates is not spread (se ${c.se})`);
+  const one = meanDifference([0.5], [0.4], 200, 0);
+  t.ok(Number.isNaN(one.p) && Number.isNaN(one.lower), 'one item: no interval, no p');
   const md = pairedDifference([1, 2, 3, 100], [0, 0, 0, 0], 200, 0, 'median');
   t.equal(md.estimate, 2.5, 'the median of the differences is not pulled by the outlier');
   t.ok(md.p >= 0 && md.p <= 1);

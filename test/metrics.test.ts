@@ -105,6 +105,7 @@ t.test('r2Score and meanAbsoluteError match scikit-learn, constant targets follo
   t.equal(r2Score([2, 2, 2], [2, 2, 2]), 1);
   t.equal(r2Score([2, 2, 2], [2, 2, 3]), 0);
   t.equal(r2Score([1, 2, 3], [1, 2, 3]), 1);
+  t.ok(Number.isNaN(r2Score([2], [2])) && Number.isNaN(r2Score([2], [3])), 'one sample: NaN, as sklearn');
 });
 
 t.test('meanSd and quantileSorted match numpy (ddof 1, linear quantiles)', { skip: !oracle && 'no sklearn' }, async (t) => {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { synthCardiac } from '../lib/synth';
+import { holmAdjust, pairedTTest } from '../lib/eval';
 import {
   objective, nogueiraStability, pairedCi, pairedDifferences, precisionRecallF1, runStudy, StudyStore, summarizeStudy, trialName,
   trueImageRelevant, type StudyOptions, type Trial,
@@ -53,17 +54,17 @@ t.test('nogueiraStability matches hand-computed values', async (t) => {
   t.same(trueImageRelevant({ imageDerivable: ['a', 'b', 'c'], tasks: { t1: { relevant: ['b', 'z'] }, t2: { relevant: ['c'] } } }, ['t1', 't2']), ['b', 'c']);
 });
 
-t.test('pairedCi is reproducible by seed and pairs by seed', async (t) => {
+t.test('pairedCi pairs by seed and is the paired t-test of the differences', async (t) => {
   const { seeds, diffs } = pairedDifferences(new Map([[0, 0.8], [1, 0.7], [2, 0.9], [5, 1]]), new Map([[2, 0.85], [0, 0.75], [1, 0.72]]));
   t.same(seeds, [0, 1, 2]);
   t.ok(diffs.every((d, i) => Math.abs(d - [0.05, -0.02, 0.05][i]) < 1e-12));
-  const a = pairedCi(diffs, { seed: 3 });
-  const b = pairedCi(diffs, { seed: 3 });
-  t.same(Array.from(a.replicates), Array.from(b.replicates));
-  t.same([a.lower, a.upper], [b.lower, b.upper]);
+  const a = pairedCi(diffs);
+  // scipy.stats.ttest_rel([0.8, 0.7, 0.9], [0.75, 0.72, 0.85]): t 1.142857142857143, p 0.371460638945291,
+  // confidence_interval(0.95) (-0.07372856369792981, 0.1270618970312632).
   t.ok(Math.abs(a.estimate - 0.08 / 3) < 1e-12);
-  t.not(Array.from(pairedCi(diffs, { seed: 4 }).replicates).join(), Array.from(a.replicates).join(), 'another seed, other resamples');
-  t.ok(a.lower <= a.estimate && a.estimate <= a.upper);
+  t.ok(Math.abs(a.t - 1.142857142857143) < 1e-12 && Math.abs(a.p - 0.371460638945291) < 1e-12, `t ${a.t}, p ${a.p}`);
+  t.ok(Math.abs(a.lower + 0.07372856369792981) < 1e-10 && Math.abs(a.upper - 0.1270618970312632) < 1e-10, `[${a.lower}, ${a.upper}]`);
+  t.ok(Number.isNaN(pairedCi([0.05]).lower), 'one paired seed: no interval');
 });
 
 let reference: Trial[] = [];
@@ -96,6 +97,14 @@ t.test('runStudy runs a CI-sized study end to end and writes the store and repor
   t.ok(Math.abs(mrmr.objective!.values[0] - term(m0, all[0])) < 1e-12 && Math.abs(mrmr.objective!.values[1] - term(m1, all[1])) < 1e-12, 'objective per seed');
   t.same(s.subsets.find((x) => x.method === 'all-features')!.objective!.values, [0, 0]);
   t.ok(Number.isFinite(mrmr.stability) && mrmr.truth !== null && mrmr.paired.objective.n === 2);
+  // Holm within the family of objective comparisons (mrmr, random, image-only), and p from the t-test.
+  const objs = s.subsets.filter((x) => x.paired.objective).map((x) => x.paired.objective);
+  t.equal(objs.length, 3);
+  const want = holmAdjust(objs.map((x) => x.p));
+  t.same(objs.map((x) => x.pHolm), want, 'objective p-values Holm-adjusted as one family');
+  t.ok(objs.every((x) => x.pHolm >= x.p), 'adjusting never lowers p');
+  const d = mrmr.objective!.values;
+  t.ok(Math.abs(mrmr.paired.objective.p - pairedTTest(d).p) < 1e-15, 'objective p is the t-test on the per-seed objectives');
 
   const again = await runStudy(options(out));
   t.equal(again.done, 8, 'a rerun of a finished study skips every trial');

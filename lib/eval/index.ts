@@ -16,6 +16,15 @@ export {
   type BootstrapCi,
 } from './metrics';
 export {
+  pairedTTest,
+  holmAdjust,
+  studentTCdf,
+  studentTQuantile,
+  studentTTwoSided,
+  regularizedBeta,
+  type PairedTTest,
+} from './paired';
+export {
   fitProbe,
   predictProbe,
   foldStandardization,

@@ -192,6 +192,7 @@ export function r2Score(yTrue: ArrayLike<number>, yPred: ArrayLike<number>): num
   const n = checkSameLength(checkArray(yTrue, 'yTrue'), 'yTrue', checkArray(yPred, 'yPred'), 'yPred');
   checkFinite(yTrue, 'yTrue');
   checkFinite(yPred, 'yPred');
+  if (n < 2) return NaN; // sklearn: not well-defined with fewer than two samples (a warning and nan)
   let mean = 0;
   for (let i = 0; i < n; i++) mean += yTrue[i];
   mean /= n;

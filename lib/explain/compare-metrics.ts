@@ -9,9 +9,13 @@ import { ShapeError } from '../errors';
 import { quantileSorted } from '../eval/metrics';
 import { uniformStream } from '../rng';
 
-/** Ranks 1..n, ties given the mean of the ranks they span (scipy.stats.rankdata's 'average'). */
+/**
+ * Ranks 1..n, ties given the mean of the ranks they span (scipy.stats.rankdata's
+ * 'average'). A NaN anywhere makes every rank NaN (scipy's nan_policy 'propagate').
+ */
 export function rankData(values: ArrayLike<number>): Float64Array {
   const n = values.length;
+  for (let i = 0; i < n; i++) if (Number.isNaN(values[i])) return new Float64Array(n).fill(NaN);
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a] - values[b] || a - b);
   const ranks = new Float64Array(n);
   for (let i = 0; i < n;) {
@@ -49,7 +53,7 @@ export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return saa > 0 && sbb > 0 ? sab / Math.sqrt(saa * sbb) : NaN;
 }
 
-/** Spearman's ρ: Pearson correlation of the average ranks (ties allowed); NaN for a constant side. */
+/** Spearman's ρ: Pearson correlation of the average ranks (ties allowed); NaN for a constant side or a NaN value. */
 export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new ShapeError(`Expected two maps of the same size but received ${a.length} and ${b.length} values`);
   if (a.length < 2) return NaN;
@@ -338,7 +342,8 @@ export function benjaminiHochberg(p: readonly number[], q = 0.05): boolean[] {
  * Percentile bootstrap (seeded, `reps` resamples with replacement) of a
  * paired statistic stat(indices) over n items; resamples where it is not
  * finite are skipped. The interval is the 2.5 and 97.5 % quantiles; p is
- * two-sided from estimate / (sd of the replicates).
+ * two-sided from estimate / (sd of the replicates). NaN interval and p for
+ * fewer than 2 items.
  */
 export function pairedBootstrap(n: number, stat: (idx: Uint32Array) => number, reps: number, seed: number): PairedDifference {
   const all = Uint32Array.from({ length: n }, (_, i) => i);
@@ -351,11 +356,12 @@ export function pairedBootstrap(n: number, stat: (idx: Uint32Array) => number, r
     const v = stat(idx);
     if (Number.isFinite(v)) values.push(v);
   }
-  if (values.length < 2) return { estimate, lower: NaN, upper: NaN, se: NaN, p: NaN, n };
+  if (n < 2 || values.length < 2) return { estimate, lower: NaN, upper: NaN, se: NaN, p: NaN, n };
   const sorted = Float64Array.from(values).sort();
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   const se = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1));
-  const p = se > 0 ? 2 * normalCdf(-Math.abs(estimate / se)) : estimate === 0 ? 1 : 0;
+  // Replicates that are all equal (constant differences) leave an se of rounding noise: treat it as 0.
+  const p = se > 1e-12 * Math.abs(estimate) ? 2 * normalCdf(-Math.abs(estimate / se)) : estimate === 0 ? 1 : 0;
   return { estimate, lower: quantileSorted(sorted, 0.025), upper: quantileSorted(sorted, 0.975), se, p, n };
 }
 

@@ -1,10 +1,11 @@
 /**
  * The study's statistics: the multi-task objective, paired differences with
- * bootstrap CIs, Nogueira's stability index, and precision / recall / F1
+ * t-intervals and Holm-adjusted p-values, Nogueira's stability index, and precision / recall / F1
  * against a synthetic cohort's ground truth.
  */
 import { ConfigError } from '../errors';
-import { bootstrapCi, meanSd, type BootstrapCi } from '../eval/metrics';
+import { meanSd } from '../eval/metrics';
+import { pairedTTest, type PairedTTest } from '../eval/paired';
 
 /** The baselines every study runs at every seed. */
 export const ALL_FEATURES = 'all-features';
@@ -56,9 +57,14 @@ export function pairedDifferences(a: Map<number, number>, b: Map<number, number>
   return { seeds, diffs: seeds.map((s) => a.get(s)! - b.get(s)!) };
 }
 
-/** Percentile bootstrap 95% CI (by default) of the mean paired difference, resampling seeds; reproducible by `seed`. */
-export function pairedCi(diffs: number[], opts: { seed?: number; reps?: number; alpha?: number } = {}): BootstrapCi {
-  return bootstrapCi(diffs, { seed: opts.seed ?? 0, reps: opts.reps ?? 2000, alpha: opts.alpha ?? 0.05 });
+/**
+ * The paired t-test of per-seed differences with its (1 − alpha) interval
+ * (scipy's ttest_rel). Not a bootstrap: resampling 3 to 10 seeds gives
+ * intervals far narrower than their nominal level (see eval/paired.ts).
+ * NaN interval and p with fewer than 2 paired seeds.
+ */
+export function pairedCi(diffs: number[], opts: { alpha?: number } = {}): PairedTTest {
+  return pairedTTest(diffs, opts.alpha ?? 0.05);
 }
 
 /**

@@ -1,11 +1,13 @@
 /**
  * Summaries of a study store and its HTML report (STUDY/report.html):
- * subsets × tasks, paired differences vs all features with bootstrap CIs,
+ * subsets × tasks, paired differences vs all features (t-intervals over
+ * seeds, Holm-adjusted p-values),
  * the objective against k, selected features with their stability, and,
  * on synthetic cohorts, precision / recall / F1 against the ground truth.
  */
 import * as path from 'node:path';
 import { meanSd } from '../eval/metrics';
+import { holmAdjust } from '../eval/paired';
 import { formatMeanSd, writeReport, type Section } from '../report/html';
 import { heatmap, scatterLine } from '../report/charts';
 import {
@@ -23,10 +25,20 @@ export interface Stat {
 }
 
 export interface Interval {
+  /** Mean over paired seeds of (subset − all features). */
   estimate: number;
+  /** 95% paired t-interval; NaN with fewer than 2 paired seeds. */
   lower: number;
   upper: number;
   n: number;
+  /** Two-sided paired t-test p-value (NaN with fewer than 2 paired seeds). */
+  p: number;
+  /**
+   * p after Holm's correction within its family: the objective comparisons
+   * of all subsets form one family, the per-task comparisons of all subsets
+   * the other.
+   */
+  pHolm: number;
 }
 
 export interface SubsetSummary {
@@ -40,7 +52,7 @@ export interface SubsetSummary {
   objective: Stat | null;
   /** Each task's normalised improvement, mean over seeds. */
   objectivePerTask: Record<string, number>;
-  /** Paired differences vs all-features (per task in metric units, and 'objective'), bootstrap CI over seeds. */
+  /** Paired differences vs all-features (per task in metric units, and 'objective'): paired t-test over seeds. */
   paired: Record<string, Interval>;
   selections: string[][];
   stability: number;
@@ -57,7 +69,7 @@ export interface StudySummaryData {
 const stat = (values: number[]): Stat => (values.length ? { mean: meanSd(values).mean, sd: acrossSeedSd(values), values } : { mean: NaN, sd: NaN, values });
 
 /** Reads a study directory and computes every summary of the report. */
-export function summarizeStudy(dir: string, opts: { bootstrapSeed?: number; reps?: number } = {}): StudySummaryData {
+export function summarizeStudy(dir: string): StudySummaryData {
   const store = StudyStore.open(path.join(path.resolve(dir), 'study.sqlite'), { readonly: true });
   let config: Record<string, unknown>;
   let info: StudyInfo;
@@ -92,8 +104,8 @@ export function summarizeStudy(dir: string, opts: { bootstrapSeed?: number; reps
     const ci = (values: Map<number, number>, against: Map<number, number>) => {
       const { diffs } = pairedDifferences(values, against);
       if (diffs.length === 0) return undefined;
-      const b = pairedCi(diffs, { seed: opts.bootstrapSeed ?? 0, reps: opts.reps ?? 2000 });
-      return { estimate: b.estimate, lower: b.lower, upper: b.upper, n: diffs.length };
+      const b = pairedCi(diffs);
+      return { estimate: b.estimate, lower: b.lower, upper: b.upper, n: diffs.length, p: b.p, pHolm: NaN };
     };
     if (method !== ALL_FEATURES) {
       for (const x of info.tasks) {
@@ -116,16 +128,26 @@ export function summarizeStudy(dir: string, opts: { bootstrapSeed?: number; reps
       truth: prf ? { precision: stat(prf.map((r) => r.precision)), recall: stat(prf.map((r) => r.recall)), f1: stat(prf.map((r) => r.f1)) } : null,
     };
   }).sort((a, b) => rank(a.method) - rank(b.method) || a.method.localeCompare(b.method) || a.k - b.k);
+  // Holm within each family: the objectives, and the per-task differences.
+  for (const family of [['objective'], info.tasks.map((x) => x.name)]) {
+    const members = subsets.flatMap((x) => family.filter((name) => x.paired[name]).map((name) => x.paired[name]));
+    holmAdjust(members.map((m) => m.p)).forEach((q, i) => { members[i].pHolm = q; });
+  }
   return { config, info, trials, subsets };
 }
 
 const ms = (s: Stat | null | undefined, digits = 3) => (s && Number.isFinite(s.mean) ? formatMeanSd(s.mean, s.sd, digits) : '—');
-const iv = (i: Interval | undefined) => (i ? `${i.estimate >= 0 ? '+' : ''}${i.estimate.toFixed(3)} [${i.lower.toFixed(3)}, ${i.upper.toFixed(3)}]` : '—');
+const pv = (p: number) => (Number.isNaN(p) ? '—' : p < 0.001 ? '<0.001' : p.toFixed(3));
+const iv = (i: Interval | undefined) => {
+  if (!i) return '—';
+  const est = `${i.estimate >= 0 ? '+' : ''}${i.estimate.toFixed(3)}`;
+  return Number.isNaN(i.lower) ? `${est} (1 seed)` : `${est} [${i.lower.toFixed(3)}, ${i.upper.toFixed(3)}] p ${pv(i.p)}, Holm ${pv(i.pHolm)}`;
+};
 
 /** Writes STUDY/report.html from the store and returns its path. */
-export async function writeStudyReport(dir: string, opts: { bootstrapSeed?: number } = {}): Promise<string> {
+export async function writeStudyReport(dir: string): Promise<string> {
   const root = path.resolve(dir);
-  const s = summarizeStudy(root, opts);
+  const s = summarizeStudy(root);
   const { config, info, subsets, trials } = s;
   const metricName = (x: { kind: TaskKind }) => primaryMetric(x.kind);
   const taskCols = info.tasks.map((x) => `${x.name} (${metricName(x)})`);
@@ -137,7 +159,7 @@ export async function writeStudyReport(dir: string, opts: { bootstrapSeed?: numb
       `Cohort ${info.cohortName} (${config.cohort as string}), ${info.features.length} tabular features, tasks ${info.tasks.map((x) => `${x.name} (${x.kind}, ${metricName(x)})`).join(', ')}.`,
       `Every trial selects features on the train split (each seed on its own ${(config.subsample as number) * 100}% subsample of the train rows), pretrains a multimodal encoder on them for ${config.epochs as number} epochs with that seed, and is scored by linear probes on the test split (${config.probeSeeds as number} probe seeds; a trial's metric is their mean). Baselines at every seed: all features (multimodal) and image-only (SimCLR). Seeds: ${seeds.join(', ')}. Trials: ${counts}.`,
       `Objective of a subset at seed s: the mean over tasks of (m_t(subset, s) − m_t(all features, s)) / max(sd_t, ${(config.sdFloor as number | undefined) ?? DEFAULT_SD_FLOOR}), where sd_t is the across-seed sd of the all-features runs' metric on task t. 0 = as good as all features; +1 = one baseline sd better on average.`,
-      'Numbers are only what this study measured. With few seeds the bootstrap intervals are crude; a CI that excludes 0 is evidence at the 95% level only with enough seeds (≥ 5 recommended).',
+      'Numbers are only what this study measured. Paired comparisons use the t-test over seeds (one difference per seed), whose interval is wide with few seeds, as it should be; p-values are also given after Holm’s correction for the number of comparisons. One seed gives no interval. Evidence that a subset beats all features needs several seeds (≥ 5 recommended) and a Holm-adjusted p below 0.05.',
     ],
   }, {
     heading: 'Results by subset',
@@ -151,7 +173,7 @@ export async function writeStudyReport(dir: string, opts: { bootstrapSeed?: numb
     table: {
       columns: ['subset', 'paired seeds', ...taskCols.map((c) => `Δ ${c}`), 'objective'],
       rows: subsets.filter((x) => x.method !== ALL_FEATURES).map((x) => [x.label, x.paired.objective?.n ?? 0, ...info.tasks.map((t) => iv(x.paired[t.name])), iv(x.paired.objective)]),
-      caption: 'Mean over seeds of (subset − all features) at the same seed, with a percentile bootstrap 95% CI resampling seeds (2000 resamples, seeded).',
+      caption: 'Mean over seeds of (subset − all features) at the same seed, with the 95% paired t-interval over seeds, the paired t-test’s two-sided p, and p after Holm’s correction (one family for the objective column, one for all task columns).',
     },
   }];
   const methods = subsets.filter((x) => x.method !== ALL_FEATURES && x.method !== IMAGE_ONLY && x.objective);
