@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import * as cliProgress from 'cli-progress';
-import { ConfigError } from '../errors';
+import { ConfigError, DataError } from '../errors';
 import { embedSource, openEmbedder, type Backend, type Embedder, type EmbedderOutput } from '../export/backend';
 import { AtomicTextWriter, cohortImageSource, npyImageSource, NpyRowWriter, type ImageSource } from '../export/images';
 import { exportRun } from '../export/run-export';
@@ -80,6 +80,12 @@ export function predictionHeader(head: NonNullable<Embedder['head']>, withIds: b
 export function predictionRows(head: NonNullable<Embedder['head']>, out: EmbedderOutput, start: number, n: number, ids?: string[]): string[] {
   const lines: string[] = [];
   const lead = (i: number) => [String(start + i), ...(ids ? [csvCell(ids[start + i])] : [])];
+  const values = head.kind === 'regression' ? out.prediction! : out.logits!;
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
+    const i = start + Math.floor(bad / (values.length / n));
+    throw new DataError(`The model's ${head.kind === 'regression' ? 'prediction' : 'logits'} for image ${i}${ids ? ` (id "${ids[i]}")` : ''} are not finite (${values[bad]}); nothing was written`);
+  }
   if (head.kind === 'regression') {
     const k = out.prediction!.length / n;
     for (let i = 0; i < n; i++) lines.push([...lead(i), ...Array.from(out.prediction!.subarray(i * k, (i + 1) * k), num)].join(','));
