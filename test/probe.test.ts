@@ -151,6 +151,26 @@ t.test('fitProbe early stopping keeps the weights of the best validation epoch',
   t.ok(long.weights[1] < 0 && m.weights[1] > 0, 'the x2 weight changed sign after the peak');
 });
 
+t.test('fitProbe splits a small train set into at least minBatches batches per epoch by default', async (t) => {
+  // 300 train rows, 8 features, the label from feature 0 alone. At batch
+  // 256 an epoch was 2 Adam steps, and 200 epochs at lr 1e-3 left the probe
+  // near its random start.
+  const z = normalStream(21);
+  const make = (n: number) => {
+    const x = Float64Array.from({ length: n * 8 }, () => z());
+    return { x, y: Array.from({ length: n }, (_, i) => (x[i * 8] + 0.8 * z() > 0 ? 1 : 0)) };
+  };
+  const [tr, va] = [make(300), make(300)];
+  const oracle = rocAuc(va.y, Array.from({ length: 300 }, (_, i) => va.x[i * 8])); // the true direction's val AUC
+  const m = fitProbe({ train: tr, val: va, kind: 'binary', seed: 1 });
+  t.ok(m.valMetric > oracle - 0.04, `default: val AUC ${m.valMetric.toFixed(3)} against feature 0's own ${oracle.toFixed(3)}`);
+  const one = fitProbe({ train: tr, val: va, kind: 'binary', seed: 1, minBatches: 1 });
+  t.ok(one.valMetric < oracle - 0.15, `minBatches 1 (one batch of 256 and one of 44 per epoch): val AUC ${one.valMetric.toFixed(3)}`);
+  t.same(fitProbe({ train: tr, val: va, kind: 'binary', seed: 1, batchSize: 38 }).weights, m.weights, 'the default is batch ⌈300 / 8⌉ = 38');
+  t.same(fitProbe({ train: tr, val: va, kind: 'binary', seed: 1, minBatches: 1 }).weights, fitProbe({ train: tr, val: va, kind: 'binary', seed: 1, batchSize: 256 }).weights, 'minBatches 1 is the plain batch of 256');
+  t.throws(() => fitProbe({ train: tr, kind: 'binary', minBatches: 0 }), ConfigError);
+});
+
 t.test('fitProbe is deterministic by seed and chooses l2 from a grid on val', async (t) => {
   const opts = { train: oTrain, val: oVal, kind: 'binary' as const, maxEpochs: 20 };
   const a = fitProbe({ ...opts, seed: 3 });

@@ -42,8 +42,19 @@ export interface FitProbeOptions {
   minDelta?: number;
   /** Return the weights of the best validation epoch (else the last ones). @default true */
   restoreBest?: boolean;
-  /** @default 256 */
+  /**
+   * Rows per Adam step. When not given: 256, lowered to ⌈n / minBatches⌉
+   * for train splits under 256 · minBatches rows. @default 256
+   */
   batchSize?: number;
+  /**
+   * With the default batchSize, the fewest batches an epoch is split into.
+   * Patience and maxEpochs count epochs; at a 1% label fraction a train
+   * split of a few hundred rows would otherwise be one or two Adam steps
+   * per epoch, and the probe would stop (or hit maxEpochs) near its random
+   * initialisation. @default 8
+   */
+  minBatches?: number;
   /** Seeds the initialisation and the per-epoch shuffles. @default 0 */
   seed?: number;
   /** Standardize features with the train mean/std (ddof 0; a zero std becomes 1). @default true */
@@ -315,7 +326,7 @@ function trainOne(r: Resolved, l2: number, train: ProbeSplit, val: ProbeSplit | 
   };
 }
 
-const FIT_KEYS = ['train', 'val', 'kind', 'nClasses', 'l2', 'lr', 'maxEpochs', 'patience', 'minDelta', 'restoreBest', 'batchSize', 'seed', 'standardize', 'monitor'] as const;
+const FIT_KEYS = ['train', 'val', 'kind', 'nClasses', 'l2', 'lr', 'maxEpochs', 'patience', 'minDelta', 'restoreBest', 'batchSize', 'minBatches', 'seed', 'standardize', 'monitor'] as const;
 
 function split(v: unknown, name: string, kind: ProbeKind, k: number): { s: ProbeSplit; d: number } {
   const o = plainObject(v, name);
@@ -376,7 +387,7 @@ export function fitProbe(options: FitProbeOptions): ProbeModel {
     maxEpochs: o.maxEpochs === undefined ? 200 : positiveInteger(o.maxEpochs, 'maxEpochs'),
     minDelta: o.minDelta === undefined ? 2e-4 : nonNegativeNumber(o.minDelta, 'minDelta'),
     restoreBest: o.restoreBest === undefined ? true : boolean(o.restoreBest, 'restoreBest'),
-    batchSize: o.batchSize === undefined ? 256 : positiveInteger(o.batchSize, 'batchSize'),
+    batchSize: o.batchSize === undefined ? Math.min(256, Math.ceil(n / (o.minBatches === undefined ? 8 : positiveInteger(o.minBatches, 'minBatches')))) : positiveInteger(o.batchSize, 'batchSize'),
     seed: o.seed === undefined ? 0 : integer(o.seed, 'seed', 0, Number.MAX_SAFE_INTEGER),
   };
   const sign = monitor === 'mae' ? -1 : 1;
