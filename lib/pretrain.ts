@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { native } from './binding';
 import { readNpyHeader } from './data/npy';
 import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightError, awaitNative, callNative } from './errors';
-import { writeFileAtomicSync } from './io/atomic';
+import { ensureOutDir, writeFileAtomicSync } from './io/atomic';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
 import { channelStats } from './image-stats';
 import * as is from './validate';
@@ -235,17 +235,19 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   if (opts.resume !== undefined && typeof opts.resume !== 'boolean') throw new ConfigError(`Expected boolean for resume but received ${JSON.stringify(opts.resume)}`);
 
   const out = path.resolve(opts.out);
-  fs.mkdirSync(out, { recursive: true });
+  const madeOut = ensureOutDir(out);
   // Rank 0 owns the run directory; the other ranks only read it (to resume).
   const root = (config.distributed?.rank ?? 0) === 0;
   const unlock = root ? lockRun(out) : () => undefined;
+  let setupFailed = false;
   try {
     const checkpoint = path.join(out, 'checkpoint.safetensors');
     const configFile = path.join(out, 'config.json');
     let resumeFrom = '';
+    let resumeEpoch = 0;
     if (opts.resume) {
       if (!fs.existsSync(checkpoint)) throw new ConfigError(`Cannot resume: ${checkpoint} does not exist`);
-      const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
+      const saved = readSavedConfig(configFile);
       // The default warm-up follows epochs (min(10, ⌊epochs/10⌋)), so asking
       // for more epochs would change it: a resume without an explicit
       // warmupEpochs keeps the saved run's.
@@ -257,67 +259,115 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
         }
       }
       resumeFrom = checkpoint;
+      resumeEpoch = readPosition(checkpoint);
     } else if (fs.existsSync(checkpoint)) {
       throw new ConfigError(`${out} already holds a run; pass resume: true to continue it, or choose another out`);
     }
     const configJson = JSON.stringify(config, null, 2);
+    const hadConfig = fs.existsSync(configFile);
     if (root) writeFileAtomicSync(configFile, configJson + '\n');
 
-    const job = callNative(() => new (native().TrainingJob)(
-      { ...config, outDir: out, configJson, initWeights: config.initWeights ?? undefined },
-      { images: prepared.images, tabular, labels, targets, rows, scanImages: opts.scanImages ?? true },
-    ));
-    const metricsFile = path.join(out, 'metrics.jsonl');
-    // The native trainer appends one line per epoch; a resumed run drops the
-    // lines of epochs it will redo.
-    if (root) {
-      const kept = keepMetricsBefore(metricsFile, resumeFrom ? readPosition(configFile, checkpoint) : 0);
-      if (kept.length) writeFileAtomicSync(metricsFile, kept.join('\n') + '\n');
-      else fs.rmSync(metricsFile, { force: true });
-    }
-    let callbackError: unknown;
-    const onAbort = () => job.abort();
-    control.signal?.addEventListener('abort', onAbort);
     try {
-      const summary = await awaitNative(job.run((p: TrainProgress) => {
-        if (callbackError === undefined && control.onProgress) {
-          try {
-            control.onProgress(p);
-          } catch (err) {
-            callbackError = err;
-            job.abort();
-          }
-        }
-      }, resumeFrom) as Promise<{ aborted: boolean; stepsDone: number }>);
-      if (summary.aborted) {
-        if (callbackError !== undefined) {
-          throw new AbortError(`Training stopped because onProgress threw: ${(callbackError as Error)?.message ?? String(callbackError)}; the checkpoint in ${out} is valid`, { cause: callbackError });
-        }
-        throw new AbortError(`Training was aborted after step ${summary.stepsDone}; the checkpoint in ${out} is valid (resume: true continues it)`);
+      await train();
+    } catch (err) {
+      // A failure before the first checkpoint (the device, the initial
+      // weights, the data): take back the config.json this call wrote, so
+      // no half-made run is left behind for other commands to misread.
+      if (root && !hadConfig && !fs.existsSync(checkpoint)) {
+        fs.rmSync(configFile, { force: true });
+        setupFailed = true;
       }
-    } finally {
-      control.signal?.removeEventListener('abort', onAbort);
+      throw err;
     }
     return out;
+
+    async function train(): Promise<void> {
+      const job = callNative(() => new (native().TrainingJob)(
+        { ...config, outDir: out, configJson, initWeights: config.initWeights ?? undefined },
+        { images: prepared.images, tabular, labels, targets, rows, scanImages: opts.scanImages ?? true },
+      ));
+      const metricsFile = path.join(out, 'metrics.jsonl');
+      // The native trainer appends one line per epoch; a resumed run drops the
+      // lines of epochs it will redo.
+      if (root) {
+        const kept = keepMetricsBefore(metricsFile, resumeEpoch);
+        if (kept.length) writeFileAtomicSync(metricsFile, kept.join('\n') + '\n');
+        else fs.rmSync(metricsFile, { force: true });
+      }
+      let callbackError: unknown;
+      const onAbort = () => job.abort();
+      control.signal?.addEventListener('abort', onAbort);
+      try {
+        const summary = await awaitNative(job.run((p: TrainProgress) => {
+          if (callbackError === undefined && control.onProgress) {
+            try {
+              control.onProgress(p);
+            } catch (err) {
+              callbackError = err;
+              job.abort();
+            }
+          }
+        }, resumeFrom) as Promise<{ aborted: boolean; stepsDone: number }>);
+        if (summary.aborted) {
+          if (callbackError !== undefined) {
+            throw new AbortError(`Training stopped because onProgress threw: ${(callbackError as Error)?.message ?? String(callbackError)}; the checkpoint in ${out} is valid`, { cause: callbackError });
+          }
+          throw new AbortError(`Training was aborted after step ${summary.stepsDone}; the checkpoint in ${out} is valid (resume: true continues it)`);
+        }
+      } finally {
+        control.signal?.removeEventListener('abort', onAbort);
+      }
+    }
   } catch (err) {
     if (err instanceof TabsightError) throw err;
     throw err;
   } finally {
     unlock();
+    if (setupFailed && madeOut === out) {
+      try {
+        fs.rmdirSync(out); // only when this call made it and left it empty
+      } catch {
+        // something else is in it now: keep it
+      }
+    }
   }
 }
 
-/** The epoch a checkpoint resumes at, read from its metadata header. */
-function readPosition(_configFile: string, checkpoint: string): number {
+/** The saved config.json of a run to resume; a DataError naming the file when it is not a JSON object. */
+function readSavedConfig(configFile: string): ResolvedPretrainConfig {
+  if (!fs.existsSync(configFile)) throw new ConfigError(`Cannot resume: ${configFile} does not exist`);
+  let saved: unknown;
+  try {
+    saved = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  } catch (err) {
+    throw new DataError(`Cannot resume: ${configFile} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (saved === null || typeof saved !== 'object' || Array.isArray(saved)) throw new DataError(`Cannot resume: ${configFile} does not hold a run config (a JSON object)`);
+  return saved as ResolvedPretrainConfig;
+}
+
+/** The epoch a checkpoint resumes at, read from its metadata header (DataError naming the file when it is corrupt). */
+function readPosition(checkpoint: string): number {
+  const bad = (why: string, cause?: unknown) => new DataError(`Cannot resume: ${checkpoint} is not a valid checkpoint: ${why}`, { cause });
   const fd = fs.openSync(checkpoint, 'r');
   try {
+    const size = fs.fstatSync(fd).size;
+    if (size < 8) throw bad(`it holds ${size} bytes, less than the 8-byte header length`);
     const len = Buffer.alloc(8);
     fs.readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const header = Buffer.alloc(n);
-    fs.readSync(fd, header, 0, n, 8);
-    const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
-    return Number(meta.epoch ?? 0);
+    const n = len.readBigUInt64LE(0);
+    if (n > BigInt(size - 8)) throw bad(`its header length ${n} exceeds the ${size - 8} bytes after it`);
+    const header = Buffer.alloc(Number(n));
+    fs.readSync(fd, header, 0, header.length, 8);
+    let meta: Record<string, string>;
+    try {
+      meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
+    } catch (err) {
+      throw bad(`its header is not valid JSON: ${(err as Error).message}`, err);
+    }
+    const epoch = Number(meta.epoch ?? 0);
+    if (!(Number.isInteger(epoch) && epoch >= 0)) throw bad(`its metadata epoch ${JSON.stringify(meta.epoch)} is not a non-negative integer`);
+    return epoch;
   } finally {
     fs.closeSync(fd);
   }

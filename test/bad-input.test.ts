@@ -66,3 +66,92 @@ t.test('embed and predict refuse NaN/Inf images, naming the file and the image i
   t.notOk(fs.existsSync(out), 'nothing was written');
   t.same(fs.readdirSync(root).filter((f) => f.includes('.tmp')), [], 'no temporary file is left');
 });
+
+t.test('pretrain --resume on a corrupt run directory: ERR_DATA naming the file, nothing allocated from a bogus header', async (t) => {
+  const args = (out: string) => ['pretrain', '--cohort', cohort, '--out', out, '--config', tiny, '--epochs', '2', '--resume'];
+  const badConfig = at('resume-config');
+  fs.cpSync(run, badConfig, { recursive: true });
+  fs.writeFileSync(path.join(badConfig, 'config.json'), '{bad');
+  await fails(t, args(badConfig), 'ERR_DATA', [path.join(badConfig, 'config.json'), 'not valid JSON']);
+  const badHeader = at('resume-header');
+  fs.cpSync(run, badHeader, { recursive: true });
+  const ckpt = path.join(badHeader, 'checkpoint.safetensors');
+  const fd = fs.openSync(ckpt, 'r+');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(1n << 50n); // a petabyte header: refused before any allocation
+  fs.writeSync(fd, len, 0, 8, 0);
+  fs.closeSync(fd);
+  await fails(t, args(badHeader), 'ERR_DATA', [ckpt, `header length ${1n << 50n} exceeds`]);
+  fs.writeFileSync(ckpt, 'abc');
+  await fails(t, args(badHeader), 'ERR_DATA', [ckpt, 'holds 3 bytes']);
+});
+
+t.test('output paths that cannot be written are refused before any work, naming the path', async (t) => {
+  const afile = at('afile');
+  fs.writeFileSync(afile, 'x');
+  const adir = at('adir');
+  fs.mkdirSync(adir);
+  const images = at('ok.npy');
+  await writeNpy(images, new Float32Array(2 * 3 * 16 * 16).fill(0.25), [2, 3, 16, 16]);
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', afile, '--config', tiny], 'ERR_CONFIG', [afile, 'it is a file']);
+  await fails(t, ['study', '--cohort', cohort, '--out', afile], 'ERR_CONFIG', [afile, 'it is a file']);
+  await fails(t, ['explain', '--run', frun, '--cohort', fcohort, '--method', 'gradcam', '--out', afile], 'ERR_CONFIG', [afile, 'it is a file']);
+  await fails(t, ['export', '--run', frun, '--out', adir], 'ERR_CONFIG', [adir, 'it is a folder']);
+  await fails(t, ['export', '--run', frun, '--out', at('nodir', 'x.onnx')], 'ERR_CONFIG', [at('nodir', 'x.onnx'), `${at('nodir')} does not exist`]);
+  await fails(t, ['export', '--run', frun, '--out', path.join(afile, 'x.onnx')], 'ERR_CONFIG', [path.join(afile, 'x.onnx'), 'is not a folder']);
+  await fails(t, ['embed', '--run', frun, '--images', images, '--out', adir], 'ERR_CONFIG', [adir, 'it is a folder']);
+  t.same(fs.readdirSync(adir), [], 'nothing was written into the folder');
+  t.equal(fs.readFileSync(afile, 'utf8'), 'x', 'the file in the way is untouched');
+
+  // writeFileAtomic's cleanup never masks the real error.
+  const { writeFileAtomic, writeFileAtomicSync } = await import('../lib/io/atomic');
+  for (const write of [writeFileAtomic, writeFileAtomicSync]) {
+    const err = await Promise.resolve().then(() => write(path.join(afile, 'x.json'), '{}')).then(() => null, (e: Error & { code?: string }) => e);
+    t.equal(err?.code, 'ERR_DATA', `${write.name}: ${err?.message}`);
+    t.match(err?.message, `Cannot write ${path.join(afile, 'x.json')}: ${afile} is not a folder`);
+  }
+});
+
+t.test('a corrupt study.sqlite is ERR_DATA naming the file', async (t) => {
+  const dir = at('study');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'study.sqlite'), 'this is not a database, just some text long enough to be read as a header'.repeat(20));
+  await fails(t, ['study', '--cohort', cohort, '--out', dir], 'ERR_DATA', [path.join(dir, 'study.sqlite')]);
+});
+
+t.test('pretrain whose native setup fails leaves no run directory behind', async (t) => {
+  const out = at('nodevice');
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', out, '--config', tiny, '--device', 'cuda:99'], 'ERR_CONFIG', ['cuda:99']);
+  t.notOk(fs.existsSync(out), 'no run directory with a lone config.json');
+  const weights = at('bad.safetensors');
+  fs.writeFileSync(weights, '{}');
+  const out2 = at('badweights');
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', out2, '--config', tiny, '--init-weights', weights], 'ERR_DATA', [weights]);
+  t.notOk(fs.existsSync(out2));
+});
+
+t.test('explain: NaN images name the cohort file, subject id and store index; a failed call leaves no stale explain.json', async (t) => {
+  const nanCohort = at('fnan');
+  fs.cpSync(fcohort, nanCohort, { recursive: true });
+  const splits = fs.readFileSync(path.join(nanCohort, 'splits.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  const testRows = splits.flatMap(([, split], i) => (split === 'test' ? [i] : []));
+  const row = testRows[1];
+  const file = path.join(nanCohort, 'images.npy');
+  const h = await readNpyHeader(file);
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.from(new Float32Array([Number.NaN]).buffer), 0, 4, h.dataOffset + (row * 768 + 300) * 4);
+  fs.closeSync(fd);
+  await fails(t, ['explain', '--run', frun, '--cohort', nanCohort, '--method', 'gradcam', '--n', '3'], 'ERR_DATA', [file, `image ${row} (id "${splits[row][0]}") has NaN at channel 1, y 2, x 12`]);
+
+  const out = at('explained');
+  await cli('explain', '--run', frun, '--cohort', fcohort, '--method', 'gradcam', '--n', '3', '--out', out);
+  t.equal(fs.readdirSync(path.join(out, 'overlays')).length, 3);
+  await cli('explain', '--run', frun, '--cohort', fcohort, '--method', 'gradcam', '--n', '2', '--out', out);
+  const json = JSON.parse(fs.readFileSync(path.join(out, 'explain.json'), 'utf8'));
+  t.same(fs.readdirSync(path.join(out, 'overlays')).sort(), json.overlays.map((f: string) => f.slice('overlays/'.length)).sort(), 'only the overlays explain.json lists');
+  t.equal(json.overlays.length, 2);
+  fs.rmSync(path.join(out, 'overlays'), { recursive: true });
+  fs.writeFileSync(path.join(out, 'overlays'), 'in the way');
+  await fails(t, ['explain', '--run', frun, '--cohort', fcohort, '--method', 'gradcam', '--n', '2', '--out', out], 'ERR_CONFIG', [path.join(out, 'overlays')]);
+  t.notOk(fs.existsSync(path.join(out, 'explain.json')), 'no explain.json describes a half-written folder');
+});

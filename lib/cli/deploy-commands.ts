@@ -10,6 +10,7 @@ import { ConfigError, DataError } from '../errors';
 import { embedSource, openEmbedder, type Backend, type Embedder, type EmbedderOutput } from '../export/backend';
 import { AtomicTextWriter, cohortImageSource, npyImageSource, NpyRowWriter, type ImageSource } from '../export/images';
 import { exportRun } from '../export/run-export';
+import { checkOutFile } from '../io/atomic';
 import { int } from './args';
 
 /** A count bar on stderr; silent when stderr is not a TTY. */
@@ -140,6 +141,7 @@ export function addDeployCommands(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .action(async (o) => {
       if (!o.run === !o.model) throw new ConfigError('Give exactly one of --run and --model');
+      checkOutFile(o.out);
       const src = await imageSource(o);
       await withEmbedder(o, async (e) => {
         e.check(src);
@@ -159,6 +161,7 @@ export function addDeployCommands(program: Command): void {
     .option('--batch <n>', 'images per batch', int('--batch'), 64)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .action(async (o) => {
+      checkOutFile(o.out);
       const src = await imageSource(o);
       await withEmbedder({ ...o, backend: 'ort' }, async (e) => {
         const head = e.head;

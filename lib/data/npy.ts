@@ -307,6 +307,7 @@ export async function writeNpy(file: string, data: NpyArray, shape: readonly num
   try {
     await writeFileAtomic(file, [header, body]);
   } catch (err) {
+    if (err instanceof DataError) throw err; // already names the file
     throw ioError(file, err, 'write');
   }
 }

@@ -9,7 +9,7 @@ import { loadCohort } from '../data/cohort';
 import { writeNpy } from '../data/npy';
 import { ConfigError, DataError } from '../errors';
 import { readRunConfig } from '../export/run-export';
-import { writeFileAtomic } from '../io/atomic';
+import { ensureOutDir, writeFileAtomic } from '../io/atomic';
 import * as is from '../validate';
 import { gradCam, guidedBackprop, guidedGradCam, integratedGradients, noiseTunnel, CAM_LAYERS, type Attribution, type CamLayer } from './attribution';
 import type { AttributionModel } from './model-source';
@@ -69,6 +69,17 @@ function finiteOrNull(v: number): number | null {
   return Number.isFinite(v) ? v : null;
 }
 
+/** The overlay files (names in overlays/) an earlier explain.json lists; none when it is missing or unreadable. */
+function previousOverlays(jsonFile: string): string[] {
+  try {
+    const old = JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as { overlays?: unknown };
+    if (!Array.isArray(old.overlays)) return [];
+    return old.overlays.filter((f): f is string => typeof f === 'string' && /^overlays\/[^/\\]+\.png$/.test(f)).map((f) => f.slice('overlays/'.length));
+  } catch {
+    return [];
+  }
+}
+
 /** Runs one attribution method on the first n test subjects and writes its files. */
 export async function explainRun(options: ExplainRunOptions): Promise<ExplainRunResult> {
   const o = is.plainObject(options, 'options');
@@ -86,6 +97,7 @@ export async function explainRun(options: ExplainRunOptions): Promise<ExplainRun
   const config = readRunConfig(runDir);
   const out = path.resolve(options.out ?? path.join(runDir, 'explain', method));
   const device = options.device ?? 'cpu';
+  ensureOutDir(out);
 
   const cohort = await loadCohort(is.string(o.cohort, 'cohort'), { scanImages: false });
   const rows = cohort.splits.test.slice(0, n);
@@ -134,7 +146,13 @@ export async function explainRun(options: ExplainRunOptions): Promise<ExplainRun
       break;
   }
 
-  await fs.promises.mkdir(path.join(out, 'overlays'), { recursive: true });
+  // explain.json describes the folder: the old one goes first and the new
+  // one is written last, so a failure in between leaves no explain.json
+  // naming files of another call. Every file is written atomically.
+  const jsonFile = path.join(out, 'explain.json');
+  const previous = previousOverlays(jsonFile);
+  await fs.promises.rm(jsonFile, { force: true });
+  ensureOutDir(path.join(out, 'overlays'));
   await writeNpy(path.join(out, 'attributions.npy'), result.attributions, result.shape);
   const overlays: string[] = [];
   for (let i = 0; i < m; i++) {
@@ -143,6 +161,7 @@ export async function explainRun(options: ExplainRunOptions): Promise<ExplainRun
     await writeOverlay(path.join(out, 'overlays', name), unit.subarray(i * c * size * size, i * c * size * size + size * size), heat, size);
     overlays.push(name);
   }
+  for (const f of previous) if (!overlays.includes(f)) await fs.promises.rm(path.join(out, 'overlays', f), { force: true });
 
   const res: ExplainRunResult = { out, method, target: targetSpec, subjects: ids, shape: [...result.shape], overlays };
   const json: Record<string, unknown> = {
@@ -168,7 +187,7 @@ export async function explainRun(options: ExplainRunOptions): Promise<ExplainRun
       baselineScores: result.baselineScores ? [...result.baselineScores].map(finiteOrNull) : undefined,
     });
   }
-  await writeFileAtomic(path.join(out, 'explain.json'), JSON.stringify(json, null, 1) + '\n');
+  await writeFileAtomic(jsonFile, JSON.stringify(json, null, 1) + '\n');
   log(`wrote ${path.join(out, 'attributions.npy')} [${result.shape.join(', ')}], ${overlays.length} overlays and explain.json`);
   return res;
 }

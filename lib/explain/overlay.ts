@@ -5,6 +5,7 @@
  */
 import sharp from 'sharp';
 import { resizeBilinear } from '../data/cohort-images';
+import { writeFileAtomic } from '../io/atomic';
 
 /** Blue → cyan → yellow → red. */
 export function heatColour(v: number): [number, number, number] {
@@ -59,10 +60,11 @@ export function overlayPixels(grey: ArrayLike<number>, heat: ArrayLike<number> |
 /** Writes one overlay, enlarged by nearest neighbour to about 256 px. */
 export async function writeOverlay(file: string, grey: ArrayLike<number>, heat: ArrayLike<number>, size: number): Promise<void> {
   const scale = Math.max(1, Math.floor(256 / size));
-  await sharp(overlayPixels(grey, heat, size), { raw: { width: size, height: size, channels: 3 } })
+  const png = await sharp(overlayPixels(grey, heat, size), { raw: { width: size, height: size, channels: 3 } })
     .resize(size * scale, size * scale, { kernel: 'nearest' })
     .png()
-    .toFile(file);
+    .toBuffer();
+  await writeFileAtomic(file, png);
 }
 
 /**

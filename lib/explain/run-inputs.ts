@@ -47,6 +47,12 @@ export function readCohortImages(cohort: Cohort, rows: readonly number[]): { dat
       const image = decodeImageBytes(buf, dtype);
       if (dtype === 'uint8') for (let k = 0; k < per; k++) out[o + k] = image[k] / 255;
       else out.set(image, o);
+      if (dtype !== 'uint8') {
+        const bad = image.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) {
+          throw new DataError(`${file}: image ${r} (id "${cohort.ids[r]}") has ${Number.isNaN(image[bad]) ? 'NaN' : 'Inf'} at channel ${Math.floor(bad / (h * w))}, y ${Math.floor((bad % (h * w)) / w)}, x ${bad % w}; image values must be finite`);
+        }
+      }
     });
   } finally {
     fs.closeSync(fd);

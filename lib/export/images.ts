@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { loadCohort } from '../data/cohort';
 import { readNpyHeader } from '../data/npy';
 import { DataError, ShapeError } from '../errors';
+import { checkOutFile } from '../io/atomic';
 
 export interface ImageSource {
   /** What to name in messages (the file, or the cohort). */
@@ -135,6 +136,7 @@ export class NpyRowWriter {
   }
 
   static async open(file: string, rows: number, cols: number): Promise<NpyRowWriter> {
+    checkOutFile(file);
     const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     let fh: fs.promises.FileHandle;
     try {
@@ -191,6 +193,7 @@ export class AtomicTextWriter {
   }
 
   static async open(file: string): Promise<AtomicTextWriter> {
+    checkOutFile(file);
     const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
     try {
       return new AtomicTextWriter(file, tmp, await fs.promises.open(tmp, 'wx'));

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, DataError } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { checkOutFile, writeFileAtomic } from '../io/atomic';
 import { readSafetensors } from '../io/safetensors';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
 import { decodeModel } from './onnx-builder';
@@ -67,6 +67,7 @@ export function encodedColumnNames(config: ResolvedPretrainConfig, runDir: strin
  */
 export async function exportRun(runDir: string, out: string, options: ExportRunOptions = {}): Promise<ExportRunResult> {
   const config = readRunConfig(runDir);
+  checkOutFile(out);
   const part = options.part ?? 'image';
   if (part !== 'image' && part !== 'tabular') throw new ConfigError(`Expected "image" or "tabular" for part but received ${JSON.stringify(part)}`);
   if (part === 'tabular' && (options.head || options.withHead)) throw new ConfigError('A probe head applies to the image encoder only (part "image")');

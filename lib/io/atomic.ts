@@ -6,9 +6,60 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { ConfigError, DataError, TabsightError } from '../errors';
 
 function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** Why writing `file` failed, for a message: the folder is missing or not a folder, `file` is a folder, else the system's message. */
+export function writeReason(err: unknown, file: string): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  const dir = path.dirname(path.resolve(file));
+  if (e?.code === 'ENOENT') return `its folder ${dir} does not exist`;
+  if (e?.code === 'ENOTDIR') return `${dir} is not a folder (or a part of its path is a file)`;
+  if (e?.code === 'EISDIR') return 'it is a folder';
+  if (e?.code === 'EEXIST') return 'a file is in the way';
+  return e && e.message ? e.message : String(err);
+}
+
+/** The error to rethrow for a failed write of `file`: coded errors as they are, others as a DataError naming the file. */
+function writeError(err: unknown, file: string): Error {
+  if (err instanceof TabsightError) return err;
+  return new DataError(`Cannot write ${file}: ${writeReason(err, file)}`, { cause: err });
+}
+
+/**
+ * Creates the output folder `dir` (and its parents) before any work; a
+ * ConfigError naming the path when it cannot be (a file is in the way, no
+ * permission). Returns the first folder it created, if any.
+ */
+export function ensureOutDir(dir: string): string | undefined {
+  try {
+    if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'EEXIST' });
+    return fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'EEXIST' ? 'it is a file, not a folder' : e.code === 'ENOTDIR' ? 'a part of its path is a file' : e.message ?? String(err);
+    throw new ConfigError(`Cannot use ${dir} as an output folder: ${why}`, { cause: err });
+  }
+}
+
+/**
+ * Checks, before any work, that the output file `file` can be written: its
+ * folder exists and `file` is not a folder. A ConfigError naming the path
+ * otherwise.
+ */
+export function checkOutFile(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  let why: string | undefined;
+  try {
+    if (!fs.statSync(dir).isDirectory()) why = `${dir} is not a folder`;
+    else if (fs.existsSync(file) && fs.statSync(file).isDirectory()) why = 'it is a folder';
+  } catch (err) {
+    why = writeReason(err, file);
+  }
+  if (why) throw new ConfigError(`Cannot write the output file ${file}: ${why}`);
 }
 
 /** Writes `data` (or its chunks, in order) to `file` atomically. */
@@ -28,8 +79,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array | 
     }
     await fs.promises.rename(tmp, file);
   } catch (err) {
-    await fs.promises.rm(tmp, { force: true });
-    throw err;
+    await fs.promises.rm(tmp, { force: true }).catch(() => undefined); // never masks the first error
+    throw writeError(err, file);
   }
 }
 
@@ -45,7 +96,11 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array): vo
     }
     fs.renameSync(tmp, file);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
+    try {
+      fs.rmSync(tmp, { force: true });
+    } catch {
+      // never masks the first error
+    }
+    throw writeError(err, file);
   }
 }

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, DataError } from '../errors';
+import { ensureOutDir } from '../io/atomic';
 
 /* The small part of better-sqlite3's API used here (the package ships no types). */
 interface Statement {
@@ -131,12 +132,19 @@ export class StudyStore {
   /** Opens (creating) the store; readonly opens an existing one without writing. */
   static open(file: string, opts: { readonly?: boolean } = {}): StudyStore {
     if (opts.readonly && !fs.existsSync(file)) throw new DataError(`${file} does not exist; run the study first`);
-    if (!opts.readonly) fs.mkdirSync(path.dirname(file), { recursive: true });
-    const db = openDatabase(file, opts.readonly === true);
-    if (!opts.readonly) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
+    if (!opts.readonly) ensureOutDir(path.dirname(file));
+    let db: Database | undefined;
+    try {
+      db = openDatabase(file, opts.readonly === true);
+      db.pragma('schema_version'); // reads the header: a file that is not SQLite fails here
+      if (!opts.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.exec(SCHEMA);
+      }
+    } catch (err) {
+      db?.close();
+      throw new DataError(`Cannot open the study store ${file}: ${(err as Error).message ?? String(err)}; move it away to start afresh`, { cause: err });
     }
     return new StudyStore(file, db);
   }
