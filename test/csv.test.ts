@@ -23,6 +23,9 @@ t.test('readCsv returns columns, trimmed rows, ids and spreadsheet row numbers',
   t.same(table.ids, ['1001', '1002', '1003']);
   t.equal(table.idColumn, 'eid');
   t.same(table.rowNumbers, [2, 4, 5], 'a blank line counts as a row; a quoted newline does not');
+  const quoted = await readCsv(write(t, 'q.csv', 'eid,sex\n" 1 ",M\n2,"M "\n3," F"\n'));
+  t.same(quoted.rows.map((r) => r[1]), ['M', 'M', 'F'], 'quoted cells are trimmed too (Python: csv + strip)');
+  t.same(quoted.ids, ['1', '2', '3']);
   const bySex = await readCsv(write(t, 'b.csv', 'age,eid\n60,a\n61,b\n'), { idColumn: 'eid' });
   t.same(bySex.ids, ['a', 'b']);
 });

@@ -27,8 +27,8 @@ function chunk(type: string, data: Buffer): Buffer {
   return out;
 }
 /** Encodes HWC samples; colourType 0 grey, 2 RGB, 6 RGBA; bitDepth 8 or 16 (big-endian samples). */
-function encodePng(w: number, h: number, colourType: 0 | 2 | 6, bitDepth: 8 | 16, samples: number[]): Buffer {
-  const c = { 0: 1, 2: 3, 6: 4 }[colourType];
+function encodePng(w: number, h: number, colourType: 0 | 2 | 4 | 6, bitDepth: 8 | 16, samples: number[]): Buffer {
+  const c = { 0: 1, 2: 3, 4: 2, 6: 4 }[colourType];
   const bps = bitDepth / 8;
   const raw = Buffer.alloc(h * (1 + w * c * bps));
   let at = 0;
@@ -111,7 +111,20 @@ t.test('readPng drops alpha and scales 16-bit samples to 8 bits', async (t) => {
   const img16 = await readPng(file16);
   t.equal(img16.bitDepth, 16);
   t.same(img16.shape, [1, h, w]);
-  t.ok(Array.from(img16.data).every((v, i) => Math.abs(v - deep[i] / 257) <= 1), `16-bit scaled: ${Array.from(img16.data)}`);
+  t.same(Array.from(img16.data), deep.map((v) => v >> 8), `16-bit scaled by v >> 8: ${Array.from(img16.data)}`);
+  // Every 16-bit code, grey and grey + alpha, as one channel and as three: v >> 8 each time
+  // (libvips' b-w conversion used to map 18965 of the 65536 codes elsewhere).
+  const all = Array.from({ length: 65536 }, (_, i) => i);
+  const allFile = path.join(dir, 'all16.png');
+  fs.writeFileSync(allFile, encodePng(256, 256, 0, 16, all));
+  const want = all.map((v) => v >> 8);
+  const one = await readPng(allFile);
+  t.equal(Array.from(one.data).filter((v, i) => v !== want[i]).length, 0, 'grey16 as 1 channel');
+  const three = await readPng(allFile, { channels: 3 });
+  t.equal(Array.from(three.data.subarray(0, 65536)).filter((v, i) => v !== want[i]).length, 0, 'grey16 as 3 channels');
+  const ga = path.join(dir, 'grey-alpha16.png');
+  fs.writeFileSync(ga, encodePng(256, 256, 4, 16, all.flatMap((v) => [v, 65535 - v])));
+  t.equal(Array.from((await readPng(ga)).data).filter((v, i) => v !== want[i]).length, 0, 'grey + alpha 16-bit: alpha dropped, grey by v >> 8');
 });
 
 t.test('readPng rejects truncated and corrupt files with ERR_DATA naming the file', async (t) => {

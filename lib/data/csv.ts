@@ -95,7 +95,9 @@ export async function scanCsv(file: string, opts: ReadCsvOptions | undefined, ha
       handlerError ??= err;
     }
   };
-  const onRecord = (record: string[], info: { records: number; empty_lines: number }): null => {
+  const onRecord = (raw: string[], info: { records: number; empty_lines: number }): null => {
+    // csv-parse's trim stops at the quotes: `"M "` would keep its space and make a category of its own.
+    const record = raw.map((cell) => cell.trim());
     const row = info.records + info.empty_lines;
     records++;
     if (columns === undefined) {

@@ -20,7 +20,7 @@ export interface PngImage {
   data: Uint8Array;
   /** `[C, H, W]`. */
   shape: [number, number, number];
-  /** Bit depth stored in the file; 16-bit PNGs are scaled down to 8 bits. */
+  /** Bit depth stored in the file (IHDR: 1, 2, 4, 8 or 16); 16-bit PNGs are scaled down to 8 bits (v >> 8). */
   bitDepth: number;
 }
 
@@ -51,9 +51,23 @@ export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngI
     const meta = await sharp(buf, { failOn: 'truncated' }).metadata();
     const grey = meta.channels === 1 || meta.channels === 2 || meta.space === 'b-w' || meta.space === 'grey16';
     const channels = o.channels ?? (grey ? 1 : 3);
-    let img = sharp(buf, { failOn: 'truncated' }).removeAlpha();
-    img = channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
-    const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const wide = meta.depth === 'ushort';
+    let img = sharp(buf, { failOn: 'truncated' });
+    // A grey source read as one channel takes its grey values as stored.
+    // libvips' b-w conversion of 16-bit grey goes through a gamma round trip
+    // that maps 16-bit codes to 8 bits unevenly (one 8-bit level took 145
+    // codes, another 460); here 16 bits become 8 by v >> 8, as the
+    // 3-channel path does.
+    const direct = channels === 1 && grey && (meta.channels === 1 || meta.channels === 2);
+    if (direct) img = img.extractChannel(0).toColourspace(wide ? 'grey16' : 'b-w');
+    else img = img.removeAlpha().toColourspace(channels === 1 ? 'b-w' : 'srgb');
+    const raw = await img.raw({ depth: direct && wide ? 'ushort' : 'uchar' }).toBuffer({ resolveWithObject: true });
+    const info = raw.info;
+    let data: Uint8Array = raw.data;
+    if (direct && wide) {
+      const v16 = new Uint16Array(raw.data.buffer, raw.data.byteOffset, raw.data.length / 2);
+      data = Uint8Array.from(v16, (v) => v >> 8);
+    }
     const { width: w, height: h } = info;
     if (info.channels !== channels || data.length !== w * h * channels) {
       throw new DataError(`${file}: decoding gave ${info.channels} channel(s) of ${w}×${h}, expected ${channels}`);
@@ -67,8 +81,7 @@ export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngI
         for (let c = 0; c < channels; c++) out[c * plane + p] = data[p * channels + c];
       }
     }
-    const depth = meta.depth === 'ushort' ? 16 : 8;
-    return { data: out, shape: [channels, h, w], bitDepth: depth };
+    return { data: out, shape: [channels, h, w], bitDepth: buf[24] };
   } catch (err) {
     if (err instanceof DataError) throw err;
     throw new DataError(`${file} is a corrupt or truncated PNG: ${(err as Error).message.trim()}`, { cause: err });
