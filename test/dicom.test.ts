@@ -74,6 +74,22 @@ t.test('readDicom matches pydicom (pixel_array + modality LUT) on 8/16-bit, sign
   t.equal(maxAbsDiff((await readDicom(noisy)).data, s12.data), 0, 'bits above BitsStored are masked');
 });
 
+t.test('readDicom applies Enhanced multi-frame rescales from the functional groups, and refuses a Modality LUT Sequence', async (t) => {
+  const dir = tmpDir(t);
+  const enhanced = path.join(dir, 'enhanced.dcm');
+  const lut = path.join(dir, 'modlut.dcm');
+  const [ref] = reference<{ shape: number[]; data: number[] }>([
+    { op: 'dicom-derive', src: CT, dst: enhanced, variant: 'enhanced' },
+    { op: 'dicom-derive', src: MR, dst: lut, variant: 'modlut' },
+  ]);
+  const got = await readDicom(enhanced);
+  t.same(got.shape, ref.shape);
+  // Shared group: slope 3, intercept −7; frame 1's own group: 0.5, 10 (numpy oracle; pydicom 2.3 ignores functional groups).
+  t.equal(maxAbsDiff(got.data, ref.data), 0, 'per-frame and shared rescales applied');
+  t.same([got.meta.rescaleSlope, got.meta.rescaleIntercept], [3, -7], "meta gives frame 0's rescale");
+  await expectDataError(t, readDicom(lut), lut, /Modality LUT Sequence \(0028,3000\), which is not supported/);
+});
+
 t.test('readDicom rejects compressed and big-endian transfer syntaxes with ERR_DATA naming the syntax', async (t) => {
   await expectDataError(t, readDicom(fx('MR_small_RLE.dcm')), fx('MR_small_RLE.dcm'), /transfer syntax 1\.2\.840\.10008\.1\.2\.5 \(RLE Lossless\), which is not supported/);
   await expectDataError(t, readDicom(fx('MR_small_bigendian.dcm')), fx('MR_small_bigendian.dcm'), /1\.2\.840\.10008\.1\.2\.2 \(Explicit VR Big Endian\)/);

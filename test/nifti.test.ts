@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { gzipSync } from 'fflate';
+import { gzipSync } from 'node:zlib';
 import { readNifti, ReadNiftiOptions } from '../lib/data/nifti';
 import { ConfigError } from '../lib/errors';
 import { expectDataError, FIXTURES, maxAbsDiff, reference, rejection, tmpDir } from './fixtures/readers/oracle';
@@ -91,6 +91,19 @@ t.test('readNifti rejects truncated headers and data with ERR_DATA naming the fi
   const gz = path.join(dir, 'short.nii.gz');
   fs.writeFileSync(gz, gzipSync(full.subarray(0, full.length - 100)));
   await expectDataError(t, readNifti(gz), gz, /the decompressed data has 43092/);
+});
+
+t.test('readNifti reads multi-member gzip and ignores zero padding after the last member, as nibabel does', async (t) => {
+  const dir = tmpDir(t);
+  const raw = fs.readFileSync(FUNCTIONAL);
+  const ref = await readNifti(FUNCTIONAL);
+  const cut = 1000;
+  const members = path.join(dir, 'members.nii.gz');
+  fs.writeFileSync(members, Buffer.concat([gzipSync(raw.subarray(0, cut)), gzipSync(raw.subarray(cut))]));
+  t.same(Array.from((await readNifti(members)).data), Array.from(ref.data), 'two gzip members');
+  const padded = path.join(dir, 'padded.nii.gz');
+  fs.writeFileSync(padded, Buffer.concat([gzipSync(raw), Buffer.alloc(512)]));
+  t.same(Array.from((await readNifti(padded)).data), Array.from(ref.data), '512 zero bytes after the member');
 });
 
 t.test('readNifti rejects corrupt or truncated gzip data with ERR_DATA naming the file', async (t) => {

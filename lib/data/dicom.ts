@@ -21,6 +21,7 @@ export interface DicomMeta {
   /** 0 unsigned, 1 two's complement. */
   pixelRepresentation: number;
   photometricInterpretation: string;
+  /** Frame 0's rescale (Enhanced multi-frame functional groups may give each frame its own; `data` applies each). */
   rescaleSlope: number;
   rescaleIntercept: number;
   transferSyntaxUID: string;
@@ -101,6 +102,38 @@ function optionalNumber(ds: dicomParser.DataSet, tag: string): number | undefine
 }
 
 /** Reads a DICOM image; see the module comment for what is supported. */
+
+type DicomDataSet = ReturnType<typeof dicomParser.parseDicom>;
+
+/** RescaleSlope/RescaleIntercept of a data set, or of the first item of its Pixel Value Transformation Sequence (0028,9145). */
+function rescaleOf(ds: DicomDataSet | undefined): { slope?: number; inter?: number } {
+  if (!ds) return {};
+  const own = ds.elements.x00289145?.items?.[0]?.dataSet;
+  const from = own ?? ds;
+  const slope = from.floatString('x00281053');
+  const inter = from.floatString('x00281052');
+  return { slope: slope !== undefined && Number.isFinite(slope) ? slope : undefined, inter: inter !== undefined && Number.isFinite(inter) ? inter : undefined };
+}
+
+/**
+ * The modality rescale of each frame. Enhanced multi-frame objects keep it in
+ * the functional groups: a frame's Per-frame Functional Groups item (5200,9230)
+ * wins over the Shared Functional Groups (5200,9229), which win over the top
+ * level. Elsewhere, the top-level RescaleSlope/RescaleIntercept apply to all.
+ */
+function frameRescale(ds: DicomDataSet, file: string, frames: number): { slope: number; inter: number }[] {
+  const top = rescaleOf(ds);
+  const shared = rescaleOf(ds.elements.x52009229?.items?.[0]?.dataSet);
+  const perFrame = ds.elements.x52009230?.items;
+  if (perFrame && perFrame.length !== frames) {
+    throw new DataError(`${file} has ${perFrame.length} Per-frame Functional Groups items (5200,9230) but NumberOfFrames ${frames}`);
+  }
+  return Array.from({ length: frames }, (_, f) => {
+    const own = rescaleOf(perFrame?.[f]?.dataSet);
+    return { slope: own.slope ?? shared.slope ?? top.slope ?? 1, inter: own.inter ?? shared.inter ?? top.inter ?? 0 };
+  });
+}
+
 export async function readDicom(file: string): Promise<DicomImage> {
   string(file, 'path');
   const buf = await readInputFile(file);
@@ -169,22 +202,25 @@ function decode(file: string, bytes: Uint8Array): DicomImage {
     );
   }
 
-  const slopeRaw = ds.floatString('x00281053');
-  const interRaw = ds.floatString('x00281052');
-  const slope = slopeRaw !== undefined && Number.isFinite(slopeRaw) ? slopeRaw : 1;
-  const inter = interRaw !== undefined && Number.isFinite(interRaw) ? interRaw : 0;
+  if (ds.elements.x00283000) {
+    throw new DataError(`${file} maps its pixels with a Modality LUT Sequence (0028,3000), which is not supported; only RescaleSlope/RescaleIntercept are`);
+  }
+  const scaling = frameRescale(ds, file, frames);
   const dv = new DataView(bytes.buffer, bytes.byteOffset + pixel.dataOffset, needed);
   const signed = pixelRepresentation === 1;
   const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
   const signBit = 2 ** (bitsStored - 1);
   const range = 2 ** bitsStored;
   const data = new Float32Array(count);
+  const plane = rows * columns;
   for (let i = 0; i < count; i++) {
     // Bits above BitsStored may hold overlays or garbage: mask them, then sign-extend.
     let v = (bytesPer === 1 ? dv.getUint8(i) : dv.getUint16(2 * i, true)) & mask;
     if (signed && v >= signBit) v -= range;
-    data[i] = v * slope + inter;
+    const f = scaling[Math.floor(i / plane)];
+    data[i] = v * f.slope + f.inter;
   }
+  const { slope, inter } = scaling[0];
 
   const spacing = [ds.floatString('x00280030', 0), ds.floatString('x00280030', 1)];
   return {
