@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { readNpyHeader } from './data/npy';
+import { DataError } from './errors';
 import type { ImageFacts, ImageInput } from './pretrain-options';
 
 const kSample = 512;
@@ -43,6 +44,14 @@ export async function channelStats(input: ImageInput, facts: ImageFacts, rows?: 
           const v = img[p] * scale;
           a += v;
           b += v * v;
+        }
+        if (!Number.isFinite(b)) {
+          const i = index(Math.floor(s * stride));
+          const k = Array.prototype.findIndex.call(img, (v: number, q: number) => q >= ch * h * w && !Number.isFinite(v));
+          const e = k % (h * w);
+          throw new DataError(
+            `${'npy' in input ? input.npy : 'images'}: image ${i} has ${Number.isNaN(img[k]) ? 'NaN' : 'Inf'} at channel ${ch}, y ${Math.floor(e / w)}, x ${e % w}; image values must be finite`,
+          );
         }
         sum[ch] += a;
         sq[ch] += b;

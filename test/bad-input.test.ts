@@ -155,3 +155,32 @@ t.test('explain: NaN images name the cohort file, subject id and store index; a 
   await fails(t, ['explain', '--run', frun, '--cohort', fcohort, '--method', 'gradcam', '--n', '2', '--out', out], 'ERR_CONFIG', [path.join(out, 'overlays')]);
   t.notOk(fs.existsSync(path.join(out, 'explain.json')), 'no explain.json describes a half-written folder');
 });
+
+t.test('pretrain --images: NaN images and bad --tabular files are ERR_DATA naming the file, index, row and column', async (t) => {
+  const images = at('pt-images.npy');
+  const data = new Float32Array(8 * 3 * 16 * 16).fill(0.5);
+  await writeNpy(images, data, [8, 3, 16, 16]);
+  const nanImages = at('pt-nan.npy');
+  data[5 * 768 + 2 * 256 + 3 * 16 + 1] = Number.NaN; // image 5, channel 2, y 3, x 1
+  await writeNpy(nanImages, data, [8, 3, 16, 16]);
+  const out = at('pt-run');
+  const pre = (imgs: string, ...more: string[]) => ['pretrain', '--images', imgs, '--out', out, '--config', tiny, '--batch-size', '4', ...more];
+  await fails(t, pre(nanImages, '--mode', 'simclr'), 'ERR_DATA', [nanImages, 'image 5 has NaN at channel 2, y 3, x 1']);
+
+  const i64 = at('tab-i64.npy');
+  await writeNpy(i64, BigInt64Array.from({ length: 8 * 2 }, (_, k) => (k === 7 ? 2n ** 60n : BigInt(k))), [8, 2]);
+  await fails(t, pre(images, '--tabular', i64), 'ERR_DATA', [i64, 'int64', String(2n ** 60n), 'row 3, column 1']);
+  const short = at('tab-short.npy');
+  await writeNpy(short, new Float32Array(7 * 2), [7, 2]);
+  await fails(t, pre(images, '--tabular', short), 'ERR_DATA', [short, '7 rows', images, '8 images']);
+  const nanTab = at('tab-nan.npy');
+  await writeNpy(nanTab, Float64Array.from({ length: 16 }, (_, k) => (k === 9 ? Number.NaN : k)), [8, 2]);
+  await fails(t, pre(images, '--tabular', nanTab), 'ERR_DATA', [nanTab, 'NaN at row 4, column 1']);
+  t.notOk(fs.existsSync(path.join(out, 'config.json')), 'no run was started');
+
+  // int64 rows within ±2^53 train as their exact values.
+  const okTab = at('tab-ok.npy');
+  await writeNpy(okTab, BigInt64Array.from({ length: 16 }, (_, k) => BigInt(k % 5) - 2n), [8, 2]);
+  await cli(...pre(images, '--tabular', okTab, '--epochs', '1'));
+  t.ok(fs.existsSync(path.join(out, 'checkpoint.safetensors')), 'an int64 --tabular file trains');
+});

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 import { readNpy, readNpyHeader } from '../data/npy';
 import { loadExperimentConfig, mergeConfig, type ExperimentConfig } from '../config';
-import { ConfigError, TabsightError } from '../errors';
+import { ConfigError, DataError, TabsightError } from '../errors';
 import { evaluateRun, type EvaluationResult } from '../pipeline/evaluate';
 import { pretrainCohort } from '../pipeline/cohort-pretrain';
 import { distributedFromEnv, distributedRank, pretrain, type DistributedOptions, type PretrainMode } from '../pretrain';
@@ -14,6 +14,32 @@ import { trainingBar } from './progress';
 
 function experiment(file?: string): ExperimentConfig {
   return file ? loadExperimentConfig(file) : {};
+}
+
+/**
+ * The --tabular rows N×F as float32, checked against the images: 2-D, one
+ * row per image, finite values; int64 converted exactly (up to 2^53). Every
+ * error is a DataError naming the file (and the row and column).
+ */
+export async function readTabularNpy(file: string, n: number, images: string): Promise<{ data: Float32Array; shape: [number, number] }> {
+  const t = await readNpy(file);
+  if (t.shape.length !== 2) throw new DataError(`Expected a 2-D array [N, F] in ${file} but found shape [${t.shape.join(', ')}]`);
+  const [rows, cols] = t.shape;
+  if (rows !== n) throw new DataError(`${file} holds ${rows} rows but ${images} holds ${n} images; give one tabular row per image`);
+  const data = new Float32Array(rows * cols);
+  const where = (k: number) => `row ${Math.floor(k / cols)}, column ${k % cols}`;
+  if (t.data instanceof BigInt64Array) {
+    const limit = 2n ** 53n;
+    t.data.forEach((v, k) => {
+      if (v > limit || v < -limit) throw new DataError(`${file} (int64) holds ${v} at ${where(k)}, beyond ±2^53: convert it to float first`);
+      data[k] = Number(v);
+    });
+  } else {
+    data.set(t.data as ArrayLike<number>);
+  }
+  const bad = data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new DataError(`${file} holds ${Number.isNaN(data[bad]) ? 'NaN' : data[bad]} at ${where(bad)}; tabular values must be finite`);
+  return { data, shape: [rows, cols] };
 }
 
 export function addTrainCommands(program: Command): void {
@@ -84,11 +110,9 @@ export function addTrainCommands(program: Command): void {
           const rest = { ...rest0, distributed };
           if (features || labelTask) throw new TabsightError('ERR_CONFIG', '--features and --label-task need --cohort');
           const header = await readNpyHeader(o.images);
-          const t = o.tabular ? await readNpy(o.tabular) : undefined;
-          if (t && t.shape.length !== 2) throw new TabsightError('ERR_DATA', `Expected a 2-D array [N, F] in ${o.tabular} but found shape [${t.shape.join(', ')}]`);
+          const tabular = o.tabular ? await readTabularNpy(o.tabular, header.shape[0], o.images) : undefined;
           out = await pretrain({
-            ...rest, out: o.out, images: { npy: o.images }, imageSize: rest.imageSize ?? header.shape[2], resume: o.resume ?? false,
-            tabular: t ? { data: Float32Array.from(t.data as ArrayLike<number>), shape: [t.shape[0], t.shape[1]] } : undefined,
+            ...rest, out: o.out, images: { npy: o.images }, imageSize: rest.imageSize ?? header.shape[2], resume: o.resume ?? false, tabular,
           }, { onProgress: bar.update, signal });
         }
         bar.stop();
