@@ -27,7 +27,7 @@ function chunk(type: string, data: Buffer): Buffer {
   return out;
 }
 /** Encodes HWC samples; colourType 0 grey, 2 RGB, 6 RGBA; bitDepth 8 or 16 (big-endian samples). */
-function encodePng(w: number, h: number, colourType: 0 | 2 | 4 | 6, bitDepth: 8 | 16, samples: number[]): Buffer {
+function encodePng(w: number, h: number, colourType: 0 | 2 | 4 | 6, bitDepth: 8 | 16, samples: number[], sBit?: number[]): Buffer {
   const c = { 0: 1, 2: 3, 4: 2, 6: 4 }[colourType];
   const bps = bitDepth / 8;
   const raw = Buffer.alloc(h * (1 + w * c * bps));
@@ -46,7 +46,8 @@ function encodePng(w: number, h: number, colourType: 0 | 2 | 4 | 6, bitDepth: 8 
   ihdr[8] = bitDepth;
   ihdr[9] = colourType;
   const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  const extra = sBit ? [chunk('sBIT', Buffer.from(sBit))] : [];
+  return Buffer.concat([sig, chunk('IHDR', ihdr), ...extra, chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
 /** HWC → CHW, the layout readPng must return. */
 function toCHW(hwc: number[], h: number, w: number, c: number): number[] {
@@ -125,6 +126,14 @@ t.test('readPng drops alpha and scales 16-bit samples to 8 bits', async (t) => {
   const ga = path.join(dir, 'grey-alpha16.png');
   fs.writeFileSync(ga, encodePng(256, 256, 4, 16, all.flatMap((v) => [v, 65535 - v])));
   t.equal(Array.from((await readPng(ga)).data).filter((v, i) => v !== want[i]).length, 0, 'grey + alpha 16-bit: alpha dropped, grey by v >> 8');
+  // 12-bit MR saved as 16-bit PNG with sBIT 12: the top 8 of the 12 bits (v >> 4), not 16 grey levels.
+  const mr = Array.from({ length: 4096 }, (_, i) => i);
+  const mrFile = path.join(dir, 'mr12.png');
+  fs.writeFileSync(mrFile, encodePng(64, 64, 0, 16, mr, [12]));
+  t.same(Array.from((await readPng(mrFile)).data), mr.map((v) => v >> 4), 'sBIT 12: v >> 4');
+  const noSbit = path.join(dir, 'mr12-nosbit.png');
+  fs.writeFileSync(noSbit, encodePng(64, 64, 0, 16, mr));
+  t.equal(new Set((await readPng(noSbit)).data).size, 16, 'without sBIT, 0..4095 keeps 16 levels (documented)');
 });
 
 t.test('readPng rejects truncated and corrupt files with ERR_DATA naming the file', async (t) => {

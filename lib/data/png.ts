@@ -20,7 +20,11 @@ export interface PngImage {
   data: Uint8Array;
   /** `[C, H, W]`. */
   shape: [number, number, number];
-  /** Bit depth stored in the file (IHDR: 1, 2, 4, 8 or 16); 16-bit PNGs are scaled down to 8 bits (v >> 8). */
+  /**
+   * Bit depth stored in the file (IHDR: 1, 2, 4, 8 or 16). 16-bit PNGs are
+   * scaled down to 8 bits by v >> 8; a 16-bit grey PNG read as one channel
+   * whose sBIT chunk gives b significant bits (8 ≤ b < 16) by v >> (b − 8).
+   */
   bitDepth: number;
 }
 
@@ -33,6 +37,18 @@ function checkOptions(opts: unknown): { channels?: 1 | 3 } {
   knownKeys(o, 'options', ['channels']);
   if (o.channels !== undefined && o.channels !== 1 && o.channels !== 3) throw invalid('1 or 3', 'channels', o.channels);
   return { channels: o.channels as 1 | 3 | undefined };
+}
+
+/** The grey sample's significant bits from a grey or grey+alpha PNG's sBIT chunk (before IDAT), if any. */
+function significantGreyBits(buf: Buffer): number | undefined {
+  for (let at = 8; at + 8 <= buf.length;) {
+    const length = buf.readUInt32BE(at);
+    const type = buf.toString('latin1', at + 4, at + 8);
+    if (type === 'IDAT' || type === 'IEND') return undefined;
+    if (type === 'sBIT' && length >= 1 && at + 9 <= buf.length) return buf[at + 8];
+    at += 12 + length;
+  }
+  return undefined;
 }
 
 /** Reads a PNG file into a `[C, H, W]` Uint8Array. */
@@ -65,8 +81,12 @@ export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngI
     const info = raw.info;
     let data: Uint8Array = raw.data;
     if (direct && wide) {
+      // An sBIT chunk saying fewer significant bits (12-bit MR saved as
+      // 16-bit PNG) keeps the top 8 of those; without it 0..4095 would
+      // become only 16 grey levels.
+      const bits = significantGreyBits(buf) ?? 16;
       const v16 = new Uint16Array(raw.data.buffer, raw.data.byteOffset, raw.data.length / 2);
-      data = Uint8Array.from(v16, (v) => v >> 8);
+      data = bits >= 8 && bits < 16 ? Uint8Array.from(v16, (v) => Math.min(255, v >> (bits - 8))) : Uint8Array.from(v16, (v) => v >> 8);
     }
     const { width: w, height: h } = info;
     if (info.channels !== channels || data.length !== w * h * channels) {
