@@ -69,5 +69,6 @@ export function corruptTabular(rows: Float32Array, shape: [number, number], marg
 
 /** One-hot encodes categorical codes (cardinality k > 0); continuous columns (0) pass through. */
 export function encodeTabular(rows: Float32Array, shape: [number, number], cardinalities: number[]): { data: Float32Array; shape: number[] } {
+  if (Array.isArray(cardinalities)) cardinalities.forEach((k, i) => is.cardinality(k, `cardinalities[${i}]`));
   return callNative(() => native().encodeTabular(rows, shape, cardinalities) as { data: Float32Array; shape: number[] });
 }

@@ -106,8 +106,8 @@ function prepareTabular(options: PretrainOptions, n: number, config: ResolvedPre
   if (rows !== n) throw new ShapeError(`Expected ${n} tabular rows (one per image) but received ${rows}`);
   if (t.data.length !== rows * f) throw new ShapeError(`Expected ${rows * f} values for tabular.data but received ${t.data.length}`);
   const card = t.cardinalities ? [...t.cardinalities] : new Array<number>(f).fill(0);
-  if (card.length !== f || card.some((k) => !Number.isInteger(k) || k < 0)) {
-    throw new ShapeError(`Expected ${f} non-negative integers for tabular.cardinalities`);
+  if (card.length !== f || card.some((k) => !Number.isInteger(k) || k < 0 || k > is.MAX_CARDINALITY)) {
+    throw new ShapeError(`Expected ${f} integers between 0 and ${is.MAX_CARDINALITY} for tabular.cardinalities`);
   }
   for (let i = 0; i < t.data.length; i++) {
     const v = t.data[i];

@@ -32,6 +32,18 @@ export function integer(value: unknown, name: string, min = -Infinity, max = Inf
   return value;
 }
 
+/**
+ * The largest categorical cardinality: category codes travel to the native
+ * core as float32, which holds every integer up to 2^24 exactly
+ * (native/train/tabular.h, kMaxCardinality).
+ */
+export const MAX_CARDINALITY = 2 ** 24;
+
+/** A tabular column's cardinality: 0 (continuous) or a category count up to MAX_CARDINALITY. */
+export function cardinality(value: unknown, name: string): number {
+  return integer(value, name, 0, MAX_CARDINALITY);
+}
+
 export function positiveInteger(value: unknown, name: string): number {
   if (!isNumber(value) || !Number.isInteger(value) || value <= 0) throw invalid('positive integer', name, value);
   return value;

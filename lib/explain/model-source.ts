@@ -147,7 +147,7 @@ export function resolveModel(input: ModelInput, needsCheckpoint: boolean, needsT
   }
   if (needsTabular) {
     const card = pick('cardinalities', config.data?.cardinalities, (v, n) => is.numberArray(v, n));
-    card.forEach((k, i) => is.nonNegativeInteger(k, `model.cardinalities[${i}]`));
+    card.forEach((k, i) => is.cardinality(k, `model.cardinalities[${i}]`));
     if (card.length === 0) throw new ConfigError(`Expected model.cardinalities: the run in ${file} has no tabular columns`);
     out.cardinalities = [...card];
   }

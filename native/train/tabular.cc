@@ -10,7 +10,16 @@ namespace tabsight::train {
 
 int64_t TabularSpec::EncodedWidth() const {
   int64_t w = 0;
-  for (int64_t k : cardinalities) w += k == 0 ? 1 : k;
+  for (size_t j = 0; j < cardinalities.size(); ++j) {
+    const int64_t k = cardinalities[j];
+    if (k < 0 || k > kMaxCardinality) {
+      Fail(ErrorCode::kConfig, "Expected integer between 0 and " + std::to_string(kMaxCardinality) +
+                                   " for cardinalities[" + std::to_string(j) + "] but received " + std::to_string(k));
+    }
+    if (__builtin_add_overflow(w, k == 0 ? 1 : k, &w)) {
+      Fail(ErrorCode::kConfig, "The one-hot width of " + std::to_string(cardinalities.size()) + " columns overflows");
+    }
+  }
   return w;
 }
 
@@ -49,6 +58,7 @@ void ValidateRows(const torch::Tensor& rows, const TabularSpec& spec) {
     Fail(ErrorCode::kShape, "Expected tabular rows [N, " + std::to_string(spec.cardinalities.size()) +
                                 "] but received " + c10::str(rows.sizes()));
   }
+  spec.EncodedWidth();  // checks the cardinalities
   auto r = rows.to(torch::kFloat32).contiguous();
   const float* p = r.data_ptr<float>();
   const int64_t n = r.size(0), f = r.size(1);
@@ -73,11 +83,12 @@ torch::Tensor EncodeRows(const torch::Tensor& rows, const TabularSpec& spec) {
   if (rows.dim() != 2 || rows.size(1) != f) {
     Fail(ErrorCode::kShape, "Expected tabular rows [N, " + std::to_string(f) + "] but received " + c10::str(rows.sizes()));
   }
+  const int64_t width = spec.EncodedWidth();  // checks the cardinalities
   bool any_categorical = false;
   for (int64_t k : spec.cardinalities) any_categorical |= k > 0;
   if (!any_categorical) return rows.to(torch::kFloat32);
   auto r = rows.to(torch::kFloat32).contiguous().cpu();
-  const int64_t n = r.size(0), width = spec.EncodedWidth();
+  const int64_t n = r.size(0);
   auto out = torch::zeros({n, width}, torch::kFloat32);
   const float* p = r.data_ptr<float>();
   float* o = out.data_ptr<float>();
@@ -90,8 +101,13 @@ torch::Tensor EncodeRows(const torch::Tensor& rows, const TabularSpec& spec) {
         o[i * width + col] = v;
         col += 1;
       } else {
+        // −1 (a category unseen in training) encodes as all zeros; col + k ≤ width.
+        if (!(v >= -1 && v < static_cast<float>(k)) || v != std::floor(v)) {
+          Fail(ErrorCode::kData, "Category code " + std::to_string(v) + " at row " + std::to_string(i) + ", column " +
+                                     std::to_string(j) + " is not an integer in [-1, " + std::to_string(k) + ")");
+        }
         const int64_t code = static_cast<int64_t>(v);
-        if (code >= 0 && code < k) o[i * width + col + code] = 1.0f;
+        if (code >= 0) o[i * width + col + code] = 1.0f;
         col += k;
       }
     }

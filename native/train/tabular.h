@@ -13,9 +13,17 @@
 
 namespace tabsight::train {
 
-// cardinalities[f] == 0 marks a continuous column, k ≥ 1 a categorical one.
+// The largest cardinality: category codes travel as float32, which holds
+// every integer up to 2^24 exactly.
+constexpr int64_t kMaxCardinality = int64_t{1} << 24;
+
+// cardinalities[f] == 0 marks a continuous column, 1 ≤ k ≤ kMaxCardinality a
+// categorical one.
 struct TabularSpec {
   std::vector<int64_t> cardinalities;
+  // The one-hot width: 1 per continuous column, k per categorical one.
+  // Throws kConfig for a cardinality outside [0, kMaxCardinality], naming its
+  // index, and for a width that overflows.
   int64_t EncodedWidth() const;
 };
 
@@ -25,7 +33,8 @@ struct TabularSpec {
 torch::Tensor CorruptRows(const torch::Tensor& rows, const torch::Tensor& marginals, double rate, uint64_t seed);
 
 // One-hot encodes categorical columns; continuous ones pass through. The
-// output is B×EncodedWidth(), columns in the input order.
+// output is B×EncodedWidth(), columns in the input order. A code that is not
+// an integer in [−1, k) throws kData naming the row and column.
 torch::Tensor EncodeRows(const torch::Tensor& rows, const TabularSpec& spec);
 
 // Checks codes are integers in [−1, k) and continuous values are finite;
