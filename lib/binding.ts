@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ConfigError } from './errors';
 
 /** Numeric arrays that cross into the native core. */
 export type NativeArray = Float32Array | Float64Array | Uint8Array | Int32Array | BigInt64Array;
@@ -47,6 +48,13 @@ export interface NativeBinding {
 }
 
 let cached: NativeBinding | undefined;
+
+/**
+ * The most intra-op (or data) threads a count may ask for; the native core
+ * refuses more (native/common/threads.h: OpenMP allocates every thread's
+ * state up front and exits the process when that fails).
+ */
+export const MAX_THREADS = 1024;
 
 /** The folder holding tabsight's package.json (works from lib/ and dist/lib/). */
 export function packageRoot(): string {
@@ -114,9 +122,9 @@ function load(): NativeBinding {
     ? (require(path.resolve(process.env.TABSIGHT_ADDON)) as NativeBinding)
     : nodeGypBuild(packageRoot());
   const fromEnv = process.env.TABSIGHT_THREADS;
-  const threads = fromEnv ? Number(fromEnv) : os.availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new Error(`Expected positive integer for TABSIGHT_THREADS but received ${fromEnv}`);
+  const threads = fromEnv ? Number(fromEnv) : Math.min(os.availableParallelism(), MAX_THREADS);
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw new ConfigError(`Expected integer between 1 and ${MAX_THREADS} for TABSIGHT_THREADS but received ${fromEnv}`);
   }
   // LibTorch's default was seen to be 1 on a 2-core machine. The addon
   // records the count, and each libuv worker applies it to its own thread
@@ -125,8 +133,8 @@ function load(): NativeBinding {
   const dataFromEnv = process.env.TABSIGHT_DATA_THREADS;
   if (dataFromEnv) {
     const dataThreads = Number(dataFromEnv);
-    if (!Number.isInteger(dataThreads) || dataThreads < 0) {
-      throw new Error(`Expected non-negative integer for TABSIGHT_DATA_THREADS but received ${dataFromEnv}`);
+    if (!Number.isInteger(dataThreads) || dataThreads < 0 || dataThreads > MAX_THREADS) {
+      throw new ConfigError(`Expected integer between 0 and ${MAX_THREADS} for TABSIGHT_DATA_THREADS but received ${dataFromEnv}`);
     }
     binding.setDataThreads(dataThreads);
   }

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -68,14 +69,24 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   });
 }
 
+// A thread count: an integer in [min, kMaxThreads] (checked as a double, so
+// 2^32 + 1 does not wrap to 1).
+int ReadThreadCount(const Napi::Value& value, int min, const char* what) {
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (!(d >= min && d <= kMaxThreads) || d != std::floor(d)) {
+    throw tabsight::Error(ErrorCode::kConfig, "Expected integer between " + std::to_string(min) + " and " +
+                                                  std::to_string(kMaxThreads) + " for " + what + " but received " +
+                                                  Napi::Value(value).ToString().Utf8Value());
+  }
+  return static_cast<int>(d);
+}
+
 // Sets the count on the calling (main) thread and records it; each worker
 // applies it to its own thread before running (common/threads.h).
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsNumber()) throw tabsight::Error(ErrorCode::kConfig, "Expected a thread count");
-    int n = info[0].As<Napi::Number>().Int32Value();
-    if (n < 1) throw tabsight::Error(ErrorCode::kConfig, "Expected positive integer for threads");
-    SetIntraOpThreads(n);
+    SetIntraOpThreads(ReadThreadCount(info[0], 1, "threads"));
     return Napi::Number::New(info.Env(), at::get_num_threads());
   });
 }
@@ -84,7 +95,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 Napi::Value SetDataThreads(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsNumber()) throw tabsight::Error(ErrorCode::kConfig, "Expected a data thread count");
-    train::SetDataThreads(info[0].As<Napi::Number>().Int32Value());
+    train::SetDataThreads(ReadThreadCount(info[0], 0, "dataThreads"));
     return info.Env().Undefined();
   });
 }

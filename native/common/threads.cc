@@ -3,10 +3,13 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+#include "common/error.h"
 
 namespace tabsight {
 
@@ -15,6 +18,10 @@ std::atomic<int> g_intra_op_threads{0};
 }  // namespace
 
 void SetIntraOpThreads(int n) {
+  if (n < 1 || n > kMaxThreads) {
+    Fail(ErrorCode::kConfig, "Expected integer between 1 and " + std::to_string(kMaxThreads) + " for threads but received " +
+                                 std::to_string(n));
+  }
   at::set_num_threads(n);
   g_intra_op_threads.store(n);
 }

@@ -11,7 +11,13 @@
 
 namespace tabsight {
 
+// The most intra-op (or data) threads a count may ask for: OpenMP allocates
+// every thread's state up front, and libgomp exits the process when that
+// fails ("Out of memory allocating ... bytes").
+constexpr int kMaxThreads = 1024;
+
 // The process-wide intra-op thread count (at::set_num_threads, recorded).
+// Throws kConfig unless 1 ≤ n ≤ kMaxThreads.
 void SetIntraOpThreads(int n);
 
 // Gives the calling thread n intra-op threads for its later parallel regions
