@@ -1,6 +1,8 @@
 #include "train/trainer.h"
 
+#include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <cmath>
 #include <condition_variable>
@@ -57,7 +59,10 @@ std::atomic<int> g_data_threads{0};
 }  // namespace
 
 void SetDataThreads(int n) {
-  if (n < 0) Fail(ErrorCode::kConfig, "Expected dataThreads ≥ 0 but received " + std::to_string(n));
+  if (n < 0 || n > kMaxThreads) {
+    Fail(ErrorCode::kConfig, "Expected integer between 0 and " + std::to_string(kMaxThreads) + " for dataThreads but received " +
+                                 std::to_string(n));
+  }
   g_data_threads.store(n);
 }
 
@@ -268,6 +273,9 @@ void Trainer::Validate() const {
     }
   }
   if (config_.epochs < 1 || config_.batch_size < 2) Fail(ErrorCode::kConfig, "Expected epochs ≥ 1 and batchSize ≥ 2");
+  if (config_.checkpoint_every < 1) {
+    Fail(ErrorCode::kConfig, "Expected positive integer for checkpointEvery but received " + Str(config_.checkpoint_every));
+  }
   ValidateAugmentOptions(config_.augment);
   losses::ValidateClipOptions(config_.clip);
   losses::ValidateNtXentOptions(config_.ntxent);
@@ -600,11 +608,46 @@ void Trainer::SaveCheckpoint(const std::string& path) {
 
 void Trainer::LoadCheckpoint(const std::string& path) {
   auto file = io::ReadSafetensors(path);
-  auto meta_int = [&](const char* key) -> int64_t {
+  auto meta_text = [&](const char* key) -> const std::string& {
     auto it = file.metadata.find(key);
     if (it == file.metadata.end()) Fail(ErrorCode::kData, "Checkpoint " + path + " lacks metadata field " + key);
-    return std::stoll(it->second);
+    return it->second;
   };
+  auto not_a = [&](const char* key, const char* what) {
+    Fail(ErrorCode::kData, "Checkpoint " + path + " has metadata field " + key + " = \"" + meta_text(key) + "\", not " + what);
+  };
+  auto meta_int = [&](const char* key) -> int64_t {
+    const std::string& text = meta_text(key);
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) not_a(key, "an integer");
+    return v;
+  };
+  auto meta_double = [&](const char* key) -> double {
+    const std::string& text = meta_text(key);
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size()) not_a(key, "a number");
+    return v;
+  };
+  // The position comes first: it is checked before anything is loaded or used.
+  const int64_t epoch = meta_int("epoch"), step_in_epoch = meta_int("step_in_epoch");
+  const int64_t global_step = meta_int("global_step"), epoch_steps = meta_int("epoch_steps");
+  auto bad_position = [&](const char* key, const std::string& expected) {
+    Fail(ErrorCode::kData, "Checkpoint " + path + " has metadata field " + key + " = " + meta_text(key) + "; expected " +
+                               expected);
+  };
+  if (epoch < 0 || epoch > config_.epochs) bad_position("epoch", "an integer in [0, " + Str(config_.epochs) + "] (the configured epochs)");
+  if (step_in_epoch < 0 || step_in_epoch >= steps_per_epoch_) {
+    bad_position("step_in_epoch", "an integer in [0, " + Str(steps_per_epoch_) + ") (the steps per epoch)");
+  }
+  if (epoch == config_.epochs && step_in_epoch != 0) bad_position("step_in_epoch", "0 at the end of the last epoch");
+  if (epoch_steps < 0) bad_position("epoch_steps", "a non-negative integer");
+  if (global_step != epoch * steps_per_epoch_ + step_in_epoch) {
+    Fail(ErrorCode::kData, "Checkpoint " + path + " was written with " + "a different dataset or batch size (step " +
+                               Str(global_step) + " does not match epoch " + Str(epoch) + ")");
+  }
+  const double epoch_loss_sum = meta_double("epoch_loss_sum"), epoch_top1_sum = meta_double("epoch_top1_sum");
   torch::NoGradGuard no_grad;
   auto load = [&](const std::string& name, torch::Tensor& dst) {
     const torch::Tensor* src = file.Find(name);
@@ -649,16 +692,12 @@ void Trainer::LoadCheckpoint(const std::string& path) {
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     gen.set_state(*g);
   }
-  epoch_ = meta_int("epoch");
-  step_in_epoch_ = meta_int("step_in_epoch");
-  global_step_ = meta_int("global_step");
-  epoch_steps_ = meta_int("epoch_steps");
-  epoch_loss_sum_ = std::stod(file.metadata.at("epoch_loss_sum"));
-  epoch_top1_sum_ = std::stod(file.metadata.at("epoch_top1_sum"));
-  if (global_step_ != epoch_ * steps_per_epoch_ + step_in_epoch_) {
-    Fail(ErrorCode::kData, "Checkpoint " + path + " was written with " + "a different dataset or batch size (step " +
-                               Str(global_step_) + " does not match epoch " + Str(epoch_) + ")");
-  }
+  epoch_ = epoch;
+  step_in_epoch_ = step_in_epoch;
+  global_step_ = global_step;
+  epoch_steps_ = epoch_steps;
+  epoch_loss_sum_ = epoch_loss_sum;
+  epoch_top1_sum_ = epoch_top1_sum;
   resumed_ = true;
 }
 
@@ -724,6 +763,7 @@ torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, 
   const bool channels_last = memory_format == "auto" ? ResolveChannelsLast(memory_format, device) && stage1 >= 32
                                                      : ResolveChannelsLast(memory_format, device);
   if (images.dim() != 4) Fail(ErrorCode::kShape, "Expected images of rank 4 [N, C, H, W] but received " + c10::str(images.sizes()));
+  if (batch_size < 1) Fail(ErrorCode::kConfig, "Expected positive integer for batchSize but received " + Str(batch_size));
   if (images.size(1) != encoder->options().in_channels) {
     Fail(ErrorCode::kShape, "Expected " + Str(encoder->options().in_channels) + " image channels but received " + Str(images.size(1)));
   }
