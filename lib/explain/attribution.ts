@@ -232,7 +232,7 @@ export function noiseTunnel(model: ModelInput, images: AttributionImages, option
     const method = imageMethod(name, { ...inner, target: o.target }, x);
     method.noise = {
       type: is.oneOf(o.type ?? 'smoothgrad', 'type', ['smoothgrad', 'smoothgrad_sq', 'vargrad'] as const),
-      samples: is.positiveInteger(o.samples ?? 5, 'samples'),
+      samples: is.integer(o.samples ?? 5, 'samples', 1, 10000),
       stdev: is.nonNegativeNumber(o.stdev ?? 1.0, 'stdev'),
       seed: is.integer(o.seed ?? 0, 'seed', 0, Number.MAX_SAFE_INTEGER),
     };

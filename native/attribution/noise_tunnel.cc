@@ -16,7 +16,9 @@ void ValidateNoiseTunnelOptions(const NoiseTunnelOptions& options) {
     Fail(ErrorCode::kConfig, "Expected one of smoothgrad, smoothgrad_sq, vargrad for type but received \"" +
                                  options.type + "\"");
   }
-  if (options.samples < 1) Fail(ErrorCode::kConfig, "Expected positive integer for samples");
+  if (options.samples < 1 || options.samples > kMaxNoiseSamples) {
+    Fail(ErrorCode::kConfig, "Expected integer between 1 and " + std::to_string(kMaxNoiseSamples) + " for samples");
+  }
   if (!(options.stdev >= 0) || !std::isfinite(options.stdev)) Fail(ErrorCode::kConfig, "Expected non-negative number for stdev");
 }
 

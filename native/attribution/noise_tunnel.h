@@ -16,6 +16,10 @@
 
 namespace tabsight::attribution {
 
+// The most noisy samples one call may ask for (each is a full run of the
+// wrapped method).
+constexpr int64_t kMaxNoiseSamples = 10000;
+
 struct NoiseTunnelOptions {
   std::string type = "smoothgrad";  // smoothgrad | smoothgrad_sq | vargrad
   int64_t samples = 5;
