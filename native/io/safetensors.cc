@@ -1,6 +1,7 @@
 #include "io/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -138,17 +139,23 @@ void WriteSafetensors(const std::string& path, const NamedTensors& tensors, cons
 Safetensors ReadSafetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) Fail(ErrorCode::kData, "Cannot open safetensors file " + path + ": " + std::strerror(errno));
+  // A directory opens too (and reports a bogus size); only a regular file has bytes to read.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) Fail(ErrorCode::kData, "Cannot stat safetensors file " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) Bad(path, S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file");
   in.seekg(0, std::ios::end);
-  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  const std::streamoff end = in.tellg();
+  if (!in || end < 0) Bad(path, "could not determine its size");
+  const uint64_t size = static_cast<uint64_t>(end);
   in.seekg(0);
   if (size < 8) Bad(path, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   unsigned char lenbuf[8];
-  in.read(reinterpret_cast<char*>(lenbuf), 8);
+  if (!in.read(reinterpret_cast<char*>(lenbuf), 8)) Bad(path, "could not read the 8-byte header length");
   uint64_t hlen = 0;
   for (int i = 0; i < 8; ++i) hlen |= static_cast<uint64_t>(lenbuf[i]) << (8 * i);
   if (hlen > size - 8) Bad(path, "header length " + std::to_string(hlen) + " runs past the end of the file");
   std::string hdr(hlen, '\0');
-  in.read(hdr.data(), static_cast<std::streamsize>(hlen));
+  if (!in.read(hdr.data(), static_cast<std::streamsize>(hlen))) Bad(path, "could not read the header");
   Json root;
   try {
     root = ParseJson(hdr);
