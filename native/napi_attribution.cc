@@ -3,9 +3,11 @@
 // tabular rows, and the quadrature IG uses; for comparing runs, the target's
 // score on any batch of images and the paired image/tabular projections. TypeScript (lib/explain) has
 // validated every option and filled every default; here we re-check only
-// what could crash (array types and lengths). Work runs in a PromiseWorker;
-// small typed arrays are copied, the main input is viewed and kept alive.
+// what could crash (array types and lengths, cardinalities).
+// Work runs in a PromiseWorker, so every typed array is copied on the main
+// thread first (TensorCopy): the caller may detach or shrink it afterwards.
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "attribution/integrated_gradients.h"
@@ -26,12 +28,10 @@ namespace {
 
 namespace attr = tabsight::attribution;
 
-// A float32 typed array with its shape, read from o[data_key] / o[shape_key].
-torch::Tensor ReadArray(const Napi::Object& o, const char* data_key, const char* shape_key, const std::string& what,
-                        bool copy) {
+// A copy of the float32 typed array o[data_key], with its shape o[shape_key].
+torch::Tensor ReadArray(const Napi::Object& o, const char* data_key, const char* shape_key, const std::string& what) {
   auto arr = ExpectTypedArray(o.Get(data_key), what.c_str(), {napi_float32_array});
-  auto t = TensorView(arr, ReadShape(o.Get(shape_key), (what + " shape").c_str()), what.c_str());
-  return copy ? t.clone() : t;
+  return TensorCopy(arr, ReadShape(o.Get(shape_key), (what + " shape").c_str()), what.c_str());
 }
 
 torch::Tensor ReadIndex(const Napi::Object& o) {
@@ -57,7 +57,16 @@ attr::ModelSpec ReadModel(const Napi::Object& o) {
     m.projection_dim = GetInt(o, "projectionDim");
   }
   if (Has(o, "cardinalities")) {
-    for (double k : GetNumberArray(o, "cardinalities")) m.cardinalities.push_back(static_cast<int64_t>(k));
+    const auto cards = GetNumberArray(o, "cardinalities");
+    for (size_t i = 0; i < cards.size(); ++i) {
+      const double k = cards[i];
+      if (!(k >= 0 && k <= static_cast<double>(train::kMaxCardinality)) || k != std::floor(k)) {
+        throw tabsight::Error(ErrorCode::kConfig, "Expected integer between 0 and " +
+                                                      std::to_string(train::kMaxCardinality) +
+                                                      " for model.cardinalities[" + std::to_string(i) + "]");
+      }
+      m.cardinalities.push_back(static_cast<int64_t>(k));
+    }
   }
   return m;
 }
@@ -74,11 +83,11 @@ TargetInput ReadTarget(const Napi::Object& o) {
   t.head.kind = GetString(o, "kind");
   t.head.index = ReadIndex(o);
   if (Has(o, "space")) t.head.space = GetString(o, "space");
-  if (Has(o, "vector")) t.head.reference = ReadArray(o, "vector", "vectorShape", "target.vector", true);
-  if (Has(o, "weight")) t.head.weight = ReadArray(o, "weight", "weightShape", "target.weight", true);
-  if (Has(o, "bias")) t.head.bias = ReadArray(o, "bias", "biasShape", "target.bias", true);
-  if (Has(o, "pairedTabular")) t.paired_tabular = ReadArray(GetObject(o, "pairedTabular"), "data", "shape", "target.pairedTabular", true);
-  if (Has(o, "pairedImages")) t.paired_images = ReadArray(GetObject(o, "pairedImages"), "data", "shape", "target.pairedImages", true);
+  if (Has(o, "vector")) t.head.reference = ReadArray(o, "vector", "vectorShape", "target.vector");
+  if (Has(o, "weight")) t.head.weight = ReadArray(o, "weight", "weightShape", "target.weight");
+  if (Has(o, "bias")) t.head.bias = ReadArray(o, "bias", "biasShape", "target.bias");
+  if (Has(o, "pairedTabular")) t.paired_tabular = ReadArray(GetObject(o, "pairedTabular"), "data", "shape", "target.pairedTabular");
+  if (Has(o, "pairedImages")) t.paired_images = ReadArray(GetObject(o, "pairedImages"), "data", "shape", "target.pairedImages");
   return t;
 }
 
@@ -94,7 +103,7 @@ attr::MethodSpec ReadMethod(const Napi::Object& o) {
     auto b = GetObject(o, "baseline");
     s.baseline.kind = GetString(b, "kind");
     if (Has(b, "sigma")) s.baseline.sigma = GetNumber(b, "sigma");
-    if (Has(b, "data")) s.baseline.tensor = ReadArray(b, "data", "shape", "baseline", true);
+    if (Has(b, "data")) s.baseline.tensor = ReadArray(b, "data", "shape", "baseline");
   }
   if (Has(o, "layer")) {
     s.cam.relu = GetBool(o, "relu");
@@ -151,13 +160,13 @@ Napi::Value ToJs(Napi::Env env, const Output& r) {
   return out;
 }
 
-// images (Float32Array) and its shape [N, C, H, W] at info[0] and info[1],
-// viewed without a copy (the caller keeps info[0] alive).
+// A copy of images (Float32Array) with its shape [N, C, H, W], at info[0]
+// and info[1].
 torch::Tensor ReadImages(const Napi::CallbackInfo& info) {
   auto arr = ExpectTypedArray(info[0], "images", {napi_float32_array});
   auto shape = ReadShape(info[1], "images shape");
   if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
-  return TensorView(arr, shape, "images");
+  return TensorCopy(arr, shape, "images");
 }
 
 // options.model and options.target of an image method; the target's head
@@ -213,7 +222,7 @@ Napi::Value AttributeImages(const Napi::CallbackInfo& info) {
           auto r = attr::RunMethod(explainable, images.to(m.device), method);
           *result = {r.attributions, r.delta, r.scores, r.baseline_scores, {}};
         },
-        [result](Napi::Env env) { return ToJs(env, *result); }, {info[0]});
+        [result](Napi::Env env) { return ToJs(env, *result); });
   });
 }
 
@@ -223,7 +232,7 @@ Napi::Value AttributeTabular(const Napi::CallbackInfo& info) {
     auto arr = ExpectTypedArray(info[0], "rows", {napi_float32_array});
     auto shape = ReadShape(info[1], "rows shape");
     if (shape.size() != 2) throw tabsight::Error(ErrorCode::kShape, "Expected rows shape [N, F]");
-    auto rows = TensorView(arr, shape, "rows");
+    auto rows = TensorCopy(arr, shape, "rows");
     if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
     auto o = info[2].As<Napi::Object>();
     auto model = ReadModel(GetObject(o, "model"));
@@ -246,7 +255,7 @@ Napi::Value AttributeTabular(const Napi::CallbackInfo& info) {
           *result = {r.attributions, r.encoded.delta, r.encoded.scores, r.encoded.baseline_scores,
                      r.encoded.attributions};
         },
-        [result](Napi::Env env) { return ToJs(env, *result); }, {info[0]});
+        [result](Napi::Env env) { return ToJs(env, *result); });
   });
 }
 
@@ -274,7 +283,7 @@ Napi::Value ScoreImages(const Napi::CallbackInfo& info) {
           auto f = attr::ImageTarget(m.image, head);
           *result = attr::Evaluate(f, images.to(m.device), attr::Range(0, n, m.device), batch).cpu();
         },
-        [result](Napi::Env env) { return ToTypedArray(env, result->to(torch::kFloat64)); }, {info[0]});
+        [result](Napi::Env env) { return ToTypedArray(env, result->to(torch::kFloat64)); });
   });
 }
 
@@ -285,13 +294,11 @@ Napi::Value ProjectPairs(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto images = ReadImages(info);
     torch::Tensor rows;
-    std::vector<Napi::Value> keep{info[0]};
     if (!info[2].IsNull() && !info[2].IsUndefined()) {
       auto rarr = ExpectTypedArray(info[2], "rows", {napi_float32_array});
       auto rshape = ReadShape(info[3], "rows shape");
       if (rshape.size() != 2) throw tabsight::Error(ErrorCode::kShape, "Expected rows shape [N, F]");
-      rows = TensorView(rarr, rshape, "rows");
-      keep.push_back(info[2]);
+      rows = TensorCopy(rarr, rshape, "rows");
     }
     if (!info[4].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
     auto o = info[4].As<Napi::Object>();
@@ -320,8 +327,7 @@ Napi::Value ProjectPairs(const Napi::CallbackInfo& info) {
           if (tp.defined()) out.Set("tabularProjection", ToTypedArray(env, tp));
           if (ip.defined() || tp.defined()) out.Set("projectionShape", ShapeToJs(env, ip.defined() ? ip : tp));
           return out;
-        },
-        keep);
+        });
   });
 }
 
@@ -329,14 +335,14 @@ Napi::Value ProjectPairs(const Napi::CallbackInfo& info) {
 Napi::Value AttributeToy(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     auto arr = ExpectTypedArray(info[0], "inputs", {napi_float32_array});
-    auto x = TensorView(arr, ReadShape(info[1], "inputs shape"), "inputs");
+    auto x = TensorCopy(arr, ReadShape(info[1], "inputs shape"), "inputs");
     if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
     auto o = info[2].As<Napi::Object>();
     attr::ToyNetSpec net;
     net.net = GetString(o, "net");
-    net.weight = ReadArray(o, "weight", "weightShape", "weight", true);
-    if (Has(o, "bias")) net.bias = ReadArray(o, "bias", "biasShape", "bias", true);
-    if (Has(o, "head")) net.head = ReadArray(o, "head", "headShape", "head", true);
+    net.weight = ReadArray(o, "weight", "weightShape", "weight");
+    if (Has(o, "bias")) net.bias = ReadArray(o, "bias", "biasShape", "bias");
+    if (Has(o, "head")) net.head = ReadArray(o, "head", "headShape", "head");
     if (Has(o, "offset")) net.offset = GetNumber(o, "offset");
     if (Has(o, "padding")) net.padding = GetInt(o, "padding");
     auto method = ReadMethod(GetObject(o, "method"));
@@ -347,7 +353,7 @@ Napi::Value AttributeToy(const Napi::CallbackInfo& info) {
           auto r = attr::RunMethod(attr::MakeToyNet(net), x, method);
           *result = {r.attributions, r.delta, r.scores, r.baseline_scores, {}};
         },
-        [result](Napi::Env env) { return ToJs(env, *result); }, {info[0]});
+        [result](Napi::Env env) { return ToJs(env, *result); });
   });
 }
 

@@ -9,6 +9,7 @@
 // TypeScript (lib/augment.ts) has validated and completed the options; here
 // we re-check what could corrupt memory (dtype, length, rank) and the ranges.
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "common/threads.h"
@@ -76,15 +77,16 @@ uint64_t ReadSeed(const Napi::Value& value) {
   return static_cast<uint64_t>(d);
 }
 
-// Image data (Uint8Array or Float32Array) with a rank-4 shape, as a tensor view.
-torch::Tensor ReadImages(const Napi::Value& data, const Napi::Value& shape_value) {
+// Image data (Uint8Array or Float32Array) with a rank-4 shape, as a tensor:
+// a view for synchronous calls, a native-owned copy for the worker.
+torch::Tensor ReadImages(const Napi::Value& data, const Napi::Value& shape_value, bool copy) {
   Napi::TypedArray array = ExpectTypedArray(data, "images.data", {napi_uint8_array, napi_float32_array});
   std::vector<int64_t> shape = ReadShape(shape_value, "images.shape");
   if (shape.size() != 4) {
     throw tabsight::Error(ErrorCode::kShape, "Expected 4 dimensions [n, c, h, w] for images.shape but received " +
                                                  std::to_string(shape.size()));
   }
-  return TensorView(array, shape, "images.data");
+  return copy ? TensorCopy(array, shape, "images.data") : TensorView(array, shape, "images.data");
 }
 
 Napi::Object Result(Napi::Env env, const torch::Tensor& out) {
@@ -94,18 +96,20 @@ Napi::Object Result(Napi::Env env, const torch::Tensor& out) {
   return result;
 }
 
-// Runs Augment on a libuv thread. The input tensor views the JS array's
-// memory, and the output tensor the Float32Array the promise resolves with
-// (allocated here on the main thread, so the result is written once, in
-// place); the references keep both arrays alive until the worker is deleted
-// on the main thread. Execute never touches JS.
+// Runs Augment on a libuv thread. The input is a native copy of the JS
+// array (the caller may detach, transfer or shrink its buffer as soon as
+// augment returns). Without `into` the output tensor views a Float32Array
+// allocated here that no JS can reach until the promise resolves with it, so
+// the result is written once, in place. With `into` (the caller's array) the
+// worker writes native memory and OnOK copies it into `into` on the main
+// thread, after checking that its buffer still has the expected length.
+// Execute never touches JS.
 class AugmentWorker : public Napi::AsyncWorker {
  public:
   AugmentWorker(Napi::Env env, const Napi::TypedArray& array, torch::Tensor images, AugmentOptions options,
                 uint64_t seed, train::AugmentPath path, const Napi::Value& into)
       : Napi::AsyncWorker(env, "tabsight:augment"),
         deferred_(Napi::Promise::Deferred::New(env)),
-        array_ref_(Napi::Persistent(static_cast<Napi::Object>(array))),
         images_(std::move(images)),
         options_(options),
         seed_(seed),
@@ -138,7 +142,12 @@ class AugmentWorker : public Napi::AsyncWorker {
       }
     }
     output_ref_ = Napi::Persistent(static_cast<Napi::Object>(output));
-    output_ = TensorView(output, out_shape_, "augment output");
+    if (into.IsUndefined()) {
+      output_ = TensorView(output, out_shape_, "augment output");
+    } else {
+      copy_out_ = true;
+      output_ = torch::empty(out_shape_, torch::kFloat32);
+    }
   }
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
@@ -151,8 +160,8 @@ class AugmentWorker : public Napi::AsyncWorker {
       failure_ = CurrentFailure();
       failed_ = true;
     }
-    images_ = torch::Tensor();  // drop the views before the arrays can go
-    output_ = torch::Tensor();
+    images_ = torch::Tensor();
+    if (!copy_out_) output_ = torch::Tensor();  // drop the view before the array can go
   }
 
   void OnOK() override {
@@ -163,6 +172,7 @@ class AugmentWorker : public Napi::AsyncWorker {
       return;
     }
     try {
+      if (copy_out_) CopyOut();
       Napi::Object result = Napi::Object::New(env);
       result.Set("data", output_ref_.Value());
       Napi::Array shape = Napi::Array::New(env, out_shape_.size());
@@ -181,9 +191,22 @@ class AugmentWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
+  // Copies the result into the caller's `into` (main thread only).
+  void CopyOut() {
+    auto into = output_ref_.Value().As<Napi::TypedArray>();
+    const size_t bytes = static_cast<size_t>(output_.numel()) * sizeof(float);
+    void* base = into.ArrayBuffer().Data();
+    if (into.ByteLength() != bytes || (bytes > 0 && base == nullptr)) {
+      throw tabsight::Error(ErrorCode::kShape, "Expected the augment output to keep its " + std::to_string(output_.numel()) +
+                                                   " elements but its buffer was detached or resized (" +
+                                                   std::to_string(into.ElementLength()) + " elements) while augment ran");
+    }
+    if (bytes) std::memcpy(static_cast<uint8_t*>(base) + into.ByteOffset(), output_.data_ptr<float>(), bytes);
+    output_ = torch::Tensor();
+  }
+
   Napi::Promise::Deferred deferred_;
   static constexpr double kMaxOutputElements = 4294967295.0;
-  Napi::ObjectReference array_ref_;
   Napi::ObjectReference output_ref_;
   torch::Tensor images_;
   std::vector<int64_t> out_shape_;
@@ -191,6 +214,7 @@ class AugmentWorker : public Napi::AsyncWorker {
   uint64_t seed_;
   train::AugmentPath path_;
   torch::Tensor output_;
+  bool copy_out_ = false;
   Failure failure_;
   bool failed_ = false;
 };
@@ -198,7 +222,7 @@ class AugmentWorker : public Napi::AsyncWorker {
 Napi::Value AugmentJs(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     if (info.Length() < 4) throw tabsight::Error(ErrorCode::kConfig, "augment expects (data, shape, options, seed)");
-    torch::Tensor images = ReadImages(info[0], info[1]);
+    torch::Tensor images = ReadImages(info[0], info[1], /*copy=*/true);
     AugmentOptions options = ReadAugmentOptions(info[2]);
     const uint64_t seed = ReadSeed(info[3]);
     train::AugmentPath path = train::AugmentPath::kAuto;
@@ -264,7 +288,7 @@ Napi::Value AugmentParamsJs(const Napi::CallbackInfo& info) {
 Napi::Value ResizeToFloatJs(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
     if (info.Length() < 4) throw tabsight::Error(ErrorCode::kConfig, "resizeToFloat expects (data, shape, outH, outW)");
-    torch::Tensor images = ReadImages(info[0], info[1]);
+    torch::Tensor images = ReadImages(info[0], info[1], /*copy=*/false);
     const int64_t out_h = ToInt(info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN, "outSize");
     const int64_t out_w = ToInt(info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : NAN, "outSize");
     return Result(info.Env(), train::ToFloatResized(images, out_h, out_w));

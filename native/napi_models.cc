@@ -56,8 +56,8 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
       state_->model = models::ResNet(options);
       state_->model->to(state_->device);
       state_->model->eval();
-    } catch (const Napi::Error&) {
-      throw;
+    } catch (const Napi::Error& e) {
+      throw WithCode(env, e);
     } catch (...) {
       throw MakeError(env, CurrentFailure());
     }
@@ -86,6 +86,7 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
   Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
     return Guard(info, [&]() -> Napi::Value {
       auto state = Live();
+      if (!info[0].IsString()) throw tabsight::Error(ErrorCode::kConfig, "Expected a string for path");
       std::string path = info[0].As<Napi::String>().Utf8Value();
       return PromiseWorker::Start(
           info.Env(),
@@ -102,6 +103,7 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
   Napi::Value SaveWeights(const Napi::CallbackInfo& info) {
     return Guard(info, [&]() -> Napi::Value {
       auto state = Live();
+      if (!info[0].IsString()) throw tabsight::Error(ErrorCode::kConfig, "Expected a string for path");
       std::string path = info[0].As<Napi::String>().Utf8Value();
       io::Metadata meta;
       if (info.Length() > 1 && info[1].IsObject()) {
@@ -128,13 +130,15 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
   }
 
   // embed(data, [N,C,H,W], { mean, std, outSize: [h, w], batchSize, memoryFormat? }) → Promise<{data, shape}>
+  // The images are copied before the worker runs: the caller may detach or
+  // shrink the array once embed returns.
   Napi::Value Embed(const Napi::CallbackInfo& info) {
     return Guard(info, [&]() -> Napi::Value {
       auto state = Live();
       auto arr = ExpectTypedArray(info[0], "images", {napi_uint8_array, napi_float32_array});
       auto shape = ReadShape(info[1], "images shape");
       if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images shape [N, C, H, W]");
-      auto images = TensorView(arr, shape, "images");
+      if (!info[2].IsObject()) throw tabsight::Error(ErrorCode::kConfig, "Expected an options object");
       auto o = info[2].As<Napi::Object>();
       auto mean = GetNumberArray(o, "mean");
       auto std = GetNumberArray(o, "std");
@@ -142,9 +146,11 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
       const int64_t batch = GetInt(o, "batchSize");
       const std::string memory_format = Has(o, "memoryFormat") ? GetString(o, "memoryFormat") : "auto";
       if (out_size.size() != 2) throw tabsight::Error(ErrorCode::kConfig, "Expected outSize [h, w]");
+      if (batch < 1) throw tabsight::Error(ErrorCode::kConfig, "Expected positive integer for batchSize");
       if (static_cast<int64_t>(mean.size()) != shape[1] || static_cast<int64_t>(std.size()) != shape[1]) {
         throw tabsight::Error(ErrorCode::kConfig, "Expected one normalisation mean and std per image channel");
       }
+      auto images = TensorCopy(arr, shape, "images");
       auto result = std::make_shared<torch::Tensor>();
       return PromiseWorker::Start(
           info.Env(),
@@ -158,8 +164,7 @@ class ImageEncoder : public Napi::ObjectWrap<ImageEncoder> {
             out.Set("data", ToTypedArray(env, *result));
             out.Set("shape", ShapeToJs(env, *result));
             return out;
-          },
-          {info[0]});
+          });
     });
   }
 

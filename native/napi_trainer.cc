@@ -56,39 +56,49 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
 }
 
 // data: { images: {data, shape} | {path, offset, dtype, shape}, tabular?: {data, shape, cardinalities}, labels? }
-train::TrainData ReadData(const Napi::Object& o, std::vector<Napi::Value>& keep) {
+// Typed arrays are copied (TrainData owns its memory): the job runs on a
+// libuv thread, and the caller may detach or shrink them once this returns.
+train::TrainData ReadData(const Napi::Object& o) {
   train::TrainData d;
   auto images = GetObject(o, "images");
   auto shape = ReadShape(images.Get("shape"), "images.shape");
   if (shape.size() != 4) throw tabsight::Error(ErrorCode::kShape, "Expected images.shape [N, C, H, W]");
   if (Has(images, "path")) {
     auto file = std::make_shared<io::MappedFile>(GetString(images, "path"));
-    const auto offset = static_cast<size_t>(GetInt(images, "offset"));
+    const int64_t raw_offset = GetInt(images, "offset");
+    if (raw_offset < 0) {
+      throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " has a negative data offset " + std::to_string(raw_offset));
+    }
+    const auto offset = static_cast<uint64_t>(raw_offset);
     const std::string dtype = GetString(images, "dtype");
     c10::ScalarType type = dtype == "uint8" ? torch::kUInt8 : dtype == "float32" ? torch::kFloat32 : c10::ScalarType::Undefined;
     if (type == c10::ScalarType::Undefined) throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " has dtype " + dtype + "; expected uint8 or float32");
-    size_t need = offset + static_cast<size_t>(shape[0] * shape[1] * shape[2] * shape[3]) * c10::elementSize(type);
-    if (file->size() < need) {
-      throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " is truncated: " + std::to_string(file->size()) +
-                                                  " bytes but its header needs " + std::to_string(need));
+    // The bytes the header promises, without wraparound: offset + numel · size ≤ file size.
+    uint64_t bytes = c10::elementSize(type);
+    bool overflow = false;
+    for (int64_t d : shape) overflow |= __builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes);
+    const uint64_t size = file->size();
+    if (overflow || offset > size || bytes > size - offset) {
+      throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " is truncated: " + std::to_string(size) +
+                                                  " bytes but its header needs " +
+                                                  (overflow ? std::string("more than 2^64") : std::to_string(offset) + " + " + std::to_string(bytes)));
     }
     d.images = torch::from_blob(const_cast<uint8_t*>(file->data()) + offset, shape, torch::TensorOptions().dtype(type));
     d.keepalive = file;
   } else {
     auto arr = ExpectTypedArray(images.Get("data"), "images.data", {napi_uint8_array, napi_float32_array});
-    d.images = TensorView(arr, shape, "images.data");
-    keep.push_back(arr);
+    d.images = TensorCopy(arr, shape, "images.data");
   }
   if (Has(o, "tabular")) {
     auto t = GetObject(o, "tabular");
     auto arr = ExpectTypedArray(t.Get("data"), "tabular.data", {napi_float32_array});
-    d.tabular = TensorView(arr, ReadShape(t.Get("shape"), "tabular.shape"), "tabular.data");
-    keep.push_back(arr);
+    d.tabular = TensorCopy(arr, ReadShape(t.Get("shape"), "tabular.shape"), "tabular.data");
     d.spec.cardinalities = ReadShape(t.Get("cardinalities"), "tabular.cardinalities");
   }
   if (Has(o, "rows")) {
     auto arr = ExpectTypedArray(o.Get("rows"), "rows", {napi_int32_array});
-    d.rows = TensorView(arr, {static_cast<int64_t>(arr.ElementLength())}, "rows").to(torch::kLong);
+    d.rows = TensorView(arr, {static_cast<int64_t>(arr.ElementLength())}, "rows")
+                 .to(torch::kLong, /*non_blocking=*/false, /*copy=*/true);
   }
   if (Has(o, "scanImages")) d.scan_images = o.Get("scanImages").ToBoolean().Value();
   if (Has(o, "targets")) {
@@ -97,7 +107,8 @@ train::TrainData ReadData(const Napi::Object& o, std::vector<Napi::Value>& keep)
   }
   if (Has(o, "labels")) {
     auto arr = ExpectTypedArray(o.Get("labels"), "labels", {napi_int32_array, napi_bigint64_array});
-    d.labels = TensorView(arr, {static_cast<int64_t>(arr.ElementLength())}, "labels").to(torch::kLong);
+    d.labels = TensorView(arr, {static_cast<int64_t>(arr.ElementLength())}, "labels")
+                   .to(torch::kLong, /*non_blocking=*/false, /*copy=*/true);  // a copy for BigInt64Array too
   }
   return d;
 }
@@ -105,13 +116,11 @@ train::TrainData ReadData(const Napi::Object& o, std::vector<Napi::Value>& keep)
 class TrainWorker : public Napi::AsyncProgressQueueWorker<train::Progress> {
  public:
   TrainWorker(Napi::Env env, Napi::Function on_progress, train::TrainConfig config, train::TrainData data,
-              std::string resume_from, std::shared_ptr<std::atomic<bool>> abort, std::shared_ptr<std::atomic<bool>> running,
-              const std::vector<Napi::Value>& keep)
+              std::string resume_from, std::shared_ptr<std::atomic<bool>> abort, std::shared_ptr<std::atomic<bool>> running)
       : Napi::AsyncProgressQueueWorker<train::Progress>(env, "tabsight:train"),
         deferred_(Napi::Promise::Deferred::New(env)), config_(std::move(config)), data_(std::move(data)),
         resume_from_(std::move(resume_from)), abort_(std::move(abort)), running_(std::move(running)) {
     on_progress_ = Napi::Persistent(on_progress);
-    for (const auto& v : keep) refs_.push_back(Napi::Persistent(v));
   }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -188,7 +197,6 @@ class TrainWorker : public Napi::AsyncProgressQueueWorker<train::Progress> {
   train::TrainData data_;
   std::string resume_from_;
   std::shared_ptr<std::atomic<bool>> abort_, running_;
-  std::vector<Napi::Reference<Napi::Value>> refs_;
   train::TrainSummary summary_;
   Failure failure_;
 };
@@ -208,11 +216,9 @@ class TrainingJob : public Napi::ObjectWrap<TrainingJob> {
         throw tabsight::Error(ErrorCode::kConfig, "Expected (config, data) objects");
       }
       config_ = ReadConfig(info[0].As<Napi::Object>());
-      std::vector<Napi::Value> keep;
-      data_ = ReadData(info[1].As<Napi::Object>(), keep);
-      for (const auto& v : keep) keep_.push_back(Napi::Persistent(v));
-    } catch (const Napi::Error&) {
-      throw;
+      data_ = ReadData(info[1].As<Napi::Object>());
+    } catch (const Napi::Error& e) {
+      throw WithCode(info.Env(), e);
     } catch (...) {
       throw MakeError(info.Env(), CurrentFailure());
     }
@@ -227,10 +233,7 @@ class TrainingJob : public Napi::ObjectWrap<TrainingJob> {
       std::string resume = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
       abort_->store(false);
       running_->store(true);
-      std::vector<Napi::Value> keep;
-      for (auto& ref : keep_) keep.push_back(ref.Value());
-      auto* worker = new TrainWorker(info.Env(), info[0].As<Napi::Function>(), config_, data_, resume, abort_, running_,
-                                     keep);
+      auto* worker = new TrainWorker(info.Env(), info[0].As<Napi::Function>(), config_, data_, resume, abort_, running_);
       auto promise = worker->Promise();
       worker->Queue();
       return promise;
@@ -246,7 +249,6 @@ class TrainingJob : public Napi::ObjectWrap<TrainingJob> {
 
   train::TrainConfig config_;
   train::TrainData data_;
-  std::vector<Napi::Reference<Napi::Value>> keep_;
   std::shared_ptr<std::atomic<bool>> abort_ = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<std::atomic<bool>> running_ = std::make_shared<std::atomic<bool>>(false);
 };

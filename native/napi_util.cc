@@ -35,6 +35,17 @@ Napi::Error MakeError(Napi::Env env, const Failure& failure) {
   return error;
 }
 
+Napi::Error WithCode(Napi::Env env, const Napi::Error& error) {
+  Napi::Value value = error.Value();
+  if (value.IsObject()) {
+    Napi::Value code = value.As<Napi::Object>().Get("code");
+    if (code.IsString()) return error;
+  }
+  Napi::Error coded = MakeError(env, {"ERR_CONFIG", error.Message()});
+  if (!value.IsEmpty()) coded.Value().Set("cause", value);
+  return coded;
+}
+
 void ThrowTypeError(const std::string& message) {
   throw tabsight::Error(ErrorCode::kShape, message);
 }
@@ -89,12 +100,23 @@ Napi::TypedArray ExpectTypedArray(const Napi::Value& value, const char* what,
   throw tabsight::Error(ErrorCode::kShape, os.str());
 }
 
+torch::Tensor TensorCopy(const Napi::TypedArray& array, const std::vector<int64_t>& shape,
+                         const char* what) {
+  torch::Tensor view = TensorView(array, shape, what);
+  torch::Tensor copy = torch::empty(shape, view.options());
+  const size_t bytes = array.ByteLength();
+  if (bytes) std::memcpy(copy.data_ptr(), view.data_ptr(), bytes);
+  return copy;
+}
+
 torch::Tensor TensorView(const Napi::TypedArray& array, const std::vector<int64_t>& shape,
                          const char* what) {
   int64_t numel = 1;
   for (int64_t d : shape) {
     if (d < 0) throw tabsight::Error(ErrorCode::kShape, std::string("negative dimension in ") + what);
-    numel *= d;
+    if (__builtin_mul_overflow(numel, d, &numel)) {
+      throw tabsight::Error(ErrorCode::kShape, std::string("Expected a shape of at most 2^63 - 1 elements for ") + what);
+    }
   }
   if (static_cast<int64_t>(array.ElementLength()) != numel) {
     std::ostringstream os;

@@ -30,6 +30,12 @@ Failure CurrentFailure();
 // A JS Error with `.code` set.
 Napi::Error MakeError(Napi::Env env, const Failure& failure);
 
+// `error` with a stable code: itself when it has one, else an ERR_CONFIG
+// error with its message (and `cause` the original). N-API calls on a value
+// of the wrong type (an options object that is undefined, a number that is a
+// string) fail with uncoded errors; they are all misuse of the raw binding.
+Napi::Error WithCode(Napi::Env env, const Napi::Error& error);
+
 // Runs fn; any C++ exception becomes a thrown JS error with a stable code.
 // Use it for every synchronous binding entry point.
 template <typename Fn>
@@ -37,8 +43,9 @@ Napi::Value Guard(const Napi::CallbackInfo& info, Fn&& fn) {
   Napi::Env env = info.Env();
   try {
     return fn();
-  } catch (const Napi::Error&) {
-    throw;
+  } catch (const Napi::Error& e) {
+    WithCode(env, e).ThrowAsJavaScriptException();
+    return env.Undefined();
   } catch (...) {
     MakeError(env, CurrentFailure()).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -47,9 +54,17 @@ Napi::Value Guard(const Napi::CallbackInfo& info, Fn&& fn) {
 
 [[noreturn]] void ThrowTypeError(const std::string& message);
 
-// A view of a JS typed array as a tensor (no copy). The caller must keep the
-// array alive while the tensor is used (hold a Napi::Reference in workers).
+// A view of a JS typed array as a tensor (no copy), for synchronous calls
+// only: the tensor must not outlive the call. A reference does not keep the
+// memory: once the call returns, JS may transfer the ArrayBuffer (and the new
+// owner free it) or shrink a resizable one.
 torch::Tensor TensorView(const Napi::TypedArray& array, const std::vector<int64_t>& shape,
+                         const char* what);
+
+// A native-owned copy of a JS typed array as a tensor (one memcpy, on the
+// main thread), checked like TensorView. Every input that work off the main
+// thread reads (PromiseWorker, AsyncWorker) is one of these.
+torch::Tensor TensorCopy(const Napi::TypedArray& array, const std::vector<int64_t>& shape,
                          const char* what);
 
 // Checks that a value is a typed array of one of the allowed types.
