@@ -357,6 +357,15 @@ export function resolvePretrainOptions(
   };
 
   const augment = resolveAugmentOptions({ outSize: [imageSize, imageSize], ...(options.augment ?? {}) });
+  // Training crops to imageSize; an augment.outSize of its own would train on
+  // another size than config.json records.
+  const [outH, outW] = augment.outSize[0] === 0 ? [images.height, images.width] : augment.outSize; // [0, 0]: the stored size
+  if (options.augment?.outSize !== undefined && (outH !== imageSize || outW !== imageSize)) {
+    throw new ConfigError(
+      `augment.outSize [${augment.outSize.join(', ')}] conflicts with imageSize ${imageSize}${options.imageSize === undefined ? ' (the stored image size)' : ''}: ` +
+        'set the training size with imageSize (--image-size) and leave augment.outSize out',
+    );
+  }
   const corruptionRate = is.probability(options.corruptionRate ?? 0.3, 'corruptionRate');
   const checkpointEvery = is.positiveInteger(options.checkpointEvery ?? 1, 'checkpointEvery');
   if (normalize.mean.length !== images.channels || normalize.std.length !== images.channels) {

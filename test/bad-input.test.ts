@@ -184,3 +184,11 @@ t.test('pretrain --images: NaN images and bad --tabular files are ERR_DATA namin
   await cli(...pre(images, '--tabular', okTab, '--epochs', '1'));
   t.ok(fs.existsSync(path.join(out, 'checkpoint.safetensors')), 'an int64 --tabular file trains');
 });
+
+t.test('augment.outSize that disagrees with the training image size is ERR_CONFIG naming both keys', async (t) => {
+  const cfg = at('outsize.yaml');
+  fs.writeFileSync(cfg, fs.readFileSync(tiny, 'utf8') + '  augment: { outSize: [12, 12] }\n');
+  const out = at('outsize-run');
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', out, '--config', cfg, '--image-size', '16'], 'ERR_CONFIG', ['augment.outSize [12, 12]', 'imageSize 16']);
+  t.notOk(fs.existsSync(out));
+});
