@@ -77,3 +77,29 @@ t.test('evaluate --protocol finetune tunes and probes on one label-fraction subs
   t.ok(r.tasks.infarction.auc.values.every(Number.isFinite) && r.tasks.infarction.auc.values.length === 2);
   t.equal(r.labelFraction, 0.1);
 });
+
+t.test('evaluate names the task, labels file and class label of a probe error, and saves no head when a task fails', async (t) => {
+  const src = path.join(root, 'cardiac'); // from the first subtest
+  const cohort = path.join(root, 'cardiac-no-nyha4');
+  fs.cpSync(src, cohort, { recursive: true });
+  const split = new Map(fs.readFileSync(path.join(src, 'splits.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',') as [string, string]));
+  const [header, ...rows] = fs.readFileSync(path.join(src, 'labels.csv'), 'utf8').trim().split('\n');
+  const col = header.split(',').indexOf('nyha');
+  const labels = [...new Set(rows.map((l) => l.split(',')[col]))].sort();
+  const dropped = labels[labels.length - 1];
+  let moved = 0;
+  const out = rows.map((l) => {
+    const cells = l.split(',');
+    if (split.get(cells[0]) === 'test' && cells[col] === dropped) [cells[col], moved] = [labels[0], moved + 1];
+    return cells.join(',');
+  });
+  t.ok(moved > 0, `${moved} test rows moved off nyha label "${dropped}"`);
+  fs.writeFileSync(path.join(cohort, 'labels.csv'), [header, ...out].join('\n') + '\n');
+  const run = path.join(root, 'run-heads');
+  fs.cpSync(path.join(root, 'run'), run, { recursive: true });
+  const err = await cli('evaluate', '--run', run, '--cohort', cohort, '--seeds', '1', '--save-heads').catch((e) => e);
+  t.equal(err.code, 1);
+  const index = labels.indexOf(dropped);
+  t.match(err.stderr, new RegExp(`ERR_DATA: .*labels\\.csv: task "nyha": labels\\.test has no example of class ${index} \\(label "${dropped}"\\)`));
+  t.notOk(fs.existsSync(path.join(run, 'heads')) && fs.readdirSync(path.join(run, 'heads')).length > 0, 'no head was written');
+});

@@ -14,7 +14,7 @@ import { ConfigError, ShapeError, TabsightError } from '../errors';
 import { meanSd } from '../eval/metrics';
 import { evaluateProbe, labelFractionSubset, type EvaluateProbeResult } from '../eval/protocol';
 import { embedSource, openEmbedder, type Backend } from '../export/backend';
-import { fitHead, writeHead } from '../export/heads';
+import { fitHead, writeHead, type SavedHead } from '../export/heads';
 import { readRunConfig } from '../export/run-export';
 import { channelStats } from '../image-stats';
 import { pretrain, resolvePretrainOptions, type ResolvedPretrainConfig } from '../pretrain';
@@ -169,6 +169,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
       }
     }
   }
+  const heads: SavedHead[] = [];
   for (const task of taskNames) {
     const spec = cohort.labels.tasks.find((t) => t.name === task)!;
     const y = encodeLabels(cohort, task);
@@ -196,28 +197,48 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
     }
     const pick = (rows: number[]) => (y instanceof Int32Array ? Int32Array.from(rows, (r) => y[r]) : Float64Array.from(rows, (r) => y[r]));
     log(`probing ${task} (${spec.type}) on ${split.train.length}/${split.val.length}/${split.test.length} subjects, ${nSeeds} seeds`);
-    const r: EvaluateProbeResult = evaluateProbe({
-      embeddings: { train: take(emb.emb, emb.d, split.train), val: take(emb.emb, emb.d, split.val), test: take(emb.emb, emb.d, split.test) },
-      labels: { train: pick(split.train), val: pick(split.val), test: pick(split.test) },
-      kind: kindOf(spec.type),
-      nClasses: spec.classes?.length,
-      labelFraction: probeFraction,
-      seeds,
-    });
-    result.tasks[task] = r.summary;
-    const val = r.perSeed.map((x) => x.valMetric);
-    result.validation[task] = { ...meanSd(val), values: val };
-    if (options.saveHeads !== undefined) {
-      const head = fitHead({
-        task, kind: spec.type, classes: spec.classes ?? [], labelFraction, embeddingBackend: result.embeddingBackend, run: path.resolve(options.run), cohort: cohort.dir,
+    try {
+      const r: EvaluateProbeResult = evaluateProbe({
         embeddings: { train: take(emb.emb, emb.d, split.train), val: take(emb.emb, emb.d, split.val), test: take(emb.emb, emb.d, split.test) },
         labels: { train: pick(split.train), val: pick(split.val), test: pick(split.test) },
+        kind: kindOf(spec.type),
+        nClasses: spec.classes?.length,
+        labelFraction: probeFraction,
+        seeds,
       });
-      (result.heads ??= {})[task] = await writeHead(options.saveHeads, head);
-      log(`saved the ${task} head (test ${head.metric} ${head.testMetric.toFixed(3)}) to ${result.heads[task]}`);
+      result.tasks[task] = r.summary;
+      const val = r.perSeed.map((x) => x.valMetric);
+      result.validation[task] = { ...meanSd(val), values: val };
+      if (options.saveHeads !== undefined) {
+        heads.push(fitHead({
+          task, kind: spec.type, classes: spec.classes ?? [], labelFraction, embeddingBackend: result.embeddingBackend, run: path.resolve(options.run), cohort: cohort.dir,
+          embeddings: { train: take(emb.emb, emb.d, split.train), val: take(emb.emb, emb.d, split.val), test: take(emb.emb, emb.d, split.test) },
+          labels: { train: pick(split.train), val: pick(split.val), test: pick(split.test) },
+        }));
+      }
+    } catch (err) {
+      throw inTask(err, cohort, task, spec.classes);
     }
   }
+  // Heads are written once every task has been evaluated: a failing task leaves none half-saved.
+  for (const head of heads) {
+    (result.heads ??= {})[head.task] = await writeHead(options.saveHeads!, head);
+    log(`saved the ${head.task} head (test ${head.metric} ${head.testMetric.toFixed(3)}) to ${result.heads[head.task]}`);
+  }
   return result;
+}
+
+/**
+ * A probe's error with the task, the labels file and (for a class index) the
+ * class's label as the file writes it: `labels.test has no example of class
+ * 3` says nothing about which task or which label is missing.
+ */
+function inTask(err: unknown, cohort: Cohort, task: string, classes: readonly string[] | undefined): unknown {
+  if (!(err instanceof TabsightError)) return err;
+  const named = err.message.replace(/\bclass (\d+)\b/g, (m, i: string) => (classes?.[Number(i)] !== undefined ? `${m} (label "${classes[Number(i)]}")` : m));
+  const message = `${cohort.labels.file}: task "${task}": ${named}`;
+  if (err.constructor === TabsightError) return new TabsightError(err.code, message, { cause: err });
+  return new (err.constructor as new (m: string, o: { cause: unknown }) => TabsightError)(message, { cause: err });
 }
 
 /**
