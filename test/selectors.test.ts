@@ -238,6 +238,22 @@ t.test('selectFeatures search pretrains its candidates within the budget, determ
   t.same(c.selected, a.selected);
 });
 
+t.test('task relevance refuses a task with one class in the train split instead of ranking by zeros', async (t) => {
+  const dir = path.join(root, 'cardiac'); // written by an earlier subtest
+  const one = path.join(root, 'cardiac-one-class');
+  fs.cpSync(dir, one, { recursive: true });
+  const split = new Map(fs.readFileSync(path.join(dir, 'splits.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',') as [string, string]));
+  const [header, ...rows] = fs.readFileSync(path.join(dir, 'labels.csv'), 'utf8').trim().split('\n');
+  const col = header.split(',').indexOf('infarction');
+  const out = rows.map((l) => {
+    const cells = l.split(',');
+    if (split.get(cells[0]) === 'train' && cells[col] !== '') cells[col] = '0';
+    return cells.join(',');
+  });
+  fs.writeFileSync(path.join(one, 'labels.csv'), [header, ...out].join('\n') + '\n');
+  await t.rejects(selectFeatures(one, { method: 'mim', k: 3, tasks: ['infarction'] }), { code: 'ERR_DATA', message: /task "infarction" has a single class in its \d+ labelled train rows/ });
+});
+
 t.test('selectFeatures attribution ranks by mean |tabular IG| of a multimodal run\'s image–tabular similarity', async (t) => {
   const dir = path.join(root, 'cardiac'); // written by an earlier subtest
   const cohort = await loadCohort(dir);

@@ -118,6 +118,11 @@ export function taskRelevance(data: FeatureData, targets: TaskTarget[], opts: Mi
   for (const t of targets) {
     const idx = labelled(t);
     if (idx.length < 3) throw new DataError(`task "${t.name}" has ${idx.length} labelled train rows; mutual information needs at least 3`);
+    if (t.kind !== 'regression') {
+      const classes = new Set(idx.map((i) => t.y[i]));
+      // One class carries no information about any feature: every score would be 0 and the ranking arbitrary.
+      if (classes.size < 2) throw new DataError(`task "${t.name}" has a single class in its ${idx.length} labelled train rows; its relevance to the features is undefined (drop the task with --task, or fix the labels)`);
+    }
     const X = data.columns.map((c) => pick(c, idx));
     const y = pick(t.y, idx);
     const o = { nNeighbors: kFor(idx.length, opts.nNeighbors ?? 3), discreteFeatures: data.discrete, seed: opts.seed ?? 0 };
