@@ -1,14 +1,14 @@
 // A Promise-returning AsyncWorker: Execute() runs `exec` on a libuv thread
 // (no JS there), then `done` builds the result on the main thread. Every C++
-// exception becomes a rejection with a stable code. JS values passed in
-// `keep` (typed arrays viewed by tensors) stay alive until the worker ends.
+// exception becomes a rejection with a stable code. `exec` must read only
+// native memory: copy JS typed arrays first (TensorCopy), since holding a
+// reference does not stop the caller from detaching or shrinking them.
 // The libuv thread takes the process's intra-op thread count first.
 #pragma once
 
 #include <napi.h>
 
 #include <functional>
-#include <vector>
 
 #include "common/threads.h"
 #include "napi_util.h"
@@ -20,8 +20,8 @@ class PromiseWorker : public Napi::AsyncWorker {
   using Exec = std::function<void()>;
   using Done = std::function<Napi::Value(Napi::Env)>;
 
-  static Napi::Promise Start(Napi::Env env, Exec exec, Done done, const std::vector<Napi::Value>& keep = {}) {
-    auto* worker = new PromiseWorker(env, std::move(exec), std::move(done), keep);
+  static Napi::Promise Start(Napi::Env env, Exec exec, Done done) {
+    auto* worker = new PromiseWorker(env, std::move(exec), std::move(done));
     auto promise = worker->deferred_.Promise();
     worker->Queue();
     return promise;
@@ -56,17 +56,14 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
  private:
-  PromiseWorker(Napi::Env env, Exec exec, Done done, const std::vector<Napi::Value>& keep)
+  PromiseWorker(Napi::Env env, Exec exec, Done done)
       : Napi::AsyncWorker(env, "tabsight"), deferred_(Napi::Promise::Deferred::New(env)),
-        exec_(std::move(exec)), done_(std::move(done)) {
-    for (const auto& v : keep) refs_.push_back(Napi::Persistent(v));
-  }
+        exec_(std::move(exec)), done_(std::move(done)) {}
 
   Napi::Promise::Deferred deferred_;
   Exec exec_;
   Done done_;
   Failure failure_;
-  std::vector<Napi::Reference<Napi::Value>> refs_;
 };
 
 }  // namespace tabsight::napi
