@@ -39,7 +39,7 @@ export const pretrainSchema = z.object({
   model: z.object({
     arch: z.enum(['resnet18', 'resnet50']), smallStem: z.union([z.boolean(), z.literal('auto')]),
     tabularHidden: z.number().int().positive(), tabularLayers: z.number().int().positive(),
-    projectionHidden: z.number().int().positive(), projectionDim: z.number().int().positive(),
+    projectionHidden: z.number().int().positive(), projectionDim: z.number().int().positive(), projectionBatchNorm: z.boolean(),
   }).partial().strict(),
   loss: z.object({ temperature: z.number().positive(), lambda: z.number().min(0).max(1), removeFalseNegatives: z.boolean() }).partial().strict(),
   augment: augmentSchema,

@@ -62,6 +62,13 @@ export interface ModelOptions {
   projectionHidden: number;
   /** Projection size. @default 128 */
   projectionDim: number;
+  /**
+   * BatchNorm in the projection heads: Linear, BN, ReLU, Linear. false gives
+   * Linear, ReLU, Linear, the head of lightly 1.2's SimCLRProjectionHead
+   * that MMCL's pinned environment runs (docs/api.md, "Differences from
+   * MMCL's code"). @default true
+   */
+  projectionBatchNorm: boolean;
 }
 
 export interface LossOptions {
@@ -216,7 +223,8 @@ export interface ResolvedPretrainConfig {
   precision: 'fp32' | 'bf16';
   /** 'auto' resolved for the device. */
   memoryFormat: 'channels_last' | 'contiguous';
-  model: { arch: Arch; inChannels: number; smallStem: boolean; tabularHidden: number; tabularLayers: number; projectionHidden: number; projectionDim: number };
+  /** projectionBatchNorm is present only when false, so configs of earlier runs stay comparable on resume. */
+  model: { arch: Arch; inChannels: number; smallStem: boolean; tabularHidden: number; tabularLayers: number; projectionHidden: number; projectionDim: number; projectionBatchNorm?: false };
   loss: LossOptions;
   augment: AugmentOptions;
   imageSize: number;
@@ -236,7 +244,7 @@ export interface ResolvedPretrainConfig {
 }
 
 const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'dataThreads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'precision', 'memoryFormat', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta', 'distributed', 'syncBatchNorm'] as const;
-const MODEL_KEYS = ['arch', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim'] as const;
+const MODEL_KEYS = ['arch', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim', 'projectionBatchNorm'] as const;
 const LOSS_KEYS = ['temperature', 'lambda', 'removeFalseNegatives'] as const;
 const DISTRIBUTED_KEYS = ['rank', 'worldSize', 'localRank', 'masterAddr', 'masterPort', 'timeoutSec', 'backend', 'externalStore'] as const;
 
@@ -346,6 +354,7 @@ export function resolvePretrainOptions(
     tabularLayers: is.positiveInteger(options.model?.tabularLayers ?? 2, 'model.tabularLayers'),
     projectionHidden: is.positiveInteger(options.model?.projectionHidden ?? 2048, 'model.projectionHidden'),
     projectionDim: is.positiveInteger(options.model?.projectionDim ?? 128, 'model.projectionDim'),
+    ...(is.boolean(options.model?.projectionBatchNorm ?? true, 'model.projectionBatchNorm') ? {} : { projectionBatchNorm: false as const }),
   };
 
   const l = is.plainObject(options.loss ?? {}, 'loss');

@@ -55,6 +55,7 @@ attr::ModelSpec ReadModel(const Napi::Object& o) {
     m.tabular_layers = GetInt(o, "tabularLayers");
     m.projection_hidden = GetInt(o, "projectionHidden");
     m.projection_dim = GetInt(o, "projectionDim");
+    if (Has(o, "projectionBatchNorm")) m.projection_batch_norm = GetBool(o, "projectionBatchNorm");
   }
   if (Has(o, "cardinalities")) {
     const auto cards = GetNumberArray(o, "cardinalities");

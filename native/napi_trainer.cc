@@ -36,6 +36,7 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
   c.tabular_layers = GetInt(model, "tabularLayers");
   c.projection_hidden = GetInt(model, "projectionHidden");
   c.projection_dim = GetInt(model, "projectionDim");
+  if (Has(model, "projectionBatchNorm")) c.projection_batch_norm = GetBool(model, "projectionBatchNorm");
   auto loss = GetObject(o, "loss");
   c.clip.temperature = c.ntxent.temperature = GetNumber(loss, "temperature");
   c.clip.lambda = GetNumber(loss, "lambda");

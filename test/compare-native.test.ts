@@ -157,3 +157,33 @@ t.test('randomised weight files load, change the maps, and leave them bit-identi
   const fAll = await scoreImages(all, images, { target: { kind: 'feature', index: 5 } });
   t.ok(maxDiff(fAll, fGood) > 1e-4, 'every encoder stage randomised: other features');
 });
+
+t.test('projection heads without BatchNorm (model.projectionBatchNorm false): Linear, ReLU, Linear, loaded and applied as trained', async (t) => {
+  const { readSafetensorsSync } = await import('../lib/io/safetensors');
+  const plain = path.join(dir, 'run-plain-heads');
+  await pretrain({
+    out: plain, images: { data: raw, shape: [n, 3, S, S] }, tabular: { data: rows, shape: [n, 4], cardinalities: cards },
+    epochs: 1, batchSize: 3, normalize: { mean, std },
+    model: { arch: 'resnet18', smallStem: true, tabularHidden: 16, tabularLayers: 1, projectionHidden: 16, projectionDim: 8, projectionBatchNorm: false },
+  });
+  const config = JSON.parse(fs.readFileSync(path.join(plain, 'config.json'), 'utf8'));
+  t.equal(config.model.projectionBatchNorm, false, 'config.json records the layout');
+  t.notOk('projectionBatchNorm' in JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')).model, 'the default is not written, so earlier runs stay resumable');
+  const st = readSafetensorsSync(path.join(plain, 'checkpoint.safetensors'));
+  const names = [...st.tensors.keys()].filter((k) => k.startsWith('model.image_projection.'));
+  t.same(names.sort(), ['model.image_projection.layers.0.bias', 'model.image_projection.layers.0.weight', 'model.image_projection.layers.2.bias', 'model.image_projection.layers.2.weight']);
+  // Closed form on the run's own features: relu(f W0ᵀ + b0) W2ᵀ + b2.
+  const p = await projectPairs(plain, images, table);
+  const w = (k: string) => st.tensors.get(`model.image_projection.layers.${k}`)!.data as Float32Array;
+  const [W0, b0, W2, b2] = [w('0.weight'), w('0.bias'), w('2.weight'), w('2.bias')];
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    const f = p.features.subarray(i * 512, (i + 1) * 512);
+    const h = Array.from({ length: 16 }, (_, r) => Math.max(0, b0[r] + f.reduce((s, x, c) => s + x * W0[r * 512 + c], 0)));
+    for (let o = 0; o < 8; o++) worst = Math.max(worst, Math.abs(b2[o] + h.reduce((s, x, r) => s + x * W2[o * 16 + r], 0) - p.imageProjection![i * 8 + o]));
+  }
+  t.ok(worst < 1e-4, `image projections equal the closed form to ${worst.toExponential(1)}`);
+  const sim = await scoreImages(plain, images, { target: { kind: 'similarity', pairedTabular: table } });
+  t.ok(sim.every(Number.isFinite), 'the similarity target loads both plain heads');
+  await t.rejects(pretrain({ out: path.join(dir, 'bad-head'), images: { data: raw, shape: [n, 3, S, S] }, tabular: { data: rows, shape: [n, 4], cardinalities: cards }, model: { projectionBatchNorm: 'no' as unknown as boolean } }), { code: 'ERR_CONFIG', message: /model\.projectionBatchNorm/ });
+});

@@ -48,6 +48,8 @@ export interface NativeModel {
   tabularLayers?: number;
   projectionHidden?: number;
   projectionDim?: number;
+  /** The heads' layout, read from the checkpoint's tensor names. */
+  projectionBatchNorm?: boolean;
   cardinalities?: number[];
 }
 
@@ -144,6 +146,10 @@ export function resolveModel(input: ModelInput, needsCheckpoint: boolean, needsT
     out.tabularLayers = pick('tabularLayers', cm.tabularLayers, is.positiveInteger);
     out.projectionHidden = pick('projectionHidden', cm.projectionHidden, is.positiveInteger);
     out.projectionDim = pick('projectionDim', cm.projectionDim, is.positiveInteger);
+    // Heads with BatchNorm end in layers.3 (Linear, BN, ReLU, Linear); without, in layers.2.
+    const bn = names.some((n) => /_projection\.layers\.3\.weight$/.test(n));
+    const plain = names.some((n) => /_projection\.layers\.2\.weight$/.test(n));
+    out.projectionBatchNorm = bn || !plain;
   }
   if (needsTabular) {
     const card = pick('cardinalities', config.data?.cardinalities, (v, n) => is.numberArray(v, n));

@@ -79,6 +79,7 @@ std::string CacheKey(const ModelSpec& spec) {
       << st.st_mtim.tv_nsec << '|' << spec.format << '|' << spec.device << '|' << spec.image.arch << '|'
       << spec.image.in_channels << '|' << spec.image.small_stem << '|' << spec.tabular_hidden << '|'
       << spec.tabular_layers << '|' << spec.projection_hidden << '|' << spec.projection_dim << '|'
+      << spec.projection_batch_norm << '|'
       << spec.need_image << spec.need_image_projection << spec.need_tabular << '|';
   for (int64_t c : spec.cardinalities) key << c << ',';
   return key.str();
@@ -154,7 +155,8 @@ LoadedModels LoadUncached(const ModelSpec& spec) {
     Freeze(*m.image, m.device);
   }
   if (spec.need_image_projection) {
-    m.image_projection = models::ProjectionHead(m.image->feature_dim(), spec.projection_hidden, spec.projection_dim);
+    m.image_projection = models::ProjectionHead(m.image->feature_dim(), spec.projection_hidden, spec.projection_dim,
+                                                spec.projection_batch_norm);
     LoadPrefixed(*m.image_projection, file, "model.image_projection.", spec.path);
     Freeze(*m.image_projection, m.device);
   }
@@ -165,7 +167,8 @@ LoadedModels LoadUncached(const ModelSpec& spec) {
     m.tabular = models::TabularEncoder(width, spec.tabular_hidden, spec.tabular_layers);
     LoadPrefixed(*m.tabular, file, "model.tabular.", spec.path);
     Freeze(*m.tabular, m.device);
-    m.tabular_projection = models::ProjectionHead(spec.tabular_hidden, spec.projection_hidden, spec.projection_dim);
+    m.tabular_projection = models::ProjectionHead(spec.tabular_hidden, spec.projection_hidden, spec.projection_dim,
+                                                  spec.projection_batch_norm);
     LoadPrefixed(*m.tabular_projection, file, "model.tabular_projection.", spec.path);
     Freeze(*m.tabular_projection, m.device);
   }

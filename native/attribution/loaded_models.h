@@ -24,6 +24,7 @@ struct ModelSpec {
   models::ResNetOptions image;
   int64_t tabular_hidden = 2048, tabular_layers = 2;
   int64_t projection_hidden = 2048, projection_dim = 128;
+  bool projection_batch_norm = true;   // the heads' layout (model.projectionBatchNorm)
   std::vector<int64_t> cardinalities;  // the tabular encoder's input columns
   bool need_image = true, need_image_projection = false, need_tabular = false;
   // Image attributions: run Integrated Gradients on a BatchNorm-folded copy

@@ -38,7 +38,10 @@ HeadFn MakeHead(const HeadSpec& spec, int64_t dim, models::ProjectionHead projec
     Fail(ErrorCode::kConfig, "target " + spec.kind + " needs the projection head: pass a run's checkpoint.safetensors, "
                              "not image_encoder.safetensors");
   }
-  const int64_t proj_dim = needs_projection ? projection->layers->ptr(3)->as<torch::nn::Linear>()->weight.size(0) : 0;
+  // The head's last module is its output Linear (layers.3 with BatchNorm, layers.2 without).
+  const int64_t proj_dim =
+      needs_projection ? projection->layers->ptr(projection->layers->size() - 1)->as<torch::nn::Linear>()->weight.size(0)
+                       : 0;
   if (spec.kind == "feature") {
     CheckIndex(spec.index, dim, n, "a feature dimension");
     auto index = spec.index;

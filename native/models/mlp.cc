@@ -41,10 +41,12 @@ torch::Tensor TabularEncoderImpl::forward(const torch::Tensor& x) {
   return ForwardSequential(encoder, x);
 }
 
-ProjectionHeadImpl::ProjectionHeadImpl(int64_t in_features, int64_t hidden, int64_t out_features) {
+ProjectionHeadImpl::ProjectionHeadImpl(int64_t in_features, int64_t hidden, int64_t out_features, bool batch_norm) {
   if (hidden < 1 || out_features < 1) Fail(ErrorCode::kConfig, "Expected positive sizes for the projection head");
-  layers = register_module("layers", nn::Sequential(nn::Linear(in_features, hidden), nn::BatchNorm1d(hidden),
-                                                    nn::ReLU(), nn::Linear(hidden, out_features)));
+  layers = batch_norm ? nn::Sequential(nn::Linear(in_features, hidden), nn::BatchNorm1d(hidden), nn::ReLU(),
+                                       nn::Linear(hidden, out_features))
+                      : nn::Sequential(nn::Linear(in_features, hidden), nn::ReLU(), nn::Linear(hidden, out_features));
+  register_module("layers", layers);
 }
 
 torch::Tensor ProjectionHeadImpl::forward(const torch::Tensor& x) { return ForwardSequential(layers, x); }

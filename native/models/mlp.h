@@ -1,4 +1,4 @@
-// The tabular encoder and the projection heads (MMCL's shapes).
+// The tabular encoder and the projection heads (MMCL's shapes; the heads' BatchNorm is optional).
 #pragma once
 
 #include <torch/torch.h>
@@ -21,8 +21,10 @@ struct TabularEncoderImpl : torch::nn::Module {
 TORCH_MODULE(TabularEncoder);
 
 // Linear(in, hidden), BatchNorm1d, ReLU, Linear(hidden, out): layers.0 ... layers.3.
+// Without batch_norm: Linear, ReLU, Linear (layers.0, layers.2), the head
+// of lightly 1.2's SimCLRProjectionHead that MMCL's pinned environment runs.
 struct ProjectionHeadImpl : torch::nn::Module {
-  ProjectionHeadImpl(int64_t in_features, int64_t hidden, int64_t out_features);
+  ProjectionHeadImpl(int64_t in_features, int64_t hidden, int64_t out_features, bool batch_norm = true);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Sequential layers{nullptr};

@@ -100,12 +100,15 @@ NetworkImpl::NetworkImpl(const TrainConfig& c, int64_t tabular_width) {
   image = register_module("image", models::ResNet(c.image));
   const int64_t d = image->feature_dim();
   if (c.mode == "multimodal") {
-    image_projection = register_module("image_projection", models::ProjectionHead(d, c.projection_hidden, c.projection_dim));
+    image_projection = register_module(
+        "image_projection", models::ProjectionHead(d, c.projection_hidden, c.projection_dim, c.projection_batch_norm));
     tabular = register_module("tabular", models::TabularEncoder(tabular_width, c.tabular_hidden, c.tabular_layers));
     tabular_projection = register_module(
-        "tabular_projection", models::ProjectionHead(c.tabular_hidden, c.projection_hidden, c.projection_dim));
+        "tabular_projection",
+        models::ProjectionHead(c.tabular_hidden, c.projection_hidden, c.projection_dim, c.projection_batch_norm));
   } else if (c.mode == "simclr") {
-    image_projection = register_module("image_projection", models::ProjectionHead(d, c.projection_hidden, c.projection_dim));
+    image_projection = register_module(
+        "image_projection", models::ProjectionHead(d, c.projection_hidden, c.projection_dim, c.projection_batch_norm));
   } else if (c.mode == "supervised") {
     if (c.num_classes < 1) Fail(ErrorCode::kConfig, "supervised mode needs at least 2 classes or regression targets");
     classifier = register_module("classifier", nn::Linear(d, c.num_classes));

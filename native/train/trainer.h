@@ -50,6 +50,7 @@ struct TrainConfig {
   models::ResNetOptions image;
   int64_t tabular_hidden = 2048, tabular_layers = 2;
   int64_t projection_hidden = 2048, projection_dim = 128;
+  bool projection_batch_norm = true;  // model.projectionBatchNorm
   losses::ClipLossOptions clip;
   losses::NtXentOptions ntxent;
   AugmentOptions augment;
