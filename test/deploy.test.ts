@@ -299,6 +299,9 @@ t.test('misuse gives named errors before anything runs', async (t) => {
   await expectError(t, () => cli('export', '--run', bare, '--out', out, '--part', 'tabular'), DataError, ['checkpoint.safetensors is missing']);
   fs.writeFileSync(path.join(runDir, 'heads', 'broken.json'), '{"format":"tabsight-probe-head","kind":"binary","dim":512,"bias":[0],"weight":[1]}');
   await expectError(t, () => readHead(runDir, 'broken'), DataError, ['Invalid head file', '"weight" must hold 512']);
+  const good = JSON.parse(fs.readFileSync(path.join(runDir, 'heads', 'cad.json'), 'utf8'));
+  fs.writeFileSync(path.join(runDir, 'heads', 'broken.json'), JSON.stringify({ ...good, classes: [...good.classes, 'maybe'] }));
+  await expectError(t, () => readHead(runDir, 'broken'), DataError, [`Invalid head file ${path.join(runDir, 'heads', 'broken.json')}`, 'a binary head has 1 output and 2 classes', '3 class(es)']);
   fs.rmSync(path.join(runDir, 'heads', 'broken.json'));
 });
 

@@ -141,6 +141,11 @@ function checkHead(h: SavedHead, file: string): SavedHead {
   nums(h.probe?.weights, k * h.dim, 'probe.weights');
   nums(h.probe?.mean, h.dim, 'probe.mean');
   nums(h.probe?.std, h.dim, 'probe.std');
+  const classes = h.classes;
+  if (!Array.isArray(classes) || !classes.every((c) => typeof c === 'string')) throw bad('"classes" must be an array of strings');
+  if (h.kind === 'binary' && (k !== 1 || classes.length !== 2)) throw bad(`a binary head has 1 output and 2 classes [negative, positive], this one ${k} output(s) and ${classes.length} class(es)`);
+  if (h.kind === 'multiclass' && (k < 2 || classes.length !== k)) throw bad(`a multiclass head has as many classes as outputs (≥ 2), this one ${k} output(s) and ${classes.length} class(es)`);
+  if (h.kind === 'regression' && classes.length !== 0 && classes.length !== k) throw bad(`a regression head names its ${k} target(s) or none, this one ${classes.length}`);
   return h;
 }
 
