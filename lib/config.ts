@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as YAML from 'yaml';
 import { z } from 'zod';
+import { resolveAugmentOptions } from './augment';
 import { ConfigError } from './errors';
 
 const pair = z.tuple([z.number(), z.number()]);
@@ -102,6 +103,16 @@ export function loadExperimentConfig(file: string, seen: string[] = []): Experim
     throw new ConfigError(`${abs}: ${where}: ${issue.message}${keys}`);
   }
   const { extends: parent, ...rest } = parsed.data;
+  if (rest.pretrain?.augment) {
+    // The augmentation's own rules (odd blur kernel, crop scale lo ≤ hi, ...) are checked here so that
+    // their error names this file; the other sections' rules need the data and run when a command resolves them.
+    try {
+      resolveAugmentOptions(rest.pretrain.augment);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ConfigError(`${abs}: pretrain: ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
   if (rest.cohort && !path.isAbsolute(rest.cohort)) rest.cohort = path.resolve(path.dirname(abs), rest.cohort);
   if (!parent) return rest;
   const base = loadExperimentConfig(path.resolve(path.dirname(abs), parent), [...seen, abs]);

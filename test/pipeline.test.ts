@@ -56,6 +56,10 @@ t.test('the CLI reports bad input as one line with its code and exits non-zero',
   fs.writeFileSync(bad, 'pretrain:\n  epochz: 3\n');
   const err2 = await cli('pretrain', '--cohort', path.join(root, 'cardiac'), '--out', path.join(root, 'y'), '--config', bad).catch((e) => e);
   t.match(err2.stderr, /ERR_CONFIG: .*bad\.yaml: pretrain: .*epochz/);
+  const blur = path.join(root, 'blur.yaml');
+  fs.writeFileSync(blur, 'pretrain:\n  augment:\n    blurKernel: -3\n');
+  const errBlur = await cli('pretrain', '--cohort', path.join(root, 'cardiac'), '--out', path.join(root, 'y2'), '--config', blur).catch((e) => e);
+  t.match(errBlur.stderr, /ERR_CONFIG: .*blur\.yaml: pretrain: .*augment\.blurKernel/, 'a rule the schema cannot check still names the file');
   const err3 = await cli('pretrain', '--epochs', 'three', '--out', 'z', '--cohort', 'c').catch((e) => e);
   t.match(err3.stderr, /Expected an integer for --epochs but received "three"/);
 });
