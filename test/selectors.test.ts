@@ -318,3 +318,43 @@ t.test('selectFeatures attribution ranks by mean |tabular IG| of a multimodal ru
   await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2, run: path.join(root, 'nope') }), { constructor: ConfigError, message: /for run/ });
   await t.rejects(selectFeatures(cohort, { method: 'attribution', k: 2, run, features: names.slice(0, 3) }), { constructor: ConfigError, message: /run to be pretrained on the requested features/ });
 });
+
+t.test('greedy criteria estimate every term on the rows labelled for the task, and pick constant columns last', async (t) => {
+  const { greedySelect } = await import('../lib/features/selectors');
+  const { taskRelevance } = await import('../lib/features/relevance');
+  const { normalStream } = await import('../lib/features/mi');
+  // Half the rows have no label. On labelled rows y depends on x1 + xf with
+  // xf independent of x1; on unlabelled rows xf copies x1. Only the labelled
+  // rows say anything about y, so every criterion must pick {xf, x1}.
+  const z = normalStream(8);
+  const n = 1000;
+  const x1 = new Float64Array(n), xf = new Float64Array(n), noise = new Float64Array(n), y = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const [a, b] = [z(), z()];
+    x1[i] = a;
+    noise[i] = z();
+    const labelled = i % 2 === 0;
+    xf[i] = labelled ? b : a + 0.01 * z();
+    y[i] = labelled ? (a + b + 0.3 * z() > 0 ? 1 : 0) : NaN;
+  }
+  const constant = new Float64Array(n).fill(2);
+  const data = { names: ['x1', 'xf', 'noise', 'const'], columns: [x1, xf, noise, constant], discrete: [false, false, false, false], rows: Array.from({ length: n }, (_, i) => i) };
+  const targets = [{ name: 'y', kind: 'binary' as const, y }];
+  const rel = taskRelevance(data, targets, { seed: 0 });
+  for (const criterion of ['mrmr', 'mrmr-miq', 'jmi', 'cmim'] as const) {
+    const r = greedySelect(data, targets, rel.perTask, criterion, 2, { seed: 0 });
+    t.same(r.selected.map((j) => data.names[j]).sort(), ['x1', 'xf'], `${criterion}: the label's two causes (unlabelled rows used to hide x1)`);
+    const all = greedySelect(data, targets, rel.perTask, criterion, 4, { seed: 0 });
+    t.equal(data.names[all.selected[3]], 'const', `${criterion}: the constant column comes last`);
+  }
+});
+
+t.test('cluster with k equal to the usable columns keeps every column, exact monotone copies included', async (t) => {
+  const { clusterSelection } = await import('../lib/features/selectors');
+  const u = uniformStream(4);
+  const a = Float64Array.from({ length: 200 }, () => 1 + u());
+  const cols = [a, a.map(Math.log), Float64Array.from({ length: 200 }, () => u()), Float64Array.from({ length: 200 }, () => u())];
+  const data = { names: ['a', 'log_a', 'b', 'c'], columns: cols, discrete: [false, false, false, false], rows: [] as number[] };
+  t.equal(clusterSelection(data, 4, 1, 'ward').selected.length, 4, 'k = 4: four clusters (a and log a are |ρ| = 1 apart, height 0)');
+  t.same(clusterSelection(data, 3, 1, 'ward').selected.length, 3);
+});

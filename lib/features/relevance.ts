@@ -94,7 +94,8 @@ export function taskTargets(cohort: Cohort, rows: number[], tasks?: string[]): T
 
 const pick = (v: ArrayLike<number>, idx: readonly number[]) => Float64Array.from(idx, (i) => v[i]);
 
-function labelled(target: TaskTarget): number[] {
+/** The rows (indices into target.y) that have a label. */
+export function labelledRows(target: TaskTarget): number[] {
   const out: number[] = [];
   for (let i = 0; i < target.y.length; i++) if (!Number.isNaN(target.y[i])) out.push(i);
   return out;
@@ -116,7 +117,7 @@ export function taskRelevance(data: FeatureData, targets: TaskTarget[], opts: Mi
   const perTask: Record<string, Float64Array> = {};
   const mean = new Float64Array(data.names.length);
   for (const t of targets) {
-    const idx = labelled(t);
+    const idx = labelledRows(t);
     if (idx.length < 3) throw new DataError(`task "${t.name}" has ${idx.length} labelled train rows; mutual information needs at least 3`);
     if (t.kind !== 'regression') {
       const classes = new Set(idx.map((i) => t.y[i]));
@@ -178,7 +179,7 @@ export interface ConditionalOptions extends MiOptions {
  *   renormalised.
  */
 export function conditionalPairMI(a: ArrayLike<number>, aDiscrete: boolean, b: ArrayLike<number>, bDiscrete: boolean, target: TaskTarget, opts: ConditionalOptions = {}): number {
-  const idx = labelled(target);
+  const idx = labelledRows(target);
   if (idx.length < 3) return 0;
   const A = pick(a, idx);
   const B = pick(b, idx);

@@ -11,7 +11,7 @@ import * as is from '../validate';
 import { uniformStream } from '../eval/metrics';
 import { correlationClusters, varianceInflationFactors, type Linkage } from './redundancy';
 import {
-  conditionalPairMI, crossModalRelevance, featureData, pairMI, taskRelevance, taskTargets, trainRows,
+  conditionalPairMI, crossModalRelevance, featureData, labelledRows, pairMI, taskRelevance, taskTargets, trainRows,
   type CrossModalOptions, type FeatureData, type TaskTarget,
 } from './relevance';
 import type { SearchOptions } from './search';
@@ -178,16 +178,29 @@ export function greedySelect(
   const taskNames = Object.keys(perTask);
   const T = taskNames.length;
   const rel = Float64Array.from({ length: p }, (_, f) => taskNames.reduce((s, t) => s + perTask[t][f], 0) / T);
-  const pairCache = new Map<number, number>();
-  const pair = (a: number, b: number) => {
-    const key = Math.min(a, b) * p + Math.max(a, b);
+  // I(X_a; X_b) on the rows labelled for task t, the rows its relevance and
+  // conditional terms use: Brown's identity I(X_f;Y|X_j) = I(X_f;Y) −
+  // I(X_f;X_j) + I(X_f;X_j|Y) holds only with all three on the same rows.
+  // Tasks labelled on every row share one all-rows estimate.
+  // (Cross-modal relevance has no task rows: all rows.)
+  const rowsOf = taskNames.map((name) => {
+    const target = targets.find((x) => x.name === name);
+    const idx = target ? labelledRows(target) : undefined;
+    return idx === undefined || idx.length === data.columns[0]?.length ? undefined : idx;
+  });
+  const pairCache = new Map<string, number>();
+  const pairT = (a: number, b: number, t: number) => {
+    const rows = rowsOf[t];
+    const key = `${Math.min(a, b)},${Math.max(a, b)},${rows ? t : 'all'}`;
     let v = pairCache.get(key);
     if (v === undefined) {
-      v = pairMI(data.columns[a], data.discrete[a], data.columns[b], data.discrete[b], opts);
+      const [A, B] = rows ? [Float64Array.from(rows, (i) => data.columns[a][i]), Float64Array.from(rows, (i) => data.columns[b][i])] : [data.columns[a], data.columns[b]];
+      v = pairMI(A, data.discrete[a], B, data.discrete[b], opts);
       pairCache.set(key, v);
     }
     return v;
   };
+  const pair = (a: number, b: number) => taskNames.reduce((s, _, t) => s + pairT(a, b, t), 0) / T;
   const condCache = new Map<string, number>();
   const cond = (a: number, b: number, t: number) => {
     const key = `${Math.min(a, b)},${Math.max(a, b)},${t}`;
@@ -207,14 +220,19 @@ export function greedySelect(
       case 'mrmr-miq':
         return rel[f] / Math.max(S.reduce((s, j) => s + pair(j, f), 0) / S.length, MIQ_FLOOR);
       case 'jmi':
-        return rel[f] - S.reduce((s, j) => s + pair(j, f) - taskNames.reduce((c, _, t) => c + cond(j, f, t), 0) / T, 0) / S.length;
+        return rel[f] - S.reduce((s, j) => s + taskNames.reduce((c, _, t) => c + pairT(j, f, t) - cond(j, f, t), 0) / T, 0) / S.length;
       case 'cmim':
-        return taskNames.reduce((s, name, t) => s + perTask[name][f] - Math.max(...S.map((j) => pair(j, f) - cond(j, f, t))), 0) / T;
+        return taskNames.reduce((s, name, t) => s + perTask[name][f] - Math.max(...S.map((j) => pairT(j, f, t) - cond(j, f, t))), 0) / T;
     }
   };
   const selected: number[] = [];
   const scores = new Float64Array(p).fill(-Infinity);
   const chosen = new Uint8Array(p);
+  // A constant column carries no information, but its J is 0 − 0 = 0, which
+  // beats any feature more redundant than relevant: it is picked only once
+  // every other column has been.
+  const constant = data.columns.map(isConstant);
+  let informative = constant.filter((c) => !c).length;
   while (selected.length < Math.min(k, p)) {
     let best = -1;
     let bestJ = -Infinity;
@@ -222,10 +240,12 @@ export function greedySelect(
       if (chosen[f]) continue;
       const j = J(f, selected);
       scores[f] = j;
+      if (constant[f] && informative > 0) continue;
       if (best < 0 || j > bestJ) [best, bestJ] = [f, j];
     }
     selected.push(best);
     chosen[best] = 1;
+    if (!constant[best]) informative--;
   }
   return { selected, scores };
 }
@@ -275,13 +295,15 @@ export function clusterSelection(data: FeatureData, k: number | undefined, thres
   const usable = names.map((_, j) => j).filter((j) => !isConstant(data.columns[j]));
   const X = usable.map((j) => data.columns[j]);
   const rel = relevance ? usable.map((j) => relevance[j]) : undefined;
+  // k at least the usable columns: every column is its own cluster (a cut at height 0 would still merge exact copies).
+  const everyOne = k !== undefined && k >= usable.length;
   let cut = threshold;
-  if (k !== undefined && usable.length > 1) {
+  if (k !== undefined && usable.length > 1 && !everyOne) {
     const heights = Array.from(correlationClusters(X, { threshold: 0, linkage }).linkage, (row) => row[2]);
     const m = usable.length;
-    cut = k >= m ? 0 : k <= 1 ? heights[m - 2] + 1 : (heights[m - k - 1] + heights[m - k]) / 2;
+    cut = k <= 1 ? heights[m - 2] + 1 : (heights[m - k - 1] + heights[m - k]) / 2;
   }
-  const reps = usable.length > 1 ? correlationClusters(X, { threshold: cut, linkage, relevance: rel }).representatives.map((i) => usable[i]) : usable;
+  const reps = usable.length > 1 && !everyOne ? correlationClusters(X, { threshold: cut, linkage, relevance: rel }).representatives.map((i) => usable[i]) : [...usable];
   if (relevance) reps.sort((a, b) => relevance[b] - relevance[a] || a - b);
   const scores = Object.fromEntries(names.map((n, j) => [n, relevance ? relevance[j] : reps.includes(j) ? 1 : 0]));
   return { method: 'cluster', selected: reps.slice(0, k ?? reps.length).map((j) => names[j]), scores };
