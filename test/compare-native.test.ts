@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pretrain, loadRun } from '../lib/index';
-import { integratedGradients, gradCam } from '../lib/explain';
+import { integratedGradients, gradCam, guidedBackprop } from '../lib/explain';
 import { gaussianBlur, perturbationPath, perturbationSchedule, saliencyOrder } from '../lib/explain/compare-metrics';
 import { faithfulness } from '../lib/explain/faithfulness';
 import { projectPairs, scoreImages } from '../lib/explain/forward';
@@ -186,4 +186,37 @@ t.test('projection heads without BatchNorm (model.projectionBatchNorm false): Li
   const sim = await scoreImages(plain, images, { target: { kind: 'similarity', pairedTabular: table } });
   t.ok(sim.every(Number.isFinite), 'the similarity target loads both plain heads');
   await t.rejects(pretrain({ out: path.join(dir, 'bad-head'), images: { data: raw, shape: [n, 3, S, S] }, tabular: { data: rows, shape: [n, 4], cardinalities: cards }, model: { projectionBatchNorm: 'no' as unknown as boolean } }), { code: 'ERR_CONFIG', message: /model\.projectionBatchNorm/ });
+});
+
+t.test("Guided Backprop through the projection head guides the head's ReLU too (Captum hooks every nn.ReLU of the model)", async (t) => {
+  // Oracle: for target z_j = W2·relu(BN(W0 h + b0)) + b2, the guided gradient
+  // at the pooled features is g_i = W0ᵀ[(γ/σ) ⊙ 1[a_i > 0] ⊙ relu(W2[j])],
+  // a = the BN output. A probe target whose class row i is g_i has exactly
+  // that gradient at h, and the probe path is already checked against
+  // PyTorch, so the two attributions must agree.
+  const { readSafetensorsSync } = await import('../lib/io/safetensors');
+  const st = readSafetensorsSync(path.join(run, 'checkpoint.safetensors'));
+  const w = (k: string) => st.tensors.get(`model.image_projection.layers.${k}`)!.data as Float32Array;
+  const [W0, b0, gamma, beta, mu, v, W2] = [w('0.weight'), w('0.bias'), w('1.weight'), w('1.bias'), w('1.running_mean'), w('1.running_var'), w('3.weight')];
+  const H = 16;
+  const D = 512;
+  const p = await projectPairs(run, images, table);
+  for (const j of [0, 5]) {
+    const rowsG = new Float32Array(n * D);
+    for (let i = 0; i < n; i++) {
+      const f = p.features.subarray(i * D, (i + 1) * D);
+      for (let r = 0; r < H; r++) {
+        let pre = b0[r];
+        for (let c = 0; c < D; c++) pre += W0[r * D + c] * f[c];
+        const scale = gamma[r] / Math.sqrt(v[r] + 1e-5);
+        const a = (pre - mu[r]) * scale + beta[r];
+        const up = a > 0 ? Math.max(0, W2[j * H + r]) * scale : 0;
+        if (up !== 0) for (let c = 0; c < D; c++) rowsG[i * D + c] += up * W0[r * D + c];
+      }
+    }
+    const guided = await guidedBackprop(run, images, { target: { kind: 'projection', index: j } });
+    const viaProbe = await guidedBackprop(run, images, { target: { kind: 'probe', weight: { data: rowsG, shape: [n, D] }, bias: new Array(n).fill(0), index: Array.from({ length: n }, (_, i) => i) } });
+    const d = maxDiff(guided.attributions, viaProbe.attributions);
+    t.ok(d <= 1e-4 * Math.max(1e-12, maxAbs(viaProbe.attributions)), `projection ${j}: guided through the head = the closed form (${d.toExponential(1)} of ${maxAbs(viaProbe.attributions).toExponential(1)})`);
+  }
 });

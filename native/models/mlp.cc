@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "models/batch_norm.h"
+#include "models/guided_relu.h"
 
 namespace tabsight::models {
 
@@ -49,6 +50,15 @@ ProjectionHeadImpl::ProjectionHeadImpl(int64_t in_features, int64_t hidden, int6
   register_module("layers", layers);
 }
 
-torch::Tensor ProjectionHeadImpl::forward(const torch::Tensor& x) { return ForwardSequential(layers, x); }
+torch::Tensor ProjectionHeadImpl::forward(const torch::Tensor& x) {
+  if (!GuidedReluActive()) return ForwardSequential(layers, x);
+  // Guided Backprop through a target that uses the head (projection,
+  // similarity): its ReLU is guided too, as Captum hooks every nn.ReLU of
+  // the model it is given. Attribution runs in eval mode, so the other
+  // modules are their plain forward.
+  torch::Tensor h = x;
+  for (auto& module : *layers) h = module.ptr()->as<torch::nn::ReLU>() ? GuidedRelu(h) : module.forward<torch::Tensor>(h);
+  return h;
+}
 
 }  // namespace tabsight::models
