@@ -92,7 +92,7 @@ export const FEATURES: FeatureSpec[] = [
   K('chest_pain', 'proxy', 'symptoms', 3, ['cad_latent'], '0 none, 1 on exertion, 2 at rest'),
   K('breathlessness', 'proxy', 'symptoms', 2, ['nyha_latent'], 'short of breath walking on the level'),
   K('heart_attack_diagnosed', 'leak', 'history', 2, ['task:infarction'], 'heart attack diagnosed by doctor (= infarction label, sensitivity 0.97, false-positive rate 0.003)', { missing: 0.01, visible: 'partial' }),
-  K('angina_diagnosed', 'leak', 'history', 2, ['task:cad'], 'angina diagnosed by doctor (= cad label, sensitivity 0.95, false-positive rate 0.01)', { missing: 0.01 }),
+  K('angina_diagnosed', 'leak', 'history', 2, ['task:cad'], 'angina diagnosed by doctor (= cad label, sensitivity 0.95, false-positive rate 0.01)', { missing: 0.01, visible: 'partial' }),
   // biochemistry (the 'blood' block goes missing together)
   C('hba1c', 'risk', 'metabolic', 1, 'mmol/mol', ['age', 'bmi', 'diabetes'], 'glycated haemoglobin', { missing: 'blood' }),
   C('glucose', 'risk', 'metabolic', 2, 'mmol/L', ['bmi', 'diabetes'], 'random glucose', { missing: 'blood' }),
@@ -134,7 +134,7 @@ export const FEATURES: FeatureSpec[] = [
   C('wall_thickening', 'image', 'wall_thickness', 1, '%', ['lv_wall', 'lv_geometry'], 'systolic wall thickening, 100·(t_ES/t_ED − 1)', { visible: 'full' }),
   C('lvm_lvedv', 'image', 'lv_mass', 3, 'g/mL', ['lvm', 'lvedv'], 'mass-to-volume ratio (concentricity)', { visible: 'full' }),
   // leak of the regression task
-  C('lvef_echo', 'leak', 'lv_function', 1, '%', ['lv_ef'], 'echocardiographic LVEF: true LVEF + N(0, 1.5²)', { missing: 0.3 }),
+  C('lvef_echo', 'leak', 'lv_function', 1, '%', ['lv_ef'], 'echocardiographic LVEF: true LVEF + N(0, 1.5²)', { missing: 0.3, visible: 'full' }),
   // exact and near duplicates of image features
   C('lvedv_dup', 'duplicate', 'lv_volume', 1, 'mL', ['lvedv'], 'exact copy of lvedv', { of: 'lvedv', visible: 'full' }),
   C('lvm_dup', 'duplicate', 'lv_mass', 1, 'g', ['lvm'], 'exact copy of lvm', { of: 'lvm', visible: 'full' }),
@@ -179,7 +179,7 @@ export const LATENTS: Record<string, { parents: string[]; description: string }>
   lv_wall: { parents: ['sex', 'systolic_bp', 'age', 'ethnicity', 'diabetes', 'scar'], description: 'regional wall thickness (scar thins it)' },
   lv_geometry: { parents: ['edv', 'esv', 'lv_ef', 'lv_length'], description: 'cavity radius per frame' },
   lv_mass: { parents: ['lv_wall', 'lv_geometry', 'lv_length'], description: 'true LV mass' },
-  rv_edv: { parents: ['edv_base'], description: 'true RV end-diastolic volume' },
+  rv_edv: { parents: ['edv_base', 'sex'], description: 'true RV end-diastolic volume' },
   rv_ef: { parents: ['lv_ef'], description: 'true RV ejection fraction' },
   rv_esv: { parents: ['rv_edv', 'rv_ef'], description: 'true RV end-systolic volume' },
   nyha_latent: { parents: ['lv_ef', 'age', 'bmi', 'physical_activity'], description: 'heart-failure symptom severity' },
