@@ -3,6 +3,7 @@
  * 512 images, after uint8 → [0, 1] scaling: the default normalisation.
  */
 import * as fs from 'node:fs';
+import { nonFiniteImageError } from './data/cohort-images';
 import { readNpyHeader } from './data/npy';
 import { DataError } from './errors';
 import type { ImageFacts, ImageInput } from './pretrain-options';
@@ -47,11 +48,7 @@ export async function channelStats(input: ImageInput, facts: ImageFacts, rows?: 
         }
         if (!Number.isFinite(b)) {
           const i = index(Math.floor(s * stride));
-          const k = Array.prototype.findIndex.call(img, (v: number, q: number) => q >= ch * h * w && !Number.isFinite(v));
-          const e = k % (h * w);
-          throw new DataError(
-            `${'npy' in input ? input.npy : 'images'}: image ${i} has ${Number.isNaN(img[k]) ? 'NaN' : 'Inf'} at channel ${ch}, y ${Math.floor(e / w)}, x ${e % w}; image values must be finite`,
-          );
+          throw nonFiniteImageError(img, [c, h, w], 'npy' in input ? input.npy : 'images', () => i) ?? new DataError(`image ${i}: its channel ${ch} overflows float64`);
         }
         sum[ch] += a;
         sq[ch] += b;

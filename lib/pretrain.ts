@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from './binding';
 import { readNpyHeader } from './data/npy';
-import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightError, awaitNative, callNative } from './errors';
+import { AbortError, BusyError, ConfigError, DataError, ShapeError, awaitNative, callNative } from './errors';
 import { ensureOutDir, writeFileAtomicSync } from './io/atomic';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
 import { channelStats } from './image-stats';
@@ -318,9 +318,6 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
         control.signal?.removeEventListener('abort', onAbort);
       }
     }
-  } catch (err) {
-    if (err instanceof TabsightError) throw err;
-    throw err;
   } finally {
     unlock();
     if (setupFailed && madeOut === out) {

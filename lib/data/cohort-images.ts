@@ -63,6 +63,30 @@ export function decodeImageBytes(bytes: Uint8Array, dtype: ImageDtype): Uint8Arr
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
 }
 
+/**
+ * The first NaN or ±Inf in `data` (whole images of `shape` = [C, H, W], one
+ * after another) as a DataError naming the file, the image (`index` maps the
+ * position in `data` to the store index; its id too when `ids` are given) and
+ * the pixel; undefined when every value is finite.
+ */
+export function nonFiniteImageError(
+  data: ArrayLike<number>, shape: readonly number[], file: string, index: (i: number) => number, ids?: readonly string[],
+): DataError | undefined {
+  const [, h, w] = shape;
+  const per = shape[0] * h * w;
+  for (let k = 0; k < data.length; k++) {
+    const v = data[k];
+    if (v - v === 0) continue; // finite
+    const i = index(Math.floor(k / per));
+    const e = k % per;
+    const id = ids ? ` (id "${ids[i]}")` : '';
+    return new DataError(
+      `${file}: image ${i}${id} has ${Number.isNaN(v) ? 'NaN' : 'Inf'} at channel ${Math.floor(e / (h * w))}, y ${Math.floor((e % (h * w)) / w)}, x ${e % w}; image values must be finite`,
+    );
+  }
+  return undefined;
+}
+
 export const CACHE_DIR = '.tabsight-cache';
 const CHUNK_BYTES = 4 << 20;
 const CONVERT_CONCURRENCY = 4;

@@ -11,6 +11,7 @@ import { DataError, ShapeError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { string, invalid, isNumber } from '../validate';
 import { ioReason } from '../io/read';
+import { halfToFloat } from '../io/safetensors';
 
 export type NpyDtype = 'uint8' | 'float16' | 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
 
@@ -204,15 +205,7 @@ export async function readNpyHeader(file: string): Promise<NpyHeader> {
 export function float16ToFloat32(src: Uint8Array, count: number): Float32Array {
   const out = new Float32Array(count);
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
-  for (let i = 0; i < count; i++) {
-    const h = dv.getUint16(2 * i, true);
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) out[i] = sign * frac * 2 ** -24;
-    else if (exp === 31) out[i] = frac ? NaN : sign * Infinity;
-    else out[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
+  for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
   return out;
 }
 

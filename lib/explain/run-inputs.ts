@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Cohort } from '../data/cohort';
-import { decodeImageBytes, imageItemBytes, resizeBilinear } from '../data/cohort-images';
+import { decodeImageBytes, imageItemBytes, nonFiniteImageError, resizeBilinear } from '../data/cohort-images';
 import { Preprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
 import { readHead } from '../export/heads';
@@ -47,12 +47,8 @@ export function readCohortImages(cohort: Cohort, rows: readonly number[]): { dat
       const image = decodeImageBytes(buf, dtype);
       if (dtype === 'uint8') for (let k = 0; k < per; k++) out[o + k] = image[k] / 255;
       else out.set(image, o);
-      if (dtype !== 'uint8') {
-        const bad = image.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) {
-          throw new DataError(`${file}: image ${r} (id "${cohort.ids[r]}") has ${Number.isNaN(image[bad]) ? 'NaN' : 'Inf'} at channel ${Math.floor(bad / (h * w))}, y ${Math.floor((bad % (h * w)) / w)}, x ${bad % w}; image values must be finite`);
-        }
-      }
+      const bad = dtype === 'uint8' ? undefined : nonFiniteImageError(image, [c, h, w], file, () => r, cohort.ids);
+      if (bad) throw bad;
     });
   } finally {
     fs.closeSync(fd);

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadCohort } from '../data/cohort';
+import { nonFiniteImageError } from '../data/cohort-images';
 import { readNpyHeader } from '../data/npy';
 import { DataError, ShapeError } from '../errors';
 import { checkOutFile } from '../io/atomic';
@@ -70,27 +71,12 @@ export async function* readImageChunks(src: ImageSource, chunk: number, rows?: r
         await readFully(fh, buf, 0, buf.length, src.offset + start * per * bytes, src.label);
       }
       const data = bytes === 1 ? new Uint8Array(buf.buffer, buf.byteOffset, buf.length) : new Float32Array(buf.buffer, buf.byteOffset, count * per);
-      if (data instanceof Float32Array) checkFinite(src, data, per, (i) => (rows ? rows[start + i] : start + i));
+      const bad = data instanceof Float32Array ? nonFiniteImageError(data, [c, h, w], src.file, (i) => (rows ? rows[start + i] : start + i), src.ids) : undefined;
+      if (bad) throw bad;
       yield { start, count, data, shape: [count, c, h, w] };
     }
   } finally {
     await fh.close();
-  }
-}
-
-/** Throws a DataError naming the file, the image index (and id) and the pixel of the first NaN or ±Inf. */
-function checkFinite(src: ImageSource, data: Float32Array, per: number, index: (i: number) => number): void {
-  for (let k = 0; k < data.length; k++) {
-    const v = data[k];
-    if (v - v !== 0) {
-      const i = index(Math.floor(k / per));
-      const [, , h, w] = src.shape;
-      const e = k % per;
-      const id = src.ids ? ` (id "${src.ids[i]}")` : '';
-      throw new DataError(
-        `${src.file}: image ${i}${id} has ${Number.isNaN(v) ? 'NaN' : 'Inf'} at channel ${Math.floor(e / (h * w))}, y ${Math.floor((e % (h * w)) / w)}, x ${e % w}; image values must be finite`,
-      );
-    }
   }
 }
 
