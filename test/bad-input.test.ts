@@ -192,3 +192,11 @@ t.test('augment.outSize that disagrees with the training image size is ERR_CONFI
   await fails(t, ['pretrain', '--cohort', cohort, '--out', out, '--config', cfg, '--image-size', '16'], 'ERR_CONFIG', ['augment.outSize [12, 12]', 'imageSize 16']);
   t.notOk(fs.existsSync(out));
 });
+
+t.test('a malformed command line gets the same error line, with ERR_CONFIG, and exit 1', async (t) => {
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', at('never'), '--bogus'], 'ERR_CONFIG', [/unknown option '--bogus'/]);
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', at('never'), '--epochs', 'abc'], 'ERR_CONFIG', [/--epochs/, /abc/]);
+  await fails(t, ['pretrain', '--cohort', cohort], 'ERR_CONFIG', [/required option '--out <dir>'/]);
+  await fails(t, ['pretran'], 'ERR_CONFIG', [/unknown command 'pretran'/]);
+  t.notOk(fs.existsSync(at('never')), 'nothing was written');
+});

@@ -3,7 +3,8 @@
  * work. A TabsightError prints as `tabsight: CODE: message` and exits 1 (130
  * for ERR_ABORTED); a bad cohort.yaml gives one line per problem after that
  * one prefix. A malformed command line (unknown command or option, missing
- * required option, bad number) is commander's: `error: ...`, the usage, exit 1.
+ * required option, bad number) prints commander's message in the same form,
+ * `tabsight: ERR_CONFIG: ...`, then the usage, and exits 1.
  */
 import { Command } from 'commander';
 import * as fs from 'node:fs';
@@ -18,11 +19,18 @@ import { addTrainCommands } from './train-commands';
 import { addSelectCommands, addStudyCommands } from './study-commands';
 import { addCompareCommand, addExplainCommands } from './explain-commands';
 
+/** Commander's `error: …` as the CLI's own error line, with the code a bad setting gets. */
+export function usageErrorLine(message: string): string {
+  return `tabsight: ERR_CONFIG: ${message.replace(/^error: /, '')}`;
+}
+
 export function buildProgram(): Command {
   const program = new Command('tabsight')
     .description('Pretrain image encoders with tabular data (multimodal contrastive learning), explain them, and export them to ONNX.')
     .version(JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version)
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Set before the subcommands exist: each copies its parent's output settings.
+    .configureOutput({ outputError: (message, write) => write(usageErrorLine(message)) });
 
   program.command('info')
     .description('print the LibTorch build, CUDA availability, thread settings, distributed backends, OpenBLAS kernels, Winograd convolutions and the CPU cache')
