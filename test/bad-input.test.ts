@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readNpyHeader, writeNpy } from '../lib/data/npy';
 import { synthCardiac } from '../lib/synth';
+import { makeDirs } from '../lib/io/atomic';
 
 const exec = promisify(execFile);
 const bin = path.join(__dirname, '..', 'bin', 'tabsight.js');
@@ -199,4 +200,25 @@ t.test('a malformed command line gets the same error line, with ERR_CONFIG, and 
   await fails(t, ['pretrain', '--cohort', cohort], 'ERR_CONFIG', [/required option '--out <dir>'/]);
   await fails(t, ['pretran'], 'ERR_CONFIG', [/unknown command 'pretran'/]);
   t.notOk(fs.existsSync(at('never')), 'nothing was written');
+});
+
+t.test('makeDirs is mkdir -p: the first folder it made, EEXIST for a file at the path, ENOTDIR for a file above it', async (t) => {
+  const base = at('mk');
+  t.equal(makeDirs(path.join(base, 'a', 'b')), base, 'returns the shallowest folder it created');
+  t.ok(fs.statSync(path.join(base, 'a', 'b')).isDirectory());
+  t.equal(makeDirs(path.join(base, 'a', 'b')), undefined, 'nothing to create');
+  t.equal(makeDirs(path.join(base, 'a', 'c')), path.join(base, 'a', 'c'));
+  fs.writeFileSync(path.join(base, 'f'), 'x');
+  t.throws(() => makeDirs(path.join(base, 'f')), { code: 'EEXIST' });
+  t.throws(() => makeDirs(path.join(base, 'f', 'g', 'h')), { code: 'ENOTDIR' });
+  t.notOk(fs.existsSync(path.join(base, 'f', 'g')));
+});
+
+// Node's own recursive mkdir never returns for a path under /proc (mkdir
+// answers ENOENT there although /proc exists); these ran forever before.
+const procProbe = (() => { try { fs.mkdirSync('/proc/tabsight-probe'); return 'created'; } catch (e) { return (e as NodeJS.ErrnoException).code; } })();
+t.test('an output folder under /proc is an error, not a hang', { skip: procProbe === 'ENOENT' ? false : `mkdir under /proc gives ${procProbe} here` }, async (t) => {
+  t.throws(() => makeDirs('/proc/tabsight-x/y'), { code: 'ENOENT' });
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', '/proc/tabsight-x/run', '--config', tiny], 'ERR_CONFIG', ['/proc/tabsight-x/run', /ENOENT/]);
+  await fails(t, ['synth', 'cardiac', '--out', '/proc/tabsight-x', '--n', '40', '--size', '16'], 'ERR_CONFIG', ['/proc/tabsight-x']);
 });

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic, makeDirs, ensureOutDir } from '../io/atomic';
 import { evaluateRun, type EvaluationResult } from '../pipeline/evaluate';
 import { pretrainCohort } from '../pipeline/cohort-pretrain';
 import { barChartWithErrors, lineChart } from '../report/charts';
@@ -45,7 +45,7 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
   const n = options.n ?? 1200;
   const size = options.size ?? 64;
   const seeds = options.seeds ?? 3;
-  fs.mkdirSync(out, { recursive: true });
+  ensureOutDir(out);
 
   const cohort = path.join(out, 'cohort');
   if (!fs.existsSync(path.join(cohort, 'cohort.yaml'))) {
@@ -91,7 +91,7 @@ export async function runDemo(options: DemoOptions): Promise<Record<string, Eval
     }
     log(`evaluating ${name} on every task (linear probe, ${seeds} seeds)`);
     results[name] = await evaluateRun({ run, cohort, seeds, saveHeads: run.startsWith('random:') ? undefined : path.join(run, 'heads') });
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file));
     await writeFileAtomic(file, JSON.stringify(results[name], null, 2) + '\n');
   }
 

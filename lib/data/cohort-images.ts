@@ -14,6 +14,7 @@ import { float16ToFloat32, readNpyHeader, type NpyHeader } from './npy';
 import { readPng } from './png';
 import type { ImagesConfig } from './cohort-schema';
 import { ioReason } from '../io/read';
+import { makeDirs } from '../io/atomic';
 
 export type ImageDtype = 'uint8' | 'float16' | 'float32';
 
@@ -137,7 +138,7 @@ async function scanOnce(file: string, h: NpyHeader, ref: ImageIds, cacheDir: str
   if (await exists(marker)) return;
   await scanFinite(file, h, ref);
   try {
-    await fsp.mkdir(cacheDir, { recursive: true });
+    makeDirs(cacheDir);
     for (const f of await fsp.readdir(cacheDir)) if (/^scan-[0-9a-f]+\.ok$/.test(f)) await fsp.unlink(path.join(cacheDir, f)).catch(() => undefined);
     await fsp.writeFile(marker, `${path.resolve(file)}\n`);
   } catch {

@@ -7,8 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../io/atomic';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic, makeDirs } from '../io/atomic';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -136,7 +136,7 @@ async function writeCache(file: string, key: string, rows: Morphometrics[]): Pro
     columns: [...MORPHO_COLUMNS],
     rows: rows.map((r) => MORPHO_COLUMNS.map((c) => (Number.isFinite(r[c]) ? r[c] : null))),
   };
-  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  makeDirs(path.dirname(path.resolve(file)));
   await writeFileAtomic(file, JSON.stringify(body));
 }
 

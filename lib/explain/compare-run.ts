@@ -26,6 +26,7 @@ import { gridPng, overlayPixels, reduceMap, safeName } from './overlay';
 import { RANDOMIZATION_STAGES, randomizeWeights, uniformFanIn, type RandomizationStage } from './randomize';
 import { parseExplainTarget, prepareRunImages, readCohortImages, readRunPreprocessor, runTarget, type ParsedTarget } from './run-inputs';
 import type { ImageTarget } from './targets';
+import { makeDirs } from '../io/atomic';
 
 export const COMPARE_METHODS = ['ig', 'gradcam', 'guided-backprop', 'guided-gradcam'] as const;
 export type CompareMethod = (typeof COMPARE_METHODS)[number];
@@ -349,7 +350,7 @@ export async function analyseRun(ctx: CompareContext, run: RunInfo): Promise<Run
   const raw: Record<string, Attribution> = {};
   const files: RunAnalysis['files'] = { attributions: {} };
   const dir = path.join(o.out, 'attributions', safeName(run.label));
-  await fs.promises.mkdir(dir, { recursive: true });
+  makeDirs(dir);
   let igDelta: number[] | undefined;
   for (const method of o.methods) {
     log(`  ${run.label}: ${method} on ${n} images`);
@@ -417,7 +418,7 @@ export async function analyseRun(ctx: CompareContext, run: RunInfo): Promise<Run
       const grey = unit.subarray(i * c * plane, i * c * plane + plane);
       return [overlayPixels(grey, null, size), ...o.methods.map((m) => overlayPixels(grey, maps[m][i], size))];
     });
-    await fs.promises.mkdir(path.join(o.out, 'grids'), { recursive: true });
+    makeDirs(path.join(o.out, 'grids'));
     const file = path.join(o.out, 'grids', `${safeName(run.label)}.png`);
     await fs.promises.writeFile(file, await gridPng(cells, size));
     files.grid = path.relative(o.out, file);

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError, DataError } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic, makeDirs } from '../io/atomic';
 import { r2Score, rocAuc, rocAucOvr } from '../eval/metrics';
 import { fitProbe, foldStandardization, predictProbe, type Matrix, type ProbeKind, type ProbeModel, type ProbePrediction } from '../eval/probe';
 import { labelFractionSubset } from '../eval/protocol';
@@ -115,7 +115,7 @@ function headFile(dir: string, task: string): string {
 /** Writes DIR/<task>.json atomically (the folder is created). Returns the file. */
 export async function writeHead(dir: string, head: SavedHead): Promise<string> {
   const file = headFile(dir, head.task);
-  await fs.promises.mkdir(dir, { recursive: true });
+  makeDirs(dir);
   await writeFileAtomic(file, JSON.stringify(head, null, 1) + '\n');
   return file;
 }

@@ -30,17 +30,54 @@ function writeError(err: unknown, file: string): Error {
 }
 
 /**
+ * `mkdir -p`: creates `dir` and its missing parents, one `mkdir` each, and
+ * returns the first folder it created (as `fs.mkdirSync`'s recursive mode
+ * does). Node's recursive mode loops forever where `mkdir` answers ENOENT
+ * under a folder that exists (any path under /proc); here that ENOENT is
+ * thrown. A file in the way is EEXIST (it is `dir`) or ENOTDIR (a parent).
+ */
+export function makeDirs(dir: string): string | undefined {
+  const missing: string[] = [];
+  for (let p = path.resolve(dir); ; p = path.dirname(p)) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (st) {
+      if (!st.isDirectory() && missing.length === 0) {
+        throw Object.assign(new Error(`EEXIST: file already exists, mkdir '${p}'`), { code: 'EEXIST', path: p });
+      }
+      break; // a file here makes the first mkdir below fail with ENOTDIR
+    }
+    missing.push(p);
+    if (path.dirname(p) === p) break;
+  }
+  missing.reverse();
+  for (const p of missing) {
+    try {
+      fs.mkdirSync(p);
+    } catch (err) {
+      // Another process made it in between: fine if it is a folder.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(p).isDirectory()) throw err;
+    }
+  }
+  return missing[0];
+}
+
+/**
  * Creates the output folder `dir` (and its parents) before any work; a
  * ConfigError naming the path when it cannot be (a file is in the way, no
  * permission). Returns the first folder it created, if any.
  */
 export function ensureOutDir(dir: string): string | undefined {
   try {
-    if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'EEXIST' });
-    return fs.mkdirSync(dir, { recursive: true });
+    return makeDirs(dir);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'EEXIST' ? 'it is a file, not a folder' : e.code === 'ENOTDIR' ? 'a part of its path is a file' : e.message ?? String(err);
+    const why = e.code === 'EEXIST' ? 'it is a file, not a folder' : e.code === 'ENOTDIR' ? 'a part of its path is a file'
+      : e.code === 'ENOENT' ? 'the system refused to create it (ENOENT under an existing folder)' : e.message ?? String(err);
     throw new ConfigError(`Cannot use ${dir} as an output folder: ${why}`, { cause: err });
   }
 }

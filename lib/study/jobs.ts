@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { packageRoot } from '../binding';
 import { AbortError, ConfigError, DataError } from '../errors';
 import type { EvalCache } from '../features/search';
-import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic';
+import { writeFileAtomic, writeFileAtomicSync, makeDirs } from '../io/atomic';
 import * as is from '../validate';
 import { resolveStudy, STUDY_KEYS, trialName, type StudyDefinition, type StudyInfo, type StudyOptions, type StudyPlan } from './plan';
 import { checkSlurmOptions, sbatchScript, type SlurmOptions } from './slurm';
@@ -131,7 +131,7 @@ export class FileEvalCache implements EvalCache {
   putSearchEval(key: string, value: unknown): void {
     const file = path.join(this.dir, `${key}.json`);
     if (fs.existsSync(file)) return;
-    fs.mkdirSync(this.dir, { recursive: true });
+    makeDirs(this.dir);
     writeFileAtomicSync(file, JSON.stringify(value));
   }
 
@@ -188,7 +188,7 @@ export async function emitStudyJobs(options: StudyOptions, jobs: EmitOptions): P
   const script = path.join(slurmDir, 'study.sbatch');
   const jobName = `tabsight-study-${path.basename(out).replace(/[^A-Za-z0-9_.-]/g, '_')}`;
   const text = sbatchScript({ out, trials: trials.length, jobName, node: process.execPath, cli: path.join(packageRoot(), 'bin', 'tabsight.js'), slurm, logs });
-  fs.mkdirSync(logs, { recursive: true }); // SLURM does not create the log folder
+  makeDirs(logs); // SLURM does not create the log folder
   const manifest = path.join(slurmDir, 'trials.tsv');
   await writeFileAtomic(studyFile, JSON.stringify(file, null, 2) + '\n');
   await writeFileAtomic(manifest, ['id\ttrial\tmethod\tk\tseed', ...trials.map((t) => `${t.id}\t${t.name}\t${t.method}\t${t.k}\t${t.seed}`)].join('\n') + '\n');
@@ -231,7 +231,7 @@ export async function runStudyTrial(out: string, id: number, control: TrialContr
   if (JSON.stringify(plan.names) !== JSON.stringify(jobs.info.features)) {
     throw new ConfigError(`The cohort ${jobs.definition.cohort} has other tabular features than when ${root} was emitted; emit the study again into another --out`);
   }
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const stateFile = path.join(dir, 'state.json');
   const state: TrialStateFile = readJson<TrialStateFile>(stateFile) ?? { attempts: 0, resumed: false, selection: null };
   state.attempts += 1;

@@ -4,11 +4,10 @@
  * (docs/cohorts.md). The causal model is in cardiac-model.ts, the feature
  * catalogue and graph in cardiac-features.ts, the images in cardiac-render.ts.
  */
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { writeNpy } from '../data/npy';
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic, ensureOutDir } from '../io/atomic';
 import { integer, invalid, knownKeys, plainObject, positiveInteger, string } from '../validate';
 import { FEATURES, LATENTS, MISSING_BLOCKS, TASKS, taskTruth, type TaskTruth } from './cardiac-features';
 import {
@@ -68,7 +67,7 @@ function checkOptions(options: unknown): Required<Omit<SynthCardiacOptions, 'onP
 export async function synthCardiac(options: SynthCardiacOptions): Promise<SynthCardiacResult> {
   const { out, n, size, seed, onProgress } = checkOptions(options);
   const dir = path.resolve(out);
-  await fsp.mkdir(dir, { recursive: true });
+  ensureOutDir(dir);
   const sim = simulate(n, seed);
   const ids = Array.from({ length: n }, (_, i) => `s${String(i + 1).padStart(6, '0')}`);
 

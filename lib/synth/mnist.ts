@@ -12,7 +12,7 @@ import { ConfigError, DataError } from '../errors';
 import { writeNpy } from '../data/npy';
 import { measureDigits, MORPHO_COLUMNS, type Morphometrics } from '../data/morpho';
 import { perturbDigit, type PerturbationParams, type Point } from '../data/morpho-perturb';
-import { writeFileAtomic } from '../io/atomic';
+import { writeFileAtomic, ensureOutDir } from '../io/atomic';
 import { integer, invalid, knownKeys, oneOf, plainObject, probability, string } from '../validate';
 import { Rng } from './rng';
 
@@ -199,7 +199,7 @@ function describeParams(p: PerturbationParams): Record<string, unknown> {
 export async function synthMnist(options: SynthMnistOptions): Promise<SynthMnistResult> {
   const { out, n, seed, split, perturbFraction, cachePath, workers, onProgress } = checkOptions(options);
   const dir = path.resolve(out);
-  await fsp.mkdir(dir, { recursive: true });
+  ensureOutDir(dir);
 
   // Which digits: n distinct indices of the set (partial Fisher–Yates), in ascending order.
   const pool = Int32Array.from({ length: SETS[split].count }, (_, i) => i);
