@@ -471,12 +471,22 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       autocast.reset();
       sync_bn_scope.reset();
       loss = loss.to(torch::kFloat32);
-      double loss_value = loss.item<double>();
+      loss.backward();
+      // The step's one read back to the host: the loss and the retrieval
+      // accuracy together, after backward is queued and before the update.
+      // On a GPU, reading the loss before backward made the CPU wait for the
+      // forward pass with no kernels queued, and the accuracy was a second
+      // wait after the update. Reading it here still refuses a non-finite
+      // loss before the parameters change.
+      auto top1_t = logits.defined() ? logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean()
+                                     : torch::zeros({}, loss.options().dtype(torch::kFloat64));
+      const auto host = torch::stack({loss.detach().to(torch::kFloat64), top1_t}).cpu();
+      double loss_value = host[0].item<double>();
+      double top1 = host[1].item<double>();
       if (!std::isfinite(loss_value)) {
         Fail(ErrorCode::kTorch, "loss became " + std::to_string(loss_value) + " at step " + Str(global_step_ + 1) +
                                     "; lower the learning rate or check the inputs");
       }
-      loss.backward();
       // Contrastive ranks each backpropagate the global loss through their
       // own rows, so the gradients add up to the single-process gradient;
       // supervised ranks each hold the mean over their rows, so they average.
@@ -490,8 +500,6 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
       } else {
         optimizer_->step();
       }
-      double top1 =
-          logits.defined() ? logits.detach().argmax(1).eq(targets).to(torch::kFloat64).mean().item<double>() : 0.0;
       if (comm_) {
         // One small all-reduce per step: the supervised loss and accuracy
         // over the global batch (contrastive ones are already global and
