@@ -293,6 +293,10 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
         const kept = keepMetricsBefore(metricsFile, resumeEpoch);
         if (kept.length) writeFileAtomicSync(metricsFile, kept.join('\n') + '\n');
         else fs.rmSync(metricsFile, { force: true });
+        // A resumed run is unfinished until it ends again: the image encoder
+        // of its previous end would otherwise be exported, embedded and
+        // evaluated as this run's. The trainer writes the new one at the end.
+        if (resumeFrom) fs.rmSync(path.join(out, 'image_encoder.safetensors'), { force: true });
       }
       let callbackError: unknown;
       const onAbort = () => job.abort();

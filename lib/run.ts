@@ -101,7 +101,7 @@ export async function loadRun(dir: string): Promise<Run> {
   const weights = path.join(root, 'image_encoder.safetensors');
   if (!fs.existsSync(configFile)) throw new ConfigError(`${root} is not a tabsight run: ${configFile} is missing`);
   if (!fs.existsSync(weights)) {
-    throw new DataError(`${weights} is missing: the run has not finished (resume it with resume: true)`);
+    throw new DataError(`${weights} is missing: the run has not finished (resume it: tabsight pretrain --resume, or resume: true)`);
   }
   let config: ResolvedPretrainConfig;
   try {

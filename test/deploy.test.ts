@@ -5,7 +5,8 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import {
   _native, ConfigError, DataError, evaluateRun, exportImageEncoder, exportRun, fitProbe, foldStandardization, headProbeModel, imageEncoderMeta, loadRun, mainMetric,
@@ -14,7 +15,7 @@ import {
 } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
 import { Command } from 'commander';
-import { addDeployCommands, writeWithProgress } from '../lib/cli/deploy-commands';
+import { addDeployCommands, predictionHeader, writeWithProgress } from '../lib/cli/deploy-commands';
 import { AtomicTextWriter } from '../lib/export/images';
 import { toyCohort } from './helpers/toy';
 
@@ -341,4 +342,136 @@ t.test('embed and predict write their output completely or not at all (writeWith
   t.equal(stops, 2);
   t.same(fs.readdirSync(dir), ['predictions.csv']);
   t.equal(fs.readFileSync(out, 'utf8'), 'id,p\n1,0.5\n');
+});
+
+t.test('audit fixes: regression CSV columns, dtype and NaN checks on the ORT path, head fingerprints, float32 input range', async (t) => {
+  await cohortRun();
+  const plain = path.join(root, 'r18_run.onnx');
+  if (!fs.existsSync(plain)) await exportRun(runDir, plain);
+  const n = 5;
+  const all = await readNpy(path.join(cohortDir, 'images.npy'));
+  const data = (all.data as Uint8Array).slice(0, n * 3 * 32 * 32);
+  const npy = path.join(root, 'five.npy');
+  await writeNpy(npy, data, [n, 3, 32, 32]);
+  const out = path.join(root, 'never.npy');
+
+  // CSV columns for regression heads: one column per output, named when the head names its targets.
+  t.equal(predictionHeader({ task: 'a', kind: 'regression', classes: [], outputs: 1 }, false), 'index,prediction');
+  t.equal(predictionHeader({ task: 'a', kind: 'regression', classes: ['lvef'], outputs: 1 }, true), 'index,id,prediction_lvef');
+  t.equal(predictionHeader({ task: 'a', kind: 'regression', classes: [], outputs: 2 }, false), 'index,prediction_0,prediction_1');
+  const two = path.join(root, 'reg2.onnx');
+  const dim = 512;
+  await exportRun(runDir, two, { head: { task: 'two', kind: 'regression', classes: [], weight: new Float32Array(2 * dim).fill(0.01), bias: Float32Array.from([3, -4]) } });
+  const csv = path.join(root, 'reg2.csv');
+  await cli('predict', '--model', two, '--images', npy, '--out', csv);
+  const rows = parseCsv(csv);
+  t.same(rows[0], ['index', 'prediction_0', 'prediction_1']);
+  t.ok(rows.every((r) => r.length === 3), 'every row has as many cells as the header');
+  const run = await loadRun(runDir);
+  const emb = await run.embed({ data, shape: [n, 3, 32, 32] });
+  run.dispose();
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += 0.01 * emb[i * dim + j];
+    t.ok(Math.abs(Number(rows[i + 1][1]) - (s + 3)) <= 1e-3 * Math.max(1, Math.abs(s)) && Math.abs(Number(rows[i + 1][2]) - (s - 4)) <= 1e-3 * Math.max(1, Math.abs(s)), `row ${i}: both targets`);
+  }
+
+  // The ORT path refuses the other dtype than the run's store, as the LibTorch path does.
+  const fl = path.join(root, 'five-f32.npy');
+  await writeNpy(fl, Float32Array.from(data, (v) => v / 255), [n, 3, 32, 32]);
+  for (const args of [['--model', plain], ['--run', runDir, '--backend', 'ort']]) {
+    await expectError(t, () => cli('embed', ...args, '--images', fl, '--out', out), ShapeError, ['Expected uint8 images', 'trained on a uint8 store', 'received float32', fl]);
+  }
+  t.notOk(fs.existsSync(out));
+
+  // OrtImageEncoder.embed refuses NaN and Inf like Run.embed, naming the image and the pixel.
+  const enc = await OrtImageEncoder.load(plain, { threads: 1 });
+  const bad = Float32Array.from(data);
+  bad[3 * 32 * 32 + 5] = NaN;
+  await expectError(t, () => enc.embed({ data: bad, shape: [n, 3, 32, 32] }), DataError, ['image 1 has NaN', 'y 0, x 5', plain]);
+  bad[3 * 32 * 32 + 5] = 1;
+  bad[4 * 3 * 32 * 32] = Infinity;
+  await expectError(t, () => enc.embed({ data: bad, shape: [n, 3, 32, 32] }), DataError, ['image 4 has Inf', 'channel 0, y 0, x 0']);
+  await enc.dispose();
+
+  // Heads record the encoder file they were fitted on.
+  const weights = path.join(runDir, 'image_encoder.safetensors');
+  const sha = createHash('sha256').update(fs.readFileSync(weights)).digest('hex');
+  t.equal(readHead(runDir, 'cad').encoderSha256, sha, 'the head carries the sha256 of the encoder evaluation embedded with');
+  const moved = path.join(root, 'run18-moved');
+  fs.cpSync(runDir, moved, { recursive: true });
+  await exportRun(moved, path.join(root, 'moved-cad.onnx'), { withHead: 'cad' });
+  t.pass('a copied run exports its heads (same encoder file, another folder)');
+  const headPath = path.join(moved, 'heads', 'cad.json');
+  const head = JSON.parse(fs.readFileSync(headPath, 'utf8'));
+  fs.writeFileSync(headPath, JSON.stringify({ ...head, encoderSha256: '0'.repeat(64) }));
+  await expectError(t, () => exportRun(moved, path.join(root, 'x.onnx'), { withHead: 'cad' }), DataError, [`Head file ${headPath} was fitted on another image encoder`, weights.replace(runDir, moved), '--save-heads']);
+  fs.writeFileSync(headPath, JSON.stringify({ ...head, encoderSha256: 'not hex' }));
+  await expectError(t, () => readHead(moved, 'cad'), DataError, ['"encoderSha256" must be 64 lowercase hex digits']);
+  const { encoderSha256: _dropped, ...legacy } = head;
+  fs.writeFileSync(headPath, JSON.stringify(legacy));
+  await exportRun(moved, path.join(root, 'legacy-cad.onnx'), { withHead: 'cad' });
+  t.pass('a head without encoderSha256 (saved before the field) still exports');
+  // A head of another dim names its file.
+  const r50Heads = path.join(root, 'run50', 'heads');
+  fs.copyFileSync(path.join(runDir, 'heads', 'cad.json'), path.join(r50Heads, 'cad.json'));
+  await expectError(t, () => exportRun(path.join(root, 'run50'), path.join(root, 'x.onnx'), { withHead: 'cad' }), DataError, [`Head file ${path.join(r50Heads, 'cad.json')} has dim 512`, 'resnet50 embeddings have 2048']);
+  fs.rmSync(path.join(r50Heads, 'cad.json'));
+
+  // A float32 store's values can have any range: the export leaves input_range unspecified, and bytes are refused.
+  const toy = toyCohort(16, 16, 9);
+  const fdir = path.join(root, 'run-f32');
+  await pretrain({ out: fdir, images: { data: Float32Array.from(toy.images, (v) => v * 4 - 100), shape: toy.shape }, tabular: { data: toy.tabular, shape: [16, toy.features] },
+    epochs: 1, batchSize: 8, warmupEpochs: 0, augment: { rate: 0 }, model: { arch: 'resnet18', smallStem: true, tabularHidden: 16, projectionHidden: 16, projectionDim: 8 } });
+  const fonnx = path.join(root, 'f32.onnx');
+  const { metadata } = await exportRun(fdir, fonnx);
+  t.match(metadata, { 'tabsight.input_range': 'unspecified', image_dtype: 'float32' });
+  const fenc = await OrtImageEncoder.load(fonnx, { threads: 1 });
+  await expectError(t, () => fenc.embed({ data: toy.images.slice(0, 256), shape: [1, 1, 16, 16] }), ShapeError, ['Expected float32 images', 'float32 store', 'Uint8Array']);
+  await fenc.dispose();
+});
+
+t.test('resuming a finished run removes its image encoder until the run ends again', async (t) => {
+  const toy = toyCohort(16, 16, 11);
+  const dir = path.join(root, 'run-resume');
+  const opts = { out: dir, images: { data: toy.images, shape: toy.shape }, tabular: { data: toy.tabular, shape: [16, toy.features] },
+    batchSize: 8, warmupEpochs: 0, augment: { rate: 0 }, model: { arch: 'resnet18' as const, smallStem: true, tabularHidden: 16, projectionHidden: 16, projectionDim: 8 } };
+  await pretrain({ ...opts, epochs: 1 });
+  const weights = path.join(dir, 'image_encoder.safetensors');
+  t.ok(fs.existsSync(weights));
+  const ac = new AbortController();
+  const err = await pretrain({ ...opts, epochs: 4, resume: true }, { signal: ac.signal, onProgress: () => ac.abort() }).then(() => null, (e: Error) => e);
+  t.match(err, { code: 'ERR_ABORTED' }, 'the resume was stopped after its first step');
+  t.notOk(fs.existsSync(weights), 'no image encoder of the previous end is left as this run\'s');
+  await expectError(t, () => exportRun(dir, path.join(root, 'x.onnx')), DataError, ['image_encoder.safetensors is missing', 'tabsight pretrain --resume']);
+  await pretrain({ ...opts, epochs: 4, resume: true });
+  t.ok(fs.existsSync(weights), 'the finished resume writes it again');
+});
+
+t.test('Ctrl-C and SIGTERM stop embed and predict after a batch, leaving no output and no temporary file', async (t) => {
+  await cohortRun();
+  const plain = path.join(root, 'r18_run.onnx');
+  const cad = path.join(root, 'r18_cad.onnx');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-deploy-signal-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const many = 4000;
+  const npy = path.join(dir, 'many.npy');
+  await writeNpy(npy, new Uint8Array(many * 3 * 32 * 32).fill(90), [many, 3, 32, 32]);
+  const bin = path.join(__dirname, '..', 'bin', 'tabsight.js');
+  for (const [cmd, model, sig] of [['embed', plain, 'SIGINT'], ['predict', cad, 'SIGTERM']] as const) {
+    const outFile = path.join(dir, cmd === 'embed' ? 'emb.npy' : 'pred.csv');
+    const child = spawn(process.execPath, [bin, cmd, '--model', model, '--images', npy, '--out', outFile, '--batch', '1', '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b) => { stderr += b; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Signal once the temporary output exists, i.e. while batches are being written.
+    const start = Date.now();
+    while (!fs.readdirSync(dir).some((f) => f.endsWith('.tmp')) && Date.now() - start < 60_000) await new Promise((r) => setTimeout(r, 20));
+    t.ok(fs.readdirSync(dir).some((f) => f.endsWith('.tmp')), `${cmd}: the temporary output appeared`);
+    child.kill(sig);
+    const code = await exited;
+    t.equal(code, 130, `${cmd} exits 130 after ${sig}`);
+    t.match(stderr, /tabsight: ERR_ABORTED: Embedding .* was stopped after \d+ of 4000 images/, `${cmd}: ${stderr.trim().split('\n').pop()}`);
+    t.same(fs.readdirSync(dir), ['many.npy'], `${cmd}: no output and no temporary file`);
+  }
 });

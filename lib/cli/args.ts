@@ -41,13 +41,13 @@ export function featureList(features?: string[], file?: string): string[] | unde
 }
 
 /** An AbortSignal that fires on the first Ctrl-C; a second one exits at once. */
-export function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
+export function interruptSignal(unit = 'step'): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   let count = 0;
   const onSigint = () => {
     count += 1;
     if (count === 1) {
-      process.stderr.write('\ntabsight: stopping after this step (Ctrl-C again to quit now)…\n');
+      process.stderr.write(`\ntabsight: stopping after this ${unit} (Ctrl-C again to quit now)…\n`);
       controller.abort();
     } else {
       process.exit(130);
@@ -55,6 +55,28 @@ export function interruptSignal(): { signal: AbortSignal; dispose: () => void } 
   };
   process.on('SIGINT', onSigint);
   return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+}
+
+/**
+ * Ctrl-C as in interruptSignal, and SIGTERM (what SLURM sends at the time
+ * limit and on scancel): both stop the work after this `unit`, so that
+ * outputs are completed or removed, never left half-written.
+ */
+export function stopSignal(unit = 'step', onTermNote = ''): { signal: AbortSignal; dispose: () => void } {
+  const sigint = interruptSignal(unit);
+  const term = new AbortController();
+  const onTerm = () => {
+    process.stderr.write(`\ntabsight: SIGTERM, stopping after this ${unit}${onTermNote}…\n`);
+    term.abort();
+  };
+  process.on('SIGTERM', onTerm);
+  return {
+    signal: AbortSignal.any([sigint.signal, term.signal]),
+    dispose: () => {
+      sigint.dispose();
+      process.off('SIGTERM', onTerm);
+    },
+  };
 }
 
 /** Drops undefined values so they do not override config-file values. */

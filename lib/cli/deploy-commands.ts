@@ -11,7 +11,7 @@ import { embedSource, openEmbedder, type Backend, type Embedder, type EmbedderOu
 import { AtomicTextWriter, cohortImageSource, npyImageSource, NpyRowWriter, type ImageSource } from '../export/images';
 import { exportRun } from '../export/run-export';
 import { checkOutFile } from '../io/atomic';
-import { int } from './args';
+import { int, stopSignal } from './args';
 
 /** A count bar on stderr; silent when stderr is not a TTY. */
 export function countBar(label: string, total: number): { update: (p: { done: number; total: number }) => void; stop: () => void } {
@@ -71,7 +71,10 @@ export async function writeWithProgress<B extends { stop: () => void }>(writer: 
 export function predictionHeader(head: NonNullable<Embedder['head']>, withIds: boolean): string {
   const idCol = withIds ? ['id'] : [];
   if (head.kind === 'regression') {
-    const names = head.classes.length <= 1 ? ['prediction'] : head.classes.map((c) => `prediction_${c}`);
+    // Named targets by name; one unnamed target is `prediction`, several are prediction_0, prediction_1, …
+    const k = head.outputs;
+    const names = head.classes.length === k ? head.classes.map((c) => `prediction_${c}`)
+      : k === 1 ? ['prediction'] : Array.from({ length: k }, (_, i) => `prediction_${i}`);
     return ['index', ...idCol, ...names.map(csvCell)].join(',');
   }
   return ['index', ...idCol, ...head.classes.map((c) => csvCell(`p_${c}`)), 'predicted'].join(',');
@@ -143,12 +146,17 @@ export function addDeployCommands(program: Command): void {
       if (!o.run === !o.model) throw new ConfigError('Give exactly one of --run and --model');
       checkOutFile(o.out);
       const src = await imageSource(o);
-      await withEmbedder(o, async (e) => {
-        e.check(src);
-        const writer = await NpyRowWriter.open(o.out, src.shape[0], e.dim);
-        await writeWithProgress(writer, countBar(`embed (${e.backend})`, src.shape[0]), (bar) =>
-          embedSource(e, src, { chunk: o.batch, onProgress: bar.update, onChunk: (_, out) => writer.write(out.embedding) }));
-      });
+      const stop = stopSignal('batch');
+      try {
+        await withEmbedder(o, async (e) => {
+          e.check(src);
+          const writer = await NpyRowWriter.open(o.out, src.shape[0], e.dim);
+          await writeWithProgress(writer, countBar(`embed (${e.backend})`, src.shape[0]), (bar) =>
+            embedSource(e, src, { chunk: o.batch, onProgress: bar.update, onChunk: (_, out) => writer.write(out.embedding), signal: stop.signal }));
+        });
+      } finally {
+        stop.dispose();
+      }
       process.stdout.write(`${o.out}\n`);
     });
 
@@ -163,22 +171,27 @@ export function addDeployCommands(program: Command): void {
     .action(async (o) => {
       checkOutFile(o.out);
       const src = await imageSource(o);
-      await withEmbedder({ ...o, backend: 'ort' }, async (e) => {
-        const head = e.head;
-        if (!head) throw new ConfigError(`${o.model} has no probe head; export it with \`tabsight export --run RUN --with-head TASK\``);
-        e.check(src);
-        const writer = await AtomicTextWriter.open(o.out);
-        await writeWithProgress(writer, countBar(`predict ${head.task}`, src.shape[0]), async (bar) => {
-          await writer.write(predictionHeader(head, src.ids !== undefined) + '\n');
-          await embedSource(e, src, {
-            chunk: o.batch, onProgress: bar.update,
-            onChunk: async (start, out) => {
-              const n = out.embedding.length / out.dim;
-              if (n > 0) await writer.write(predictionRows(head, out, start, n, src.ids).join('\n') + '\n');
-            },
+      const stop = stopSignal('batch');
+      try {
+        await withEmbedder({ ...o, backend: 'ort' }, async (e) => {
+          const head = e.head;
+          if (!head) throw new ConfigError(`${o.model} has no probe head; export it with \`tabsight export --run RUN --with-head TASK\``);
+          e.check(src);
+          const writer = await AtomicTextWriter.open(o.out);
+          await writeWithProgress(writer, countBar(`predict ${head.task}`, src.shape[0]), async (bar) => {
+            await writer.write(predictionHeader(head, src.ids !== undefined) + '\n');
+            await embedSource(e, src, {
+              chunk: o.batch, onProgress: bar.update, signal: stop.signal,
+              onChunk: async (start, out) => {
+                const n = out.embedding.length / out.dim;
+                if (n > 0) await writer.write(predictionRows(head, out, start, n, src.ids).join('\n') + '\n');
+              },
+            });
           });
         });
-      });
+      } finally {
+        stop.dispose();
+      }
       process.stdout.write(`${o.out}\n`);
     });
 }

@@ -6,7 +6,7 @@ import { emitStudyJobs, mergeStudy, runStudyTrial, SCHEDULERS, type Scheduler } 
 import type { StudyOptions } from '../study/plan';
 import { runStudy } from '../study/runner';
 import { writeStudyReport } from '../study/report';
-import { defined, float, int, interruptSignal, list } from './args';
+import { defined, float, int, interruptSignal, list, stopSignal } from './args';
 
 function intList(name: string) {
   return (value: string): number[] => list(value).map((v) => {
@@ -98,20 +98,7 @@ function givenFlags(cmd: Command): Map<string, string> {
 
 /** An AbortSignal for one trial: Ctrl-C as elsewhere, and SIGTERM (what SLURM sends at the time limit and on scancel). */
 function trialSignal(): { signal: AbortSignal; dispose: () => void } {
-  const sigint = interruptSignal();
-  const term = new AbortController();
-  const onTerm = () => {
-    process.stderr.write('\ntabsight: SIGTERM, stopping after this step (the checkpoint stays valid)…\n');
-    term.abort();
-  };
-  process.on('SIGTERM', onTerm);
-  return {
-    signal: AbortSignal.any([sigint.signal, term.signal]),
-    dispose: () => {
-      sigint.dispose();
-      process.off('SIGTERM', onTerm);
-    },
-  };
+  return stopSignal('step', ' (the checkpoint stays valid)');
 }
 
 export function addStudyCommands(program: Command): void {

@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, ShapeError } from '../errors';
+import { AbortError, ConfigError, ShapeError } from '../errors';
+import { removeAtExit } from '../io/atomic';
 import { loadRun, type Run } from '../run';
 import { readImageChunks, type ImageChunk, type ImageSource } from './images';
 import { OrtImageEncoder } from './ort';
@@ -27,6 +28,8 @@ export interface HeadInfo {
   task: string;
   kind: 'binary' | 'multiclass' | 'regression';
   classes: string[];
+  /** The head's width K: logits per class (1 for binary), or regression targets. */
+  outputs: number;
 }
 
 export interface Embedder {
@@ -72,9 +75,14 @@ class OrtEmbedder implements Embedder {
   readonly head: HeadInfo | null;
   constructor(readonly source: string, private enc: OrtImageEncoder, private batchSize: number, private cleanup?: () => void) {
     const md = enc.metadata;
-    this.head = md['tabsight.head.task']
-      ? { task: md['tabsight.head.task'], kind: md['tabsight.head.kind'] as HeadInfo['kind'], classes: JSON.parse(md['tabsight.head.classes'] ?? '[]') as string[] }
-      : null;
+    if (md['tabsight.head.task']) {
+      const kind = md['tabsight.head.kind'] as HeadInfo['kind'];
+      const classes = JSON.parse(md['tabsight.head.classes'] ?? '[]') as string[];
+      const width = enc.headOutputs.find((h) => h.name === (kind === 'regression' ? 'prediction' : 'logits'))?.width ?? 0;
+      this.head = { task: md['tabsight.head.task'], kind, classes, outputs: width || (kind === 'binary' ? 1 : Math.max(1, classes.length)) };
+    } else {
+      this.head = null;
+    }
   }
 
   get dim(): number {
@@ -88,6 +96,11 @@ class OrtEmbedder implements Embedder {
     const range = /^(-?[\d.e+-]+),(-?[\d.e+-]+)$/.exec(this.enc.metadata['tabsight.input_range'] ?? '');
     if (src.dtype === 'uint8' && range && Number(range[2]) < 255) {
       throw new ShapeError(`Expected float32 images in [${range[1]}, ${range[2]}] but received uint8 (0–255) in ${src.label} (${where})`);
+    }
+    // A model exported from a run knows the store it was trained on (image_dtype), as the run's LibTorch backend does.
+    const trained = this.enc.metadata['image_dtype'];
+    if ((trained === 'uint8' || trained === 'float32') && src.dtype !== trained) {
+      throw new ShapeError(`Expected ${trained} images (the model's run was trained on a ${trained} store) but received ${src.dtype} in ${src.label} (${where})`);
     }
   }
 
@@ -144,7 +157,11 @@ export async function openEmbedder(o: OpenEmbedderOptions): Promise<Embedder> {
   const run = o.run!;
   if (backend === 'torch') return new TorchEmbedder(run, await loadRun(run), batchSize);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-ort-'));
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
+  const forget = removeAtExit(tmp);
+  const cleanup = () => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    forget();
+  };
   try {
     const file = path.join(tmp, 'model.onnx');
     await exportRun(run, file);
@@ -163,6 +180,8 @@ export interface EmbedSourceOptions {
   onProgress?: (p: { done: number; total: number }) => void;
   /** Receives each chunk's outputs instead of collecting them (nothing is returned then). */
   onChunk?: (start: number, out: EmbedderOutput) => Promise<void> | void;
+  /** Checked before each chunk: AbortError once it fires. */
+  signal?: AbortSignal;
 }
 
 /** Embeds an image source chunk by chunk; collects the outputs unless onChunk is given. */
@@ -170,8 +189,11 @@ export async function embedSource(embedder: Embedder, src: ImageSource, opts: Em
   embedder.check(src);
   const total = opts.rows ? opts.rows.length : src.shape[0];
   let result: EmbedderOutput | undefined;
+  let done = 0;
   for await (const chunk of readImageChunks(src, opts.chunk ?? 256, opts.rows)) {
+    if (opts.signal?.aborted) throw new AbortError(`Embedding ${src.label} was stopped after ${done} of ${total} images`);
     const out = await embedder.embed(chunk);
+    done += chunk.count;
     if (opts.onChunk) await opts.onChunk(chunk.start, out);
     else {
       if (!result) {

@@ -45,6 +45,8 @@ export interface SavedHead {
   nTest: number;
   run: string;
   cohort: string;
+  /** SHA-256 of the run's image_encoder.safetensors the head was fitted on (heads saved before 2026-11-27 lack it). */
+  encoderSha256?: string;
   /** The probe as fitted (standardised space), for predictProbe. */
   probe: { weights: number[]; bias: number[]; mean: number[]; std: number[]; nClasses: number; l2: number; bestEpoch: number; monitor: ProbeModel['monitor'] };
 }
@@ -60,6 +62,8 @@ export interface FitHeadInput {
   embeddingBackend: 'torch' | 'ort';
   run: string;
   cohort: string;
+  /** SHA-256 of the image encoder file whose embeddings these are. */
+  encoderSha256?: string;
 }
 
 function takeRows(x: Matrix, d: number, rows: number[]): Float64Array {
@@ -97,6 +101,7 @@ export function fitHead(input: FitHeadInput): SavedHead {
     metric: kind === 'regression' ? 'r2' : 'auc', testMetric,
     embeddingBackend: input.embeddingBackend, labelFraction: input.labelFraction, seed: 0,
     nTrain: rows.length, nVal: Y.val.length, nTest: Y.test.length, run: input.run, cohort: input.cohort,
+    ...(input.encoderSha256 ? { encoderSha256: input.encoderSha256 } : {}),
     probe: {
       weights: Array.from(model.weights), bias: Array.from(model.bias), mean: Array.from(model.mean), std: Array.from(model.std),
       nClasses: model.nClasses, l2: model.l2, bestEpoch: model.bestEpoch, monitor: model.monitor,
@@ -105,7 +110,7 @@ export function fitHead(input: FitHeadInput): SavedHead {
 }
 
 /** A task name as a file name: letters, digits, '.', '_' and '-' only. */
-function headFile(dir: string, task: string): string {
+export function headFile(dir: string, task: string): string {
   if (typeof task !== 'string' || !/^[\w.-]+$/.test(task) || task.startsWith('.')) {
     throw new ConfigError(`Expected a task name of letters, digits, ".", "_" or "-" but received ${JSON.stringify(task)}`);
   }
@@ -146,6 +151,7 @@ function checkHead(h: SavedHead, file: string): SavedHead {
   if (h.kind === 'binary' && (k !== 1 || classes.length !== 2)) throw bad(`a binary head has 1 output and 2 classes [negative, positive], this one ${k} output(s) and ${classes.length} class(es)`);
   if (h.kind === 'multiclass' && (k < 2 || classes.length !== k)) throw bad(`a multiclass head has as many classes as outputs (≥ 2), this one ${k} output(s) and ${classes.length} class(es)`);
   if (h.kind === 'regression' && classes.length !== 0 && classes.length !== k) throw bad(`a regression head names its ${k} target(s) or none, this one ${classes.length}`);
+  if (h.encoderSha256 !== undefined && !(typeof h.encoderSha256 === 'string' && /^[0-9a-f]{64}$/.test(h.encoderSha256))) throw bad('"encoderSha256" must be 64 lowercase hex digits');
   return h;
 }
 

@@ -11,7 +11,7 @@ import { loadCohort } from '../data/cohort';
 import { nonFiniteImageError } from '../data/cohort-images';
 import { readNpyHeader } from '../data/npy';
 import { DataError, ShapeError } from '../errors';
-import { checkOutFile } from '../io/atomic';
+import { checkOutFile, removeAtExit } from '../io/atomic';
 
 export interface ImageSource {
   /** What to name in messages (the file, or the cohort). */
@@ -109,6 +109,7 @@ export class NpyRowWriter {
   readonly #tmp: string;
   readonly #rowBytes: number;
   readonly #rows: number;
+  readonly #forget: () => void;
   #fh: fs.promises.FileHandle | undefined;
   #written = 0;
   #headerBytes = 0;
@@ -117,6 +118,7 @@ export class NpyRowWriter {
     this.#file = file;
     this.#tmp = tmp;
     this.#fh = fh;
+    this.#forget = removeAtExit(tmp);
     this.#rows = rows;
     this.#rowBytes = cols * 4;
   }
@@ -156,6 +158,7 @@ export class NpyRowWriter {
     await fh.close();
     this.#fh = undefined;
     await fs.promises.rename(this.#tmp, this.#file);
+    this.#forget();
   }
 
   async abort(): Promise<void> {
@@ -163,6 +166,7 @@ export class NpyRowWriter {
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
     await fs.promises.rm(this.#tmp, { force: true });
+    this.#forget();
   }
 }
 
@@ -170,12 +174,14 @@ export class NpyRowWriter {
 export class AtomicTextWriter {
   readonly #file: string;
   readonly #tmp: string;
+  readonly #forget: () => void;
   #fh: fs.promises.FileHandle | undefined;
 
   private constructor(file: string, tmp: string, fh: fs.promises.FileHandle) {
     this.#file = file;
     this.#tmp = tmp;
     this.#fh = fh;
+    this.#forget = removeAtExit(tmp);
   }
 
   static async open(file: string): Promise<AtomicTextWriter> {
@@ -200,6 +206,7 @@ export class AtomicTextWriter {
     await fh.sync();
     await fh.close();
     await fs.promises.rename(this.#tmp, this.#file);
+    this.#forget();
   }
 
   async abort(): Promise<void> {
@@ -207,5 +214,6 @@ export class AtomicTextWriter {
     this.#fh = undefined;
     await fh?.close().catch(() => undefined);
     await fs.promises.rm(this.#tmp, { force: true });
+    this.#forget();
   }
 }

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { AbortError, DataError, DisposedError, ShapeError } from '../errors';
 import { positiveInteger } from '../validate';
+import { nonFiniteImageError } from '../data/cohort-images';
 import { decodeModel, dimsOf, elemTypeOf } from './onnx-builder';
 
 export interface OrtLoadOptions {
@@ -48,7 +49,8 @@ interface ModelInfo {
   batch: number | null;
   range: [number, number] | null;
   dim: number;
-  heads: { name: 'logits' | 'probabilities' | 'prediction' }[];
+  /** The head's outputs and their width K (0 where the graph leaves it symbolic). */
+  heads: { name: 'logits' | 'probabilities' | 'prediction'; width: number }[];
   metadata: Record<string, string>;
 }
 
@@ -79,7 +81,7 @@ function readInfo(bytes: Uint8Array, file: string): ModelInfo {
   const width = (o: typeof embedding): number => num(dimsOf(o)[1]) ?? 0;
   const heads: ModelInfo['heads'] = [];
   for (const o of outputs) {
-    if (o.name === 'logits' || o.name === 'probabilities' || o.name === 'prediction') heads.push({ name: o.name });
+    if (o.name === 'logits' || o.name === 'probabilities' || o.name === 'prediction') heads.push({ name: o.name, width: width(o) });
   }
   return {
     input: input.name ?? 'image',
@@ -130,6 +132,11 @@ export class OrtImageEncoder {
     return { ...this.#info.metadata };
   }
 
+  /** The head's outputs (logits, probabilities, prediction) with their width K; empty without a head. */
+  get headOutputs(): { name: 'logits' | 'probabilities' | 'prediction'; width: number }[] {
+    return this.#info.heads.map((h) => ({ ...h }));
+  }
+
   /** Channels, height and width the model takes (null where dynamic), and the embedding size. */
   get inputInfo(): { channels: number | null; height: number | null; width: number | null; dim: number } {
     const { channels, height, width, dim } = this.#info;
@@ -160,6 +167,14 @@ export class OrtImageEncoder {
     }
     if (data instanceof Uint8Array && info.range !== null && info.range[1] < 255) {
       throw new ShapeError(`Expected float32 images in [${info.range.join(', ')}] but received a Uint8Array (0–255) ${where}; convert to Float32Array or export with normalize.inputScale = 1/255`);
+    }
+    if (data instanceof Uint8Array && info.metadata['image_dtype'] === 'float32') {
+      throw new ShapeError(`Expected float32 images (the model's run was trained on a float32 store) but received a Uint8Array ${where}`);
+    }
+    // NaN or Inf would come back as rows of NaN embeddings; LibTorch's embed refuses them too.
+    if (data instanceof Float32Array) {
+      const bad = nonFiniteImageError(data, [c, h, w], `images.data ${where}`, (i) => i);
+      if (bad) throw bad;
     }
     return [n, c, h, w];
   }

@@ -51,8 +51,8 @@ export interface ImageExportOptions {
   /** Baked in before conv1: ((x · inputScale) − mean) / std, per channel. */
   normalize?: { mean: number[]; std: number[]; inputScale?: number };
   head?: HeadOptions;
-  /** Range of the values the model takes. @default [0, 1/inputScale] with normalize, else unspecified */
-  inputRange?: [number, number];
+  /** Range of the values the model takes; null leaves it unspecified. @default [0, 1/inputScale] with normalize, else unspecified */
+  inputRange?: [number, number] | null;
   /** Extra metadata_props; keys must not start with "tabsight.". */
   metadata?: Record<string, string>;
   /** A fixed batch size; `false` keeps the batch axis dynamic ("batch"). @default false */
@@ -233,7 +233,7 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
     'tabsight.bn_eps': String(eps),
     'tabsight.normalization': norm ? JSON.stringify({ mean: norm.mean, std: norm.std, input_scale: norm.scale ?? 1 }) : 'none',
   };
-  const range = opts.inputRange ?? (norm ? [0, 1 / (norm.scale ?? 1)] : undefined);
+  const range = opts.inputRange === null ? undefined : opts.inputRange ?? (norm ? [0, 1 / (norm.scale ?? 1)] : undefined);
   if (range !== undefined) {
     if (!Array.isArray(range) || range.length !== 2 || !range.every(isNumber) || range[0] >= range[1]) throw invalid('[low, high] with low < high', 'inputRange', range);
     metadata['tabsight.input_range'] = `${range[0]},${Math.round(range[1] * 1e6) / 1e6}`;

@@ -10,7 +10,8 @@ import { checkOutFile, writeFileAtomic } from '../io/atomic';
 import { readSafetensors } from '../io/safetensors';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
 import { decodeModel } from './onnx-builder';
-import { headExportOptions, readHead, type SavedHead } from './heads';
+import { headExportOptions, headFile, readHead, type SavedHead } from './heads';
+import { fileSha256 } from '../io/read';
 import { exportImageEncoder, exportTabularEncoder, imageEncoderMeta, type HeadOptions } from './resnet-onnx';
 
 export interface ExportRunOptions {
@@ -82,7 +83,7 @@ export async function exportRun(runDir: string, out: string, options: ExportRunO
 
 async function imageBytes(runDir: string, config: ResolvedPretrainConfig, options: ExportRunOptions, extra: Record<string, string>) {
   const weightsFile = path.join(runDir, 'image_encoder.safetensors');
-  if (!fs.existsSync(weightsFile)) throw new DataError(`${weightsFile} is missing: the run has not finished (resume it with resume: true)`);
+  if (!fs.existsSync(weightsFile)) throw new DataError(`${weightsFile} is missing: the run has not finished (resume it: tabsight pretrain --resume, or resume: true)`);
   let head = options.head;
   let saved: SavedHead | undefined;
   if (options.withHead !== undefined) {
@@ -94,7 +95,20 @@ async function imageBytes(runDir: string, config: ResolvedPretrainConfig, option
   const scale = config.data.dtype === 'uint8' ? 1 / 255 : 1;
   const metadata: Record<string, string> = { ...extra, image_dtype: config.data.dtype };
   if (saved) {
-    if (saved.dim !== (meta.arch === 'resnet50' ? 2048 : 512)) throw new DataError(`Head ${options.withHead} has dim ${saved.dim}, but ${meta.arch} embeddings have ${meta.arch === 'resnet50' ? 2048 : 512}`);
+    const headPath = headFile(path.join(runDir, 'heads'), options.withHead!);
+    const dim = meta.arch === 'resnet50' ? 2048 : 512;
+    if (saved.dim !== dim) throw new DataError(`Head file ${headPath} has dim ${saved.dim}, but this run's ${meta.arch} embeddings have ${dim}`);
+    // The head must come from this encoder: a head copied from another run, or
+    // fitted before the run was resumed, would export without complaint.
+    if (saved.encoderSha256 !== undefined) {
+      const sha = await fileSha256(weightsFile);
+      if (sha !== saved.encoderSha256) {
+        throw new DataError(
+          `Head file ${headPath} was fitted on another image encoder (run ${saved.run}, encoder sha256 ${saved.encoderSha256.slice(0, 12)}…) ` +
+            `than ${weightsFile} (sha256 ${sha.slice(0, 12)}…): fit it again with \`tabsight evaluate --run ${runDir} --save-heads\``,
+        );
+      }
+    }
     Object.assign(metadata, {
       head_metric: saved.metric, head_test_metric: String(saved.testMetric), head_embedding_backend: saved.embeddingBackend,
       head_label_fraction: String(saved.labelFraction), head_cohort: saved.cohort,
@@ -102,6 +116,8 @@ async function imageBytes(runDir: string, config: ResolvedPretrainConfig, option
   }
   const model = exportImageEncoder(file.tensors, meta, {
     normalize: { mean: config.normalize.mean, std: config.normalize.std, inputScale: scale },
+    // A uint8 store is 0–255; a float32 store's values can have any range.
+    inputRange: config.data.dtype === 'uint8' ? [0, 255] : null,
     head,
     metadata,
   });

@@ -8,6 +8,32 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, DataError, TabsightError } from '../errors';
 
+const liveTemps = new Set<string>();
+let exitHook = false;
+
+/**
+ * Registers a temporary file or folder to be removed if the process exits
+ * before the caller removes or renames it (process.exit, a second Ctrl-C);
+ * returns the function that unregisters it. Plain signal deaths run no JS
+ * and cannot be covered: the CLI turns SIGINT and SIGTERM into aborts.
+ */
+export function removeAtExit(p: string): () => void {
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const t of liveTemps) {
+        try {
+          fs.rmSync(t, { recursive: true, force: true });
+        } catch {
+          // best effort: the process is ending
+        }
+      }
+    });
+  }
+  liveTemps.add(p);
+  return () => void liveTemps.delete(p);
+}
+
 function tempName(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }

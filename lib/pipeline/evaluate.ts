@@ -16,6 +16,7 @@ import { evaluateProbe, labelFractionSubset, type EvaluateProbeResult } from '..
 import { embedSource, openEmbedder, type Backend } from '../export/backend';
 import { fitHead, writeHead, type SavedHead } from '../export/heads';
 import { readRunConfig } from '../export/run-export';
+import { fileSha256 } from '../io/read';
 import { channelStats } from '../image-stats';
 import { pretrain, resolvePretrainOptions, type ResolvedPretrainConfig } from '../pretrain';
 import { loadRun, randomRun, type Run } from '../run';
@@ -170,6 +171,8 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
     }
   }
   const heads: SavedHead[] = [];
+  // Heads record which encoder file they were fitted on; export refuses a head from another.
+  const encoderSha256 = options.saveHeads !== undefined ? await fileSha256(path.join(path.resolve(options.run), 'image_encoder.safetensors')) : undefined;
   for (const task of taskNames) {
     const spec = cohort.labels.tasks.find((t) => t.name === task)!;
     const y = encodeLabels(cohort, task);
@@ -211,7 +214,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
       result.validation[task] = { ...meanSd(val), values: val };
       if (options.saveHeads !== undefined) {
         heads.push(fitHead({
-          task, kind: spec.type, classes: spec.classes ?? [], labelFraction, embeddingBackend: result.embeddingBackend, run: path.resolve(options.run), cohort: cohort.dir,
+          task, kind: spec.type, classes: spec.classes ?? [], labelFraction, embeddingBackend: result.embeddingBackend, run: path.resolve(options.run), cohort: cohort.dir, encoderSha256,
           embeddings: { train: take(emb.emb, emb.d, split.train), val: take(emb.emb, emb.d, split.val), test: take(emb.emb, emb.d, split.test) },
           labels: { train: pick(split.train), val: pick(split.val), test: pick(split.test) },
         }));
