@@ -17,7 +17,7 @@ import { readNpyHeader } from './data/npy';
 import { AbortError, BusyError, ConfigError, DataError, ShapeError, awaitNative, callNative } from './errors';
 import { ensureOutDir, writeFileAtomicSync } from './io/atomic';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
-import { channelStats } from './image-stats';
+import { channelStats, imageValueRange } from './image-stats';
 import * as is from './validate';
 
 export * from './pretrain-options';
@@ -225,7 +225,15 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   const normalize = opts.normalize === undefined || opts.normalize === 'auto'
     ? await channelStats(opts.images, prepared.facts, rows)
     : { mean: [...opts.normalize.mean], std: [...opts.normalize.std] };
-  const config = resolvePretrainOptions(opts, prepared.facts, normalize);
+  // The colour augmentations clamp to augment.valueRange, [0, 1] by default:
+  // what a uint8 store is after scaling. A float32 store (converted NIfTI,
+  // DICOM or PNG, in their own units) gets its own range instead, or every
+  // jittered view would be clipped to [0, 1].
+  const augmentGiven = opts.augment === undefined || opts.augment === null || typeof opts.augment !== 'object' ? undefined : opts.augment;
+  const ownRange = prepared.facts.dtype === 'float32' && augmentGiven?.valueRange === undefined && augmentGiven?.rate !== 0
+    ? await imageValueRange(opts.images, prepared.facts, rows)
+    : undefined;
+  const config = resolvePretrainOptions(ownRange ? { ...opts, augment: { ...(augmentGiven ?? {}), valueRange: ownRange } } : opts, prepared.facts, normalize);
   const n = rows ? rows.length : prepared.facts.n;
   const tabular = prepareTabular(opts, n, config);
   const targets = prepareTargets(opts, n, config);
@@ -252,6 +260,12 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
       // for more epochs would change it: a resume without an explicit
       // warmupEpochs keeps the saved run's.
       if (opts.warmupEpochs === undefined && typeof saved.warmupEpochs === 'number' && saved.warmupEpochs < config.epochs) config.warmupEpochs = saved.warmupEpochs;
+      // A clamp range that was not given is the saved run's (runs made before
+      // float32 stores got their own range keep [0, 1]).
+      const savedRange = (saved.augment as { valueRange?: unknown } | undefined)?.valueRange;
+      if (augmentGiven?.valueRange === undefined && Array.isArray(savedRange) && savedRange.length === 2 && savedRange.every((v) => typeof v === 'number')) {
+        config.augment = { ...config.augment, valueRange: [savedRange[0], savedRange[1]] };
+      }
       for (const key of RESUME_INVARIANT) {
         const k = key as keyof ResolvedPretrainConfig;
         if (!sameJson(saved[k], config[k])) {

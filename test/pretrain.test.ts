@@ -217,3 +217,43 @@ t.test('dataThreads changes only who prepares batches: the same losses with 1 an
     await pretrain({ ...opts, out: path.join(root, 'dt5'), epochs: 1, dataThreads: 0 }); // back to automatic
   }
 });
+
+t.test('a float32 store gets its own clamp range for the colour augmentations; uint8 keeps [0, 1]; an explicit or saved range wins', async (t) => {
+  // Raw units, as converted NIfTI/DICOM/PNG stores hold them.
+  const raw = Float32Array.from(toy.images, (v, i) => v * 4 - 100 + (i % 7) * 0.25);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of raw) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  const f32 = { ...base, images: { data: raw, shape: toy.shape }, augment: { rate: 0.95 }, epochs: 1 };
+  const readCfg = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  const own = path.join(root, 'range-f32');
+  await pretrain({ ...f32, out: own });
+  t.same(readCfg(own).augment.valueRange, [lo, hi], `float32 store: [min, max] of the training images = [${lo}, ${hi}]`);
+  // Only the training rows count.
+  const rows = Int32Array.from({ length: 32 }, (_, i) => 2 * i + 1);
+  let rlo = Infinity;
+  let rhi = -Infinity;
+  for (const r of rows) for (let j = r * 256; j < (r + 1) * 256; j++) { rlo = Math.min(rlo, raw[j]); rhi = Math.max(rhi, raw[j]); }
+  const tab = new Float32Array(32 * toy.features);
+  rows.forEach((r, i) => tab.set(toy.tabular.subarray(r * toy.features, (r + 1) * toy.features), i * toy.features));
+  const sub = path.join(root, 'range-rows');
+  await pretrain({ ...f32, out: sub, rows, tabular: { data: tab, shape: [32, toy.features] } });
+  t.same(readCfg(sub).augment.valueRange, [rlo, rhi], 'with rows: the range of those rows');
+  const u8 = path.join(root, 'range-u8');
+  await pretrain({ ...base, augment: { rate: 0.95 }, epochs: 1, out: u8 });
+  t.same(readCfg(u8).augment.valueRange, [0, 1], 'uint8 store: [0, 1] (after / 255)');
+  const given = path.join(root, 'range-given');
+  await pretrain({ ...f32, augment: { rate: 0.95, valueRange: [-5, 5] }, out: given });
+  t.same(readCfg(given).augment.valueRange, [-5, 5], 'an explicit valueRange is kept');
+  // A run saved with [0, 1] on a float32 store (before this default) resumes with its own range.
+  const old = path.join(root, 'range-old');
+  await pretrain({ ...f32, augment: { rate: 0.95, valueRange: [0, 1] }, out: old });
+  await pretrain({ ...f32, out: old, epochs: 2, resume: true });
+  t.same(readCfg(old).augment.valueRange, [0, 1], 'resume keeps the saved range');
+  // The clamp the old default applied: a jittered view of this store stays within [0, 1]; with the own range it keeps its values.
+  const views = (range: [number, number]) => augmentBatch({ data: raw.slice(0, 4 * 256), shape: [4, 1, 16, 16] }, { rate: 1, crop: false, flipP: 0, rotationDeg: 0, brightness: 0.5, contrast: 0.5, valueRange: range }, 3);
+  const clipped = (await views([0, 1])).data as Float32Array;
+  const kept = (await views([lo, hi])).data as Float32Array;
+  t.ok(Math.max(...clipped) <= 1, 'with [0, 1]: every value clipped to at most 1');
+  t.ok(Math.max(...kept) > 100, `with [min, max]: values in the store's units (max ${Math.max(...kept).toFixed(1)})`);
+});
