@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import sharp from 'sharp';
 import { loadCohort, loadTruth, type Cohort } from '../lib/data/cohort';
 import { resizeBilinear } from '../lib/data/cohort-images';
@@ -348,6 +350,44 @@ t.test('loadCohort leaves nothing half-written when a conversion fails', async (
   fs.rmSync(path.join(dir, 'png', 'S012.png'));
   await fails(t, loadCohort(dir), ['images.csv: row 14 (id "S012"), column "path"', 'no such file']);
   t.same(cacheFiles(dir), []);
+});
+
+t.test('Ctrl-C during a conversion removes its temporary store; a later conversion removes those of dead processes on this host', async (t) => {
+  const dir = await pngCohort(t, () => 6);
+  // Reading row 10's file never finishes (a preload holds it), so the
+  // conversion waits there with its temporary store open, as on a slow disk.
+  const preload = path.join(dir, 'hold.js');
+  fs.writeFileSync(preload, `const fsp = require('fs').promises; const readFile = fsp.readFile;
+fsp.readFile = function (p, ...rest) {
+  if (String(p).endsWith('S010.png')) { setInterval(() => {}, 1000); return new Promise(() => {}); }
+  return readFile.call(this, p, ...rest);
+};\n`);
+  const bin = path.join(__dirname, '..', 'bin', 'tabsight.js');
+  const child = spawn(process.execPath, ['--require', preload, bin, 'validate', '--cohort', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b) => { stderr += b; });
+  const exited = new Promise<[number | null, string | null]>((resolve) => child.on('exit', (code, signal) => resolve([code, signal])));
+  const start = Date.now();
+  while (!cacheFiles(dir).some((f) => f.endsWith('.tmp')) && Date.now() - start < 60_000) await new Promise((r) => setTimeout(r, 20));
+  const tmp = cacheFiles(dir).find((f) => f.endsWith('.tmp'));
+  t.match(tmp, new RegExp(`^\\.images-[0-9a-f]{16}\\.npy\\.${os.hostname().replace(/[.]/g, '\\.')}\\.${child.pid}\\.[0-9a-f]{12}\\.tmp$`), 'the temporary store names its host and pid');
+  child.kill('SIGINT');
+  t.same(await exited, [130, null], 'the process exits 130', { stderr });
+  t.same(cacheFiles(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary store is left');
+
+  // What a SIGKILL leaves: temporaries of a dead process here, of another host, and of a live process.
+  const dead = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => dead.on('exit', r));
+  const cache = path.join(dir, '.tabsight-cache');
+  fs.mkdirSync(cache, { recursive: true });
+  const names = {
+    dead: `.images-0123456789abcdef.npy.${os.hostname()}.${dead.pid}.0123456789ab.tmp`,
+    otherHost: `.images-0123456789abcdef.npy.not-${os.hostname()}.${dead.pid}.0123456789ab.tmp`,
+    live: `.images-0123456789abcdef.npy.${os.hostname()}.${process.pid}.0123456789ab.tmp`,
+  };
+  for (const f of Object.values(names)) fs.writeFileSync(path.join(cache, f), 'partial');
+  const c = await loadCohort(dir);
+  t.same(cacheFiles(dir), [names.otherHost, names.live, path.basename(c.images.path)].sort(), 'only the dead process\'s temporary on this host was removed');
 });
 
 t.test('loadCohort converts NIfTI and DICOM files, naming the row of a bad one', async (t) => {

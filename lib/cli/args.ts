@@ -40,6 +40,30 @@ export function featureList(features?: string[], file?: string): string[] | unde
   return features;
 }
 
+const graceful = { SIGINT: 0, SIGTERM: 0 };
+
+/**
+ * Installs a command's own handler of SIGINT or SIGTERM (one that stops its
+ * work cleanly); the CLI's fallback (index.ts) then leaves that signal to
+ * it. Returns the function that removes it.
+ */
+export function onSignal(sig: 'SIGINT' | 'SIGTERM', handler: () => void): () => void {
+  graceful[sig] += 1;
+  process.on(sig, handler);
+  let removed = false;
+  return () => {
+    if (removed) return;
+    removed = true;
+    graceful[sig] -= 1;
+    process.off(sig, handler);
+  };
+}
+
+/** Whether a command's own handler (onSignal) takes this signal. */
+export function signalHandled(sig: 'SIGINT' | 'SIGTERM'): boolean {
+  return graceful[sig] > 0;
+}
+
 /** An AbortSignal that fires on the first Ctrl-C; a second one exits at once. */
 export function interruptSignal(unit = 'step'): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
@@ -53,8 +77,7 @@ export function interruptSignal(unit = 'step'): { signal: AbortSignal; dispose: 
       process.exit(130);
     }
   };
-  process.on('SIGINT', onSigint);
-  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+  return { signal: controller.signal, dispose: onSignal('SIGINT', onSigint) };
 }
 
 /**
@@ -69,12 +92,12 @@ export function stopSignal(unit = 'step', onTermNote = ''): { signal: AbortSigna
     process.stderr.write(`\ntabsight: SIGTERM, stopping after this ${unit}${onTermNote}…\n`);
     term.abort();
   };
-  process.on('SIGTERM', onTerm);
+  const offTerm = onSignal('SIGTERM', onTerm);
   return {
     signal: AbortSignal.any([sigint.signal, term.signal]),
     dispose: () => {
       sigint.dispose();
-      process.off('SIGTERM', onTerm);
+      offTerm();
     },
   };
 }

@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../binding';
 import { TabsightError } from '../errors';
-import { int } from './args';
+import { removeLiveTemps } from '../io/atomic';
+import { int, signalHandled } from './args';
 import { addDataCommands } from './data-commands';
 import { addDeployCommands } from './deploy-commands';
 import { runDemo } from './demo';
@@ -68,7 +69,30 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Ctrl-C or SIGTERM in a command that does not stop gracefully itself (its
+ * own handler: pretrain, study, embed, predict, …): remove the temporary
+ * files in flight (an image cache being converted, say), then exit with
+ * 128 + the signal's number (130, 143), the status a shell reports for a
+ * death by that signal. (Re-raising the signal would not do: where the
+ * signal was ignored when Node started, as in a background job of a
+ * script, removing the handler restores the ignoring.)
+ */
+function dieOfSignalsCleanly(): () => void {
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
+    const handler = () => {
+      if (signalHandled(sig)) return; // the command's own handler stops the work
+      removeLiveTemps();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    };
+    process.on(sig, handler);
+    return [sig, handler] as const;
+  });
+  return () => { for (const [sig, handler] of handlers) process.off(sig, handler); };
+}
+
 export async function main(argv: string[]): Promise<void> {
+  const restoreSignals = dieOfSignalsCleanly();
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
@@ -78,5 +102,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     throw err;
+  } finally {
+    restoreSignals();
   }
 }

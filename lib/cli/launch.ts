@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as readline from 'node:readline';
 import { AbortError, DistributedError } from '../errors';
+import { onSignal } from './args';
 
 /** A TCP port that was free on 127.0.0.1 a moment ago. */
 export function freePort(): Promise<number> {
@@ -81,8 +82,8 @@ export async function launchLocalRanks(options: LaunchOptions): Promise<void> {
   };
   const onSigint = forward('SIGINT');
   const onSigterm = forward('SIGTERM');
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigterm);
+  const offSigint = onSignal('SIGINT', onSigint);
+  const offSigterm = onSignal('SIGTERM', onSigterm);
   // Never leave ranks behind when this process exits.
   const onExit = () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -135,8 +136,8 @@ export async function launchLocalRanks(options: LaunchOptions): Promise<void> {
     });
   } finally {
     if (killTimer) clearTimeout(killTimer);
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigterm);
+    offSigint();
+    offSigterm();
     process.off('exit', onExit);
   }
   if (firstFailure === undefined) {

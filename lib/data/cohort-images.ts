@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataError } from '../errors';
 import type { CsvTable } from './csv';
@@ -14,7 +15,7 @@ import { float16ToFloat32, readNpyHeader, type NpyHeader } from './npy';
 import { readPng } from './png';
 import type { ImagesConfig } from './cohort-schema';
 import { ioReason } from '../io/read';
-import { makeDirs } from '../io/atomic';
+import { makeDirs, removeAtExit } from '../io/atomic';
 
 export type ImageDtype = 'uint8' | 'float16' | 'float32';
 
@@ -377,7 +378,10 @@ async function writeStore(target: string, entries: Entry[], cfg: ImagesConfig, i
       throw new DataError(`Cannot create the image cache ${cacheDir}: ${(err as Error).message}`, { cause: err });
     }
   }
-  const tmp = path.join(cacheDir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  await sweepDeadTemps(cacheDir);
+  // The host and pid in the name let a later conversion remove what a killed one left (sweepDeadTemps).
+  const tmp = path.join(cacheDir, `.${path.basename(target)}.${os.hostname()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const forget = removeAtExit(tmp);
   let fh: fsp.FileHandle | undefined;
   try {
     let first: number[] | undefined;
@@ -418,6 +422,37 @@ async function writeStore(target: string, entries: Entry[], cfg: ImagesConfig, i
     if (createdDir) await fsp.rmdir(cacheDir).catch(() => undefined);
     if (err instanceof DataError) throw err;
     throw new DataError(`Cannot write the image cache ${target}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    forget();
+  }
+}
+
+/**
+ * Removes the temporary stores of conversions that died on this host (their
+ * process is gone: SIGKILL, a crash, a node reboot). Temporaries of other
+ * hosts sharing the folder, or of live processes, are left alone.
+ */
+async function sweepDeadTemps(cacheDir: string): Promise<void> {
+  const host = os.hostname();
+  let names: string[];
+  try {
+    names = await fsp.readdir(cacheDir);
+  } catch {
+    return;
+  }
+  for (const f of names) {
+    const m = /^\.images-[0-9a-f]+\.npy\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp$/.exec(f);
+    if (!m || m[1] !== host || processAlive(Number(m[2]))) continue;
+    await fsp.unlink(path.join(cacheDir, f)).catch(() => undefined);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

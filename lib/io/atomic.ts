@@ -20,18 +20,22 @@ let exitHook = false;
 export function removeAtExit(p: string): () => void {
   if (!exitHook) {
     exitHook = true;
-    process.on('exit', () => {
-      for (const t of liveTemps) {
-        try {
-          fs.rmSync(t, { recursive: true, force: true });
-        } catch {
-          // best effort: the process is ending
-        }
-      }
-    });
+    process.on('exit', removeLiveTemps);
   }
   liveTemps.add(p);
   return () => void liveTemps.delete(p);
+}
+
+/** Removes every temporary file or folder registered with removeAtExit (synchronously; for exit and signal paths). */
+export function removeLiveTemps(): void {
+  for (const t of liveTemps) {
+    try {
+      fs.rmSync(t, { recursive: true, force: true });
+    } catch {
+      // best effort: the process is ending
+    }
+  }
+  liveTemps.clear();
 }
 
 function tempName(file: string): string {
