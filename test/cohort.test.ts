@@ -8,6 +8,7 @@ import { loadCohort, loadTruth, type Cohort } from '../lib/data/cohort';
 import { resizeBilinear } from '../lib/data/cohort-images';
 import { seededSplit } from '../lib/data/cohort-splits';
 import { summarizeCohort, formatSummary } from '../lib/data/validate-cohort';
+import { encodeLabels } from '../lib/data/preprocess';
 import { readNpy, readNpyHeader, writeNpy } from '../lib/data/npy';
 import { readNifti } from '../lib/data/nifti';
 import { readPng } from '../lib/data/png';
@@ -145,6 +146,69 @@ t.test('loadCohort names the file that lacks an id, and the id', async (t) => {
   await fails(t, loadCohort(await makeCohort(t, (f) => (f['splits.csv'] = drop(f['splits.csv'] as string, 19)))), ['splits.csv has no row for id "S019"']);
   const extra = await makeCohort(t, (f) => (f['tabular.csv'] = (f['tabular.csv'] as string) + 'S999,50,M,22,1,n\n'));
   await fails(t, loadCohort(extra), ['image_ids.csv has no image for id "S999"', 'tabular.csv has on row 22', 'id column "id"']);
+});
+
+t.test('biobank-style joins: unmatchedRows: ignore skips subjects without an image; labels.missingRows: unlabelled; images.id; mixed line endings', async (t) => {
+  const base = await loadCohort(await makeCohort(t));
+  // Extra subjects (no image) in every CSV, e.g. a 500k-participant extract against 40k imaged.
+  const more = (text: string, rows: string[]) => text + rows.join('\n') + '\n';
+  const extra = (f: Files) => {
+    f['tabular.csv'] = more(f['tabular.csv'] as string, ['X001,50,M,22,1,n', 'X002,51,F,,2,n', 'X003,52,F,23,0,n']);
+    f['labels.csv'] = more(f['labels.csv'] as string, ['X001,1,40,3', 'X004,0,41,1']);
+    f['splits.csv'] = more(f['splits.csv'] as string, ['X001,test']);
+  };
+  const strict = await makeCohort(t, extra);
+  await fails(t, loadCohort(strict), ['image_ids.csv has no image for id "X001"', 'tabular.csv has on row 22', 'set tabular.unmatchedRows: ignore']);
+  const relaxed = await makeCohort(t, (f) => {
+    extra(f);
+    f['cohort.yaml'] = (f['cohort.yaml'] as string)
+      .replace('  csv: tabular.csv\n', '  csv: tabular.csv\n  unmatchedRows: ignore\n')
+      .replace('  csv: labels.csv\n', '  csv: labels.csv\n  unmatchedRows: ignore\n')
+      .replace('  csv: splits.csv\n', '  csv: splits.csv\n  unmatchedRows: ignore\n');
+  });
+  const c = await loadCohort(relaxed);
+  t.same(c.ids, base.ids);
+  t.same(c.tabular.data, base.tabular.data, 'the same feature columns as without the extra rows');
+  t.same(c.tabular.columns, base.tabular.columns, 'the same categories (inferred from imaged subjects only)');
+  t.same(c.labels.values, base.labels.values);
+  t.same(c.splits, base.splits);
+  t.same(c.joined, { tabular: { ignoredRows: 3 }, labels: { ignoredRows: 2, unlabelledSubjects: 0 }, splits: { ignoredRows: 1 } });
+  t.match(formatSummary(await summarizeCohort(c, { sampleImages: 2 })), /skipped \(no image; unmatchedRows: ignore\): 3 tabular row\(s\), 2 label row\(s\), 1 split row\(s\)/);
+
+  // Subjects without a label row: an error naming the key, or unlabelled in every task.
+  const drop = (text: string, ids: string[]) => text.split('\n').filter((l) => !ids.some((i) => l.startsWith(i + ','))).join('\n');
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['labels.csv'] = drop(f['labels.csv'] as string, ['S002'])))), ['labels.csv has no row for id "S002"', 'labels.missingRows: unlabelled']);
+  const partial = await makeCohort(t, (f) => {
+    f['labels.csv'] = drop(f['labels.csv'] as string, ['S002', 'S009']);
+    f['cohort.yaml'] = (f['cohort.yaml'] as string).replace('  csv: labels.csv\n', '  csv: labels.csv\n  missingRows: unlabelled\n');
+  });
+  const p = await loadCohort(partial);
+  for (const task of ['infarction', 'lvef', 'nyha']) {
+    const want = base.labels.values[task].map((v, i) => (i === 2 || i === 9 ? '' : v));
+    t.same(p.labels.values[task], want, `${task}: subjects S002 and S009 are unlabelled, the rest as before`);
+  }
+  t.ok(Number.isNaN(encodeLabels(p, 'lvef')[2]), 'lvef of S002 is NaN (missing)');
+  t.equal(encodeLabels(p, 'infarction')[9], -1, 'infarction of S009 is -1 (missing)');
+  t.same(p.joined, { labels: { ignoredRows: 0, unlabelledSubjects: 2 } });
+  // The tabular CSV may not lack imaged subjects: features are needed for every image.
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['tabular.csv'] = drop(f['tabular.csv'] as string, ['S004'])))), ['tabular.csv has no row for id "S004"']);
+
+  // The image ids' column may have another name (UK Biobank: eid).
+  const eid = await makeCohort(t, (f) => {
+    f['image_ids.csv'] = csv('eid', range(N).map(id));
+    f['cohort.yaml'] = (f['cohort.yaml'] as string).replace('  ids: image_ids.csv\n', '  ids: image_ids.csv\n  id: eid\n');
+  });
+  t.same((await loadCohort(eid)).ids, base.ids);
+  await fails(t, loadCohort(await makeCohort(t, (f) => (f['image_ids.csv'] = csv('eid', range(N).map(id))))), ['image_ids.csv has no id column "id"', '"eid"']);
+
+  // A CSV whose rows end in CRLF and LF alike reads as the LF file does.
+  const mixed = await makeCohort(t, (f) => {
+    const lines = (f['tabular.csv'] as string).split('\n');
+    // CRLF first (what csv-parse would take for the whole file), then some LF-only rows.
+    f['tabular.csv'] = lines.map((l, i) => (i % 3 === 1 || l === '' ? l : l + '\r')).join('\n');
+  });
+  const m = await loadCohort(mixed);
+  t.same(m.tabular.data, base.tabular.data, 'mixed line endings');
 });
 
 t.test('loadCohort rejects duplicate ids naming the file, rows, id and column', async (t) => {

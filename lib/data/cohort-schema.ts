@@ -26,6 +26,8 @@ const images = z
     npy: relPath.optional(),
     ids: relPath.optional(),
     index: relPath.optional(),
+    /** Extension: the id column of the ids CSV or the index CSV (UK Biobank: eid). @default 'id' */
+    id: idColumn,
     format: z.enum(['nifti', 'png', 'dicom']).optional(),
     nifti: niftiOptions.optional(),
     /** [H, W]: resize at conversion; with `npy`, an assertion on the stored H×W. */
@@ -46,9 +48,13 @@ const images = z
     if (v.channels !== undefined && v.format !== 'png') issue('channels', 'applies only to format: png');
   });
 
+/** Rows of a CSV whose id has no image: an error, or skipped (a biobank-wide extract). */
+const unmatchedRows = z.enum(['error', 'ignore']).default('error');
+
 const tabular = z.strictObject({
   csv: relPath,
   id: idColumn,
+  unmatchedRows,
   types: z.record(z.string(), z.enum(['continuous', 'categorical'])).default({}),
   exclude: z.array(z.string().min(1)).default([]),
   /** Extension: integer-coded columns with at most this many values are inferred categorical. @default 10 */
@@ -58,6 +64,9 @@ const tabular = z.strictObject({
 const labels = z.strictObject({
   csv: relPath,
   id: idColumn,
+  unmatchedRows,
+  /** Imaged subjects without a row: an error, or unlabelled in every task. */
+  missingRows: z.enum(['error', 'unlabelled']).default('error'),
   tasks: z
     .record(z.string().min(1), z.enum(['binary', 'multiclass', 'regression']))
     .refine((t) => Object.keys(t).length > 0, { message: 'must name at least one task' }),
@@ -68,6 +77,7 @@ const splits = z
     csv: relPath.optional(),
     /** Extension: the id column of the splits CSV. @default 'id' */
     id: idColumn,
+    unmatchedRows,
     seed: z.number().int().nonnegative().optional(),
     fractions: z.tuple([fraction, fraction, fraction]).optional(),
     stratify: z.string().min(1).optional(),

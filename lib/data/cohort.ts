@@ -63,6 +63,12 @@ export interface Cohort {
   splits: CohortSplits;
   /** Absolute path of the `truth` JSON (synthetic cohorts); read it with loadTruth. */
   truthFile?: string;
+  /** What the joins allowed by cohort.yaml dropped or left unlabelled (absent when nothing). */
+  joined?: {
+    tabular?: { ignoredRows: number };
+    labels?: { ignoredRows: number; unlabelledSubjects: number };
+    splits?: { ignoredRows: number };
+  };
 }
 
 export interface LoadCohortOptions {
@@ -101,36 +107,57 @@ export async function readCohortConfig(dir: string): Promise<{ config: CohortCon
   return { config: parseCohortYaml(text, file), file };
 }
 
+/** How a CSV may differ from the image ids (cohort.yaml's unmatchedRows, missingRows). */
+interface AlignRules {
+  /** Key named in the error, e.g. `tabular.unmatchedRows`. */
+  unmatchedKey: string;
+  unmatched: 'error' | 'ignore';
+  /** Key named in the error, when the CSV may lack imaged subjects. */
+  missingKey?: string;
+  missing?: 'error' | 'unlabelled';
+}
+
 /**
- * For each image id, the row of `table` with that id. Throws DataError when
- * `table` lacks an image id, or has an id with no image.
+ * For each image id, the row of `table` with that id (−1: none, where the
+ * rules allow it). Throws DataError when `table` lacks an image id, or has an
+ * id with no image, unless the rules allow it; counts what was allowed.
  */
-function align(ref: ImageIds, table: CsvScan, file: string): number[] {
+function align(ref: ImageIds, table: CsvScan, file: string, rules: AlignRules): { order: number[]; unmatched: number; missing: number } {
   const byId = new Map<string, number>();
   table.ids.forEach((id, k) => byId.set(id, k));
   const out = new Array<number>(ref.ids.length);
+  let missing = 0;
   for (let i = 0; i < ref.ids.length; i++) {
     const k = byId.get(ref.ids[i]);
     if (k === undefined) {
+      if (rules.missing === 'unlabelled') {
+        out[i] = -1;
+        missing++;
+        continue;
+      }
+      const hint = rules.missingKey ? ` (set ${rules.missingKey}: unlabelled to leave such subjects unlabelled)` : '';
       throw new DataError(
-        `${file} has no row for id "${ref.ids[i]}" (id column "${table.idColumn}"), which ${ref.file} has on row ${ref.rows[i]}`,
+        `${file} has no row for id "${ref.ids[i]}" (id column "${table.idColumn}"), which ${ref.file} has on row ${ref.rows[i]}${hint}`,
       );
     }
     out[i] = k;
   }
-  if (table.ids.length !== ref.ids.length) {
+  const unmatched = table.ids.length - (ref.ids.length - missing);
+  if (unmatched > 0 && rules.unmatched === 'error') {
     const known = new Set(ref.ids);
     const k = table.ids.findIndex((id) => !known.has(id));
     throw new DataError(
-      `${ref.file} has no image for id "${table.ids[k]}", which ${file} has on row ${table.rowNumbers[k]} (id column "${table.idColumn}")`,
+      `${ref.file} has no image for id "${table.ids[k]}", which ${file} has on row ${table.rowNumbers[k]} (id column "${table.idColumn}"); ` +
+        `set ${rules.unmatchedKey}: ignore to skip the rows of subjects without an image`,
     );
   }
-  return out;
+  return { order: out, unmatched, missing };
 }
 
+/** A column's cells in image order; '' (missing) where the subject has no row. */
 const column = (table: CsvTable, name: string, order: readonly number[]) => {
   const j = table.columns.indexOf(name);
-  return order.map((k) => table.rows[k][j]);
+  return order.map((k) => (k < 0 ? '' : table.rows[k][j]));
 };
 
 /** Loads, joins and validates a cohort; see docs/data.md for the format and the errors. */
@@ -144,7 +171,7 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
 
   // Ids first: they fix the row order.
   const idsFile = at(img.npy !== undefined ? img.ids! : img.index!);
-  const idsTable = await readCsv(idsFile, { idColumn: 'id' });
+  const idsTable = await readCsv(idsFile, { idColumn: img.id });
   const ref: ImageIds = { ids: idsTable.ids, rows: idsTable.rowNumbers, file: idsFile };
 
   // The tabular CSV streams into compact columns; its column errors wait for their turn below.
@@ -161,7 +188,10 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
       }
     },
   });
-  const tabOrder = align(ref, tab.table, tabFile);
+  const joined: NonNullable<Cohort['joined']> = {};
+  const tabJoin = align(ref, tab.table, tabFile, { unmatchedKey: 'tabular.unmatchedRows', unmatched: config.tabular.unmatchedRows });
+  const tabOrder = tabJoin.order;
+  if (tabJoin.unmatched) joined.tabular = { ignoredRows: tabJoin.unmatched };
 
   const tasks: CohortTask[] = [];
   const values: Record<string, string[]> = {};
@@ -174,10 +204,14 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
         throw new DataError(`${labelsFile} has no column "${name}" for task labels.tasks.${name} in ${yamlFile}`);
       }
     }
-    const labOrder = align(ref, lab, labelsFile);
+    const labJoin = align(ref, lab, labelsFile, {
+      unmatchedKey: 'labels.unmatchedRows', unmatched: config.labels.unmatchedRows, missingKey: 'labels.missingRows', missing: config.labels.missingRows,
+    });
+    const labOrder = labJoin.order;
+    if (labJoin.unmatched || labJoin.missing) joined.labels = { ignoredRows: labJoin.unmatched, unlabelledSubjects: labJoin.missing };
     for (const [name, type] of Object.entries(config.labels.tasks)) {
       const cells = column(lab, name, labOrder);
-      const rows = labOrder.map((k) => lab.rowNumbers[k]);
+      const rows = labOrder.map((k) => (k < 0 ? -1 : lab.rowNumbers[k]));
       tasks.push(checkTask(name, type, cells, rows, labelsFile));
       values[name] = cells;
     }
@@ -196,7 +230,9 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
     if (!st.columns.includes('split')) {
       throw new DataError(`${splitFile} has no column "split"; its columns are ${st.columns.map((c) => `"${c}"`).join(', ')}`);
     }
-    const order = align(ref, st, splitFile);
+    const stJoin = align(ref, st, splitFile, { unmatchedKey: 'splits.unmatchedRows', unmatched: sp.unmatchedRows });
+    const order = stJoin.order;
+    if (stJoin.unmatched) joined.splits = { ignoredRows: stJoin.unmatched };
     splits = splitsFromValues(column(st, 'split', order), ref.ids, order.map((k) => st.rowNumbers[k]), splitFile, 'split');
   } else {
     const fractions = sp?.fractions ?? [0.7, 0.15, 0.15];
@@ -232,6 +268,7 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
     labels: { file: labelsFile, tasks, values },
     splits,
     ...(truthFile !== undefined ? { truthFile } : {}),
+    ...(Object.keys(joined).length ? { joined } : {}),
   };
 }
 

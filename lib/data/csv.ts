@@ -144,6 +144,9 @@ export async function scanCsv(file: string, opts: ReadCsvOptions | undefined, ha
     parse(data, {
       bom: true,
       trim: true,
+      // Every line ending, mixed within a file too (rows appended with echo to a
+      // Windows-written CSV); csv-parse would otherwise use the first one only.
+      record_delimiter: ['\r\n', '\n', '\r'],
       skip_empty_lines: true,
       relax_column_count: true,
       on_record: onRecord,

@@ -38,6 +38,8 @@ export interface CohortSummary {
     max: number;
     mean: number;
   };
+  /** Rows skipped, and subjects left unlabelled, by the joins cohort.yaml allows (unmatchedRows, missingRows). */
+  joined?: NonNullable<Cohort['joined']>;
   /** Things worth a look: a class absent from a split, constant columns, mostly-missing columns. */
   warnings: string[];
 }
@@ -156,6 +158,7 @@ export async function summarizeCohort(cohort: Cohort, opts: SummaryOptions = {})
     tasks,
     splits: { source: cohort.splits.source, train: cohort.splits.train.length, val: cohort.splits.val.length, test: cohort.splits.test.length },
     images: { path, source, dtype, shape: [...shape], ...(await sampleRange(cohort, opts.sampleImages ?? 16)) },
+    ...(cohort.joined ? { joined: cohort.joined } : {}),
     warnings,
   };
 }
@@ -174,6 +177,15 @@ export function formatSummary(s: CohortSummary, opts: { top?: number } = {}): st
   else {
     out.push(`  missing values: ${s.missingness.length} column(s)${s.missingness.length > top ? `, top ${top}` : ''}:`);
     for (const m of s.missingness.slice(0, top)) out.push(`    ${m.column}: ${m.missing} (${pct(m.fraction)})`);
+  }
+  const j = s.joined;
+  if (j) {
+    const parts: string[] = [];
+    if (j.tabular?.ignoredRows) parts.push(`${j.tabular.ignoredRows} tabular row(s)`);
+    if (j.labels?.ignoredRows) parts.push(`${j.labels.ignoredRows} label row(s)`);
+    if (j.splits?.ignoredRows) parts.push(`${j.splits.ignoredRows} split row(s)`);
+    if (parts.length) out.push(`  skipped (no image; unmatchedRows: ignore): ${parts.join(', ')}`);
+    if (j.labels?.unlabelledSubjects) out.push(`  subjects without a label row (missingRows: unlabelled): ${j.labels.unlabelledSubjects}, unlabelled in every task`);
   }
   out.push(`  splits (${s.splits.source}): train ${s.splits.train}, val ${s.splits.val}, test ${s.splits.test}`);
   if (s.tasks.length === 0) out.push('  tasks: none');
