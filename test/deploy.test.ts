@@ -475,3 +475,41 @@ t.test('Ctrl-C and SIGTERM stop embed and predict after a batch, leaving no outp
     t.same(fs.readdirSync(dir), ['many.npy'], `${cmd}: no output and no temporary file`);
   }
 });
+
+t.test('an images-only cohort (no tabular section): embed and predict run on it, image-only pretraining too; what needs features is a ConfigError', async (t) => {
+  await cohortRun();
+  const io = path.join(root, 'images-only');
+  fs.mkdirSync(io);
+  for (const f of ['images.npy', 'image_ids.csv', 'labels.csv', 'splits.csv']) fs.copyFileSync(path.join(cohortDir, f), path.join(io, f));
+  const yaml = fs.readFileSync(path.join(cohortDir, 'cohort.yaml'), 'utf8');
+  const withoutTabular = yaml.replace(/^tabular:\n(?: {2}.*\n|\s{4}.*\n)+/m, '').replace(/^truth:.*\n/m, '');
+  t.notMatch(withoutTabular, /tabular/, 'cohort.yaml without a tabular section');
+  fs.writeFileSync(path.join(io, 'cohort.yaml'), withoutTabular);
+  const { loadCohort, fitPreprocessor, selectFeatures } = await import('../lib/index');
+  const c = await loadCohort(io);
+  t.same([c.tabular.file, c.tabular.columns, c.ids.length], ['', [], 120]);
+  // Embeddings of the images-only cohort equal those of the full cohort (the same images).
+  const plain = path.join(root, 'r18_run.onnx');
+  if (!fs.existsSync(plain)) await exportRun(runDir, plain);
+  await cli('embed', '--model', plain, '--cohort', cohortDir, '--out', path.join(root, 'full.npy'));
+  await cli('embed', '--model', plain, '--cohort', io, '--out', path.join(root, 'io.npy'));
+  t.same((await readNpy(path.join(root, 'io.npy'))).data, (await readNpy(path.join(root, 'full.npy'))).data, 'embed --cohort: identical embeddings');
+  await cli('predict', '--model', path.join(root, 'r18_cad.onnx'), '--cohort', io, '--out', path.join(root, 'io.csv'));
+  t.equal(parseCsv(path.join(root, 'io.csv')).length, 121, 'predict --cohort: one row per subject');
+  // SimCLR does not use tabular data: the same weights as on the full cohort.
+  const simclr = { epochs: 1, batchSize: 32, warmupEpochs: 0, mode: 'simclr' as const, model: { arch: 'resnet18' as const, smallStem: true, projectionHidden: 16, projectionDim: 8 } };
+  await pretrainCohort({ ...simclr, cohort: cohortDir, out: path.join(root, 'simclr-full') });
+  await pretrainCohort({ ...simclr, cohort: io, out: path.join(root, 'simclr-io') });
+  const w = async (d: string) => (await readSafetensors(path.join(d, 'image_encoder.safetensors'))).tensors;
+  const [a, b] = [await w(path.join(root, 'simclr-full')), await w(path.join(root, 'simclr-io'))];
+  const bytes = (v: ArrayBufferView) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  t.same([...b.keys()], [...a.keys()]);
+  t.ok([...a.keys()].every((k) => bytes(a.get(k)!.data).equals(bytes(b.get(k)!.data))), 'simclr on the images-only cohort: identical weights, byte for byte');
+  // What needs features names the cohort.yaml.
+  const yamlFile = path.join(io, 'cohort.yaml');
+  await expectError(t, () => pretrainCohort({ ...simclr, mode: 'multimodal', cohort: io, out: path.join(root, 'never') }), ConfigError, [`${yamlFile} has no tabular section`, 'multimodal pretraining']);
+  await expectError(t, () => fitPreprocessor(c), ConfigError, ['has no tabular section']);
+  await expectError(t, () => selectFeatures(c, { method: 'mrmr', k: 2 }), ConfigError, ['has no tabular section', 'feature selection']);
+  await expectError(t, () => loadCohort(io, { features: ['age'] }), ConfigError, ['has no tabular section', 'age']);
+  t.notOk(fs.existsSync(path.join(root, 'never', 'config.json')));
+});

@@ -104,7 +104,8 @@ export const cohortSchema = z
     /** Free text. Extension: optional, defaults to the directory's name. */
     name: z.string().min(1).optional(),
     images,
-    tabular,
+    /** Extension: optional (an images-only cohort, for embedding, prediction, evaluation and image-only pretraining). */
+    tabular: tabular.optional(),
     /** Extension: optional (a pretraining-only cohort has no tasks). */
     labels: labels.optional(),
     /** Extension: optional; defaults to `{ seed: 0, fractions: [0.7, 0.15, 0.15] }`. */

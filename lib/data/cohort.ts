@@ -43,6 +43,7 @@ export interface Cohort {
   ids: string[];
   images: CohortImages;
   tabular: {
+    /** Absolute path of the tabular CSV; '' for an images-only cohort (no tabular section, no columns). */
     file: string;
     columns: CohortColumn[];
     /**
@@ -175,23 +176,32 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
   const ref: ImageIds = { ids: idsTable.ids, rows: idsTable.rowNumbers, file: idsFile };
 
   // The tabular CSV streams into compact columns; its column errors wait for their turn below.
-  const tabFile = at(config.tabular.csv);
-  const tab = await readTabular(tabFile, {
-    idColumn: config.tabular.id,
-    ids: ref.ids,
-    maxCategories: config.tabular.maxCategories,
-    choose: (header, idColumn) => {
-      try {
-        return chooseColumns(config, yamlFile, header, idColumn, tabFile, o.features).map((name) => ({ name, type: config.tabular.types[name] }));
-      } catch {
-        return undefined;
-      }
-    },
-  });
+  const tabConfig = config.tabular;
+  if (tabConfig === undefined && o.features !== undefined) {
+    throw new ConfigError(`${yamlFile} has no tabular section, so there are no features to choose (features: ${o.features.join(', ')})`);
+  }
+  const tabFile = tabConfig ? at(tabConfig.csv) : '';
+  const tab = tabConfig
+    ? await readTabular(tabFile, {
+      idColumn: tabConfig.id,
+      ids: ref.ids,
+      maxCategories: tabConfig.maxCategories,
+      choose: (header, idColumn) => {
+        try {
+          return chooseColumns(config, yamlFile, header, idColumn, tabFile, o.features).map((name) => ({ name, type: tabConfig.types[name] }));
+        } catch {
+          return undefined;
+        }
+      },
+    })
+    : undefined;
   const joined: NonNullable<Cohort['joined']> = {};
-  const tabJoin = align(ref, tab.table, tabFile, { unmatchedKey: 'tabular.unmatchedRows', unmatched: config.tabular.unmatchedRows });
-  const tabOrder = tabJoin.order;
-  if (tabJoin.unmatched) joined.tabular = { ignoredRows: tabJoin.unmatched };
+  let tabOrder: number[] = [];
+  if (tab && tabConfig) {
+    const tabJoin = align(ref, tab.table, tabFile, { unmatchedKey: 'tabular.unmatchedRows', unmatched: tabConfig.unmatchedRows });
+    tabOrder = tabJoin.order;
+    if (tabJoin.unmatched) joined.tabular = { ignoredRows: tabJoin.unmatched };
+  }
 
   const tasks: CohortTask[] = [];
   const values: Record<string, string[]> = {};
@@ -217,10 +227,14 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
     }
   }
 
-  chooseColumns(config, yamlFile, tab.table.columns, tab.table.idColumn, tabFile, o.features);
-  if (tab.error) throw tab.error;
-  const columns: CohortColumn[] = tab.columns!.map(({ name, type, categories }) => (categories ? { name, type, categories } : { name, type }));
-  const data = tab.columns!.map((c) => c.data);
+  let columns: CohortColumn[] = [];
+  let data: ColumnData[] = [];
+  if (tab) {
+    chooseColumns(config, yamlFile, tab.table.columns, tab.table.idColumn, tabFile, o.features);
+    if (tab.error) throw tab.error;
+    columns = tab.columns!.map(({ name, type, categories }) => (categories ? { name, type, categories } : { name, type }));
+    data = tab.columns!.map((c) => c.data);
+  }
 
   let splits: CohortSplits;
   const sp = config.splits;
@@ -264,12 +278,19 @@ export async function loadCohort(dir: string, opts?: LoadCohortOptions): Promise
     name: config.name ?? path.basename(root),
     ids: [...ref.ids],
     images,
-    tabular: { file: tabFile, columns, data, rowNumbers: tabOrder.map((k) => tab.table.rowNumbers[k]) },
+    tabular: { file: tabFile, columns, data, rowNumbers: tab ? tabOrder.map((k) => tab.table.rowNumbers[k]) : [] },
     labels: { file: labelsFile, tasks, values },
     splits,
     ...(truthFile !== undefined ? { truthFile } : {}),
     ...(Object.keys(joined).length ? { joined } : {}),
   };
+}
+
+/** A ConfigError when the cohort has no tabular section (an images-only cohort) and `what` needs features. */
+export function requireTabular(cohort: Pick<Cohort, 'dir' | 'tabular'>, what: string): void {
+  if (cohort.tabular.file === '') {
+    throw new ConfigError(`${path.join(cohort.dir, 'cohort.yaml')} has no tabular section (an images-only cohort): ${what} needs tabular features`);
+  }
 }
 
 const cannotReadTruth = (file: string, yamlFile: string, err: unknown) =>
@@ -329,7 +350,7 @@ function chooseColumns(
   tabFile: string,
   features: readonly string[] | undefined,
 ): string[] {
-  const t = config.tabular;
+  const t = config.tabular!; // called only for a cohort with a tabular section
   const named = (name: string, field: string) => {
     if (!header.includes(name)) throw new ConfigError(`${yamlFile}: ${field}: ${tabFile} has no column "${name}"`);
     if (name === idColumn) throw new ConfigError(`${yamlFile}: ${field}: "${name}" is the id column of ${tabFile}`);

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { ConfigError, DataError } from '../errors';
 import { invalid, knownKeys, plainObject } from '../validate';
 import { isMissing, notANumber, toNumber } from './csv';
-import type { Cohort, CohortColumn } from './cohort';
+import { requireTabular, type Cohort, type CohortColumn } from './cohort';
 import type { ColumnData } from './tabular-columns';
 import { fieldPath } from './cohort-schema';
 
@@ -92,6 +92,7 @@ export class Preprocessor {
     if (!(Array.isArray(rows) || rows instanceof Int32Array) || Array.prototype.some.call(rows, (r: unknown) => !Number.isInteger(r) || (r as number) < 0 || (r as number) >= n)) {
       throw invalid(`array of row indices in 0..${n - 1}`, 'rows', rows);
     }
+    requireTabular(cohort, 'the tabular side of a multimodal run (its features, the similarity target)');
     const file = cohort.tabular.file;
     const names = cohort.tabular.columns.map((c) => c.name);
     const column = (name: string): { meta: CohortColumn; data: ColumnData } => {
@@ -241,6 +242,7 @@ function median(sorted: Float64Array): number {
 
 /** Fits a Preprocessor on `cohort.splits.train` only. */
 export function fitPreprocessor(cohort: Cohort, opts?: PreprocessOptions): Preprocessor {
+  requireTabular(cohort, 'tabular preprocessing (multimodal pretraining, feature selection and statistics)');
   let features: string[] | undefined;
   let indicators = true;
   if (opts !== undefined) {

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Cohort } from '../data/cohort';
+import { requireTabular, type Cohort } from '../data/cohort';
 import { ConfigError } from '../errors';
 import { uniformStream } from '../eval/metrics';
 import type { CohortPretrainOptions } from '../pipeline/cohort-pretrain';
@@ -124,6 +124,7 @@ export async function searchFeatures(cohort: Cohort, options: SearchOptions): Pr
   const probeSeeds = is.positiveInteger(options.probeSeeds ?? 2, 'search.probeSeeds');
   const floor = is.positiveNumber(options.sdFloor ?? 0.01, 'search.sdFloor');
   const log = options.log ?? (() => undefined);
+  requireTabular(cohort, 'the feature search');
   const names = options.features ?? cohort.tabular.columns.map((c) => c.name);
   const order = new Map(cohort.tabular.columns.map((c, j) => [c.name, j]));
   const units: Unit[] = options.groups

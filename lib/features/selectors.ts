@@ -5,7 +5,7 @@
  * a seeded random baseline, and the downstream-driven search (./search).
  * Everything is computed on the cohort's train split only.
  */
-import { loadCohort, type Cohort } from '../data/cohort';
+import { loadCohort, requireTabular, type Cohort } from '../data/cohort';
 import { ConfigError } from '../errors';
 import * as is from '../validate';
 import { uniformStream } from '../eval/metrics';
@@ -90,6 +90,7 @@ export async function selectFeatures(cohort: Cohort | string, options: SelectOpt
   if (options.bins !== undefined) is.integer(options.bins, 'bins', 2);
   if (options.nNeighbors !== undefined) is.positiveInteger(options.nNeighbors, 'nNeighbors');
   const c = typeof cohort === 'string' ? await loadCohort(cohort) : cohort;
+  requireTabular(c, 'feature selection');
   const rows = trainRows(c, options.subsample ?? 1, seed);
   if (method === 'attribution') {
     const { attributionRank } = await import('./attribution-rank');

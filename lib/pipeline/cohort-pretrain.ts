@@ -32,9 +32,10 @@ export function cohortImageStore(cohort: Cohort): { npy: string } {
 export async function pretrainCohort(options: CohortPretrainOptions, control: PretrainControl = {}): Promise<string> {
   const { cohort: dir, features, labelTask, ...rest } = options;
   const cohort = await loadCohort(dir, { features });
-  const prep = fitPreprocessor(cohort, features ? { features } : {});
-  let rows = cohort.splits.train;
   const mode = rest.mode ?? 'multimodal';
+  // An images-only cohort can pretrain without tabular data (simclr, supervised).
+  const prep = mode === 'multimodal' || cohort.tabular.file !== '' ? fitPreprocessor(cohort, features ? { features } : {}) : undefined;
+  let rows = cohort.splits.train;
   let labels: Int32Array | undefined;
   let targets: Float32Array | undefined;
   const needLabels = mode === 'supervised' || rest.loss?.removeFalseNegatives === true;
@@ -47,16 +48,16 @@ export async function pretrainCohort(options: CohortPretrainOptions, control: Pr
     else throw new ConfigError(`removeFalseNegatives needs a classification task, and ${labelTask} is a regression task`);
   }
   // The train split's rows are the marginals fitPreprocessor already transformed; no second copy.
-  const tab = rows === cohort.splits.train && prep.marginals ? prep.marginals : prep.transform(cohort, rows);
+  const tab = mode !== 'multimodal' || !prep ? undefined : rows === cohort.splits.train && prep.marginals ? prep.marginals : prep.transform(cohort, rows);
   const out = await pretrain({
     ...rest,
     images: cohortImageStore(cohort),
     rows,
-    tabular: mode === 'multimodal' ? { data: tab.data, shape: tab.shape, cardinalities: tab.cardinalities, names: tab.names } : undefined,
+    tabular: tab ? { data: tab.data, shape: tab.shape, cardinalities: tab.cardinalities, names: tab.names } : undefined,
     labels,
     targets,
     scanImages: false, // loadCohort scanned the store
-    meta: { ...(rest.meta ?? {}), cohort: cohort.dir, cohortName: cohort.name, features: prep.names, labelTask: labelTask ?? null, splitSizes: { train: cohort.splits.train.length, val: cohort.splits.val.length, test: cohort.splits.test.length } },
+    meta: { ...(rest.meta ?? {}), cohort: cohort.dir, cohortName: cohort.name, features: prep?.names ?? [], labelTask: labelTask ?? null, splitSizes: { train: cohort.splits.train.length, val: cohort.splits.val.length, test: cohort.splits.test.length } },
   }, control);
   // Rank 0 writes the run's files; every rank fitted the same preprocessor.
   if (distributedRank(rest.distributed) === 0) await writeFileAtomic(path.join(out, 'preprocessor.json'), JSON.stringify(prep) + '\n');

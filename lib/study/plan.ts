@@ -6,7 +6,7 @@
  * study run in one process and one run as jobs have the same trials.
  */
 import * as path from 'node:path';
-import { loadCohort, loadTruth, type Cohort } from '../data/cohort';
+import { loadCohort, loadTruth, requireTabular, type Cohort } from '../data/cohort';
 import { ConfigError } from '../errors';
 import { ATTRIBUTION_UNAVAILABLE, SELECTION_METHODS, type SelectionMethod } from '../features/selectors';
 import type { CrossModalOptions } from '../features/relevance';
@@ -99,6 +99,7 @@ export async function resolveStudy(options: StudyOptions, keys: readonly string[
   const sdFloor = is.positiveNumber(options.sdFloor ?? DEFAULT_SD_FLOOR, 'sdFloor');
 
   const cohort = await loadCohort(is.string(options.cohort, 'cohort'));
+  requireTabular(cohort, 'a feature-selection study');
   const names = cohort.tabular.columns.map((c) => c.name);
   const tasks = options.tasks ?? cohort.labels.tasks.map((t) => t.name);
   if (tasks.length === 0) throw new ConfigError(`${cohort.dir} has no label tasks to evaluate`);
