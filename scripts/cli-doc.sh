@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 {
   echo '# Command line'
   echo
-  echo 'Every subcommand validates its input before it does any work. An error prints `tabsight: CODE: message` on stderr and exits 1 (130 after Ctrl-C); a cohort.yaml with several problems prints one line per problem after the one `tabsight: ERR_CONFIG:` prefix. A malformed command line (an unknown command or option, a missing required option, a value that is not a number) prints `tabsight: ERR_CONFIG: message` too, followed by the command'"'"'s usage, and exits 1. This page is the `--help` of each command (regenerate it with `bash scripts/cli-doc.sh`).'
+  echo 'Every subcommand validates its input before it does any work. An error prints `tabsight: CODE: message` on stderr and exits 1 (130 after Ctrl-C). `pretrain`, `study`, `select`, `embed` and `predict` stop cleanly on Ctrl-C or SIGTERM, after the current step or batch, with a valid checkpoint or no output (a second Ctrl-C quits at once); the other commands remove their temporary files (an image cache being converted) and die of the signal; a cohort.yaml with several problems prints one line per problem after the one `tabsight: ERR_CONFIG:` prefix. A malformed command line (an unknown command or option, a missing required option, a value that is not a number) prints `tabsight: ERR_CONFIG: message` too, followed by the command'"'"'s usage, and exits 1. This page is the `--help` of each command (regenerate it with `bash scripts/cli-doc.sh`).'
   for c in "" info validate "synth cardiac" "synth mnist" pretrain evaluate embed predict export demo select study explain compare; do
     # shellcheck disable=SC2086
     node bin/tabsight.js $c --help >/dev/null 2>&1 || continue

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readNpyHeader, writeNpy } from '../lib/data/npy';
 import { synthCardiac } from '../lib/synth';
@@ -221,4 +221,37 @@ t.test('an output folder under /proc is an error, not a hang', { skip: procProbe
   t.throws(() => makeDirs('/proc/tabsight-x/y'), { code: 'ENOENT' });
   await fails(t, ['pretrain', '--cohort', cohort, '--out', '/proc/tabsight-x/run', '--config', tiny], 'ERR_CONFIG', ['/proc/tabsight-x/run', /ENOENT/]);
   await fails(t, ['synth', 'cardiac', '--out', '/proc/tabsight-x', '--n', '40', '--size', '16'], 'ERR_CONFIG', ['/proc/tabsight-x']);
+});
+
+t.test('signals during native work: a command without its own handler dies of Ctrl-C at once; pretrain stops cleanly on SIGTERM', async (t) => {
+  const bin2 = path.join(__dirname, '..', 'bin', 'tabsight.js');
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, [bin2, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b) => { stderr += b; });
+    const exited = new Promise<[number | null, string | null]>((resolve) => child.on('exit', (code, signal) => resolve([code, signal])));
+    return { child, exited, stderr: () => stderr };
+  };
+  // explain has no graceful stop: Ctrl-C must not wait for the attribution running in the libuv pool
+  // (process.exit would: it waits for native work to finish).
+  const ex = start(['explain', '--run', run, '--cohort', cohort, '--method', 'ig', '--steps', '20000', '--n', '8', '--out', at('ex-signal')]);
+  await new Promise((r) => setTimeout(r, 4000));
+  const sent = Date.now();
+  ex.child.kill('SIGINT');
+  t.same(await ex.exited, [null, 'SIGINT'], 'explain died of the signal', { stderr: ex.stderr() });
+  const took = Date.now() - sent;
+  t.ok(took < 3000, `within ${took} ms of the signal`);
+
+  // pretrain: SIGTERM (SLURM) stops after the step with a valid checkpoint, exit 130.
+  const long = at('long.yaml');
+  fs.writeFileSync(long, fs.readFileSync(tiny, 'utf8').replace('epochs: 1', 'epochs: 500'));
+  const out = at('sigterm-run');
+  const pt = start(['pretrain', '--cohort', cohort, '--out', out, '--config', long]);
+  const begun = Date.now();
+  while (!fs.existsSync(path.join(out, 'checkpoint.safetensors')) && Date.now() - begun < 120_000) await new Promise((r) => setTimeout(r, 50));
+  pt.child.kill('SIGTERM');
+  t.same(await pt.exited, [130, null], 'pretrain exits 130 after SIGTERM', { stderr: pt.stderr() });
+  t.match(pt.stderr(), /SIGTERM, stopping after this step/);
+  t.match(pt.stderr(), /tabsight: ERR_ABORTED: Training was aborted after step \d+; the checkpoint in .* is valid/);
+  t.ok(fs.existsSync(path.join(out, 'checkpoint.safetensors')));
 });

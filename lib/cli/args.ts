@@ -1,5 +1,6 @@
 /** Argument parsers and helpers shared by the subcommands. */
 import { InvalidArgumentError } from 'commander';
+import { removeLiveTemps } from '../io/atomic';
 import * as fs from 'node:fs';
 import { TabsightError } from '../errors';
 
@@ -64,7 +65,21 @@ export function signalHandled(sig: 'SIGINT' | 'SIGTERM'): boolean {
   return graceful[sig] > 0;
 }
 
-/** An AbortSignal that fires on the first Ctrl-C; a second one exits at once. */
+/**
+ * Ends the process now: removes the temporary files in flight, then dies of
+ * `sig` as if no handler were installed. Not process.exit(), which waits for
+ * native work running in the libuv pool (a whole training job) to finish.
+ * Where the signal was ignored when Node started (a background job of a
+ * script), the process goes on, as it would have without any handler.
+ */
+export function dieOfSignal(sig: 'SIGINT' | 'SIGTERM'): void {
+  removeLiveTemps();
+  process.removeAllListeners(sig);
+  graceful[sig] = 0;
+  process.kill(process.pid, sig);
+}
+
+/** An AbortSignal that fires on the first Ctrl-C; a second one quits at once (dieOfSignal). */
 export function interruptSignal(unit = 'step'): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   let count = 0;
@@ -74,7 +89,7 @@ export function interruptSignal(unit = 'step'): { signal: AbortSignal; dispose: 
       process.stderr.write(`\ntabsight: stopping after this ${unit} (Ctrl-C again to quit now)…\n`);
       controller.abort();
     } else {
-      process.exit(130);
+      dieOfSignal('SIGINT');
     }
   };
   return { signal: controller.signal, dispose: onSignal('SIGINT', onSigint) };

@@ -11,8 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../binding';
 import { TabsightError } from '../errors';
-import { removeLiveTemps } from '../io/atomic';
-import { int, signalHandled } from './args';
+import { dieOfSignal, int, signalHandled } from './args';
 import { addDataCommands } from './data-commands';
 import { addDeployCommands } from './deploy-commands';
 import { runDemo } from './demo';
@@ -70,20 +69,16 @@ export function buildProgram(): Command {
 }
 
 /**
- * Ctrl-C or SIGTERM in a command that does not stop gracefully itself (its
- * own handler: pretrain, study, embed, predict, …): remove the temporary
- * files in flight (an image cache being converted, say), then exit with
- * 128 + the signal's number (130, 143), the status a shell reports for a
- * death by that signal. (Re-raising the signal would not do: where the
- * signal was ignored when Node started, as in a background job of a
- * script, removing the handler restores the ignoring.)
+ * Ctrl-C or SIGTERM in a command that does not stop gracefully itself (those
+ * that do install their own handler: pretrain, study, select, embed,
+ * predict): remove the temporary files in flight (an image cache being
+ * converted, say), then die of the signal as without a handler.
  */
 function dieOfSignalsCleanly(): () => void {
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
     const handler = () => {
       if (signalHandled(sig)) return; // the command's own handler stops the work
-      removeLiveTemps();
-      process.exit(sig === 'SIGINT' ? 130 : 143);
+      dieOfSignal(sig);
     };
     process.on(sig, handler);
     return [sig, handler] as const;

@@ -6,7 +6,7 @@ import { emitStudyJobs, mergeStudy, runStudyTrial, SCHEDULERS, type Scheduler } 
 import type { StudyOptions } from '../study/plan';
 import { runStudy } from '../study/runner';
 import { writeStudyReport } from '../study/report';
-import { defined, float, int, interruptSignal, list, stopSignal } from './args';
+import { defined, float, int, list, stopSignal } from './args';
 
 function intList(name: string) {
   return (value: string): number[] => list(value).map((v) => {
@@ -66,7 +66,7 @@ export function addSelectCommands(program: Command): void {
     .action(async (o) => {
       const method = o.method as SelectionMethod;
       if (method === 'search' && !o.out) throw new TabsightError('ERR_CONFIG', 'select --method search needs --out (where its runs and search.sqlite go)');
-      const { signal, dispose } = interruptSignal();
+      const { signal, dispose } = stopSignal();
       try {
         const sel = await selectFeatures(o.cohort, {
           method, k: o.k, tasks: o.task, relevance: o.relevance, seed: o.seed, threshold: o.threshold,
@@ -177,7 +177,7 @@ export function addStudyCommands(program: Command): void {
         ].join('\n') + '\n');
         return;
       }
-      const { signal, dispose } = interruptSignal();
+      const { signal, dispose } = stopSignal();
       try {
         const summary = await runStudy({ ...options, workers: o.workers }, { signal, log: (l) => process.stderr.write(`${l}\n`) });
         process.stdout.write(`${summary.done}/${summary.total} trials done${summary.failed ? `, ${summary.failed} failed` : ''}${summary.unfinished ? `, ${summary.unfinished} unfinished` : ''}\n`);

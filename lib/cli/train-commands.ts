@@ -8,7 +8,7 @@ import { evaluateRun, type EvaluationResult } from '../pipeline/evaluate';
 import { pretrainCohort } from '../pipeline/cohort-pretrain';
 import { distributedFromEnv, distributedRank, pretrain, type DistributedOptions, type PretrainMode } from '../pretrain';
 import type { MemoryFormat } from '../pretrain-options';
-import { defined, featureList, float, int, interruptSignal, list } from './args';
+import { defined, featureList, float, int, list, stopSignal } from './args';
 import { launchLocalRanks, withoutNproc } from './launch';
 import { trainingBar } from './progress';
 
@@ -156,12 +156,13 @@ export function addTrainCommands(program: Command): void {
 }
 
 /**
- * Ctrl-C (see interruptSignal), and for a rank started by --nproc also the
- * launcher's disappearance: an orphaned rank stops after its step like the
- * others, rank 0 writing the checkpoint.
+ * Ctrl-C and SIGTERM (see stopSignal; SLURM's scancel and time limit), and
+ * for a rank started by --nproc also the launcher's disappearance: an
+ * orphaned rank stops after its step like the others, rank 0 writing the
+ * checkpoint.
  */
 function rankSignal(): { signal: AbortSignal; dispose: () => void } {
-  const interrupt = interruptSignal();
+  const interrupt = stopSignal('step', ' (the checkpoint stays valid)');
   const launcher = Number(process.env.TABSIGHT_LAUNCHER_PID);
   if (!Number.isInteger(launcher) || launcher <= 0) return interrupt;
   // Our output goes to the launcher's pipes; once it is gone, writing fails
