@@ -43,6 +43,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const c = require('./support/common');
+c.device('data-path');
 const { cohortInputs } = require('./support/cohort-inputs');
 
 async function main() {

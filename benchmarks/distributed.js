@@ -29,6 +29,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 
 const childMode = process.argv[2] === '--child';
+if (!childMode) require('./support/common').device('distributed');
 const args = childMode ? {} : Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
 const rounds = Number(args.rounds ?? 3);
 const steps = Number(args.steps ?? 5);

@@ -31,6 +31,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const c = require('./support/common');
+c.device('ig');
 
 async function main() {
   const o = c.options({ reps: [5, 2], images: [16, 4], steps: [50, 8], size: [64, 64], threads: [2, 2], tune: [true, false], candidates: ['32,64,128,160', '16'], ibs: [64, 16] });

@@ -47,6 +47,7 @@ const S = Number(args.size ?? 128);
 process.env.TABSIGHT_THREADS = String(threads);
 // library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
 const common = require('./support/common');
+common.device('inference');
 const ts = common.library();
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };

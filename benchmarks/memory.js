@@ -36,6 +36,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const c = require('./support/common');
+c.device('memory');
 
 const MB = 1 / 1024; // /proc reports kB
 

@@ -23,6 +23,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+require('./support/common').device('mi');
 
 const dist = path.join(__dirname, '..', 'dist', 'lib', 'features');
 if (!fs.existsSync(path.join(dist, 'index.js'))) {

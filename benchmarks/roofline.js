@@ -41,6 +41,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const c = require('./support/common');
+c.device('roofline');
 const { resnet18Flops } = require('./support/flops');
 
 function runJsonLines(cmd, args, opts = {}) {

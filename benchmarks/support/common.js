@@ -158,4 +158,21 @@ async function cardiacCohort(ts, n, size) {
 /** Prints one JSON line per figure. */
 const emit = (obj) => console.log(JSON.stringify(obj));
 
-module.exports = { ROOT, PYTHON, options, median, round, loadavg, now, timeFigure, machine, pythonWorker, library, cardiacCohort, emit };
+/**
+ * The device asked for with --device (default cpu). A script that measures
+ * the CPU only (`supported` = ['cpu']) prints a `skipped` line and exits 0
+ * for another device, so that `npm run bench -- --device cuda` gives no CPU
+ * figures that read as GPU ones.
+ */
+function device(name, supported = ['cpu'], argv = process.argv.slice(2)) {
+  const i = argv.indexOf('--device');
+  const d = i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : 'cpu';
+  const kind = d.split(':')[0];
+  if (!supported.includes(kind)) {
+    emit({ figure: 'skipped', benchmark: name, device: d, reason: `${name} measures the ${supported.map((x) => (x === 'cpu' ? 'CPU' : x.toUpperCase())).join(' or ')} only; GPU figures come from train-step, epoch and benchmarks/cuda.sh` });
+    process.exit(0);
+  }
+  return d;
+}
+
+module.exports = { ROOT, PYTHON, options, median, round, loadavg, now, timeFigure, machine, pythonWorker, library, cardiacCohort, emit, device };
