@@ -37,9 +37,11 @@ async function imageReader(input: ImageInput, facts: ImageFacts): Promise<{ read
  * [min, max] over every value of the training images (`rows`, else all) of a
  * float32 store, for the colour augmentations' clamp: the range a uint8 store
  * has by construction ([0, 1] after scaling). A constant store gives
- * [v, v + 1]. NaN or Inf is a DataError naming the image and pixel.
+ * [v, v + 1]. NaN or Inf is a DataError naming the image and pixel, unless
+ * `scan` is false (the caller scanned, or asked not to): then only finite
+ * values count.
  */
-export async function imageValueRange(input: ImageInput, facts: ImageFacts, rows?: ArrayLike<number>): Promise<[number, number]> {
+export async function imageValueRange(input: ImageInput, facts: ImageFacts, rows?: ArrayLike<number>, scan = true): Promise<[number, number]> {
   const { channels: c, height: h, width: w } = facts;
   const n = rows ? rows.length : facts.n;
   let lo = Infinity;
@@ -54,11 +56,14 @@ export async function imageValueRange(input: ImageInput, facts: ImageFacts, rows
       let finite = true;
       for (let p = 0; p < img.length; p++) {
         const v = img[p];
+        if (v - v !== 0) {
+          finite = false;
+          continue;
+        }
         if (v < a) a = v;
         if (v > b) b = v;
-        finite = finite && v - v === 0;
       }
-      if (!finite) {
+      if (!finite && scan) {
         throw nonFiniteImageError(img, [c, h, w], 'npy' in input ? input.npy : 'images', () => i) ?? new DataError(`image ${i} has no finite values`);
       }
       if (a < lo) lo = a;
@@ -67,7 +72,7 @@ export async function imageValueRange(input: ImageInput, facts: ImageFacts, rows
   } finally {
     reader.close();
   }
-  if (n === 0) return [0, 1];
+  if (!(hi >= lo)) return [0, 1]; // no rows, or no finite value
   return hi > lo ? [lo, hi] : [lo, lo + 1];
 }
 

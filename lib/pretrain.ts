@@ -37,6 +37,11 @@ export interface TrainProgress {
   epochLoss?: number;
   /** In-batch top-1 retrieval accuracy over the epoch, when epochDone. */
   retrievalTop1?: number;
+  /**
+   * This epoch's checkpoint was taken (a snapshot of the state). Its file is
+   * written while the next epoch trains, and is complete by the next
+   * checkpoint, an abort, or the end of training.
+   */
   checkpointed?: boolean;
 }
 
@@ -231,7 +236,7 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   // jittered view would be clipped to [0, 1].
   const augmentGiven = opts.augment === undefined || opts.augment === null || typeof opts.augment !== 'object' ? undefined : opts.augment;
   const ownRange = prepared.facts.dtype === 'float32' && augmentGiven?.valueRange === undefined && augmentGiven?.rate !== 0
-    ? await imageValueRange(opts.images, prepared.facts, rows)
+    ? await imageValueRange(opts.images, prepared.facts, rows, opts.scanImages ?? true)
     : undefined;
   const config = resolvePretrainOptions(ownRange ? { ...opts, augment: { ...(augmentGiven ?? {}), valueRange: ownRange } } : opts, prepared.facts, normalize);
   const n = rows ? rows.length : prepared.facts.n;
