@@ -550,10 +550,7 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         epoch_loss = epoch_top1 = 0;
         epoch_steps = 0;
         if ((epoch_ % config_.checkpoint_every == 0 || epoch_ == config_.epochs) && rank_ == 0) {
-          // Written while the next epoch trains (on a GPU the write was about
-          // half of a ResNet-18 epoch); an abort, the end of the run and the
-          // next checkpoint wait for it.
-          SaveCheckpointAsync(config_.out_dir + "/checkpoint.safetensors");
+          SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
           p.checkpointed = true;
         }
       }
@@ -561,15 +558,9 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
     }
   } catch (...) {
     join();
-    try {
-      WaitForCheckpoint();
-    } catch (...) {
-      // The training error is the one to report.
-    }
     throw;
   }
   join();
-  WaitForCheckpoint();
   if (rank_ == 0) SaveImageEncoder(config_.out_dir + "/image_encoder.safetensors");
   summary.steps_done = global_step_;
   summary.epochs_done = epoch_;
@@ -577,29 +568,7 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
 }
 
 void Trainer::SaveCheckpoint(const std::string& path) {
-  WaitForCheckpoint();
   io::NamedTensors tensors;
-  io::Metadata meta;
-  CheckpointContents(tensors, meta);
-  io::WriteSafetensors(path, tensors, meta);
-}
-
-void Trainer::SaveCheckpointAsync(const std::string& path) {
-  WaitForCheckpoint();
-  io::NamedTensors tensors;
-  io::Metadata meta;
-  CheckpointContents(tensors, meta);
-  // The bytes are the snapshot: serialising copies every tensor, so the
-  // next steps may change the parameters while the file is written.
-  auto bytes = std::make_shared<std::string>(io::SerializeSafetensors(tensors, meta));
-  checkpoint_write_ = std::async(std::launch::async, [path, bytes] { io::WriteFileAtomic(path, *bytes); });
-}
-
-void Trainer::WaitForCheckpoint() {
-  if (checkpoint_write_.valid()) checkpoint_write_.get();  // rethrows the write's error
-}
-
-void Trainer::CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta) {
   for (const auto& item : net_->named_parameters()) tensors.emplace_back("model." + item.key(), item.value());
   for (const auto& item : net_->named_buffers()) tensors.emplace_back("model." + item.key(), item.value());
   // Optimiser state, keyed by parameter name.
@@ -623,6 +592,7 @@ void Trainer::CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta) 
   }
   auto gen_state = at::detail::getDefaultCPUGenerator().get_state();
   tensors.emplace_back("rng.torch_cpu", gen_state);
+  io::Metadata meta;
   meta["format"] = "tabsight-checkpoint-1";
   meta["config"] = config_.config_json;
   meta["epoch"] = Str(epoch_);
@@ -644,6 +614,7 @@ void Trainer::CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta) 
   meta["epoch_steps"] = Str(epoch_steps_);
   meta["rng"] = "counter-based: every draw derives from (seed=" + std::to_string(config_.seed) +
                 ", epoch, step, stream); rng.torch_cpu holds LibTorch's CPU generator";
+  io::WriteSafetensors(path, tensors, meta);
 }
 
 void Trainer::LoadCheckpoint(const std::string& path) {

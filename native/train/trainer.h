@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <functional>
-#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,14 +130,6 @@ class Trainer {
   // Restores weights, optimiser, position from a checkpoint.
   void LoadCheckpoint(const std::string& path);
   void SaveCheckpoint(const std::string& path);
-  // The same checkpoint, serialised on this thread (a snapshot of the
-  // current state) and written to disk on another while training goes on;
-  // at most one write is in flight. WaitForCheckpoint() waits for it and
-  // rethrows its error.
-  void SaveCheckpointAsync(const std::string& path);
-  void WaitForCheckpoint();
-  // What a checkpoint holds: weights, buffers, optimiser state, RNG, position.
-  void CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta);
   // torchvision names, no prefix, no fc.
   void SaveImageEncoder(const std::string& path);
 
@@ -169,8 +160,6 @@ class Trainer {
   bool channels_last_ = false;
   Network net_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  // The checkpoint write in flight (SaveCheckpointAsync), if any.
-  std::future<void> checkpoint_write_;
   int64_t n_ = 0, batch_size_ = 0, steps_per_epoch_ = 0;
   int64_t rank_ = 0, world_ = 1, local_batch_ = 0;
   int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
