@@ -37,11 +37,7 @@ export interface TrainProgress {
   epochLoss?: number;
   /** In-batch top-1 retrieval accuracy over the epoch, when epochDone. */
   retrievalTop1?: number;
-  /**
-   * This epoch's checkpoint was taken (a snapshot of the state). Its file is
-   * written while the next epoch trains, and is complete by the next
-   * checkpoint, an abort, or the end of training.
-   */
+  /** This epoch's checkpoint is on disk. */
   checkpointed?: boolean;
 }
 
