@@ -10,7 +10,7 @@ import { AbortError, ConfigError, ShapeError } from '../errors';
 import { removeAtExit } from '../io/atomic';
 import { loadRun, type Run } from '../run';
 import { readImageChunks, type ImageChunk, type ImageSource } from './images';
-import { OrtImageEncoder } from './ort';
+import { markFinite, OrtImageEncoder } from './ort';
 import { exportRun } from './run-export';
 
 export type Backend = 'ort' | 'torch';
@@ -192,6 +192,7 @@ export async function embedSource(embedder: Embedder, src: ImageSource, opts: Em
   let done = 0;
   for await (const chunk of readImageChunks(src, opts.chunk ?? 256, opts.rows)) {
     if (opts.signal?.aborted) throw new AbortError(`Embedding ${src.label} was stopped after ${done} of ${total} images`);
+    if (chunk.data instanceof Float32Array) markFinite(chunk.data); // readImageChunks scanned it for NaN/Inf
     const out = await embedder.embed(chunk);
     done += chunk.count;
     if (opts.onChunk) await opts.onChunk(chunk.start, out);

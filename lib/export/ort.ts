@@ -22,6 +22,16 @@ export interface ImageBatch {
   shape: [number, number, number, number];
 }
 
+/**
+ * Float32 image arrays already checked for NaN/Inf (readImageChunks does, and
+ * names the file and id): embed skips its own scan of them. Internal to the
+ * export module; not part of the public API.
+ */
+const knownFinite = new WeakSet<Float32Array>();
+export function markFinite(data: Float32Array): void {
+  knownFinite.add(data);
+}
+
 export interface EmbedOptions {
   /** Images per onnxruntime run. @default 64 */
   batchSize?: number;
@@ -172,7 +182,7 @@ export class OrtImageEncoder {
       throw new ShapeError(`Expected float32 images (the model's run was trained on a float32 store) but received a Uint8Array ${where}`);
     }
     // NaN or Inf would come back as rows of NaN embeddings; LibTorch's embed refuses them too.
-    if (data instanceof Float32Array) {
+    if (data instanceof Float32Array && !knownFinite.has(data)) {
       const bad = nonFiniteImageError(data, [c, h, w], `images.data ${where}`, (i) => i);
       if (bad) throw bad;
     }

@@ -13,9 +13,10 @@ let exitHook = false;
 
 /**
  * Registers a temporary file or folder to be removed if the process exits
- * before the caller removes or renames it (process.exit, a second Ctrl-C);
- * returns the function that unregisters it. Plain signal deaths run no JS
- * and cannot be covered: the CLI turns SIGINT and SIGTERM into aborts.
+ * before the caller removes or renames it (process.exit, or the CLI's signal
+ * handling, which calls removeLiveTemps before dying of SIGINT or SIGTERM);
+ * returns the function that unregisters it. A SIGKILL runs no JS and cannot
+ * be covered.
  */
 export function removeAtExit(p: string): () => void {
   if (!exitHook) {
