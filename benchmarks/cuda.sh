@@ -7,8 +7,7 @@
 #      the node executable), loaded and checked on the GPU
 #      (native/addon_smoke.js); without cmake, scripts/check-torch-api.sh
 #      instead. Needs node_modules/node-addon-api and node-api-headers,
-#      which git ignores: pass them (and tmp/node.xz) in the device call's
-#      carry
+#      which git ignores: carry them, or the bundle below
 #   1. the card's measured matmul peak (fp32, tf32, bf16; support/gpu_peak.py)
 #   2. the multimodal CLIP train step, ResNet-18 at 128 px, batch 64
 #      (the CPU train-step benchmark's model), fp32 and bf16 autocast
@@ -17,6 +16,13 @@
 #      the GPU, prefetched) against the MMCL-style DataLoader pipeline
 #      (support/mmcl_baseline.py, per-sample torchvision transforms in
 #      workers; num_workers probed)
+#   3b. through the addon with Node (needs the Node binary, the addon of
+#      step 0 and dist/): node-step, benchmarks/train-step.js --device cuda
+#      (the ResNet-18 step of 2., ours as pretrain() in Node against
+#      support/train_step_torch.py, 3 alternating rounds of 30 steps), and
+#      node-epoch, benchmarks/epoch.js --device cuda (pretrainCohort against
+#      support/mmcl_baseline.py on the synthetic cardiac cohort, 1024
+#      training subjects, batch 64, 5 alternating epochs, num_workers 8)
 #   4. the train step with MMCL's ResNet-50 at 128 px, batch 256
 #   adam-check: the multi-tensor Adam step against torch::optim on the card
 #   ours-*-loop-adam: our step with TABSIGHT_MULTI_TENSOR_ADAM=0 (LibTorch's
@@ -24,7 +30,12 @@
 # SKIP="name ..." skips those runs (addon, peak, adam-check, ours-r18-fp32, torch-r18-fp32, ...).
 # The addon build compiles the sources train_bench's build does, plus the
 # N-API layer (5 min on 2 cores here); skip it when device time is short.
-# JSON lines go to $OUT/results.jsonl (or ./cuda-results.jsonl), logs beside.
+# JSON lines go to $OUT/results.jsonl (or ./cuda-out/results.jsonl), logs beside.
+# What git ignores and the node lacks (dist/, the node_modules packages that
+# dist/ and the addon build need, the Node binary) comes from
+# benchmarks/support/pack-device.sh, run here before the device call: it
+# writes tmp/device-bundle.tar.xz and tmp/node.xz (about 44 MiB together)
+# for the call's carry; this script unpacks the bundle into the repo.
 # A stage that fails is logged and the next one runs; no new stage starts
 # after $DEADLINE seconds (default 500).
 #
@@ -38,6 +49,8 @@ deadline=${DEADLINE:-500}
 start=$SECONDS
 py=${PYTHON:-python3}
 bin="$root/build/bench/train_bench"
+addon_dir="$root/build/cuda-addon"
+addon_failed=  # set when this call's addon build failed (an older tabsight.node may be left there)
 left() { [ $((SECONDS - start)) -lt "$deadline" ]; }
 stage() { echo "== $(date +%T) +$((SECONDS - start))s: $*" | tee -a "$out/log.txt"; }
 run() {  # run NAME TIMEOUT CMD...: stdout lines that are JSON go to results
@@ -56,6 +69,23 @@ stage "machine"
   g++ --version | head -1; command -v node || echo "no node";
   $py -c 'import torch, torchvision; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__)'; } 2>&1 | tee "$out/machine.txt"
 
+# dist/ and node_modules packages from support/pack-device.sh. Unpacked when
+# dist/ is missing or older than the bundle (the device's copy of the tree);
+# a checkout whose dist/ was compiled after packing keeps its own.
+bundle="$root/tmp/device-bundle.tar.xz"
+if [ -f "$bundle" ] && { [ ! -f "$root/dist/lib/index.js" ] || [ "$bundle" -nt "$root/dist/lib/index.js" ]; }; then
+  stage "unpack $(basename "$bundle")"
+  tar -xJf "$bundle" -C "$root" || echo "   unpacking $bundle failed" | tee -a "$out/log.txt"
+fi
+# Node: on PATH, else the carried tmp/node.xz, unpacked outside $out (a
+# device call brings back only a few small files from there).
+node_bin=$(command -v node || true)
+if [ -z "$node_bin" ] && [ -f "$root/tmp/node.xz" ]; then
+  mkdir -p "$root/build/node-bin" && xz -dc "$root/tmp/node.xz" > "$root/build/node-bin/node" && chmod +x "$root/build/node-bin/node" &&
+    node_bin="$root/build/node-bin/node"
+fi
+echo "   node: ${node_bin:-none} $([ -n "$node_bin" ] && "$node_bin" --version)" | tee -a "$out/log.txt"
+
 # The addon itself against the node's LibTorch: built with CMake as users
 # build it (CMakeLists.txt, cmake/TorchFlags.cmake, cmake/Distributed.cmake;
 # plain cmake with the N-API headers instead of cmake-js), then, when a Node
@@ -71,7 +101,6 @@ elif case " ${SKIP:-} " in *" addon "*) true ;; *) false ;; esac; then
   stage "skip addon (SKIP)"
 elif command -v cmake > /dev/null; then
   stage "addon (cmake)"
-  addon_dir="$root/build/cuda-addon"
   # pip's NCCL lives outside LibTorch's include folders; cmake/Distributed.cmake
   # also looks under $NCCL_ROOT.
   nccl_root=$($py -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/dev/null || true)
@@ -83,12 +112,9 @@ elif command -v cmake > /dev/null; then
   grep -E '^-- tabsight:' "$out/addon-build.log" | sed 's/^/   /' | tee -a "$out/log.txt"
   if [ $rc -ne 0 ] || [ ! -f "$addon_dir/tabsight.node" ]; then
     echo "   addon build failed rc=$rc: $(grep -m3 -E 'error|Error' "$out/addon-build.log")" | tee -a "$out/log.txt"
+    addon_failed=1
   else
     echo "   addon built: $(ldd "$addon_dir/tabsight.node" | grep -oE 'lib(torch_cuda|c10_cuda|nccl)[^ ]*' | sort -u | tr '\n' ' ')" | tee -a "$out/log.txt"
-    node_bin=$(command -v node || true)
-    if [ -z "$node_bin" ] && [ -f "$root/tmp/node.xz" ]; then
-      xz -dc "$root/tmp/node.xz" > "$out/node" && chmod +x "$out/node" && node_bin="$out/node"
-    fi
     if [ -n "$node_bin" ]; then
       run addon-smoke 120 "$node_bin" "$root/benchmarks/native/addon_smoke.js" "$addon_dir/tabsight.node" cuda
     else
@@ -172,6 +198,33 @@ if left; then
   printf '{}\n{}\n' | timeout 240 $py "$root/benchmarks/support/mmcl_baseline.py" epoch "$cfg" > "$out/mmcl-epoch.out" 2> "$out/mmcl-epoch.err" \
     || echo "   mmcl-epoch failed: $(tail -3 "$out/mmcl-epoch.err")" | tee -a "$out/log.txt"
   grep '^{' "$out/mmcl-epoch.out" | sed 's/^{/{"run":"mmcl-epoch",/' >> "$res"
+fi
+
+# The Node benchmarks through the addon built in step 0 (TABSIGHT_ADDON),
+# with this script's Python for their PyTorch sides (TABSIGHT_PYTHON). Each
+# PyTorch process costs about 8 s before its first step on the node (import,
+# CUDA context, cuDNN autotuning), the Node side about 3 s per process
+# (LibTorch's CUDA libraries).
+#   node-step, about 45 s: 3 rounds, each one pretrain() call of 31 steps
+#     (the first untimed; about 3-5 s with model set-up, autotuning and the
+#     final checkpoint) and one fresh train_step_torch.py process of
+#     1 + 30 steps (about 9 s). --layouts, --fused-ab and --winograd-ab
+#     are off on CUDA.
+#   node-epoch, about 45 s: the cohort generated once (n 1463, 128 px; 7.6 s
+#     on 2 cores here, cached in /tmp/tabsight-bench-cache across calls on a
+#     warm node), one mmcl_baseline.py process (import, model, num_workers 8
+#     probed alone: warm-up + 3 steps), ours' warm-up epoch (autotuning),
+#     then 5 alternating epochs a side of 16 steps of 64 with a checkpoint
+#     each (under 1 s for ours, about 1 s for PyTorch's 8 workers).
+#     --workers 8: the probe epoch.js makes by default (0, 1, 2) is sized
+#     for 2 cores; 8 beat 16 in the H200 call of mmcl-epoch.
+py_path=$(command -v "${py%% *}" || echo "${py%% *}")
+if [ -z "$node_bin" ] || [ -n "$addon_failed" ] || [ ! -f "$addon_dir/tabsight.node" ] || [ ! -f "$root/dist/lib/index.js" ]; then
+  stage "skip node-step, node-epoch (Node: ${node_bin:-none}; needs this call's addon, $addon_dir/tabsight.node, and dist/lib/index.js)"
+else
+  node_env=(env -u NODE_PATH TABSIGHT_ADDON="$addon_dir/tabsight.node" TABSIGHT_PYTHON="$py_path")
+  run node-step 180 "${node_env[@]}" "$node_bin" "$root/benchmarks/train-step.js" --device cuda --rounds 3 --steps 30
+  run node-epoch 240 "${node_env[@]}" "$node_bin" "$root/benchmarks/epoch.js" --device cuda --reps 5 --threads "$(nproc)" --workers 8
 fi
 
 step r50-fp32 resnet50 256 fp32

@@ -10,7 +10,9 @@ const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..', '..');
-const PYTHON = '/usr/bin/python3';
+// Debian's PyTorch by default; TABSIGHT_PYTHON names another (as train-step.js
+// reads it), e.g. the CUDA PyTorch of a GPU node (benchmarks/cuda.sh sets it).
+const PYTHON = process.env.TABSIGHT_PYTHON ?? '/usr/bin/python3';
 
 /**
  * Options from `--kebab-name value` flags, else `BENCH_<SNAKE_NAME>` in the environment,
