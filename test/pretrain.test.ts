@@ -92,6 +92,47 @@ t.test('resume after an abort gives bitwise-identical weights to an uninterrupte
   t.same(strip(path.join(cut, 'metrics.jsonl')), strip(path.join(full, 'metrics.jsonl')), 'metrics cover every epoch once, with the same losses');
 });
 
+/** The epoch a checkpoint file resumes at, from its safetensors header. */
+function checkpointPosition(file: string): number {
+  const bytes = fs.readFileSync(file);
+  const len = Number(bytes.readBigUInt64LE(0));
+  return Number(JSON.parse(bytes.subarray(8, 8 + len).toString('utf8')).__metadata__.epoch);
+}
+
+t.test('epoch checkpoints written while the next epoch trains: checkpointed events find the file on disk, events stay in order, and resuming from such a file is bitwise identical', async (t) => {
+  // Of 6 epochs, the checkpoints at positions 2..5 are written in the background; 1 and 6 in place.
+  const opts = { ...base, epochs: 6, augment: { rate: 0.95 }, seed: 11 };
+  const full = path.join(root, 'bg-full');
+  const copy = path.join(root, 'bg-copy');
+  const steps: number[] = [];
+  const seen: Array<{ epoch: number; onDisk: number }> = [];
+  let copied = -1;
+  await pretrain({ ...opts, out: full }, {
+    onProgress: (p) => {
+      steps.push(p.step);
+      if (!(p.epochDone && p.checkpointed)) return;
+      // The event is delivered once this epoch's checkpoint is complete; the trainer may have moved on since.
+      seen.push({ epoch: p.epoch, onDisk: checkpointPosition(path.join(full, 'checkpoint.safetensors')) });
+      if (p.epoch === 1) {
+        // What a run killed here would leave: its config and checkpoint (the metrics are cut back on resume).
+        fs.mkdirSync(copy);
+        fs.copyFileSync(path.join(full, 'config.json'), path.join(copy, 'config.json'));
+        fs.copyFileSync(path.join(full, 'checkpoint.safetensors'), path.join(copy, 'checkpoint.safetensors'));
+        copied = checkpointPosition(path.join(copy, 'checkpoint.safetensors'));
+      }
+    },
+  });
+  t.same(steps, Array.from({ length: 24 }, (_, i) => i + 1), 'one event per step, in order');
+  t.same(seen.map((s) => s.epoch), [0, 1, 2, 3, 4, 5], 'every epoch reports its checkpoint');
+  for (const s of seen) t.ok(s.onDisk >= s.epoch + 1, `epoch ${s.epoch}'s event found checkpoint position ${s.onDisk} on disk`);
+  t.ok(copied >= 2 && copied <= 5, `the copied checkpoint (position ${copied}) is one written in the background`);
+  await pretrain({ ...opts, out: copy, resume: true });
+  const a = fs.readFileSync(path.join(full, 'image_encoder.safetensors'));
+  const b = fs.readFileSync(path.join(copy, 'image_encoder.safetensors'));
+  t.ok(a.equals(b), 'image_encoder.safetensors is byte-identical after resuming from it');
+  t.ok(fs.readFileSync(path.join(full, 'checkpoint.safetensors')).equals(fs.readFileSync(path.join(copy, 'checkpoint.safetensors'))), 'checkpoint is byte-identical');
+});
+
 t.test('resume refuses a changed configuration, naming the field', async (t) => {
   const dir = path.join(root, 'cfg');
   await pretrain({ ...base, out: dir, epochs: 1 });

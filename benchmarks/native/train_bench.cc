@@ -15,7 +15,9 @@
 // epoch: MMCL's cardiac augmentations (rate 0.95, flip, rotation 45°,
 //        colour jitter 0.5, random resized crop 0.2–1) and 30% tabular
 //        corruption on a uint8 store of n images; each epoch's wall time,
-//        checkpoint included.
+//        checkpoint included (the part written in place: all of the first
+//        and last epochs', and the copy of the state for the others, whose
+//        file is written while the next epoch trains).
 // adam-check: no training; the multi-tensor Adam step that the trainer runs
 //        off the CPU against torch::optim's Adam and AdamW on `device`
 //        (train/adam_check.h, as test/fused-adam.test.ts checks on the
@@ -143,7 +145,10 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     trainer.Run(
         [&](const tabsight::train::Progress& p) {
-          const auto now = Clock::now();
+          // When the step finished, not when its event arrived: events are
+          // held back while an epoch's checkpoint is written in the
+          // background (Trainer::Run).
+          const auto now = p.done_at;
           if (p.step > warmup) step_s.push_back(std::chrono::duration<double>(now - last).count());
           last = now;
           loss = p.loss;

@@ -96,6 +96,10 @@ void AppendLine(const std::string& path, const std::string& line) {
 }
 
 void WriteSafetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
+  WriteFileAtomic(path, SerializeSafetensors(tensors, metadata));
+}
+
+std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& metadata) {
   std::vector<torch::Tensor> cpu;
   cpu.reserve(tensors.size());
   std::ostringstream header;
@@ -133,7 +137,7 @@ void WriteSafetensors(const std::string& path, const NamedTensors& tensors, cons
   for (int i = 0; i < 8; ++i) bytes += static_cast<char>((hlen >> (8 * i)) & 0xFF);
   bytes += h;
   for (const auto& t : cpu) bytes.append(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
-  WriteFileAtomic(path, bytes);
+  return bytes;
 }
 
 Safetensors ReadSafetensors(const std::string& path) {

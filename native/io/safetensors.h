@@ -26,6 +26,10 @@ struct Safetensors {
 // I32, I16, I8, U8, BOOL.
 void WriteSafetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata);
 
+// The bytes WriteSafetensors writes (the tensors copied to the CPU), for a
+// caller that writes them later or on another thread (WriteFileAtomic).
+std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& metadata);
+
 // Reads the whole file; errors (kData) name the file and the tensor.
 Safetensors ReadSafetensors(const std::string& path);
 

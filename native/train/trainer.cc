@@ -402,10 +402,33 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
   double& epoch_loss = epoch_loss_sum_;
   double& epoch_top1 = epoch_top1_sum_;
   int64_t& epoch_steps = epoch_steps_;
+  // Progress events held back while a checkpoint is written in the
+  // background: delivered, in order, once it is on disk.
+  std::vector<Progress> held;
+  auto deliver = [&](const Progress& p) {
+    if (checkpoint_write_.valid()) {
+      if (checkpoint_write_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        held.push_back(p);
+        return;
+      }
+      checkpoint_write_.get();  // rethrows the write's error
+    }
+    for (const auto& h : held) on_progress(h);
+    held.clear();
+    on_progress(p);
+  };
+  // Waits for the write in flight and delivers what it held.
+  auto settle = [&] {
+    WaitForCheckpoint();
+    for (const auto& h : held) on_progress(h);
+    held.clear();
+  };
+  bool checkpoint_written = false;  // by this Run: the first is written in place
   try {
     while (global_step_ < total) {
       if (world_ == 1 ? abort.load() : stop_all) {
         join();
+        settle();
         if (rank_ == 0) SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
         summary.aborted = true;
         summary.steps_done = global_step_;
@@ -538,7 +561,9 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         p.retrieval_top1 = epoch_top1 / epoch_steps;
         // metrics.jsonl gets the epoch's line before the checkpoint that
         // moves past the epoch, so a run killed in between redoes the epoch
-        // on resume and the metrics and the checkpoint never disagree.
+        // on resume and the metrics and the checkpoint never disagree. The
+        // previous epoch's checkpoint is on disk before this line is written.
+        settle();
         char line[512];
         std::snprintf(line, sizeof(line),
                       "{\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"retrievalTop1\":%.17g,\"lr\":%.17g,\"imagesPerSec\":%.6g,\"threads\":%d}",
@@ -550,17 +575,33 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
         epoch_loss = epoch_top1 = 0;
         epoch_steps = 0;
         if ((epoch_ % config_.checkpoint_every == 0 || epoch_ == config_.epochs) && rank_ == 0) {
-          SaveCheckpoint(config_.out_dir + "/checkpoint.safetensors");
+          // Written while the next epoch trains, except the run's first and
+          // last (see Run in trainer.h). On an H200 the write was about
+          // 0.55 s of a 1.25 s ResNet-18 epoch.
+          const std::string path = config_.out_dir + "/checkpoint.safetensors";
+          if (checkpoint_written && epoch_ < config_.epochs) {
+            SaveCheckpointInBackground(path);
+          } else {
+            SaveCheckpoint(path);
+          }
+          checkpoint_written = true;
           p.checkpointed = true;
         }
       }
-      on_progress(p);
+      p.done_at = std::chrono::steady_clock::now();
+      deliver(p);
     }
   } catch (...) {
     join();
+    try {
+      WaitForCheckpoint();
+    } catch (...) {
+      // The training error is the one to report.
+    }
     throw;
   }
   join();
+  settle();
   if (rank_ == 0) SaveImageEncoder(config_.out_dir + "/image_encoder.safetensors");
   summary.steps_done = global_step_;
   summary.epochs_done = epoch_;
@@ -568,7 +609,30 @@ TrainSummary Trainer::Run(const std::function<void(const Progress&)>& on_progres
 }
 
 void Trainer::SaveCheckpoint(const std::string& path) {
+  WaitForCheckpoint();  // an older file must not land after this one
   io::NamedTensors tensors;
+  io::Metadata meta;
+  CheckpointContents(tensors, meta);
+  io::WriteSafetensors(path, tensors, meta);
+}
+
+void Trainer::SaveCheckpointInBackground(const std::string& path) {
+  WaitForCheckpoint();
+  io::NamedTensors tensors;
+  io::Metadata meta;
+  CheckpointContents(tensors, meta);
+  // Serialising copies every tensor into the bytes (from the device, or
+  // from the CPU tensors' storage), so the next steps may update the
+  // parameters while the file is written.
+  auto bytes = std::make_shared<const std::string>(io::SerializeSafetensors(tensors, meta));
+  checkpoint_write_ = std::async(std::launch::async, [path, bytes] { io::WriteFileAtomic(path, *bytes); });
+}
+
+void Trainer::WaitForCheckpoint() {
+  if (checkpoint_write_.valid()) checkpoint_write_.get();  // rethrows the write's error
+}
+
+void Trainer::CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta) {
   for (const auto& item : net_->named_parameters()) tensors.emplace_back("model." + item.key(), item.value());
   for (const auto& item : net_->named_buffers()) tensors.emplace_back("model." + item.key(), item.value());
   // Optimiser state, keyed by parameter name.
@@ -592,7 +656,6 @@ void Trainer::SaveCheckpoint(const std::string& path) {
   }
   auto gen_state = at::detail::getDefaultCPUGenerator().get_state();
   tensors.emplace_back("rng.torch_cpu", gen_state);
-  io::Metadata meta;
   meta["format"] = "tabsight-checkpoint-1";
   meta["config"] = config_.config_json;
   meta["epoch"] = Str(epoch_);
@@ -614,7 +677,6 @@ void Trainer::SaveCheckpoint(const std::string& path) {
   meta["epoch_steps"] = Str(epoch_steps_);
   meta["rng"] = "counter-based: every draw derives from (seed=" + std::to_string(config_.seed) +
                 ", epoch, step, stream); rng.torch_cpu holds LibTorch's CPU generator";
-  io::WriteSafetensors(path, tensors, meta);
 }
 
 void Trainer::LoadCheckpoint(const std::string& path) {

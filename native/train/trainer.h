@@ -6,7 +6,9 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,7 +96,12 @@ struct Progress {
   bool epoch_done = false;
   double epoch_loss = 0;        // mean over the epoch's steps, when epoch_done
   double retrieval_top1 = 0;    // in-batch, from the loss logits, mean over the epoch
+  // This epoch's checkpoint is on disk: an event is delivered only once
+  // every checkpoint written before it is complete (see Trainer::Run).
   bool checkpointed = false;
+  // When the step (and its epoch's checkpoint, where written in place)
+  // finished; delivery may come later (Trainer::Run). For timing.
+  std::chrono::steady_clock::time_point done_at{};
 };
 
 struct TrainSummary {
@@ -123,8 +130,19 @@ class Trainer {
   ~Trainer();
 
   // Trains from the current position to the last epoch. Calls on_progress
-  // after every step (on this thread). Stops between steps when `abort` is
-  // set: a checkpoint of the exact position is written first.
+  // after every step (on this thread), in step order. Stops between steps
+  // when `abort` is set: a checkpoint of the exact position is written
+  // first.
+  //
+  // Epoch-end checkpoints other than the run's first and last are written
+  // to disk on another thread while the next epoch trains (the tensors are
+  // copied on this thread first, so the file holds the epoch's end). Until
+  // that write is complete, progress events are held back and then
+  // delivered in order, so an event that says `checkpointed`, and any event
+  // after it, means the file is on disk. The next checkpoint, an abort, the
+  // end of the run and the next epoch's metrics line wait for the write; its
+  // error is the run's error. The first checkpoint is written in place, so
+  // a failing disk is reported at once, and the last because the run ends.
   TrainSummary Run(const std::function<void(const Progress&)>& on_progress, const std::atomic<bool>& abort);
 
   // Restores weights, optimiser, position from a checkpoint.
@@ -152,6 +170,13 @@ class Trainer {
   // settings, then rank 0's weights and buffers everywhere.
   void SyncRanks();
   std::string Fingerprint() const;
+  // What a checkpoint holds: weights, buffers, optimiser state, RNG, position.
+  void CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta);
+  // The checkpoint serialised here (a copy of the current state) and written
+  // on another thread; at most one write is in flight.
+  void SaveCheckpointInBackground(const std::string& path);
+  // Waits for the write in flight, if any, and rethrows its error.
+  void WaitForCheckpoint();
 
   TrainConfig config_;
   TrainData data_;
@@ -160,6 +185,8 @@ class Trainer {
   bool channels_last_ = false;
   Network net_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  // The checkpoint write in flight (SaveCheckpointInBackground), if any.
+  std::future<void> checkpoint_write_;
   int64_t n_ = 0, batch_size_ = 0, steps_per_epoch_ = 0;
   int64_t rank_ = 0, world_ = 1, local_batch_ = 0;
   int64_t epoch_ = 0, step_in_epoch_ = 0, global_step_ = 0;
