@@ -91,6 +91,8 @@ async function main() {
       size: o.size, rate: 0.95, corruption: 0.3, mean: inputs.normalize.mean, std: inputs.normalize.std, batch: o.batch, threads: o.threads,
       model: MODEL, ...OPTIM, backend: o.pyBackend, probe_workers: o.workers === 'auto' ? [0, 1, 2] : [Number(o.workers)],
       probe_steps: o.probeSteps, workers: o.workers === 'auto' ? null : Number(o.workers), tmp, seed: 0, device,
+      // cuDNN's autotuner on a GPU, as tabsight turns it on there (and train-step.js and cuda.sh do for PyTorch).
+      cudnn_benchmark: device !== 'cpu',
     })]);
     const hello = await py.hello;
     c.emit({ figure: 'pytorch setup', ...hello, backend: o.pyBackend });
