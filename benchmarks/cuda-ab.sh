@@ -1,0 +1,68 @@
+#!/bin/bash
+# Alternating reps of cuda.sh's two headline GPU figures, for when device
+# time allows only one process per figure in cuda.sh: each round runs, one
+# process each, ours' ResNet-18 fp32 train step, PyTorch's, ours' epoch and
+# the MMCL-style epoch (the same commands as cuda.sh, built the same way).
+# Rounds continue until $ROUNDS (default 5) or until $DEADLINE seconds
+# (default 320) have passed at the start of a round.
+#
+#   PYTHON=/path/to/python3 OUT=dir bash benchmarks/cuda-ab.sh
+#
+# JSON lines, tagged with run and round, go to $OUT/results.jsonl.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${OUT:-$root/cuda-ab-out}
+mkdir -p "$out"
+res="$out/results.jsonl"
+py=${PYTHON:-python3}
+rounds=${ROUNDS:-5}
+deadline=${DEADLINE:-320}
+start=$SECONDS
+bin="$root/build/bench/train_bench"
+stage() { echo "== $(date +%T) +$((SECONDS - start))s: $*" | tee -a "$out/log.txt"; }
+run() {  # run NAME ROUND TIMEOUT CMD...
+  local name=$1 r=$2 t=$3; shift 3
+  stage "$name round $r"
+  timeout "$t" "$@" > "$out/$name-$r.out" 2> "$out/$name-$r.err"
+  local rc=$?
+  grep '^{' "$out/$name-$r.out" | sed "s/^{/{\"run\":\"$name\",\"round\":$r,/" >> "$res"
+  # train_bench prints its figures, then may die in LibTorch's exit path (rc 139, see RESULTS.md).
+  [ $rc -eq 0 ] || echo "   $name round $r rc=$rc: $(tail -2 "$out/$name-$r.err")" | tee -a "$out/log.txt"
+}
+
+stage "machine"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
+  $py -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())'; } 2>&1 | tee "$out/machine.txt"
+stage "build"
+PYTHON=$py JOBS=$(nproc) timeout 300 bash "$root/benchmarks/native/build.sh" "$root/build/bench" > "$out/build.log" 2>&1 || { echo "build failed"; tail -20 "$out/build.log"; exit 1; }
+
+data=$(mktemp -d)
+$py - "$data" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]; n, f = 8192, 100
+rng = np.random.default_rng(0)
+np.save(f"{d}/images.npy", rng.integers(0, 256, size=(n, 3, 128, 128), dtype=np.uint8))
+np.arange(n, dtype="<i4").tofile(f"{d}/rows.i32")
+rng.standard_normal((n, f), dtype=np.float32).astype("<f4").tofile(f"{d}/tabular.f32")
+PY
+cfg=$(cat <<JSON
+{"images":"$data/images.npy","rows":"$data/rows.i32","tabular":"$data/tabular.f32","cardinalities":[$(printf '0%.0s,' $(seq 99))0],
+ "corruption":0.3,"rate":0.95,"size":128,"mean":[0.5,0.5,0.5],"std":[0.25,0.25,0.25],"batch":512,
+ "model":{"tabularHidden":2048,"tabularLayers":2,"projectionHidden":2048,"projectionDim":128},
+ "lr":0.003,"weightDecay":0.0001,"temperature":0.1,"threads":$(nproc),"probe_workers":[8],"probe_steps":3,
+ "device":"cuda","cudnn_benchmark":true,"tmp":"$data","backend":"tensor"}
+JSON
+)
+for r in $(seq 1 "$rounds"); do
+  [ $((SECONDS - start)) -lt "$deadline" ] || { stage "stop before round $r (deadline)"; break; }
+  run ours-r18-fp32 "$r" 120 "$bin" --mode step --device cuda --arch resnet18 --batch 64 --size 128 --steps 30 --warmup 5 --precision fp32
+  run torch-r18-fp32 "$r" 120 $py "$root/benchmarks/support/train_step_torch.py" \
+    '{"device":"cuda","arch":"resnet18","batch":64,"size":128,"features":100,"steps":30,"warmup":5,"precision":"fp32","cudnn_benchmark":true}'
+  run ours-epoch "$r" 200 "$bin" --mode epoch --device cuda --arch resnet18 --batch 512 --size 128 --n 8192 --epochs 5
+  # num_workers 8: the best of 8 and 16 in every earlier call on this node.
+  stage "mmcl-epoch round $r"
+  printf '{}\n{}\n{}\n' | timeout 240 $py "$root/benchmarks/support/mmcl_baseline.py" epoch "$cfg" > "$out/mmcl-epoch-$r.out" 2> "$out/mmcl-epoch-$r.err" \
+    || echo "   mmcl-epoch round $r failed: $(tail -2 "$out/mmcl-epoch-$r.err")" | tee -a "$out/log.txt"
+  grep '^{' "$out/mmcl-epoch-$r.out" | sed "s/^{/{\"run\":\"mmcl-epoch\",\"round\":$r,/" >> "$res"
+done
+stage "done"
