@@ -23,12 +23,14 @@
  * "Flat" means peak_rss_minus_store_mb (and peak_anon_mb) do not grow with N
  * beyond what is O(N) by design: the tabular table N × F float32, the
  * cohort's compact columns (8 B per continuous, 4 B per categorical cell),
- * ids and label cells; tabular_mb gives the first. Each N runs once; identical
- * runs at one N differ by up to about 90 MB of peak RssAnon (allocator and GC
- * timing), so repeat the script to compare small differences.
+ * ids and label cells; tabular_mb gives the first. Identical runs at one N
+ * differ by up to about 90 MB of peak RssAnon (allocator and GC timing), so
+ * each N runs `reps` times (one fresh child each, the Ns taking turns), and
+ * each N's line gives medians with their min–max; the growth line compares
+ * the medians and prints the widest spread of one N's reps beside them.
  *
- *   node benchmarks/memory.js [--ns 1024,4096,16384] [--size 64] [--steps 8] [--batch 64] [--threads 2]
- *   BENCH_QUICK=1: ns 160,320,640, steps 2, batch 16.
+ *   node benchmarks/memory.js [--ns 1024,4096,16384] [--size 64] [--steps 8] [--batch 64] [--threads 2] [--reps 5]
+ *   BENCH_QUICK=1: ns 160,320,640, steps 2, batch 16, reps 2.
  */
 'use strict';
 const fs = require('node:fs');
@@ -123,7 +125,7 @@ function runChild(spec, threads) {
 }
 
 async function main() {
-  const o = c.options({ ns: ['1024,4096,16384', '160,320,640'], size: [64, 64], steps: [8, 2], batch: [64, 16], threads: [2, 2] });
+  const o = c.options({ ns: ['1024,4096,16384', '160,320,640'], size: [64, 64], steps: [8, 2], batch: [64, 16], threads: [2, 2], reps: [5, 2] });
   const ts = c.library();
   const ns = String(o.ns).split(',').map(Number);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-bench-memory-'));
@@ -131,25 +133,43 @@ async function main() {
     const cohorts = [];
     for (const n of ns) cohorts.push(await c.cardiacCohort(ts, n, o.size));
     c.emit({ figure: 'machine', ...c.machine(), loadavg_start: c.loadavg() });
-    c.emit({ figure: 'setup', ns, size: o.size, steps: o.steps, batch: o.batch, threads: o.threads, model: 'resnet18 standard stem, tabular 2048x2, heads 2048->128', cohort_seconds: cohorts.map((x) => x.seconds) });
-    const rows = [];
-    for (let i = 0; i < ns.length; i++) {
-      const dir = cohorts[i].dir;
-      const storeMb = fs.statSync(path.join(dir, 'images.npy')).size / 2 ** 20;
-      const r = await runChild({ cohort: dir, out: path.join(tmp, `run-${ns[i]}`), steps: o.steps, batch: o.batch }, o.threads);
-      const line = { figure: `memory N=${ns[i]}`, n: ns[i], store_mb: c.round(storeMb) };
-      for (const [k, v] of Object.entries(r)) line[k] = typeof v === 'number' ? c.round(v) : v;
-      c.emit(line);
-      rows.push(line);
-      fs.rmSync(path.join(tmp, `run-${ns[i]}`), { recursive: true, force: true });
+    c.emit({ figure: 'setup', ns, size: o.size, steps: o.steps, batch: o.batch, threads: o.threads, reps: o.reps, model: 'resnet18 standard stem, tabular 2048x2, heads 2048->128', cohort_seconds: cohorts.map((x) => x.seconds) });
+    // Rep by rep, every N once (in turn, the order rotating), so that drift of the machine touches every N alike.
+    const runs = ns.map(() => []);
+    for (let rep = 0; rep < o.reps; rep++) {
+      for (let j = 0; j < ns.length; j++) {
+        const i = (j + rep) % ns.length;
+        const dir = cohorts[i].dir;
+        const storeMb = fs.statSync(path.join(dir, 'images.npy')).size / 2 ** 20;
+        const run = path.join(tmp, `run-${ns[i]}-${rep}`);
+        const r = await runChild({ cohort: dir, out: run, steps: o.steps, batch: o.batch }, o.threads);
+        const line = { figure: `memory N=${ns[i]} rep ${rep + 1}`, n: ns[i], rep: rep + 1, store_mb: c.round(storeMb) };
+        for (const [k, v] of Object.entries(r)) line[k] = typeof v === 'number' ? c.round(v) : v;
+        c.emit(line);
+        runs[i].push(line);
+        fs.rmSync(run, { recursive: true, force: true });
+      }
     }
+    const keys = ['vmhwm_mb', 'peak_anon_mb', 'peak_store_mb', 'peak_rss_minus_store_mb'];
+    const rows = ns.map((n, i) => {
+      const row = { figure: `memory N=${n}`, n, reps: runs[i].length, store_mb: runs[i][0].store_mb, tabular_mb: runs[i][0].tabular_mb };
+      for (const k of keys) {
+        const v = runs[i].map((x) => x[k]);
+        row[k] = c.round(c.median(v));
+        row[`${k.replace(/_mb$/, '')}_range_mb`] = [c.round(Math.min(...v)), c.round(Math.max(...v))];
+      }
+      c.emit(row);
+      return row;
+    });
     const first = rows[0];
     const last = rows[rows.length - 1];
+    // Growth of the medians, and the widest spread of one N's reps: growth within that spread is not growth.
+    const spread = Math.max(...rows.map((r) => r.peak_rss_minus_store_range_mb[1] - r.peak_rss_minus_store_range_mb[0]));
     c.emit({
-      figure: `growth from N=${first.n} to N=${last.n}`,
+      figure: `growth from N=${first.n} to N=${last.n} (medians)`,
       store_mb: c.round(last.store_mb - first.store_mb), vmhwm_mb: c.round(last.vmhwm_mb - first.vmhwm_mb),
       peak_rss_minus_store_mb: c.round(last.peak_rss_minus_store_mb - first.peak_rss_minus_store_mb), peak_anon_mb: c.round(last.peak_anon_mb - first.peak_anon_mb),
-      peak_store_mb: c.round(last.peak_store_mb - first.peak_store_mb), loadavg_end: c.loadavg(),
+      peak_store_mb: c.round(last.peak_store_mb - first.peak_store_mb), widest_rep_spread_rss_minus_store_mb: c.round(spread), loadavg_end: c.loadavg(),
     });
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
