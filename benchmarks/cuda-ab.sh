@@ -37,14 +37,7 @@ stage "build"
 PYTHON=$py JOBS=$(nproc) timeout 300 bash "$root/benchmarks/native/build.sh" "$root/build/bench" > "$out/build.log" 2>&1 || { echo "build failed"; tail -20 "$out/build.log"; exit 1; }
 
 data=$(mktemp -d)
-$py - "$data" <<'PY'
-import sys, numpy as np
-d = sys.argv[1]; n, f = 8192, 100
-rng = np.random.default_rng(0)
-np.save(f"{d}/images.npy", rng.integers(0, 256, size=(n, 3, 128, 128), dtype=np.uint8))
-np.arange(n, dtype="<i4").tofile(f"{d}/rows.i32")
-rng.standard_normal((n, f), dtype=np.float32).astype("<f4").tofile(f"{d}/tabular.f32")
-PY
+$py "$root/benchmarks/support/gpu_epoch_data.py" "$data"
 cfg=$(cat <<JSON
 {"images":"$data/images.npy","rows":"$data/rows.i32","tabular":"$data/tabular.f32","cardinalities":[$(printf '0%.0s,' $(seq 99))0],
  "corruption":0.3,"rate":0.95,"size":128,"mean":[0.5,0.5,0.5],"std":[0.25,0.25,0.25],"batch":512,

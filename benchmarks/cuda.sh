@@ -176,14 +176,7 @@ step r18-bf16 resnet18 64 bf16
 # Epoch data: the same shapes for both sides (uint8 images, 100 continuous features).
 stage "epoch data"
 data=$(mktemp -d)
-$py - "$data" <<'PY'
-import sys, numpy as np
-d = sys.argv[1]; n, f = 8192, 100
-rng = np.random.default_rng(0)
-np.save(f"{d}/images.npy", rng.integers(0, 256, size=(n, 3, 128, 128), dtype=np.uint8))
-np.arange(n, dtype="<i4").tofile(f"{d}/rows.i32")
-rng.standard_normal((n, f), dtype=np.float32).astype("<f4").tofile(f"{d}/tabular.f32")
-PY
+$py "$root/benchmarks/support/gpu_epoch_data.py" "$data"
 # 5 epochs: the first and last write their checkpoints in place, the middle
 # three while the next epoch trains (Trainer::Run), as most epochs of a long run do.
 run ours-epoch 200 "$bin" --mode epoch --device cuda --arch resnet18 --batch 512 --size 128 --n 8192 --epochs 5
