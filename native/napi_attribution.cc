@@ -118,7 +118,16 @@ attr::MethodSpec ReadMethod(const Napi::Object& o) {
     s.noise = true;
     s.noise_options.type = GetString(n, "type");
     s.noise_options.samples = GetInt(n, "samples");
-    s.noise_options.stdev = GetNumber(n, "stdev");
+    if (n.Get("stdev").IsArray()) {
+      auto a = n.Get("stdev").As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value v = a.Get(i);
+        if (!v.IsNumber()) throw tabsight::Error(ErrorCode::kConfig, "Expected a number for stdev[" + std::to_string(i) + "]");
+        s.noise_options.stdevs.push_back(v.As<Napi::Number>().DoubleValue());
+      }
+    } else {
+      s.noise_options.stdev = GetNumber(n, "stdev");
+    }
     s.noise_options.seed = static_cast<uint64_t>(GetInt(n, "seed"));
   }
   return s;

@@ -279,6 +279,32 @@ t.test('noiseTunnel on a ResNet: stdev 0 equals the method, vargrad ≥ 0, seede
   t.ok([...v1.attributions].every((v) => v >= 0) && same(v1.attributions, v2.attributions), 'vargrad ≥ 0 and reproducible');
 });
 
+t.test('noiseTunnel with one stdev per image: each image gets what a call at its own stdev gives it; all zeros equal the method', async (t) => {
+  const c = manifest.small;
+  const weights = path.join(dir, c.weights);
+  const images = { data: f32(c.input), shape: c.input_shape };
+  const n = c.input_shape[0];
+  t.ok(n >= 2, `${n} images`);
+  const per = images.data.length / n;
+  const target = { kind: 'feature' as const, index: c.feature_index };
+  const stdevs = Array.from({ length: n }, (_, i) => 0.1 + 0.25 * i);
+  const opts = { target, method: 'integratedGradients' as const, methodOptions: { steps: 4 }, samples: 2, seed: 3 };
+  const mixed = await noiseTunnel(weights, images, { ...opts, stdev: stdevs });
+  for (let i = 0; i < n; i++) {
+    // The noise depends on the seed, the sample and the position, so the same image at the same position
+    // in a call with the scalar stdev sees exactly the same noise, scaled the same way.
+    const alone = await noiseTunnel(weights, images, { ...opts, stdev: stdevs[i] });
+    t.ok(same(mixed.attributions.subarray(i * per, (i + 1) * per), alone.attributions.subarray(i * per, (i + 1) * per)), `image ${i}: as in a call at stdev ${stdevs[i]}`);
+  }
+  const other = await noiseTunnel(weights, images, { ...opts, stdev: stdevs[n - 1] });
+  t.notOk(same(mixed.attributions.subarray(0, per), other.attributions.subarray(0, per)), 'and not as at another image\'s stdev');
+  const plain = await guidedBackprop(weights, images, { target });
+  const zeros = await noiseTunnel(weights, images, { target, method: 'guidedBackprop', stdev: new Array(n).fill(0), samples: 2 });
+  t.ok(same(plain.attributions, zeros.attributions), 'all-zero stdevs are bit-identical to the method');
+  await t.rejects(noiseTunnel(weights, images, { ...opts, stdev: stdevs.slice(1) }), { code: 'ERR_SHAPE', message: `Expected ${n} values in stdev (one per image) but received ${n - 1}` });
+  await t.rejects(noiseTunnel(weights, images, { ...opts, stdev: stdevs.map((v, i) => (i === 1 ? -1 : v)) }), { code: 'ERR_CONFIG', message: /stdev\[1\]/ });
+});
+
 t.test('misuse: wrong shapes, dtypes, layers and methods reject with codes naming the argument', async (t) => {
   const c = manifest.small;
   const w = path.join(dir, c.weights);

@@ -116,6 +116,24 @@ t.test('task:T explains a saved probe head; the other methods write their shapes
     t.same((await readNpy(path.join(dir, 'attributions.npy'))).shape, [2, c, size, size], `${method}: N×C×H×W`);
     t.equal(fs.readdirSync(path.join(dir, 'overlays')).length, 2, `${method}: 2 overlays`);
   }
+  // smoothgrad-ig's noise sd is a fraction of each image's own range, so the first image gets the same noise and
+  // the same attributions whether it is explained alone or with another.
+  const one = path.join(root, 'smoothgrad-ig-1');
+  await cli('explain', '--run', run, '--cohort', cohort, '--method', 'smoothgrad-ig', '--target', 'dim:0', '--n', '1', '--steps', '4', '--samples', '2', '--out', one);
+  const sd2 = JSON.parse(fs.readFileSync(path.join(root, 'smoothgrad-ig', 'explain.json'), 'utf8')).settings.stdev as number[];
+  const sd1 = JSON.parse(fs.readFileSync(path.join(one, 'explain.json'), 'utf8')).settings.stdev as number[];
+  t.equal(sd2.length, 2, 'one noise sd per image');
+  t.equal(sd1[0], sd2[0], 'the first image\'s noise sd does not depend on the other image');
+  const a1 = (await readNpy(path.join(one, 'attributions.npy'))).data as Float32Array;
+  const a2 = (await readNpy(path.join(root, 'smoothgrad-ig', 'attributions.npy'))).data as Float32Array;
+  let diff = 0;
+  let big = 0;
+  for (let k = 0; k < a1.length; k++) {
+    diff = Math.max(diff, Math.abs(a1[k] - a2[k]));
+    big = Math.max(big, Math.abs(a2[k]));
+  }
+  // Batches of 1 and 2 may take different convolution kernels: rounding only.
+  t.ok(diff <= 1e-5 * big, `the first image's attributions alone and with another: max |Δ| ${diff} of ${big}`);
   const cls = await cli('explain', '--run', run, '--cohort', cohort, '--method', 'gradcam', '--target', 'task:infarction:maybe').catch((e) => e);
   t.match(cls.stderr, /ERR_CONFIG: Unknown class "maybe"/);
 });

@@ -18,7 +18,7 @@ export function addExplainCommands(program: Command): void {
     .option('--steps <n>', 'IG quadrature points (default 50)', int('--steps'))
     .option('--layer <layer>', 'GradCAM layer: conv1 | layer1 … layer4 (default layer4)')
     .option('--samples <n>', 'smoothgrad-ig: noisy copies (default 8)', int('--samples'))
-    .option('--noise <f>', 'smoothgrad-ig: noise sd as a fraction of the images\' value range (default 0.15)', float('--noise'))
+    .option('--noise <f>', 'smoothgrad-ig: noise sd as a fraction of each image\'s own value range, max − min (default 0.15)', float('--noise'))
     .option('--device <device>', 'cpu | cuda | cuda:N (default cpu)')
     .option('--json', 'print one JSON object')
     .action(async (o) => {

@@ -88,8 +88,12 @@ export interface NoiseTunnelOptions extends TargetOptions<ImageTarget> {
   type?: 'smoothgrad' | 'smoothgrad_sq' | 'vargrad';
   /** Noisy copies. @default 5 */
   samples?: number;
-  /** Absolute standard deviation of the Gaussian noise. @default 1.0 */
-  stdev?: number;
+  /**
+   * Absolute standard deviation of the Gaussian noise: one for all images,
+   * or one per image (an array of N, e.g. SmoothGrad's fraction of each
+   * image's own max − min). @default 1.0
+   */
+  stdev?: number | number[];
   /** Noise seed. @default 0 */
   seed?: number;
 }
@@ -233,11 +237,19 @@ export function noiseTunnel(model: ModelInput, images: AttributionImages, option
     method.noise = {
       type: is.oneOf(o.type ?? 'smoothgrad', 'type', ['smoothgrad', 'smoothgrad_sq', 'vargrad'] as const),
       samples: is.integer(o.samples ?? 5, 'samples', 1, 10000),
-      stdev: is.nonNegativeNumber(o.stdev ?? 1.0, 'stdev'),
+      stdev: noiseStdev(o.stdev, x.shape[0]),
       seed: is.integer(o.seed ?? 0, 'seed', 0, Number.MAX_SAFE_INTEGER),
     };
     return method;
   });
+}
+
+/** noiseTunnel's stdev: a non-negative number, or one per image (N of them). */
+function noiseStdev(v: unknown, n: number): number | number[] {
+  if (v === undefined) return 1.0;
+  if (!Array.isArray(v)) return is.nonNegativeNumber(v, 'stdev');
+  if (v.length !== n) throw new ShapeError(`Expected ${n} values in stdev (one per image) but received ${v.length}`);
+  return v.map((s, i) => is.nonNegativeNumber(s, `stdev[${i}]`));
 }
 
 /**

@@ -40,7 +40,7 @@ export interface ExplainRunOptions {
   layer?: CamLayer;
   /** smoothgrad-ig: noisy copies. @default 8 */
   samples?: number;
-  /** smoothgrad-ig: noise sd, as a fraction of the normalised images' value range (max − min). @default 0.15 */
+  /** smoothgrad-ig: noise sd, as a fraction of each normalised image's own value range (max − min). @default 0.15 */
   noise?: number;
   /** 'cpu', 'cuda' or 'cuda:N'. @default 'cpu' */
   device?: string;
@@ -121,13 +121,19 @@ export async function explainRun(options: ExplainRunOptions): Promise<ExplainRun
       result = await integratedGradients(model, images, { target, steps, baseline: 'zeros' });
       break;
     case 'smoothgrad-ig': {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const v of images.data) {
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-      }
-      const stdev = noise * (hi - lo);
+      // SmoothGrad's noise level: a fraction of each image's own max − min (Smilkov et al. 2017), so an
+      // image's noise does not depend on the other images of the call.
+      const per = images.data.length / m;
+      const stdev = Array.from({ length: m }, (_, i) => {
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (let k = i * per; k < (i + 1) * per; k++) {
+          const v = images.data[k];
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        return noise * (hi - lo);
+      });
       settings = { wrapped: 'integratedGradients', quadrature: 'gausslegendre', steps, baseline: 'zeros', type: 'smoothgrad', samples, noise, stdev, seed: 0 };
       result = await noiseTunnel(model, images, { target, method: 'integratedGradients', methodOptions: { steps }, type: 'smoothgrad', samples, stdev, seed: 0 });
       break;

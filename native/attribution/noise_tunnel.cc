@@ -1,5 +1,6 @@
 #include "attribution/noise_tunnel.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/error.h"
@@ -20,6 +21,11 @@ void ValidateNoiseTunnelOptions(const NoiseTunnelOptions& options) {
     Fail(ErrorCode::kConfig, "Expected integer between 1 and " + std::to_string(kMaxNoiseSamples) + " for samples");
   }
   if (!(options.stdev >= 0) || !std::isfinite(options.stdev)) Fail(ErrorCode::kConfig, "Expected non-negative number for stdev");
+  for (size_t i = 0; i < options.stdevs.size(); ++i) {
+    if (!(options.stdevs[i] >= 0) || !std::isfinite(options.stdevs[i])) {
+      Fail(ErrorCode::kConfig, "Expected non-negative number for stdev[" + std::to_string(i) + "]");
+    }
+  }
 }
 
 torch::Tensor GaussianNoise(at::IntArrayRef sizes, uint64_t seed, uint64_t sample) {
@@ -41,12 +47,25 @@ torch::Tensor GaussianNoise(at::IntArrayRef sizes, uint64_t seed, uint64_t sampl
 
 torch::Tensor NoiseTunnel(const AttributionFn& method, const torch::Tensor& x, const NoiseTunnelOptions& options) {
   ValidateNoiseTunnelOptions(options);
+  // Per-input standard deviations, shaped to broadcast over each input.
+  torch::Tensor scale;
+  bool any_noise = options.stdev > 0;
+  if (!options.stdevs.empty()) {
+    if (x.dim() < 1 || static_cast<int64_t>(options.stdevs.size()) != x.size(0)) {
+      Fail(ErrorCode::kShape, "Expected " + std::to_string(x.dim() < 1 ? 0 : x.size(0)) +
+                                  " values in stdev (one per input) but received " + std::to_string(options.stdevs.size()));
+    }
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape[0] = x.size(0);
+    scale = torch::tensor(options.stdevs, torch::kFloat64).to(x.scalar_type()).reshape(shape).to(x.device());
+    any_noise = std::any_of(options.stdevs.begin(), options.stdevs.end(), [](double v) { return v > 0; });
+  }
   torch::Tensor sum, sum_sq;
   for (int64_t s = 0; s < options.samples; ++s) {
     torch::Tensor noisy = x;
-    if (options.stdev > 0) {
+    if (any_noise) {
       auto noise = GaussianNoise(x.sizes(), options.seed, static_cast<uint64_t>(s)).to(x.options());
-      noisy = x + noise * options.stdev;
+      noisy = scale.defined() ? x + noise * scale : x + noise * options.stdev;
     }
     auto a = method(noisy).detach().to(torch::kFloat64);
     if (!sum.defined()) {

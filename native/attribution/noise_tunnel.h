@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace tabsight::attribution {
 
@@ -24,6 +25,10 @@ struct NoiseTunnelOptions {
   std::string type = "smoothgrad";  // smoothgrad | smoothgrad_sq | vargrad
   int64_t samples = 5;
   double stdev = 1.0;
+  // One standard deviation per input (the first dimension); when given, it
+  // replaces `stdev` (SmoothGrad's noise level relative to each image's own
+  // range, computed by the caller).
+  std::vector<double> stdevs;
   uint64_t seed = 0;
 };
 
