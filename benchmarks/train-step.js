@@ -93,7 +93,7 @@ async function oursStep(tmp, memoryFormat) {
 
 function pytorch(memoryFormat = 'contiguous') {
   const cfg = { device, threads, arch: 'resnet18', batch: B, size: S, features: F, steps, warmup: 1, precision, cudnn_benchmark: device !== 'cpu', memory_format: memoryFormat };
-  const r = spawnSync(process.env.TABSIGHT_PYTHON ?? '/usr/bin/python3', [path.join(__dirname, 'support', 'train_step_torch.py'), JSON.stringify(cfg)], { encoding: 'utf8' });
+  const r = spawnSync(common.PYTHON, [path.join(__dirname, 'support', 'train_step_torch.py'), JSON.stringify(cfg)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`PyTorch baseline failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()).step_s;
 }

@@ -10,8 +10,8 @@ const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..', '..');
-// Debian's PyTorch by default; TABSIGHT_PYTHON names another (as train-step.js
-// reads it), e.g. the CUDA PyTorch of a GPU node (benchmarks/cuda.sh sets it).
+// Every PyTorch side's Python: Debian's PyTorch by default; TABSIGHT_PYTHON
+// names another, e.g. the CUDA PyTorch of a GPU node (benchmarks/cuda.sh sets it).
 const PYTHON = process.env.TABSIGHT_PYTHON ?? '/usr/bin/python3';
 
 /**

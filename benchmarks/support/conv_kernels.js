@@ -147,7 +147,7 @@ async function main() {
   }
   if (side === 'both' || side === 'pytorch') {
     const cfg = { device: 'cpu', threads, arch: 'resnet18', batch: B, size: S, features: F, steps, warmup, precision: 'fp32', memory_format: 'channels_last' };
-    sides.push(profile('pytorch', process.env.TABSIGHT_PYTHON ?? '/usr/bin/python3', [path.join(__dirname, 'train_step_torch.py'), JSON.stringify(cfg)], {}));
+    sides.push(profile('pytorch', require('./common').PYTHON, [path.join(__dirname, 'train_step_torch.py'), JSON.stringify(cfg)], {}));
   }
   peaks.push(fmaPeak());
   console.log(JSON.stringify({ figure: 'fma peak before and after', isa: peaks[0].isa, threads, gflops: peaks.map((p) => round(p.gflops, 1)) }));
