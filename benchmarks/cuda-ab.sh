@@ -26,8 +26,9 @@ run() {  # run NAME ROUND TIMEOUT CMD...
   timeout "$t" "$@" > "$out/$name-$r.out" 2> "$out/$name-$r.err"
   local rc=$?
   grep '^{' "$out/$name-$r.out" | sed "s/^{/{\"run\":\"$name\",\"round\":$r,/" >> "$res"
-  # train_bench prints its figures, then may die in LibTorch's exit path (rc 139, see RESULTS.md).
-  [ $rc -eq 0 ] || echo "   $name round $r rc=$rc: $(tail -2 "$out/$name-$r.err")" | tee -a "$out/log.txt"
+  # train_bench prints its figures, then has died with SIGSEGV (rc 139, see RESULTS.md); its
+  # stderr then ends with the stage it reached and a backtrace.
+  [ $rc -eq 0 ] || echo "   $name round $r rc=$rc: $(tail -40 "$out/$name-$r.err")" | tee -a "$out/log.txt"
 }
 
 stage "machine"

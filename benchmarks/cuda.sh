@@ -61,7 +61,8 @@ run() {  # run NAME TIMEOUT CMD...: stdout lines that are JSON go to results
   timeout "$t" "$@" > "$out/$name.out" 2> "$out/$name.err"
   local rc=$?
   grep '^{' "$out/$name.out" | sed "s/^{/{\"run\":\"$name\",/" >> "$res"
-  [ $rc -eq 0 ] || { echo "   $name failed rc=$rc: $(tail -3 "$out/$name.err")" | tee -a "$out/log.txt"; }
+  # On a failure, the stderr tail: train_bench's stage lines and, on a fatal signal, its backtrace.
+  [ $rc -eq 0 ] || { echo "   $name failed rc=$rc: $(tail -40 "$out/$name.err")" | tee -a "$out/log.txt"; }
 }
 
 stage "machine"

@@ -38,7 +38,7 @@ fi
 # (official builds and pip's torch bundle a libgomp with a hashed name).
 gomp=$(ls "$libdir"/libgomp-*.so* 2>/dev/null | head -1 || true)
 if [ -n "$gomp" ]; then libs+=("$gomp"); else libs+=(-fopenmp); fi
-libs+=(-Wl,--as-needed -pthread)
+libs+=(-Wl,--as-needed -pthread -rdynamic)
 echo "train_bench: LibTorch at $libdir (cxx11 abi $abi, cuda: $([ -e "$libdir/libtorch_cuda.so" ] && echo yes || echo no), OpenMP: ${gomp:-the compiler default}), $jobs jobs" >&2
 
 cd "$root"

@@ -28,9 +28,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <execinfo.h>
 #include <unistd.h>
 #include <iostream>
 #include <map>
@@ -44,6 +46,33 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// On a GPU node every training run so far died with SIGSEGV after printing
+// its figures, with nothing on stderr. This prints where: the raw frames
+// (symbolised through the dynamic symbol table; the build links with
+// -rdynamic), then dies of the same signal, so the exit status is unchanged.
+void OnFatalSignal(int sig) {
+  static const char msg[] = "train_bench: fatal signal, backtrace:\n";
+  void* frames[64];
+  const int n = backtrace(frames, 64);
+  if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {}
+  backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+void InstallFatalSignalHandlers() {
+  // backtrace() loads libgcc on its first call; do that now, not in the handler.
+  void* frame;
+  backtrace(&frame, 1);
+  for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) std::signal(sig, OnFatalSignal);
+}
+
+// Where the process is, on stderr: a crash's stderr then says which stage it reached.
+void Stage(const char* what) {
+  std::fprintf(stderr, "train_bench: %s\n", what);
+  std::fflush(stderr);
+}
 
 std::map<std::string, std::string> ParseArgs(int argc, char** argv) {
   std::map<std::string, std::string> a;
@@ -70,6 +99,7 @@ std::string Join(const std::vector<double>& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  InstallFatalSignalHandlers();
   try {
     auto a = ParseArgs(argc, argv);
     auto get = [&](const std::string& k, const std::string& d) { return a.count(k) ? a[k] : d; };
@@ -143,6 +173,7 @@ int main(int argc, char** argv) {
     auto epoch_start = last;
     double loss = 0;
     const auto t0 = Clock::now();
+    Stage("training");
     trainer.Run(
         [&](const tabsight::train::Progress& p) {
           // When the step finished, not when its event arrived: events are
@@ -158,6 +189,7 @@ int main(int argc, char** argv) {
           }
         },
         abort);
+    Stage("training done");
     const double total = std::chrono::duration<double>(Clock::now() - t0).count();
     const double med = Median(step_s);
     std::printf(
@@ -168,7 +200,9 @@ int main(int argc, char** argv) {
         static_cast<long long>(size), static_cast<long long>(n), at::get_num_threads(), TORCH_VERSION,
         med, med > 0 ? batch / med : 0.0, Join(step_s).c_str(), Join(epoch_s).c_str(), total, loss);
     std::fflush(stdout);
+    Stage("figures printed; removing the run directory");
     fs::remove_all(out);
+    Stage("run directory removed; exiting");
     // Skip static destructors: with CUDA LibTorch 2.11 on an H200 the
     // process segfaulted in its exit path after printing (seen on every run
     // of 2026-11-26, the figures already written). Nothing is left to flush.

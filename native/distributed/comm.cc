@@ -58,9 +58,11 @@ std::string RankList(const std::vector<int64_t>& ranks) {
   return s;
 }
 
+#ifdef TABSIGHT_HAVE_GLOO
 bool IsLoopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
+#endif
 
 }  // namespace
 
