@@ -851,14 +851,26 @@ torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, 
   auto s = torch::tensor(std::vector<float>(std.begin(), std.end()), opts).view({1, -1, 1, 1});
   std::vector<torch::Tensor> outs;
   const int64_t n = images.size(0);
-  for (int64_t i = 0; i < n; i += batch_size) {
+  // No forward pass sees a batch of one image. On the CPU LibTorch convolves
+  // a single image by another path than a batch: its embedding differed from
+  // the same image's in any batch of 2 or more by up to 1e-5, while batches of
+  // 2, 4, 8, 16, 24, 32, 56, 64 and 120 gave identical bits (ResNet-18, 32 and
+  // 128 px). So a remainder of one image joins the batch before it, and a
+  // lone image is embedded twice in one batch: an image's embedding then does
+  // not depend on how the images around it were batched, and a metric saved
+  // from a cohort's embeddings is reproduced exactly from a subset's.
+  for (int64_t i = 0; i < n;) {
     if (abort && abort->load()) Fail(ErrorCode::kAborted, "embedding was aborted");
-    auto part = images.narrow(0, i, std::min(batch_size, n - i)).to(device);
+    int64_t count = std::min(batch_size, n - i);
+    if (n - i - count == 1) ++count;
+    auto part = images.narrow(0, i, count).to(device);
+    if (count == 1) part = part.expand({2, -1, -1, -1});
     auto x = (ToFloatResized(part, out_h, out_w) - m) / s;
     // On the CPU a channels_last input takes oneDNN's NHWC path, faster than
     // NCHW with the same weights (benchmarks/RESULTS.md, "Memory format").
     if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-    outs.push_back(encoder->forward(x).to(torch::kCPU).contiguous());
+    outs.push_back(encoder->forward(x).narrow(0, 0, count).to(torch::kCPU).contiguous());
+    i += count;
   }
   if (outs.empty()) return torch::zeros({0, encoder->feature_dim()});
   return torch::cat(outs, 0);

@@ -221,7 +221,10 @@ int DataThreads(const torch::Device& device);
 // of each input batch only (the encoder's weights are left as they are);
 // "auto" is channels_last on the CPU where the first residual stage's maps
 // are at least 32 px on a side (out_h ≥ 128, or ≥ 32 with the small stem),
-// where it was measured faster, and NCHW otherwise.
+// where it was measured faster, and NCHW otherwise. No forward pass sees a
+// single image (a lone remainder joins the batch before it; one image alone is
+// run as a batch of two copies), so on the CPU an image's embedding does not
+// depend on the batching around it.
 torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, const std::vector<double>& mean,
                           const std::vector<double>& std, int64_t out_h, int64_t out_w, int64_t batch_size,
                           const torch::Device& device, const std::atomic<bool>* abort = nullptr,
