@@ -17,8 +17,20 @@ export interface ImageArray {
   shape: readonly number[];
 }
 
+/**
+ * Images per forward pass when embedding with LibTorch: 16 on the CPU, 64 on
+ * CUDA. On the CPU, oneDNN's convolutions ran faster at small batches in
+ * every configuration measured (2 threads, AMD EPYC VM; benchmarks/RESULTS.md,
+ * "Inference: the batch size"): ResNet-18 at 128 px 1.16–1.27× faster at 16
+ * than at 64, ResNet-50 1.49×, ResNet-18 with the small stem at 64 px 1.36×.
+ * onnxruntime's throughput barely changes with the batch, and keeps 64.
+ */
+export function defaultEmbedBatch(device: string): number {
+  return device === 'cpu' ? 16 : 64;
+}
+
 export interface RunEmbedOptions {
-  /** Images per forward pass. @default 64 */
+  /** Images per forward pass. @default defaultEmbedBatch(the run's device): 16 on the CPU, 64 on CUDA */
   batchSize?: number;
   /**
    * Layout of each input batch: `'auto'` is channels_last on the CPU when the
@@ -59,7 +71,7 @@ export class Run {
   /** Embeds images (N×C×H×W, uint8 or float32) into N×featureDim floats. */
   async embed(images: ImageArray, options: RunEmbedOptions = {}): Promise<Float32Array> {
     const encoder = this.#live();
-    const batchSize = is.positiveInteger(options.batchSize ?? 64, 'batchSize');
+    const batchSize = is.positiveInteger(options.batchSize ?? defaultEmbedBatch(this.config.device), 'batchSize');
     const memoryFormat = is.oneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS);
     const { data, shape } = checkImages(images, this.config.model.inChannels);
     const out = await awaitNative(callNative(() => encoder.embed(data, [...shape], {

@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { _native, augmentBatch, pretrain, loadRun, TrainProgress, AbortError, BusyError, ConfigError, DataError, DisposedError, ShapeError } from '../lib/index';
+import { _native, augmentBatch, pretrain, loadRun, defaultEmbedBatch, TrainProgress, AbortError, BusyError, ConfigError, DataError, DisposedError, ShapeError } from '../lib/index';
 import { toyCohort, tinyModel } from './helpers/toy';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-pretrain-'));
@@ -162,9 +162,38 @@ t.test('loadRun and embed give one feature vector per image; embed is determinis
   const e2 = await run.embed({ data: toy.images, shape: toy.shape }, { batchSize: 5 });
   t.equal(e1.length, 64 * 512);
   t.same(Array.from(e1.subarray(0, 50)), Array.from(e2.subarray(0, 50)));
+  // The default batch: 16 on the CPU (faster there, benchmarks/RESULTS.md), 64 on CUDA.
+  t.same([defaultEmbedBatch('cpu'), defaultEmbedBatch('cuda'), defaultEmbedBatch('cuda:1')], [16, 64, 64]);
+  const e64 = await run.embed({ data: toy.images, shape: toy.shape }, { batchSize: 64 });
+  t.ok(e1.every((v, i) => Math.abs(v - e64[i]) <= 1e-5 * Math.max(1, Math.abs(v))), 'the default batch and one batch of 64 agree to float32 rounding');
   run.dispose();
   await t.rejects(run.embed({ data: toy.images, shape: toy.shape }), DisposedError);
   t.throws(() => run.featureDim, { code: 'ERR_DISPOSED' });
+});
+
+t.test('an image embeds to the same bits however the images around it are batched (no batch of one image)', async (t) => {
+  // LibTorch convolves a lone image by another path than a batch: before
+  // EmbedImages kept single images out of its batches, batch size 1, a
+  // remainder of 1 (63 + 1) and an image embedded alone differed from the
+  // batched bits by about 1e-6.
+  const run = await loadRun(path.join(root, 'mm'));
+  const per = toy.shape[1] * toy.shape[2] * toy.shape[3];
+  const ref = await run.embed({ data: toy.images, shape: toy.shape }, { batchSize: 64 });
+  const d = run.featureDim;
+  for (const batchSize of [1, 2, 16, 21, 63]) {
+    const e = await run.embed({ data: toy.images, shape: toy.shape }, { batchSize });
+    t.ok(e.every((v, i) => v === ref[i]), `batchSize ${batchSize}: identical bits`);
+  }
+  for (const i of [0, 37]) {
+    const one = await run.embed({ data: toy.images.subarray(i * per, (i + 1) * per), shape: [1, ...toy.shape.slice(1)] });
+    t.ok(one.every((v, j) => v === ref[i * d + j]), `image ${i} alone: identical bits`);
+  }
+  const odd = [5, 9, 40];
+  const three = new (toy.images.constructor as Float32ArrayConstructor)(odd.length * per);
+  odd.forEach((r, k) => three.set(toy.images.subarray(r * per, (r + 1) * per), k * per));
+  const e3 = await run.embed({ data: three, shape: [3, ...toy.shape.slice(1)] }, { batchSize: 2 });
+  t.ok(odd.every((r, k) => e3.subarray(k * d, (k + 1) * d).every((v, j) => v === ref[r * d + j])), 'a subset of 3 in batches of 2 (2 + 1 → one batch of 3): identical bits');
+  run.dispose();
 });
 
 t.test('misuse gives named errors and never crashes the process', async (t) => {

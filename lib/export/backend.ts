@@ -13,6 +13,9 @@ import { readImageChunks, type ImageChunk, type ImageSource } from './images';
 import { markFinite, OrtImageEncoder } from './ort';
 import { exportRun } from './run-export';
 
+/** onnxruntime's default batch: its throughput barely moved between 16 and 128 (benchmarks/RESULTS.md). */
+const ORT_BATCH = 64;
+
 export type Backend = 'ort' | 'torch';
 
 export interface EmbedderOutput {
@@ -53,7 +56,7 @@ export interface OpenEmbedderOptions {
   run?: string;
   /** @default 'ort' with model, 'torch' with run */
   backend?: Backend;
-  /** Images per forward pass. @default 64 */
+  /** Images per forward pass. @default 64 in onnxruntime; LibTorch's defaultEmbedBatch (16 on the CPU, 64 on CUDA) */
   batchSize?: number;
   /** onnxruntime intra-op threads. @default os.availableParallelism() */
   threads?: number;
@@ -117,7 +120,7 @@ class OrtEmbedder implements Embedder {
 class TorchEmbedder implements Embedder {
   readonly backend = 'torch' as const;
   readonly head = null;
-  constructor(readonly source: string, private run: Run, private batchSize: number) {}
+  constructor(readonly source: string, private run: Run, private batchSize: number | undefined) {}
 
   get dim(): number {
     return this.run.featureDim;
@@ -148,11 +151,11 @@ export async function openEmbedder(o: OpenEmbedderOptions): Promise<Embedder> {
   if (!o.model === !o.run) throw new ConfigError('Give exactly one of model (an ONNX file) and run (a run directory)');
   const backend = o.backend ?? (o.model ? 'ort' : 'torch');
   if (backend !== 'ort' && backend !== 'torch') throw new ConfigError(`Expected "ort" or "torch" for backend but received ${JSON.stringify(backend)}`);
-  const batchSize = o.batchSize ?? 64;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`Expected positive integer for batch size but received ${batchSize}`);
+  const batchSize = o.batchSize;
+  if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1)) throw new ConfigError(`Expected positive integer for batch size but received ${batchSize}`);
   if (o.model) {
     if (backend === 'torch') throw new ConfigError('Backend torch needs a run directory (--run); an ONNX model runs in onnxruntime (--backend ort)');
-    return new OrtEmbedder(o.model, await OrtImageEncoder.load(o.model, { threads: o.threads }), batchSize);
+    return new OrtEmbedder(o.model, await OrtImageEncoder.load(o.model, { threads: o.threads }), batchSize ?? ORT_BATCH);
   }
   const run = o.run!;
   if (backend === 'torch') return new TorchEmbedder(run, await loadRun(run), batchSize);
@@ -165,7 +168,7 @@ export async function openEmbedder(o: OpenEmbedderOptions): Promise<Embedder> {
   try {
     const file = path.join(tmp, 'model.onnx');
     await exportRun(run, file);
-    return new OrtEmbedder(run, await OrtImageEncoder.load(file, { threads: o.threads }), batchSize, cleanup);
+    return new OrtEmbedder(run, await OrtImageEncoder.load(file, { threads: o.threads }), batchSize ?? ORT_BATCH, cleanup);
   } catch (err) {
     cleanup();
     throw err;
