@@ -13,14 +13,18 @@
  * run in alternating order for `reps` repetitions of `images` images; the
  * PyTorch side is one long-lived /usr/bin/python3 process.
  *
- * Memory format: 'libtorch' is Run.embed as a user gets it (memoryFormat
- * 'auto': channels_last batches on the CPU); 'libtorch, NCHW' is the same
- * with memoryFormat 'contiguous', the layout LibTorch and PyTorch use by
- * default; 'pytorch' runs NCHW as MMCL does, and 'pytorch, channels_last'
- * converts each batch with torch.channels_last. Prints JSON lines:
- * the machine, one line per backend (median, min–max seconds per
- * repetition, images/s), the ratios, and the max abs differences between the
- * backends' embeddings.
+ * As a user gets them: 'onnxruntime' is OrtImageEncoder.embed at its default
+ * batch (64), and 'libtorch' is Run.embed at its defaults (batch 16 on the
+ * CPU, memoryFormat 'auto': channels_last batches at 128 px). The other rows
+ * hold one setting fixed: 'libtorch, batch 64' and 'onnxruntime, batch 16'
+ * compare the two at equal batches; 'libtorch, NCHW' is batch 64 with
+ * memoryFormat 'contiguous', the layout LibTorch and PyTorch use by default;
+ * 'pytorch' runs NCHW as MMCL does, and 'pytorch, channels_last' converts
+ * each batch with torch.channels_last, both at batch 64 and at 16. `--batch`
+ * is the large batch (64) and `--small-batch` the small one (16). Prints JSON
+ * lines: the machine, one line per backend (batch, median, min–max seconds
+ * per repetition, images/s), the ratios, and the max abs differences between
+ * the backends' embeddings.
  *
  * With --ort-profile, a second onnxruntime session with the same options and
  * profiling on runs 2 warm-up and 10 profiled batches. It prints the time per
@@ -29,7 +33,7 @@
  * onnxruntime reports). Its optimiser's fusions (Conv + ReLU, Conv + Add) and
  * NCHWc layout are what run.
  *
- *   node benchmarks/inference.js [--reps 5] [--images 128] [--threads 2] [--batch 64] [--size 128] [--ort-profile]
+ *   node benchmarks/inference.js [--reps 5] [--images 128] [--threads 2] [--batch 64] [--small-batch 16] [--size 128] [--ort-profile]
  */
 'use strict';
 const os = require('node:os');
@@ -43,6 +47,7 @@ const reps = Number(args.reps ?? 5);
 const count = Number(args.images ?? 128);
 const threads = Number(args.threads ?? 2);
 const B = Number(args.batch ?? 64);
+const SB = Number(args['small-batch'] ?? 16);
 const S = Number(args.size ?? 128);
 process.env.TABSIGHT_THREADS = String(threads);
 // library() loads the addon, which sets OPENBLAS_CORETYPE for the PyTorch side started afterwards.
@@ -60,6 +65,7 @@ import numpy as np, torch, torchvision
 from torchvision_ref import read_safetensors, features
 torch.set_num_threads(${threads})
 weights, npy, out, B = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+batch = B
 mean, std = json.loads(sys.argv[5]), json.loads(sys.argv[6])
 tensors, meta = read_safetensors(weights)
 model = torchvision.models.resnet18(weights=None)
@@ -74,14 +80,16 @@ def features_in(x):
 def run():
     outs = []
     with torch.inference_mode():
-        for i in range(0, x8.shape[0], B):
-            x = (x8[i:i + B].float() / 255.0 - m) / s
+        for i in range(0, x8.shape[0], batch):
+            x = (x8[i:i + batch].float() / 255.0 - m) / s
             outs.append(features_in(x))
     return torch.cat(outs)
 run().numpy().astype('<f4').tofile(out)  # warm-up, and the features for the cross-check
 print(json.dumps({'torch': torch.__version__, 'torchvision': torchvision.__version__, 'threads': torch.get_num_threads()}), flush=True)
 for line in sys.stdin:
-    fmt = torch.channels_last if line.strip() == 'channels_last' else torch.contiguous_format
+    name, size = line.split()
+    fmt = torch.channels_last if name == 'channels_last' else torch.contiguous_format
+    batch = int(size)
     t0 = time.perf_counter(); run(); print(time.perf_counter() - t0, flush=True)
 `;
 
@@ -94,7 +102,7 @@ function pythonWorker(weights, npy, out, normalize) {
   const next = () => new Promise((resolve, reject) => waiting.push({ resolve, reject }));
   return {
     ready: next().then(JSON.parse),
-    rep: async (format = 'contiguous') => { const p = next(); child.stdin.write(`${format}\n`); return Number(await p); },
+    rep: async (format, batch) => { const p = next(); child.stdin.write(`${format} ${batch}\n`); return Number(await p); },
     close: () => { child.stdin.end(); },
   };
 }
@@ -166,52 +174,67 @@ async function ortProfile(onnx, images, tmp) {
     console.log(JSON.stringify({
       figure: 'machine', ...common.machine(), loadavg_start: os.loadavg().map((v) => +v.toFixed(2)), blas_core: info.blasCore,
       onnxruntime: require('onnxruntime-node/package.json').version, libtorch: info.torchVersion, libtorch_threads: info.threads, pytorch: pyInfo.torch, pytorch_threads: pyInfo.threads,
-      ort_threads: threads, model: 'resnet18', size: S, batch: B, images_per_rep: count, reps,
+      ort_threads: threads, model: 'resnet18', size: S, batch: B, small_batch: SB, libtorch_default_batch: ts.defaultEmbedBatch('cpu'), images_per_rep: count, reps,
     }));
 
+    // Each backend: its batch and how one rep runs. onnxruntime and libtorch use their defaults.
+    const js = (fn) => async () => { const t0 = process.hrtime.bigint(); await fn(); return Number(process.hrtime.bigint() - t0) / 1e9; };
     const backends = {
-      onnxruntime: async () => (await ortEnc.embed({ data: images, shape }, { batchSize: B })).embedding,
-      libtorch: async () => libtorch.embed({ data: images, shape }, { batchSize: B }),
-      'libtorch, NCHW': async () => libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' }),
+      onnxruntime: { batch: 64 /* OrtImageEncoder's default */, rep: js(() => ortEnc.embed({ data: images, shape })) },
+      libtorch: { batch: ts.defaultEmbedBatch('cpu'), rep: js(() => libtorch.embed({ data: images, shape })) },
+      [`onnxruntime, batch ${SB}`]: { batch: SB, rep: js(() => ortEnc.embed({ data: images, shape }, { batchSize: SB })) },
+      [`libtorch, batch ${B}`]: { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B })) },
+      'libtorch, NCHW': { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' })) },
+      pytorch: { batch: B, rep: () => py.rep('contiguous', B) },
+      'pytorch, channels_last': { batch: B, rep: () => py.rep('channels_last', B) },
+      [`pytorch, batch ${SB}`]: { batch: SB, rep: () => py.rep('contiguous', SB) },
+      [`pytorch, channels_last, batch ${SB}`]: { batch: SB, rep: () => py.rep('channels_last', SB) },
     };
-    // Warm-up (and the cross-check of the three backends' outputs).
-    const outs = { onnxruntime: await backends.onnxruntime(), libtorch: await backends.libtorch(), 'libtorch, NCHW': await backends['libtorch, NCHW']() };
-    await py.rep('channels_last'); // warm-up
+    // Warm-up (and the cross-check of the backends' outputs).
+    const outs = {
+      onnxruntime: (await ortEnc.embed({ data: images, shape })).embedding, libtorch: await libtorch.embed({ data: images, shape }),
+      'libtorch, NCHW': await libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' }),
+      [`libtorch, batch ${B}`]: await libtorch.embed({ data: images, shape }, { batchSize: B }),
+    };
+    await ortEnc.embed({ data: images, shape }, { batchSize: SB });
+    await py.rep('channels_last', B); await py.rep('contiguous', SB); await py.rep('channels_last', SB); // warm-up
     const b = fs.readFileSync(path.join(tmp, 'py.f32'));
     const pyOut = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-    const times = { onnxruntime: [], libtorch: [], 'libtorch, NCHW': [], pytorch: [], 'pytorch, channels_last': [] };
-    const order = ['onnxruntime', 'libtorch', 'pytorch', 'libtorch, NCHW', 'pytorch, channels_last'];
+    const order = Object.keys(backends);
+    const times = Object.fromEntries(order.map((k) => [k, []]));
     for (let r = 0; r < reps; r++) {
       for (let k = 0; k < order.length; k++) {
         const name = order[(k + r) % order.length];
-        if (name === 'pytorch') times.pytorch.push(await py.rep());
-        else if (name === 'pytorch, channels_last') times[name].push(await py.rep('channels_last'));
-        else {
-          const t0 = process.hrtime.bigint();
-          await backends[name]();
-          times[name].push(Number(process.hrtime.bigint() - t0) / 1e9);
-        }
+        times[name].push(await backends[name].rep());
       }
     }
     py.close();
     await ortEnc.dispose();
     if ('ort-profile' in args) await ortProfile(onnx, images, tmp);
     libtorch.dispose();
-    const fig = (name) => ({ figure: name, reps: times[name].length, median_s: +median(times[name]).toFixed(4), min_s: +Math.min(...times[name]).toFixed(4), max_s: +Math.max(...times[name]).toFixed(4), images_per_s: +(count / median(times[name])).toFixed(1) });
+    const fig = (name) => ({ figure: name, batch: backends[name].batch, reps: times[name].length, median_s: +median(times[name]).toFixed(4), min_s: +Math.min(...times[name]).toFixed(4), max_s: +Math.max(...times[name]).toFixed(4), images_per_s: +(count / median(times[name])).toFixed(1) });
     for (const name of order) console.log(JSON.stringify(fig(name)));
     const ips = (name) => count / median(times[name]);
+    const best = (prefix) => Math.max(...order.filter((k) => k === prefix || k.startsWith(`${prefix},`)).map(ips));
     console.log(JSON.stringify({
       figure: 'ratios (images/s over images/s)', onnxruntime_over_libtorch: +(ips('onnxruntime') / ips('libtorch')).toFixed(3),
+      [`onnxruntime_over_libtorch_batch_${B}`]: +(ips('onnxruntime') / ips(`libtorch, batch ${B}`)).toFixed(3),
+      [`onnxruntime_over_libtorch_batch_${SB}`]: +(ips(`onnxruntime, batch ${SB}`) / ips('libtorch')).toFixed(3),
+      onnxruntime_best_over_libtorch_best: +(best('onnxruntime') / best('libtorch')).toFixed(3),
+      [`libtorch_batch_${SB}_over_batch_${B}`]: +(ips('libtorch') / ips(`libtorch, batch ${B}`)).toFixed(3),
       onnxruntime_over_libtorch_nchw: +(ips('onnxruntime') / ips('libtorch, NCHW')).toFixed(3),
-      libtorch_over_libtorch_nchw: +(ips('libtorch') / ips('libtorch, NCHW')).toFixed(3),
-      pytorch_channels_last_over_libtorch: +(ips('pytorch, channels_last') / ips('libtorch')).toFixed(3),
-      pytorch_over_libtorch: +(ips('pytorch') / ips('libtorch')).toFixed(3), onnxruntime_over_pytorch: +(ips('onnxruntime') / ips('pytorch')).toFixed(3),
+      [`libtorch_channels_last_over_nchw_batch_${B}`]: +(ips(`libtorch, batch ${B}`) / ips('libtorch, NCHW')).toFixed(3),
+      [`pytorch_over_libtorch_nchw_batch_${B}`]: +(ips('pytorch') / ips('libtorch, NCHW')).toFixed(3),
+      [`pytorch_channels_last_over_libtorch_batch_${B}`]: +(ips('pytorch, channels_last') / ips(`libtorch, batch ${B}`)).toFixed(3),
+      [`pytorch_channels_last_over_libtorch_batch_${SB}`]: +(ips(`pytorch, channels_last, batch ${SB}`) / ips('libtorch')).toFixed(3),
+      pytorch_best_over_libtorch_best: +(best('pytorch') / best('libtorch')).toFixed(3),
+      onnxruntime_over_pytorch: +(ips('onnxruntime') / ips('pytorch')).toFixed(3), onnxruntime_best_over_pytorch_best: +(best('onnxruntime') / best('pytorch')).toFixed(3),
       loadavg_end: os.loadavg().map((v) => +v.toFixed(2)),
     }));
     console.log(JSON.stringify({
       figure: 'max abs difference of the embeddings', onnxruntime_vs_libtorch: maxAbsDiff(outs.onnxruntime, outs.libtorch),
       pytorch_vs_libtorch: maxAbsDiff(pyOut, outs.libtorch), onnxruntime_vs_pytorch: maxAbsDiff(outs.onnxruntime, pyOut),
-      libtorch_nchw_vs_libtorch: maxAbsDiff(outs['libtorch, NCHW'], outs.libtorch), pytorch_vs_libtorch_nchw: maxAbsDiff(pyOut, outs['libtorch, NCHW']),
+      libtorch_nchw_vs_libtorch: maxAbsDiff(outs['libtorch, NCHW'], outs.libtorch), [`libtorch_batch_${B}_vs_libtorch`]: maxAbsDiff(outs[`libtorch, batch ${B}`], outs.libtorch), pytorch_vs_libtorch_nchw: maxAbsDiff(pyOut, outs['libtorch, NCHW']),
       max_abs_embedding: outs.libtorch.reduce((m, v) => Math.max(m, Math.abs(v)), 0),
     }));
   } finally {
