@@ -21,7 +21,7 @@ export interface ImageArray {
  * Images per forward pass when embedding with LibTorch: 16 on the CPU, 64 on
  * CUDA. On the CPU, oneDNN's convolutions ran faster at small batches in
  * every configuration measured (2 threads, AMD EPYC VM; benchmarks/RESULTS.md,
- * "Inference: the batch size"): ResNet-18 at 128 px 1.16–1.27× faster at 16
+ * "Inference: the batch size"): ResNet-18 at 128 px 1.14–1.27× faster at 16
  * than at 64, ResNet-50 1.49×, ResNet-18 with the small stem at 64 px 1.36×.
  * onnxruntime's throughput barely changes with the batch, and keeps 64.
  */
