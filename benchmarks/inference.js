@@ -174,14 +174,14 @@ async function ortProfile(onnx, images, tmp) {
     console.log(JSON.stringify({
       figure: 'machine', ...common.machine(), loadavg_start: os.loadavg().map((v) => +v.toFixed(2)), blas_core: info.blasCore,
       onnxruntime: require('onnxruntime-node/package.json').version, libtorch: info.torchVersion, libtorch_threads: info.threads, pytorch: pyInfo.torch, pytorch_threads: pyInfo.threads,
-      ort_threads: threads, model: 'resnet18', size: S, batch: B, small_batch: SB, libtorch_default_batch: ts.defaultEmbedBatch('cpu'), images_per_rep: count, reps,
+      ort_threads: threads, model: 'resnet18', size: S, batch: B, small_batch: SB, libtorch_default_batch: ts.defaultEmbedBatch('cpu', S, false), images_per_rep: count, reps,
     }));
 
     // Each backend: its batch and how one rep runs. onnxruntime and libtorch use their defaults.
     const js = (fn) => async () => { const t0 = process.hrtime.bigint(); await fn(); return Number(process.hrtime.bigint() - t0) / 1e9; };
     const backends = {
       onnxruntime: { batch: 64 /* OrtImageEncoder's default */, rep: js(() => ortEnc.embed({ data: images, shape })) },
-      libtorch: { batch: ts.defaultEmbedBatch('cpu'), rep: js(() => libtorch.embed({ data: images, shape })) },
+      libtorch: { batch: ts.defaultEmbedBatch('cpu', S, false), rep: js(() => libtorch.embed({ data: images, shape })) },
       [`onnxruntime, batch ${SB}`]: { batch: SB, rep: js(() => ortEnc.embed({ data: images, shape }, { batchSize: SB })) },
       [`libtorch, batch ${B}`]: { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B })) },
       'libtorch, NCHW': { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' })) },

@@ -18,19 +18,24 @@ export interface ImageArray {
 }
 
 /**
- * Images per forward pass when embedding with LibTorch: 16 on the CPU, 64 on
- * CUDA. On the CPU, oneDNN's convolutions ran faster at small batches in
- * every configuration measured (2 threads, AMD EPYC VM; benchmarks/RESULTS.md,
- * "Inference: the batch size"): ResNet-18 at 128 px 1.14–1.27× faster at 16
- * than at 64, ResNet-50 1.49×, ResNet-18 with the small stem at 64 px 1.36×.
- * onnxruntime's throughput barely changes with the batch, and keeps 64.
+ * Images per forward pass when embedding with LibTorch. On the CPU: 16 where
+ * the stem's output map is at least 64 px on a side (image size ≥ 128, or
+ * ≥ 64 with the small stem), 64 below that. On CUDA: 64 (not measured).
+ * Measured on the 2-core AMD EPYC VM (benchmarks/RESULTS.md, "Inference: the
+ * batch size"): at 16 a ResNet-18 at 128 px embedded 1.14–1.27× faster than
+ * at 64, a ResNet-50 1.49× and a ResNet-18 with the small stem at 64 px
+ * 1.36×; with smaller maps 16 was slower (0.88× at 28 px with the small
+ * stem, 0.91× at 32 px, 0.72× at 64 px with the standard stem, 0.49× at
+ * 32 px). onnxruntime's throughput barely changes with the batch, and keeps 64.
  */
-export function defaultEmbedBatch(device: string): number {
-  return device === 'cpu' ? 16 : 64;
+export function defaultEmbedBatch(device: string, imageSize: number, smallStem: boolean): number {
+  if (device !== 'cpu') return 64;
+  const stemOutput = smallStem ? imageSize : Math.ceil(imageSize / 2);
+  return stemOutput >= 64 ? 16 : 64;
 }
 
 export interface RunEmbedOptions {
-  /** Images per forward pass. @default defaultEmbedBatch(the run's device): 16 on the CPU, 64 on CUDA */
+  /** Images per forward pass. @default defaultEmbedBatch(device, imageSize, smallStem) of the run: 16 on the CPU for images of 128 px and more (64 with the small stem), else 64 */
   batchSize?: number;
   /**
    * Layout of each input batch: `'auto'` is channels_last on the CPU when the
@@ -71,7 +76,7 @@ export class Run {
   /** Embeds images (N×C×H×W, uint8 or float32) into N×featureDim floats. */
   async embed(images: ImageArray, options: RunEmbedOptions = {}): Promise<Float32Array> {
     const encoder = this.#live();
-    const batchSize = is.positiveInteger(options.batchSize ?? defaultEmbedBatch(this.config.device), 'batchSize');
+    const batchSize = is.positiveInteger(options.batchSize ?? defaultEmbedBatch(this.config.device, this.config.imageSize, this.config.model.smallStem), 'batchSize');
     const memoryFormat = is.oneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS);
     const { data, shape } = checkImages(images, this.config.model.inChannels);
     const out = await awaitNative(callNative(() => encoder.embed(data, [...shape], {

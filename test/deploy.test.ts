@@ -202,7 +202,7 @@ t.test('(b) trained ResNet-18 run: export (with heads) via the CLI, ORT vs loadR
   const lvefPred = predictProbe(headProbeModel(readHead(runDir, 'lvef')), torchEmb).predictions;
   t.ok(maxAbsDiff(regRows.slice(1, n + 1).map((r) => Number(r[2])), lvefPred) <= TOL * Math.max(1, ...Array.from(lvefPred, Math.abs)), 'regression CSV');
   // embed: ORT model, run via ORT, run via LibTorch, cohort input
-  // (and each backend's default batch: 64 in ORT, 16 in LibTorch on the CPU)
+  // (and each backend's default batch: 64 in ORT, defaultEmbedBatch in LibTorch)
   for (const [args, batch] of [[['--model', plain], ['--batch', '4']], [['--run', runDir, '--backend', 'ort'], ['--batch', '4']], [['--run', runDir, '--backend', 'torch'], ['--batch', '4']], [['--model', plain], []], [['--run', runDir, '--backend', 'torch'], []]]) {
     const out = path.join(root, 'emb.npy');
     await cli('embed', ...args, '--images', npy, '--out', out, ...batch);

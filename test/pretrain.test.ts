@@ -162,8 +162,10 @@ t.test('loadRun and embed give one feature vector per image; embed is determinis
   const e2 = await run.embed({ data: toy.images, shape: toy.shape }, { batchSize: 5 });
   t.equal(e1.length, 64 * 512);
   t.same(Array.from(e1.subarray(0, 50)), Array.from(e2.subarray(0, 50)));
-  // The default batch: 16 on the CPU (faster there, benchmarks/RESULTS.md), 64 on CUDA.
-  t.same([defaultEmbedBatch('cpu'), defaultEmbedBatch('cuda'), defaultEmbedBatch('cuda:1')], [16, 64, 64]);
+  // The default batch (benchmarks/RESULTS.md, "Inference: the batch size"):
+  // 16 on the CPU where the stem's output is at least 64 px on a side, else 64.
+  t.same([defaultEmbedBatch('cpu', 128, false), defaultEmbedBatch('cpu', 127, false), defaultEmbedBatch('cpu', 126, false), defaultEmbedBatch('cpu', 64, true), defaultEmbedBatch('cpu', 63, true),
+    defaultEmbedBatch('cpu', 28, true), defaultEmbedBatch('cuda', 128, false), defaultEmbedBatch('cuda:1', 256, true)], [16, 16, 64, 16, 64, 64, 64, 64]);
   const e64 = await run.embed({ data: toy.images, shape: toy.shape }, { batchSize: 64 });
   t.ok(e1.every((v, i) => Math.abs(v - e64[i]) <= 1e-5 * Math.max(1, Math.abs(v))), 'the default batch and one batch of 64 agree to float32 rounding');
   run.dispose();

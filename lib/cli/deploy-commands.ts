@@ -140,7 +140,7 @@ export function addDeployCommands(program: Command): void {
     .option('--cohort <dir>', 'instead of --images: every subject of a cohort, in cohort order')
     .requiredOption('--out <file.npy>', 'embeddings N×D float32 (written atomically)')
     .option('--backend <backend>', 'ort | torch (default: ort with --model, torch with --run)')
-    .option('--batch <n>', 'images per batch (default: 64 in onnxruntime; in LibTorch 16 on the CPU, where it measured faster, and 64 on CUDA)', int('--batch'))
+    .option('--batch <n>', 'images per batch (default: 64 in onnxruntime; in LibTorch on the CPU 16 for images of 128 px and more, or 64 px and more with the small stem, where it measured faster, else 64)', int('--batch'))
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .action(async (o) => {
       if (!o.run === !o.model) throw new ConfigError('Give exactly one of --run and --model');

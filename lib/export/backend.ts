@@ -56,7 +56,7 @@ export interface OpenEmbedderOptions {
   run?: string;
   /** @default 'ort' with model, 'torch' with run */
   backend?: Backend;
-  /** Images per forward pass. @default 64 in onnxruntime; LibTorch's defaultEmbedBatch (16 on the CPU, 64 on CUDA) */
+  /** Images per forward pass. @default 64 in onnxruntime; LibTorch's defaultEmbedBatch (on the CPU 16 for images of 128 px and more, 64 with the small stem; else 64) */
   batchSize?: number;
   /** onnxruntime intra-op threads. @default os.availableParallelism() */
   threads?: number;
