@@ -35,7 +35,7 @@ export function defaultEmbedBatch(device: string, imageSize: number, smallStem: 
 }
 
 export interface RunEmbedOptions {
-  /** Images per forward pass. @default defaultEmbedBatch(device, imageSize, smallStem) of the run: 16 on the CPU for images of 128 px and more (64 with the small stem), else 64 */
+  /** Images per forward pass. @default defaultEmbedBatch(device, imageSize, smallStem) of the run: on the CPU 16 for images of at least 128 px (at least 64 px with the small stem), else 64 */
   batchSize?: number;
   /**
    * Layout of each input batch: `'auto'` is channels_last on the CPU when the
