@@ -13,9 +13,6 @@ import { readImageChunks, type ImageChunk, type ImageSource } from './images';
 import { markFinite, OrtImageEncoder } from './ort';
 import { exportRun } from './run-export';
 
-/** onnxruntime's default batch: its throughput barely moved between 16 and 128 (benchmarks/RESULTS.md). */
-const ORT_BATCH = 64;
-
 export type Backend = 'ort' | 'torch';
 
 export interface EmbedderOutput {
@@ -56,7 +53,7 @@ export interface OpenEmbedderOptions {
   run?: string;
   /** @default 'ort' with model, 'torch' with run */
   backend?: Backend;
-  /** Images per forward pass. @default 64 in onnxruntime; LibTorch's defaultEmbedBatch (on the CPU 16 for images of 128 px and more, 64 with the small stem; else 64) */
+  /** Images per forward pass. @default OrtImageEncoder.embed's 64 in onnxruntime; in LibTorch the run's defaultEmbedBatch (on the CPU 16 for images of at least 128 px, or at least 64 px with the small stem; else 64) */
   batchSize?: number;
   /** onnxruntime intra-op threads. @default os.availableParallelism() */
   threads?: number;
@@ -76,7 +73,7 @@ function checkCommon(src: Pick<ImageSource, 'label' | 'dtype' | 'shape'>, where:
 class OrtEmbedder implements Embedder {
   readonly backend = 'ort' as const;
   readonly head: HeadInfo | null;
-  constructor(readonly source: string, private enc: OrtImageEncoder, private batchSize: number, private cleanup?: () => void) {
+  constructor(readonly source: string, private enc: OrtImageEncoder, private batchSize: number | undefined, private cleanup?: () => void) {
     const md = enc.metadata;
     if (md['tabsight.head.task']) {
       const kind = md['tabsight.head.kind'] as HeadInfo['kind'];
@@ -155,7 +152,7 @@ export async function openEmbedder(o: OpenEmbedderOptions): Promise<Embedder> {
   if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1)) throw new ConfigError(`Expected positive integer for batch size but received ${batchSize}`);
   if (o.model) {
     if (backend === 'torch') throw new ConfigError('Backend torch needs a run directory (--run); an ONNX model runs in onnxruntime (--backend ort)');
-    return new OrtEmbedder(o.model, await OrtImageEncoder.load(o.model, { threads: o.threads }), batchSize ?? ORT_BATCH);
+    return new OrtEmbedder(o.model, await OrtImageEncoder.load(o.model, { threads: o.threads }), batchSize);
   }
   const run = o.run!;
   if (backend === 'torch') return new TorchEmbedder(run, await loadRun(run), batchSize);
@@ -168,7 +165,7 @@ export async function openEmbedder(o: OpenEmbedderOptions): Promise<Embedder> {
   try {
     const file = path.join(tmp, 'model.onnx');
     await exportRun(run, file);
-    return new OrtEmbedder(run, await OrtImageEncoder.load(file, { threads: o.threads }), batchSize ?? ORT_BATCH, cleanup);
+    return new OrtEmbedder(run, await OrtImageEncoder.load(file, { threads: o.threads }), batchSize, cleanup);
   } catch (err) {
     cleanup();
     throw err;
