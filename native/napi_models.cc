@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <tuple>
@@ -11,6 +13,7 @@
 #include "common/caching_cpu_allocator.h"
 #include "io/safetensors.h"
 #include "models/fused_bn_relu.h"
+#include "models/max_pool.h"
 #include "models/resnet.h"
 #include "models/winograd_conv.h"
 #include "napi_register.h"
@@ -449,6 +452,70 @@ Napi::Value WinogradTiming(const Napi::CallbackInfo& info) {
   });
 }
 
+// Test-only: the stem's max-pool kernel (models/max_pool.h) against
+// LibTorch's max_pool2d(x, 3, 2, 1), forward and backward, on one input.
+// _maxPoolStemProbe({ shape: [n, c, h, w], kind, seed }) → Promise<{ out,
+// grad, kernel, outputs, routed }>: whether the outputs and the input
+// gradients are the same bytes, whether the kernel ran (false when the switch
+// is off), the number of outputs, and how many input positions received a
+// nonzero gradient. x is float32 randn, then by kind: "randn" as is, "relu"
+// (ties at 0), "ties" (rounded to integers), "nan" (20% NaN), "neginf" (70%
+// −∞), "zeros" (+0 and −0 only). The upstream gradient is randn.
+Napi::Value MaxPoolStemProbe(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto o = info[0].As<Napi::Object>();
+    const auto shape = ProbeShape(o);
+    const std::string kind = GetString(o, "kind");
+    const auto seed = static_cast<uint64_t>(GetNumber(o, "seed"));
+    static const std::vector<std::string> kinds{"randn", "relu", "ties", "nan", "neginf", "zeros"};
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
+      Fail(ErrorCode::kConfig, "Expected one of randn, relu, ties, nan, neginf, zeros for kind but received \"" + kind + "\"");
+    }
+    struct Result {
+      bool out = false, grad = false, kernel = false;
+      int64_t outputs = 0, routed = 0;
+    };
+    auto r = std::make_shared<Result>();
+    return PromiseWorker::Start(
+        info.Env(),
+        [=] {
+          auto gen = at::detail::createCPUGenerator(seed);
+          auto x = torch::randn(shape, gen, torch::kFloat32);
+          auto coin = torch::rand(shape, gen, torch::kFloat32);
+          if (kind == "relu") x = torch::relu(x);
+          if (kind == "ties") x = torch::round(x);
+          if (kind == "nan") x = torch::where(coin < 0.2, torch::full_like(x, NAN), x);
+          if (kind == "neginf") x = torch::where(coin < 0.7, torch::full_like(x, -INFINITY), x);
+          if (kind == "zeros") x = torch::where(coin < 0.5, torch::full_like(x, -0.0), torch::zeros_like(x));
+          auto xk = x.clone().requires_grad_(true), xt = x.clone().requires_grad_(true);
+          auto yk = models::MaxPoolStem(xk);
+          auto yt = torch::max_pool2d(xt, {3, 3}, {2, 2}, {1, 1});
+          r->kernel = yk.grad_fn() && yk.grad_fn()->name().find("MaxPoolStem") != std::string::npos;
+          auto g = torch::randn(yt.sizes(), gen, torch::kFloat32);
+          yk.backward(g);
+          yt.backward(g);
+          auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
+            auto ac = a.contiguous(), bc = b.contiguous();
+            return ac.sizes() == bc.sizes() &&
+                   std::memcmp(ac.data_ptr<float>(), bc.data_ptr<float>(), ac.numel() * sizeof(float)) == 0;
+          };
+          r->out = same(yk.detach(), yt.detach());
+          r->grad = same(xk.grad(), xt.grad());
+          r->outputs = yt.numel();
+          r->routed = xt.grad().ne(0).sum().item<int64_t>();
+        },
+        [r](Napi::Env env) -> Napi::Value {
+          auto obj = Napi::Object::New(env);
+          obj.Set("out", Napi::Boolean::New(env, r->out));
+          obj.Set("grad", Napi::Boolean::New(env, r->grad));
+          obj.Set("kernel", Napi::Boolean::New(env, r->kernel));
+          obj.Set("outputs", Napi::Number::New(env, static_cast<double>(r->outputs)));
+          obj.Set("routed", Napi::Number::New(env, static_cast<double>(r->routed)));
+          return obj;
+        });
+  });
+}
+
 }  // namespace
 
 void RegisterModels(Napi::Env env, Napi::Object exports) {
@@ -457,6 +524,20 @@ void RegisterModels(Napi::Env env, Napi::Object exports) {
   exports.Set("_bnReluTiming", Napi::Function::New(env, BnReluTiming, "_bnReluTiming"));
   exports.Set("_winogradProbe", Napi::Function::New(env, WinogradProbe, "_winogradProbe"));
   exports.Set("_winogradTiming", Napi::Function::New(env, WinogradTiming, "_winogradTiming"));
+  exports.Set("_maxPoolStemProbe", Napi::Function::New(env, MaxPoolStemProbe, "_maxPoolStemProbe"));
+  // _stemMaxPool(enabled?: boolean) → boolean: the setting before the call
+  // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
+  exports.Set("_stemMaxPool", Napi::Function::New(
+                                  env,
+                                  [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                    return Guard(info, [&]() -> Napi::Value {
+                                      const bool before = info.Length() > 0 && info[0].IsBoolean()
+                                                              ? models::SetMaxPoolStemKernelEnabled(info[0].As<Napi::Boolean>())
+                                                              : models::MaxPoolStemKernelEnabled();
+                                      return Napi::Boolean::New(info.Env(), before);
+                                    });
+                                  },
+                                  "_stemMaxPool"));
   // _winograd(enabled?: boolean) → boolean: the setting before the call
   // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
   exports.Set("_winograd", Napi::Function::New(

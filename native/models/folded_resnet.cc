@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "models/guided_relu.h"
+#include "models/max_pool.h"
 
 namespace tabsight::models {
 
@@ -114,7 +115,7 @@ torch::Tensor FoldedResNet::from_stem(const torch::Tensor& u) const {
   // A leaf that requires grad (IG's path points in the stem's output space)
   // cannot be overwritten; a convolution's output can.
   auto out = u.is_leaf() && u.requires_grad() ? Relu(u) : ReluInPlace(u);
-  if (!options_.small_stem) out = torch::max_pool2d(out, /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1});
+  if (!options_.small_stem) out = MaxPoolStem(out);
   for (const auto& block : blocks_) {
     auto h = out;
     const size_t last = block.convs.size() - 1;

@@ -6,6 +6,7 @@
 #include "models/batch_norm.h"
 #include "models/fused_bn_relu.h"
 #include "models/guided_relu.h"
+#include "models/max_pool.h"
 #include "models/winograd_conv.h"
 
 namespace tabsight::models {
@@ -128,7 +129,9 @@ torch::Tensor ResNetImpl::Trunk(const torch::Tensor& x, const std::string& layer
     return t;
   };
   auto out = BatchNormRelu(bn1, relu, tap("conv1", conv1(x)));
-  if (!options_.small_stem) out = maxpool(out);
+  // The registered maxpool module's window (3×3, stride 2, padding 1), by
+  // the faster NCHW kernel where it applies (models/max_pool.h); the same bits.
+  if (!options_.small_stem) out = MaxPoolStem(out);
   out = tap("layer1", layer1->forward(out));
   out = tap("layer2", layer2->forward(out));
   out = tap("layer3", layer3->forward(out));
