@@ -8,10 +8,13 @@
 //   resizeToFloat(data, shape, outH, outW) → { data, shape }
 // TypeScript (lib/augment.ts) has validated and completed the options; here
 // we re-check what could corrupt memory (dtype, length, rank) and the ranges.
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
+#include "common/rng.h"
 #include "common/threads.h"
 #include "napi_register.h"
 #include "napi_util.h"
@@ -297,10 +300,48 @@ Napi::Value ResizeToFloatJs(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// Test-only: the lazily seeded StreamRng (common/rng.h) against
+// std::mt19937_64 on one seed. _streamRngProbe(seed: string, draws: number)
+// → { stream: string[], std: string[] }: the first `draws` outputs of each,
+// as decimal strings (64-bit values do not fit a JS number). `seed` is a
+// decimal integer in [0, 2^64); draws at most 20000.
+Napi::Value StreamRngProbe(const Napi::CallbackInfo& info) {
+  return Guard(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+      throw tabsight::Error(ErrorCode::kConfig, "_streamRngProbe expects (seed: string, draws: number)");
+    }
+    const std::string text = info[0].As<Napi::String>().Utf8Value();
+    const bool digits = !text.empty() && text.size() <= 20 && text.find_first_not_of("0123456789") == std::string::npos;
+    errno = 0;
+    const unsigned long long seed = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
+    if (!digits || errno == ERANGE) {
+      throw tabsight::Error(ErrorCode::kConfig, "Expected a decimal integer in [0, 2^64) for seed but received \"" + text + "\"");
+    }
+    const double draws = info[1].As<Napi::Number>().DoubleValue();
+    if (!(draws >= 0 && draws <= 20000 && std::floor(draws) == draws)) {
+      throw tabsight::Error(ErrorCode::kConfig, "Expected integer between 0 and 20000 for draws");
+    }
+    StreamRng lazy(seed);
+    std::mt19937_64 reference(seed);
+    const auto n = static_cast<uint32_t>(draws);
+    Napi::Array a = Napi::Array::New(env, n), b = Napi::Array::New(env, n);
+    for (uint32_t i = 0; i < n; ++i) {
+      a.Set(i, Napi::String::New(env, std::to_string(lazy())));
+      b.Set(i, Napi::String::New(env, std::to_string(reference())));
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("stream", a);
+    out.Set("std", b);
+    return out;
+  });
+}
+
 void RegisterAugment(Napi::Env env, Napi::Object exports) {
   exports.Set("augment", Napi::Function::New(env, AugmentJs, "augment"));
   exports.Set("augmentParams", Napi::Function::New(env, AugmentParamsJs, "augmentParams"));
   exports.Set("resizeToFloat", Napi::Function::New(env, ResizeToFloatJs, "resizeToFloat"));
+  exports.Set("_streamRngProbe", Napi::Function::New(env, StreamRngProbe, "_streamRngProbe"));
 }
 
 }  // namespace tabsight::napi

@@ -54,7 +54,7 @@ void CheckPair(double min, double max, const std::string& name, double hi) {
 // torchvision's RandomResizedCrop.get_params: 10 tries of a random area
 // fraction and log-uniform aspect ratio, then a centre crop fallback.
 // std::nearbyint rounds half to even, as Python's round does.
-void SampleCrop(Rng& rng, int64_t h, int64_t w, const AugmentOptions& o, SampleParams& p) {
+void SampleCrop(StreamRng& rng, int64_t h, int64_t w, const AugmentOptions& o, SampleParams& p) {
   const double area = static_cast<double>(h) * static_cast<double>(w);
   const double log_lo = std::log(o.crop_ratio_min), log_hi = std::log(o.crop_ratio_max);
   for (int attempt = 0; attempt < /*tries=*/10; ++attempt) {
@@ -83,7 +83,7 @@ void SampleCrop(Rng& rng, int64_t h, int64_t w, const AugmentOptions& o, SampleP
   p.crop_left = (w - cw) / 2;
 }
 
-double JitterFactor(Rng& rng, double x) { return Uniform(rng, std::max(0.0, 1.0 - x), 1.0 + x); }
+double JitterFactor(StreamRng& rng, double x) { return Uniform(rng, std::max(0.0, 1.0 - x), 1.0 + x); }
 
 }  // namespace
 
@@ -121,21 +121,21 @@ namespace {
 void SampleOne(const AugmentOptions& o, int64_t h, int64_t w, uint64_t seed, uint64_t index, SampleParams& p) {
   p.crop_h = h;
   p.crop_w = w;
-  auto stream = [&](Stream s) { return Rng(DeriveSeed(seed, {index, static_cast<uint64_t>(s)})); };
-  Rng rate_rng = stream(kRate);
+  auto stream = [&](Stream s) { return StreamRng(DeriveSeed(seed, {index, static_cast<uint64_t>(s)})); };
+  StreamRng rate_rng = stream(kRate);
   p.augmented = Uniform(rate_rng) < o.rate;
   if (!p.augmented) return;
   if (o.crop) {
-    Rng rng = stream(kCrop);
+    StreamRng rng = stream(kCrop);
     SampleCrop(rng, h, w, o, p);
   }
-  Rng flip_rng = stream(kFlip);
+  StreamRng flip_rng = stream(kFlip);
   p.flip = Uniform(flip_rng) < o.flip_p;
   if (o.rotation_deg > 0) {
-    Rng rng = stream(kRotation);
+    StreamRng rng = stream(kRotation);
     p.angle_deg = Uniform(rng, -o.rotation_deg, o.rotation_deg);
   }
-  Rng jitter_rng = stream(kJitter);
+  StreamRng jitter_rng = stream(kJitter);
   p.jitter = Uniform(jitter_rng) < o.jitter_p;
   if (p.jitter) {
     // A random order of the three operations (Fisher–Yates), as
@@ -148,9 +148,9 @@ void SampleOne(const AugmentOptions& o, int64_t h, int64_t w, uint64_t seed, uin
     p.contrast = JitterFactor(jitter_rng, o.contrast);
     p.saturation = JitterFactor(jitter_rng, o.saturation);
   }
-  Rng gray_rng = stream(kGray);
+  StreamRng gray_rng = stream(kGray);
   p.grayscale = Uniform(gray_rng) < o.grayscale_p;
-  Rng blur_rng = stream(kBlur);
+  StreamRng blur_rng = stream(kBlur);
   p.blur = Uniform(blur_rng) < o.blur_p;
   if (p.blur) p.blur_sigma = Uniform(blur_rng, o.blur_sigma_min, o.blur_sigma_max);
 }
@@ -165,9 +165,9 @@ std::vector<SampleParams> SampleAugmentParams(int64_t n, int64_t h, int64_t w,
   }
   std::vector<SampleParams> out(static_cast<size_t>(n));
   // Each sample's draws come from its own streams, so samples are independent
-  // and the result does not depend on the thread count. Seeding the seven
-  // Mersenne Twisters of a sample costs about as much as a tenth of its
-  // augmentation, so this runs on the intra-op threads too.
+  // and the result does not depend on the thread count. This runs on the
+  // intra-op threads too: even lazily seeded (StreamRng), the seven streams
+  // of a sample cost a few hundred multiplications.
   at::parallel_for(0, n, /*grain_size=*/8, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) SampleOne(o, h, w, seed, static_cast<uint64_t>(i), out[static_cast<size_t>(i)]);
   });
