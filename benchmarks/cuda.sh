@@ -27,6 +27,8 @@
 #   adam-check: the multi-tensor Adam step against torch::optim on the card
 #   ours-*-loop-adam: our step with TABSIGHT_MULTI_TENSOR_ADAM=0 (LibTorch's
 #      per-parameter Adam), to measure the multi-tensor step's gain
+#   crash-probe-dt1: a 3-step train_bench run with one data thread, to see
+#      whether its exit segfault follows the prefetch thread's OpenMP team
 # SKIP="name ..." skips those runs (addon, peak, adam-check, ours-r18-fp32, torch-r18-fp32, ...).
 # The addon build compiles the sources train_bench's build does, plus the
 # N-API layer (5 min on 2 cores here); skip it when device time is short.
@@ -165,6 +167,12 @@ step() {  # step NAME ARCH BATCH PRECISION
     "{\"device\":\"cuda\",\"arch\":\"$2\",\"batch\":$3,\"size\":128,\"features\":100,\"steps\":30,\"warmup\":5,\"precision\":\"$4\",\"cudnn_benchmark\":true}"
 }
 step r18-fp32 resnet18 64 fp32
+# The exit segfault (RESULTS.md): every training run so far died after its
+# figures. On CUDA the prefetch thread runs the data path with all intra-op
+# threads, so it owns an OpenMP team of its own, which the CPU runs (1 data
+# thread) never create. A short run with one data thread says whether that
+# team is involved (rc 0 here and 139 above would point at it).
+run crash-probe-dt1 60 "$bin" --mode step --device cuda --arch resnet18 --batch 64 --size 128 --steps 3 --warmup 1 --data-threads 1
 # A/B: the trainer's multi-tensor Adam (the default off the CPU) against
 # torch::optim's per-parameter loop, on the same card in the same call.
 loop_adam() {  # loop_adam NAME ARCH BATCH

@@ -7,7 +7,7 @@
 //   train_bench --mode step|epoch|adam-check [--device cuda] [--arch resnet18] [--batch 64]
 //               [--size 128] [--features 100] [--steps 20] [--warmup 3]
 //               [--epochs 3] [--n 4096] [--precision fp32|bf16] [--threads N]
-//               [--out DIR]
+//               [--data-threads N] [--out DIR]
 //
 // step:  augmentation off, one epoch of warmup + steps batches; each step's
 //        time is the wall time between the trainer's progress callbacks
@@ -22,6 +22,8 @@
 //        off the CPU against torch::optim's Adam and AdamW on `device`
 //        (train/adam_check.h, as test/fused-adam.test.ts checks on the
 //        CPU), one line per optimizer and weight decay.
+// --data-threads: the prefetch thread's intra-op threads (SetDataThreads;
+// default: 1 on the CPU, all intra-op threads on CUDA).
 // Prints one JSON line per figure.
 #include <torch/torch.h>
 
@@ -111,6 +113,7 @@ int main(int argc, char** argv) {
     const int64_t epochs = mode == "epoch" ? std::stoll(get("epochs", "3")) : 1;
     const int64_t n = mode == "epoch" ? std::stoll(get("n", "4096")) : batch * (warmup + steps);
     if (a.count("threads")) at::set_num_threads(std::stoi(a["threads"]));
+    if (a.count("data-threads")) tabsight::train::SetDataThreads(std::stoi(a["data-threads"]));
     if (mode == "adam-check") {
       for (const char* opt : {"adam", "adamw"}) {
         for (double wd : {0.0, 0.1}) {
