@@ -525,45 +525,12 @@ void RegisterModels(Napi::Env env, Napi::Object exports) {
   exports.Set("_winogradProbe", Napi::Function::New(env, WinogradProbe, "_winogradProbe"));
   exports.Set("_winogradTiming", Napi::Function::New(env, WinogradTiming, "_winogradTiming"));
   exports.Set("_maxPoolStemProbe", Napi::Function::New(env, MaxPoolStemProbe, "_maxPoolStemProbe"));
-  // _stemMaxPool(enabled?: boolean) → boolean: the setting before the call
-  // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
-  exports.Set("_stemMaxPool", Napi::Function::New(
-                                  env,
-                                  [](const Napi::CallbackInfo& info) -> Napi::Value {
-                                    return Guard(info, [&]() -> Napi::Value {
-                                      const bool before = info.Length() > 0 && info[0].IsBoolean()
-                                                              ? models::SetMaxPoolStemKernelEnabled(info[0].As<Napi::Boolean>())
-                                                              : models::MaxPoolStemKernelEnabled();
-                                      return Napi::Boolean::New(info.Env(), before);
-                                    });
-                                  },
-                                  "_stemMaxPool"));
-  // _winograd(enabled?: boolean) → boolean: the setting before the call
-  // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
-  exports.Set("_winograd", Napi::Function::New(
-                               env,
-                               [](const Napi::CallbackInfo& info) -> Napi::Value {
-                                 return Guard(info, [&]() -> Napi::Value {
-                                   const bool before = info.Length() > 0 && info[0].IsBoolean()
-                                                           ? models::SetWinogradConvEnabled(info[0].As<Napi::Boolean>())
-                                                           : models::WinogradConvEnabled();
-                                   return Napi::Boolean::New(info.Env(), before);
-                                 });
-                               },
-                               "_winograd"));
-  // _fusedBnRelu(enabled?: boolean) → boolean: the setting before the call
-  // (unchanged when `enabled` is omitted). For benchmarks' A/B runs and tests.
-  exports.Set("_fusedBnRelu", Napi::Function::New(
-                                  env,
-                                  [](const Napi::CallbackInfo& info) -> Napi::Value {
-                                    return Guard(info, [&]() -> Napi::Value {
-                                      const bool before = info.Length() > 0 && info[0].IsBoolean()
-                                                              ? models::SetFusedBatchNormReluEnabled(info[0].As<Napi::Boolean>())
-                                                              : models::FusedBatchNormReluEnabled();
-                                      return Napi::Boolean::New(info.Env(), before);
-                                    });
-                                  },
-                                  "_fusedBnRelu"));
+  // The process-wide switches (napi_util.h, SwitchFunction).
+  exports.Set("_winograd", SwitchFunction(env, "_winograd", models::WinogradConvEnabled, models::SetWinogradConvEnabled));
+  exports.Set("_fusedBnRelu", SwitchFunction(env, "_fusedBnRelu", models::FusedBatchNormReluEnabled,
+                                             models::SetFusedBatchNormReluEnabled));
+  exports.Set("_stemMaxPool", SwitchFunction(env, "_stemMaxPool", models::MaxPoolStemKernelEnabled,
+                                             models::SetMaxPoolStemKernelEnabled));
 }
 
 }  // namespace tabsight::napi

@@ -242,4 +242,16 @@ std::vector<double> GetNumberArray(const Napi::Object& obj, const char* key) {
   return out;
 }
 
+Napi::Function SwitchFunction(Napi::Env env, const char* name, bool (*enabled)(), bool (*set)(bool)) {
+  return Napi::Function::New(
+      env,
+      [enabled, set](const Napi::CallbackInfo& info) -> Napi::Value {
+        return Guard(info, [&]() -> Napi::Value {
+          const bool before = info.Length() > 0 && info[0].IsBoolean() ? set(info[0].As<Napi::Boolean>()) : enabled();
+          return Napi::Boolean::New(info.Env(), before);
+        });
+      },
+      name);
+}
+
 }  // namespace tabsight::napi

@@ -90,4 +90,9 @@ Napi::Object GetObject(const Napi::Object& obj, const char* key);
 std::vector<double> GetNumberArray(const Napi::Object& obj, const char* key);
 bool Has(const Napi::Object& obj, const char* key);
 
+// A binding for a process-wide native switch (the `_winograd` kind):
+// name(enabled?: boolean) → boolean, the setting before the call, which is
+// unchanged when `enabled` is omitted. For benchmarks' A/B runs and tests.
+Napi::Function SwitchFunction(Napi::Env env, const char* name, bool (*enabled)(), bool (*set)(bool));
+
 }  // namespace tabsight::napi
