@@ -36,7 +36,8 @@ bool Qualifies(const torch::Tensor& x) {
 
 // One output by ATen's scan: the window's in-bound positions in row-major
 // order, starting from the first with −∞, taking a value that is larger or
-// NaN. For the plane's borders and for rows that hold a NaN.
+// NaN. For the windows PoolPlane cannot decide: those holding a NaN, and
+// those whose maximum is −∞.
 void ScanWindow(const float* plane, int64_t h, int64_t w, int64_t oh, int64_t ow, float* value, uint8_t* offset) {
   const int64_t r0 = kStride * oh - 1, c0 = kStride * ow - 1;
   const int64_t dy0 = r0 < 0 ? 1 : 0, dx0 = c0 < 0 ? 1 : 0;
@@ -135,7 +136,7 @@ std::tuple<torch::Tensor, torch::Tensor> MaxPoolStemForward(const torch::Tensor&
   const int64_t grain = std::max<int64_t>(1, 16384 / (h * w));
   at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
     std::vector<float> cols(3 * h * ow_count), code(ow_count), redo(ow_count);
-    const std::vector<float> ninf(3 * ow_count, -std::numeric_limits<float>::infinity());
+    const std::vector<float> ninf(ow_count, -std::numeric_limits<float>::infinity());
     for (int64_t p = begin; p < end; ++p) {
       PoolPlane(in + p * h * w, h, w, oh_count, ow_count, o + p * oh_count * ow_count, off + p * oh_count * ow_count,
                 cols.data(), ninf.data(), code.data(), redo.data());
