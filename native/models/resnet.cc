@@ -85,7 +85,6 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   }
   bn1 = register_module("bn1", nn::BatchNorm2d(64));
   relu = register_module("relu", nn::ReLU(nn::ReLUOptions().inplace(true)));
-  maxpool = register_module("maxpool", nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1)));
 
   int64_t in_planes = 64;
   if (options.arch == "resnet18") {
@@ -129,8 +128,8 @@ torch::Tensor ResNetImpl::Trunk(const torch::Tensor& x, const std::string& layer
     return t;
   };
   auto out = BatchNormRelu(bn1, relu, tap("conv1", conv1(x)));
-  // The registered maxpool module's window (3×3, stride 2, padding 1), by
-  // the faster NCHW kernel where it applies (models/max_pool.h); the same bits.
+  // torchvision's maxpool (3×3, stride 2, padding 1; no parameters, so
+  // nothing to name), by the NCHW kernel where it applies (models/max_pool.h).
   if (!options_.small_stem) out = MaxPoolStem(out);
   out = tap("layer1", layer1->forward(out));
   out = tap("layer2", layer2->forward(out));
