@@ -90,7 +90,8 @@ async function main() {
     }), path.join(__dirname, '..', 'test', 'fixtures')]);
     const hello = await py.hello;
     const info = ts._native().runtimeInfo();
-    c.emit({ figure: 'machine', ...c.machine(), loadavg_start: c.loadavg(), libtorch: info.torchVersion, libtorch_threads: info.threads, pytorch: hello.torch, torchvision: hello.torchvision, pytorch_threads: hello.threads });
+    // winograd_convolutions: whether tabsight's IG ran its folded 3×3 convolutions by Winograd (TABSIGHT_WINOGRAD).
+    c.emit({ figure: 'machine', ...c.machine(), loadavg_start: c.loadavg(), libtorch: info.torchVersion, libtorch_threads: info.threads, pytorch: hello.torch, torchvision: hello.torchvision, pytorch_threads: hello.threads, winograd_convolutions: info.winograd.available && info.winograd.enabled });
 
     // Warm-up, and the attributions of both sides for the cross-check.
     const candidates = o.tune ? String(o.candidates).split(',').map(Number) : [o.ibs];

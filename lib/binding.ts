@@ -32,8 +32,8 @@ export interface RuntimeInfo {
     capBytes: number;
   };
   /**
-   * Training's 3×3 stride-1 convolutions as oneDNN Winograd kernels
-   * (native/models/winograd_conv.h): whether this build can (`available`,
+   * The 3×3 stride-1 convolutions of training and of Integrated Gradients
+   * as oneDNN Winograd kernels (native/models/winograd_conv.h): whether this build can (`available`,
    * else `reason`), whether it may (`enabled`; TABSIGHT_WINOGRAD=0 turns it
    * off), and how many convolutions ran that way in this process (`calls`).
    */

@@ -159,6 +159,22 @@ t.test('noiseTunnel: stdev 0 equals the wrapped method; vargrad ≥ 0; the seed 
 });
 
 // ---- random ResNet-18s against the python reference -----------------------
+// IG's folded 3×3 convolutions run by Winograd where the build has it
+// (TABSIGHT_WINOGRAD, the _winograd switch). The references are PyTorch's
+// direct convolutions, so the 1e-4 checks run with it off; the Winograd path
+// has its own test against float64.
+const switched = async <T>(on: boolean, f: () => Promise<T>) => {
+  const before = _native()._winograd();
+  _native()._winograd(on);
+  try {
+    return await f();
+  } finally {
+    _native()._winograd(before);
+  }
+};
+const directConvolutions = <T>(f: () => Promise<T>) => switched(false, f);
+const withWinograd = <T>(f: () => Promise<T>) => switched(true, f);
+const winogradSkip = _native().runtimeInfo().winograd.available ? false : `no Winograd convolutions in this build: ${_native().runtimeInfo().winograd.reason}`;
 for (const name of ['small', 'std', 'r50']) {
   const c = manifest[name];
   const weights = path.join(dir, c.weights);
@@ -187,7 +203,35 @@ for (const name of ['small', 'std', 'r50']) {
       check(t, `guidedBackprop ${tname}`, await guidedBackprop(weights, images, { target }), c.refs[`gbp_${tname}`]);
       check(t, `guidedGradCam ${tname}`, await guidedGradCam(weights, images, { target }), c.refs[`ggcam_${tname}_layer4`]);
       check(t, `saliency ${tname}`, await saliency(weights, images, { target, abs: false }), c.refs[`saliency_${tname}`]);
-      check(t, `integratedGradients ${tname} (8 steps)`, await integratedGradients(weights, images, { target, steps: 8 }), c.refs[`ig_${tname}`], 2e-2);
+      check(t, `integratedGradients ${tname} (8 steps)`, await directConvolutions(() => integratedGradients(weights, images, { target, steps: 8 })), c.refs[`ig_${tname}`], 2e-2);
+    }
+  });
+  // IG's folded 3×3 convolutions by Winograd (native/models/winograd_conv.h,
+  // FoldedConv3x3), against the float64 reference. Winograd rounds about ten
+  // times more than the direct sum, so where a ReLU input on a path point is
+  // within that rounding of 0, its gate flips and that point's gradient
+  // changes over the unit's receptive field (measured: the median |Δ| is
+  // 1e-7 of the map's max, the largest up to 1% where a flip happens, and
+  // none with 1 or 2 path points). Hence the median at 1e-5 of the max, and
+  // the maximum within the 2e-2 that the check above allows PyTorch's own
+  // flips. A wrong transform, bias or layout moves every pixel; the direct
+  // path's own distance to float64 is printed for scale.
+  t.test(`${label}: integratedGradients with Winograd convolutions is within float32 rounding and ReLU flips of float64`, { skip: winogradSkip }, async (t) => {
+    for (const [tname, target] of Object.entries(targets)) {
+      const ref = f32(c.refs[`ig64_${tname}`].file);
+      const refMax = c.refs[`ig64_${tname}`].max_abs;
+      const direct = await directConvolutions(() => integratedGradients(weights, images, { target, steps: 8 }));
+      const before = _native().runtimeInfo().winograd.calls;
+      const wino = await withWinograd(() => integratedGradients(weights, images, { target, steps: 8 }));
+      const ran = _native().runtimeInfo().winograd.calls - before;
+      t.ok(ran > 0, `${tname}: ${ran} folded convolutions ran by Winograd`);
+      const d = Float64Array.from(wino.attributions, (v, i) => Math.abs(v - ref[i])).sort();
+      const median = d[d.length >> 1];
+      const worst = d[d.length - 1];
+      t.comment(`${tname}: direct path max |Δ| ${maxDiff(direct.attributions, ref).toExponential(2)} of float64; Winograd median ${median.toExponential(2)}, max ${worst.toExponential(2)} (map max ${refMax.toExponential(2)})`);
+      t.ok(median <= 1e-5 * refMax, `${tname}: Winograd median |Δ| ${median.toExponential(2)} ≤ 1e-5 of the max`);
+      t.ok(worst <= 2e-2 * refMax, `${tname}: Winograd max |Δ| ${worst.toExponential(2)} ≤ 2e-2 of the max`);
+      t.ok(maxDiff(wino.scores!, direct.scores!) <= 1e-5 * maxAbs(direct.scores!) + 1e-7, `${tname}: forward scores agree`);
     }
   });
 }

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pretrain, loadRun } from '../lib/index';
+import { pretrain, loadRun, _native } from '../lib/index';
 import { integratedGradients, gradCam, guidedBackprop } from '../lib/explain';
 import { gaussianBlur, perturbationPath, perturbationSchedule, saliencyOrder } from '../lib/explain/compare-metrics';
 import { faithfulness } from '../lib/explain/faithfulness';
@@ -52,6 +52,12 @@ const targets = () => ({
 });
 
 t.test('scoreImages returns the F(x) and F(blurred x) that Integrated Gradients reports', async (t) => {
+  // scoreImages runs the module with LibTorch's convolutions; IG's folded copy
+  // runs its 3×3 ones by Winograd unless switched off, which rounds about ten
+  // times more (test/attribution.test.ts). Off here, so 1e-6 measures the fold.
+  const winograd = _native()._winograd();
+  _native()._winograd(false);
+  t.teardown(() => { _native()._winograd(winograd); });
   const blurred = new Float32Array(images.data.length);
   for (let i = 0; i < n; i++) blurred.set(gaussianBlur(images.data.subarray(i * per, (i + 1) * per), 3, S, S, 2), i * per);
   for (const [name, target] of Object.entries(targets())) {

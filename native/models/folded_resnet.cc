@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "models/guided_relu.h"
 #include "models/max_pool.h"
+#include "models/winograd_conv.h"
 
 namespace tabsight::models {
 
@@ -53,10 +54,17 @@ FoldedResNet::Conv FoldConvBatchNorm(nn::Conv2dImpl& conv, nn::BatchNorm2dImpl& 
   c.padding = Vec(*padding);
   c.dilation = Vec(conv.options.dilation());
   c.groups = conv.options.groups();
+  const std::vector<int64_t> one{1, 1};
+  c.winograd = c.groups == 1 && c.weight.size(2) == 3 && c.weight.size(3) == 3 && c.stride == one && c.padding == one &&
+               c.dilation == one;
   return c;
 }
 
 torch::Tensor FoldedResNet::Conv::operator()(const torch::Tensor& x) const {
+  if (winograd) {
+    auto y = FoldedConv3x3(x, weight, bias);
+    if (y.defined()) return y;
+  }
   return torch::conv2d(x, weight, bias, stride, padding, dilation, groups);
 }
 

@@ -49,10 +49,13 @@ class FoldedResNet {
   int64_t feature_dim() const { return feature_dim_; }
 
   // A convolution with its BatchNorm folded in: conv2d(x, weight, bias).
+  // The 3×3 stride-1 ones (winograd) run by Winograd where
+  // models::FoldedConv3x3 takes them (models/winograd_conv.h).
   struct Conv {
     torch::Tensor weight, bias;
     std::vector<int64_t> stride{1, 1}, padding{0, 0}, dilation{1, 1};
     int64_t groups = 1;
+    bool winograd = false;
     torch::Tensor operator()(const torch::Tensor& x) const;
   };
 

@@ -295,6 +295,19 @@ torch::Tensor WinogradConv3x3(const torch::Tensor& x, const torch::Tensor& weigh
 #endif
 }
 
+torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+#ifdef TABSIGHT_WITH_DNNL
+  if (WinogradConvEnabled() && Qualifies(x, weight) && x.size(2) >= 4 && x.size(3) >= 4 && WinogradAvailable() &&
+      PrimitivesFor(KeyOf(x, weight))) {
+    calls.fetch_add(1, std::memory_order_relaxed);
+    auto y = WinogradFunction::apply(x, weight);
+    // In place: the node saves its input and weight, not its output.
+    return bias.defined() ? y.add_(bias.view({1, -1, 1, 1})) : y;
+  }
+#endif
+  return torch::Tensor();
+}
+
 torch::Tensor Convolve(torch::nn::Conv2d& conv, const torch::Tensor& x) {
 #ifdef TABSIGHT_WITH_DNNL
   if (WinogradConvEnabled() && Eligible(*conv, x) && WinogradAvailable() && PrimitivesFor(KeyOf(x, conv->weight))) {

@@ -6,9 +6,12 @@
 // multiplications; oneDNN 2.6's jit_wino_4x3 kernels ran these layers about
 // twice as fast, with the layout reorders counted (benchmarks/RESULTS.md,
 // "Winograd"). Its rounding error is larger: about 2e-6 of the output's
-// scale against 2e-7 for the direct algorithm, which is why only training
-// uses it. Evaluation, embeddings, attributions and export keep LibTorch's
-// convolution, so they stay comparable with PyTorch and onnxruntime.
+// scale against 2e-7 for the direct algorithm. Training uses it, and so do
+// Integrated Gradients' passes through the BatchNorm-folded encoder
+// (FoldedConv3x3 below), whose quadrature error is orders of magnitude larger
+// than that rounding. Evaluation, embeddings, the other attribution methods
+// and export keep LibTorch's convolution, so they stay comparable with
+// PyTorch and onnxruntime.
 //
 // Convolve(conv, x) takes the Winograd path where all of these hold, and is
 // otherwise exactly conv(x):
@@ -42,8 +45,18 @@ std::string WinogradUnavailableReason();
 // previous value). Benchmarks use the setter to run both in one process.
 bool WinogradConvEnabled();
 bool SetWinogradConvEnabled(bool enabled);
-// How many convolutions Convolve has run by Winograd in this process.
+// How many convolutions Convolve and FoldedConv3x3 have run by Winograd in
+// this process.
 uint64_t WinogradConvCalls();
+
+// A BatchNorm-folded 3×3 convolution of Integrated Gradients
+// (models/folded_resnet.h): conv2d(x, weight, bias, stride 1, padding 1) by
+// Winograd, differentiable in x only (the folded weights never require
+// grad). Undefined when the path is off or unavailable, x or weight do not
+// qualify (above), or a spatial side of x is below 4, oneDNN's output tile:
+// a smaller map is mostly padding and saves no multiplications (2×2 maps
+// ran 0.56× LibTorch's speed at IG's batch). The caller then runs conv2d.
+torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // The node on its own, for tests: conv2d(x, weight, stride 1, padding 1) by
 // Winograd, differentiable in x and weight. Throws kShape when x or weight
