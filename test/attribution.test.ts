@@ -236,6 +236,30 @@ for (const name of ['small', 'std', 'r50']) {
   });
 }
 
+// Odd map sizes: 45 × 38 px on the small stem gives maps of 45 × 38,
+// 23 × 19, 12 × 10 and 6 × 5, none a multiple of Winograd's 4 × 4 tile, so
+// every layer has partial tiles. Oracle: the same IG with LibTorch's
+// direct convolutions (checked against PyTorch above), at the bounds of the
+// float64 test.
+t.test('integratedGradients with Winograd convolutions on odd map sizes (partial tiles) agrees with the direct convolutions', { skip: winogradSkip }, async (t) => {
+  const c = manifest.small;
+  const weights = path.join(dir, c.weights);
+  const [h, w] = [45, 38];
+  const x = Float32Array.from({ length: 2 * 3 * h * w }, (_, i) => Math.sin(i * 0.37) + 0.5 * Math.cos(i * 0.011));
+  const images = { data: x, shape: [2, 3, h, w] };
+  const target = { kind: 'probe' as const, weight: { data: f32(c.probe_w), shape: [4, c.feature_dim] }, bias: f32(c.probe_b), index: [1, 3] };
+  const direct = await directConvolutions(() => integratedGradients(weights, images, { target, steps: 8 }));
+  const before = _native().runtimeInfo().winograd.calls;
+  const wino = await withWinograd(() => integratedGradients(weights, images, { target, steps: 8 }));
+  t.ok(_native().runtimeInfo().winograd.calls - before >= 13, 'every stride-1 3×3 layer ran by Winograd');
+  const top = maxAbs(direct.attributions);
+  const d = Float64Array.from(wino.attributions, (v, i) => Math.abs(v - direct.attributions[i])).sort();
+  const median = d[d.length >> 1];
+  const worst = d[d.length - 1];
+  t.ok(median <= 1e-5 * top, `median |Δ| ${median.toExponential(2)} ≤ 1e-5 of the max ${top.toExponential(2)}`);
+  t.ok(worst <= 2e-2 * top, `max |Δ| ${worst.toExponential(2)} ≤ 2e-2 of the max`);
+});
+
 t.test('guidedBackprop batched equals per-example, and leaves the plain gradient bit-identical', async (t) => {
   const c = manifest.small;
   const weights = path.join(dir, c.weights);
