@@ -3,13 +3,14 @@
  * Manual benchmark: the Winograd convolution node
  * (native/models/winograd_conv.h) against LibTorch's conv2d, forward +
  * backward (input and weight gradients), at each 3×3 stride-1 shape of
- * ResNet-18's training step (batch 64, 128 px, standard stem), in both memory
+ * ResNet-18's training step (batch 64, 128 px, standard stem; --size 64 gives
+ * the maps of ig.js's 64 px images, 16×16 down to 2×2), in both memory
  * formats. The node's time includes its layout reorders. Inputs are the same
  * for both; they alternate; the caching CPU allocator is on, as in training.
  * Prints one JSON line per shape with the GFLOP/s of the direct count, and a
  * per-step total (each shape times the number of layers that use it).
  *
- *   node benchmarks/support/winograd_ops.js [--reps 9] [--threads 2] [--batch 64]
+ *   node benchmarks/support/winograd_ops.js [--reps 9] [--threads 2] [--batch 64] [--size 128]
  */
 'use strict';
 const os = require('node:os');
@@ -17,18 +18,21 @@ const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filt
 const reps = Number(args.reps ?? 9);
 const threads = Number(args.threads ?? 2);
 const B = Number(args.batch ?? 64);
+const size = Number(args.size ?? 128);
 process.env.TABSIGHT_THREADS = String(threads);
 const ts = require('./common').library();
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-// ResNet-18 at 128 px: [channels, side, stride-1 3×3 layers]. layer1 has 4;
-// each later stage 3 (its first block's conv1 has stride 2).
-const SHAPES = [[64, 32, 4], [128, 16, 3], [256, 8, 3], [512, 4, 3]];
+// ResNet-18 (standard stem) at `size` px: [channels, side, stride-1 3×3
+// layers]. layer1 has 4; each later stage 3 (its first block's conv1 has
+// stride 2). The stem and its max-pool divide the side by 4.
+const SHAPES = [[64, size / 4, 4], [128, size / 8, 3], [256, size / 16, 3], [512, size / 32, 3]];
+if (!SHAPES.every(([, side]) => Number.isInteger(side) && side >= 1)) throw new Error(`--size must be a multiple of 32, got ${size}`);
 
 (async () => {
   const info = ts._native().runtimeInfo();
   if (!info.winograd.available) throw new Error(`Winograd convolutions are unavailable in this build: ${info.winograd.reason}`);
-  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, threads, batch: B, reps, loadavg_start: os.loadavg() }));
+  console.log(JSON.stringify({ figure: 'machine', cpu: os.cpus()[0].model, cores: os.cpus().length, node: process.version, libtorch: info.torchVersion, threads, batch: B, size, reps, loadavg_start: os.loadavg() }));
   for (const channelsLast of [true, false]) {
     let wino = 0, libtorch = 0;
     for (const [c, side, layers] of SHAPES) {

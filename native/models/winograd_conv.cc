@@ -45,6 +45,14 @@ bool Qualifies(const torch::Tensor& x, const torch::Tensor& weight) {
   return weight.size(1) == c && weight.size(2) == 3 && weight.size(3) == 3 && c % 16 == 0 && o % 16 == 0;
 }
 
+// Where Convolve and FoldedConv3x3 take the node: both spatial sides at
+// least 4, oneDNN's output tile. On a smaller map the tile is mostly padding
+// and saves no multiplications: at ResNet-18's 2×2 maps (64 px images, batch
+// 64) forward and backward ran 0.62–0.71× LibTorch's speed, against
+// 1.23–1.57× on 4×4 to 16×16 maps (benchmarks/support/winograd_ops.js
+// --size 64). WinogradConv3x3 itself takes any size.
+bool WorthTiling(const torch::Tensor& x) { return x.size(2) >= 4 && x.size(3) >= 4; }
+
 #ifdef TABSIGHT_WITH_DNNL
 
 using dnnl::memory;
@@ -248,7 +256,7 @@ bool Eligible(const torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
   if ((*o.stride())[0] != 1 || (*o.stride())[1] != 1 || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1) return false;
   const auto* pad = get_if<torch::ExpandingArray<2>>(&o.padding());
   if (pad == nullptr || (**pad)[0] != 1 || (**pad)[1] != 1) return false;
-  return Qualifies(x, conv.weight);
+  return Qualifies(x, conv.weight) && WorthTiling(x);
 }
 
 #endif  // TABSIGHT_WITH_DNNL
@@ -297,7 +305,7 @@ torch::Tensor WinogradConv3x3(const torch::Tensor& x, const torch::Tensor& weigh
 
 torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
 #ifdef TABSIGHT_WITH_DNNL
-  if (WinogradConvEnabled() && Qualifies(x, weight) && x.size(2) >= 4 && x.size(3) >= 4 && WinogradAvailable() &&
+  if (WinogradConvEnabled() && Qualifies(x, weight) && WorthTiling(x) && WinogradAvailable() &&
       PrimitivesFor(KeyOf(x, weight))) {
     calls.fetch_add(1, std::memory_order_relaxed);
     auto y = WinogradFunction::apply(x, weight);

@@ -19,7 +19,8 @@
 //     cmake/OneDnn.cmake) and this CPU has a Winograd kernel;
 //   - conv is in training mode: 3×3, stride 1, padding 1, dilation 1, one
 //     group, no bias, zero padding, input and output channels multiples of 16;
-//   - x is a float32 CPU tensor of 4 dimensions;
+//   - x is a float32 CPU tensor of 4 dimensions, with both spatial sides at
+//     least 4 (oneDNN's output tile; smaller maps ran slower by Winograd);
 //   - the path is enabled (TABSIGHT_WINOGRAD=0 turns it off).
 // The node's backward cannot itself be differentiated (create_graph fails
 // with ERR_TORCH).
@@ -51,16 +52,16 @@ uint64_t WinogradConvCalls();
 
 // A BatchNorm-folded 3×3 convolution of Integrated Gradients
 // (models/folded_resnet.h): conv2d(x, weight, bias, stride 1, padding 1) by
-// Winograd, differentiable in x only (the folded weights never require
-// grad). Undefined when the path is off or unavailable, x or weight do not
-// qualify (above), or a spatial side of x is below 4, oneDNN's output tile:
-// a smaller map is mostly padding and saves no multiplications (2×2 maps
-// ran 0.56× LibTorch's speed at IG's batch). The caller then runs conv2d.
+// Winograd, differentiable in x (the folded weights never require grad).
+// Undefined when the path is off or unavailable, or x or weight do
+// not qualify (above, the spatial sides included); the caller then runs
+// conv2d.
 torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // The node on its own, for tests: conv2d(x, weight, stride 1, padding 1) by
-// Winograd, differentiable in x and weight. Throws kShape when x or weight
-// do not qualify (above) and kConfig when WinogradAvailable() is false.
+// Winograd, differentiable in x and weight, on maps of any size. Throws
+// kShape when x or weight do not qualify (above, the spatial sides aside)
+// and kConfig when WinogradAvailable() is false.
 torch::Tensor WinogradConv3x3(const torch::Tensor& x, const torch::Tensor& weight);
 
 }  // namespace tabsight::models
