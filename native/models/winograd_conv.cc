@@ -45,6 +45,8 @@ bool Qualifies(const torch::Tensor& x, const torch::Tensor& weight) {
   return weight.size(1) == c && weight.size(2) == 3 && weight.size(3) == 3 && c % 16 == 0 && o % 16 == 0;
 }
 
+#ifdef TABSIGHT_WITH_DNNL
+
 // Where Convolve and FoldedConv3x3 take the node: both spatial sides at
 // least 4, oneDNN's output tile. On a smaller map the tile is mostly padding
 // and saves no multiplications: at ResNet-18's 2×2 maps (64 px images, batch
@@ -52,8 +54,6 @@ bool Qualifies(const torch::Tensor& x, const torch::Tensor& weight) {
 // 1.23–1.57× on 4×4 to 16×16 maps (benchmarks/support/winograd_ops.js
 // --size 64). WinogradConv3x3 itself takes any size.
 bool WorthTiling(const torch::Tensor& x) { return x.size(2) >= 4 && x.size(3) >= 4; }
-
-#ifdef TABSIGHT_WITH_DNNL
 
 using dnnl::memory;
 using Dims = memory::dims;
