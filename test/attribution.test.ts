@@ -210,9 +210,9 @@ for (const name of ['small', 'std', 'r50']) {
   // FoldedConv3x3), against the float64 reference. Winograd rounds about ten
   // times more than the direct sum, so where a ReLU input on a path point is
   // within that rounding of 0, its gate flips and that point's gradient
-  // changes over the unit's receptive field (measured: the median |Δ| is
-  // 1e-7 of the map's max, the largest up to 1% where a flip happens, and
-  // none with 1 or 2 path points). Hence the median at 1e-5 of the max, and
+  // changes over the unit's receptive field (measured: the median |Δ| is at
+  // most 4e-7 of the map's max, the largest up to 1% where a flip happens,
+  // and none with 1 or 2 path points on the small-stem net). Hence the median at 1e-5 of the max, and
   // the maximum within the 2e-2 that the check above allows PyTorch's own
   // flips. A wrong transform, bias or layout moves every pixel; the direct
   // path's own distance to float64 is printed for scale.
@@ -237,8 +237,8 @@ for (const name of ['small', 'std', 'r50']) {
 }
 
 // Odd map sizes: 45 × 38 px on the small stem gives maps of 45 × 38,
-// 23 × 19, 12 × 10 and 6 × 5, none a multiple of Winograd's 4 × 4 tile, so
-// every layer has partial tiles. Oracle: the same IG with LibTorch's
+// 23 × 19, 12 × 10 and 6 × 5, each with a side that is not a multiple of
+// Winograd's 4 × 4 tile, so every layer has partial tiles. Oracle: the same IG with LibTorch's
 // direct convolutions (checked against PyTorch above), at the bounds of the
 // float64 test.
 t.test('integratedGradients with Winograd convolutions on odd map sizes (partial tiles) agrees with the direct convolutions', { skip: winogradSkip }, async (t) => {
