@@ -33,9 +33,10 @@ export interface RuntimeInfo {
   };
   /**
    * The 3×3 stride-1 convolutions of training and of Integrated Gradients
-   * as oneDNN Winograd kernels (native/models/winograd_conv.h): whether this build can (`available`,
-   * else `reason`), whether it may (`enabled`; TABSIGHT_WINOGRAD=0 turns it
-   * off), and how many convolutions ran that way in this process (`calls`).
+   * as oneDNN Winograd kernels (native/models/winograd_conv.h): whether
+   * this build can (`available`, else `reason`), whether it may (`enabled`;
+   * TABSIGHT_WINOGRAD=0 turns it off), and how many convolutions ran that
+   * way in this process (`calls`).
    */
   winograd: { available: boolean; enabled: boolean; reason: string; calls: number };
 }

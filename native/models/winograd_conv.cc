@@ -244,7 +244,9 @@ bool ProbeAvailable(std::string* reason) {
   return false;
 }
 
-bool Eligible(const torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
+// A module whose forward Convolve may replace: training mode, 3×3, stride 1,
+// padding 1, no dilation, groups, bias or padding mode other than zeros.
+bool TrainingConv3x3(const torch::nn::Conv2dImpl& conv) {
   // c10::get_if and c10::holds_alternative in LibTorch 1.13 (found by
   // argument-dependent lookup there), std:: from 2.0 on.
   using std::get_if;
@@ -255,8 +257,7 @@ bool Eligible(const torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
   if ((*o.kernel_size())[0] != 3 || (*o.kernel_size())[1] != 3) return false;
   if ((*o.stride())[0] != 1 || (*o.stride())[1] != 1 || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1) return false;
   const auto* pad = get_if<torch::ExpandingArray<2>>(&o.padding());
-  if (pad == nullptr || (**pad)[0] != 1 || (**pad)[1] != 1) return false;
-  return Qualifies(x, conv.weight) && WorthTiling(x);
+  return pad != nullptr && (**pad)[0] == 1 && (**pad)[1] == 1;
 }
 
 #endif  // TABSIGHT_WITH_DNNL
@@ -303,10 +304,23 @@ torch::Tensor WinogradConv3x3(const torch::Tensor& x, const torch::Tensor& weigh
 #endif
 }
 
+#ifdef TABSIGHT_WITH_DNNL
+namespace {
+
+// Whether Convolve and FoldedConv3x3 run conv2d(x, weight, stride 1, padding
+// 1) by the node: the path is on, the shapes qualify and are worth tiling,
+// and oneDNN has a kernel for them.
+bool TakesNode(const torch::Tensor& x, const torch::Tensor& weight) {
+  return WinogradConvEnabled() && Qualifies(x, weight) && WorthTiling(x) && WinogradAvailable() &&
+         PrimitivesFor(KeyOf(x, weight));
+}
+
+}  // namespace
+#endif
+
 torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
 #ifdef TABSIGHT_WITH_DNNL
-  if (WinogradConvEnabled() && Qualifies(x, weight) && WorthTiling(x) && WinogradAvailable() &&
-      PrimitivesFor(KeyOf(x, weight))) {
+  if (TakesNode(x, weight)) {
     calls.fetch_add(1, std::memory_order_relaxed);
     auto y = WinogradFunction::apply(x, weight);
     // In place: the node saves its input and weight, not its output.
@@ -318,7 +332,7 @@ torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight,
 
 torch::Tensor Convolve(torch::nn::Conv2d& conv, const torch::Tensor& x) {
 #ifdef TABSIGHT_WITH_DNNL
-  if (WinogradConvEnabled() && Eligible(*conv, x) && WinogradAvailable() && PrimitivesFor(KeyOf(x, conv->weight))) {
+  if (TrainingConv3x3(*conv) && TakesNode(x, conv->weight)) {
     calls.fetch_add(1, std::memory_order_relaxed);
     return WinogradFunction::apply(x, conv->weight);
   }
