@@ -121,14 +121,33 @@ export function addDeployCommands(program: Command): void {
     .requiredOption('--out <file.onnx>', 'the ONNX file (written atomically)')
     .option('--with-head <task>', 'append the probe head saved by `tabsight evaluate --save-heads` (RUN/heads/TASK.json)')
     .option('--part <part>', 'image | tabular', 'image')
+    .option('--int8', 'a static int8 model (image encoder): calibrated on training images, checked against float32 on validation images')
+    .option('--calibration-cohort <dir>', "with --int8: the cohort to calibrate on (default: the run's cohort)")
+    .option('--calibration-images <n>', 'with --int8: training images to calibrate on (default: 256)', int('--calibration-images'))
+    .option('--agreement-images <n>', 'with --int8: validation images to compare int8 and float32 outputs on (default: 256)', int('--agreement-images'))
+    .option('--threads <n>', 'with --int8: onnxruntime threads (default: all cores)', int('--threads'))
     .action(async (o) => {
       if (o.part !== 'image' && o.part !== 'tabular') throw new ConfigError(`Expected image or tabular for --part but received "${o.part}"`);
-      const r = await exportRun(o.run, o.out, { part: o.part, withHead: o.withHead });
+      const int8Only = { calibrationCohort: '--calibration-cohort', calibrationImages: '--calibration-images', agreementImages: '--agreement-images', threads: '--threads' };
+      const stray = Object.entries(int8Only).filter(([k]) => o[k] !== undefined).map(([, flag]) => flag);
+      if (!o.int8 && stray.length > 0) throw new ConfigError(`${stray.join(', ')} ${stray.length === 1 ? 'applies' : 'apply'} with --int8 only`);
+      const quantize = o.int8
+        ? { cohort: o.calibrationCohort, calibrationImages: o.calibrationImages, agreementImages: o.agreementImages, threads: o.threads }
+        : undefined;
+      const r = await exportRun(o.run, o.out, { part: o.part, withHead: o.withHead, quantize });
       const m = r.metadata;
       const what = r.part === 'tabular'
         ? `tabular encoder, ${m['tabsight.in_features']} inputs → ${m['tabsight.embedding_dim']}`
         : `${m['tabsight.arch']}, ${m['tabsight.in_channels']}×${m['tabsight.image_size'].replace('x', '×')} in [${m['tabsight.input_range']}] → ${m['tabsight.outputs']}`;
-      process.stderr.write(`exported ${what}\n`);
+      process.stderr.write(`exported ${what}${r.quantization ? ' (int8)' : ''}\n`);
+      if (r.quantization) {
+        const a = r.quantization.agreement;
+        const out = a.maxOutputDiff === undefined ? '' : `; head outputs max |Δ| ${a.maxOutputDiff.toFixed(4)}, mean ${a.meanOutputDiff!.toFixed(4)}`;
+        process.stderr.write(
+          `int8: calibrated on ${r.quantization.calibrationImages} training images of ${r.quantization.cohort}; on ${a.images} held-out images, ` +
+            `embedding cosine to float32 ≥ ${a.minCosine.toFixed(5)} (median ${a.medianCosine.toFixed(5)}), max |Δ| ${a.maxEmbeddingDiff.toPrecision(3)} of values up to ${a.maxEmbedding.toPrecision(3)}${out}\n`,
+        );
+      }
       process.stdout.write(`${o.out}\n`);
     });
 

@@ -1,5 +1,6 @@
 /** ONNX export of the encoders and an onnxruntime runner. See docs/export.md. */
 export {
+  activationQuantParams,
   exportImageEncoder,
   exportTabularEncoder,
   imageEncoderMeta,
@@ -7,6 +8,8 @@ export {
   type HeadOptions,
   type ImageEncoderMeta,
   type ImageExportOptions,
+  type Int8Quantization,
+  quantizeWeightPerChannel,
   type ResNetArch,
   type TabularEncoderMeta,
 } from './resnet-onnx';
@@ -17,3 +20,4 @@ export * from './heads';
 export * from './images';
 export * from './backend';
 export * from './verify';
+export { calibrateImageEncoder, measureAgreement, type Agreement, type CalibrateOptions, type CalibrationResult } from './quantize';

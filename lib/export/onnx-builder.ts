@@ -21,21 +21,32 @@ export type Attrs = Record<string, AttrValue>;
 export type Dim = number | string;
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const INT64 = onnx.TensorProto.DataType.INT64;
+const DT = onnx.TensorProto.DataType;
 
-function littleEndianBytes(data: Float32Array | BigInt64Array): Uint8Array {
+/** Initializer data: float32, int64, or the integer types of quantized models (int8, uint8, int32). */
+export type TensorData = Float32Array | BigInt64Array | Int8Array | Uint8Array | Int32Array;
+
+function dataType(data: TensorData): onnx.TensorProto.DataType {
+  if (data instanceof Float32Array) return DT.FLOAT;
+  if (data instanceof BigInt64Array) return DT.INT64;
+  if (data instanceof Int8Array) return DT.INT8;
+  if (data instanceof Uint8Array) return DT.UINT8;
+  return DT.INT32;
+}
+
+function littleEndianBytes(data: TensorData): Uint8Array {
   // Every platform Node supports is little-endian, as raw_data requires.
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** An initializer: float32 or int64 values stored as raw little-endian bytes. */
-export function tensor(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): onnx.ITensorProto {
+/** An initializer: values stored as raw little-endian bytes. */
+export function tensor(name: string, dims: readonly number[], data: TensorData): onnx.ITensorProto {
   const count = dims.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw new RangeError(`tensor ${name}: dims [${dims.join(', ')}] need ${count} values, got ${data.length}`);
   return {
     name,
     dims: [...dims],
-    dataType: data instanceof Float32Array ? FLOAT : INT64,
+    dataType: dataType(data),
     rawData: littleEndianBytes(data),
   };
 }
@@ -88,8 +99,8 @@ export class GraphBuilder {
     this.outputs.push(valueInfo(name, dims, doc));
   }
 
-  /** Adds a float32 (or int64) initializer and returns its name. */
-  constant(hint: string, dims: readonly number[], data: Float32Array | BigInt64Array): string {
+  /** Adds an initializer and returns its name. */
+  constant(hint: string, dims: readonly number[], data: TensorData): string {
     const n = this.name(hint);
     this.initializers.push(tensor(n, dims, data));
     return n;
@@ -166,7 +177,6 @@ export function toNumber(v: unknown): number {
 /** The element type name of a decoded value ("float32", "uint8", ...). */
 export function elemTypeOf(v: onnx.IValueInfoProto): string {
   const t = v.type?.tensorType?.elemType;
-  const DT = onnx.TensorProto.DataType;
   switch (t) {
     case DT.FLOAT: return 'float32';
     case DT.UINT8: return 'uint8';

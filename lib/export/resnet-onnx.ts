@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { packageRoot } from '../binding';
-import { DataError, ShapeError } from '../errors';
+import { ConfigError, DataError, ShapeError } from '../errors';
 import { invalid, isNumber, oneOf, positiveInteger } from '../validate';
 import { BN_EPS, Dim, encodeModel, foldBatchNorm, GraphBuilder, readBn, WeightMap, Weights } from './onnx-builder';
 
@@ -57,6 +57,55 @@ export interface ImageExportOptions {
   metadata?: Record<string, string>;
   /** A fixed batch size; `false` keeps the batch axis dynamic ("batch"). @default false */
   batchStatic?: false | number;
+  /**
+   * Static int8 quantization in the QDQ format, from measured activation
+   * ranges (calibrateImageEncoder, or exportRun's `quantize`). Leave out for
+   * the float32 model.
+   */
+  quantize?: Int8Quantization;
+  /**
+   * Adds every activation the int8 model quantizes as an extra graph output
+   * (named as in `Int8Quantization.ranges`), for calibration. Not with `quantize`.
+   */
+  probeActivations?: boolean;
+}
+
+/**
+ * The int8 model's activation ranges. Weights are quantized per output
+ * channel (int8, symmetric, from the BatchNorm-folded float32 weights);
+ * activations per tensor (uint8, asymmetric, zero exactly representable).
+ */
+export interface Int8Quantization {
+  /** [min, max] of each quantized activation, keyed by its name in the probe model (`probeActivations`). */
+  ranges: Record<string, [number, number]>;
+  /** Recorded in the tabsight.quantization metadata (e.g. how the ranges were calibrated). */
+  calibration?: Record<string, unknown>;
+}
+
+/** uint8 scale and zero point covering [min(lo, 0), max(hi, 0)]. */
+export function activationQuantParams(lo: number, hi: number): { scale: number; zeroPoint: number } {
+  const a = Math.min(lo, 0);
+  const b = Math.max(hi, 0);
+  const scale = b > a ? Math.fround((b - a) / 255) : 1;
+  return { scale, zeroPoint: Math.min(255, Math.max(0, Math.round(-a / scale))) };
+}
+
+/**
+ * Symmetric int8 quantization of a [O, ...] weight per output channel:
+ * scale = max|w| / 127 (1 for an all-zero channel), q = round(w / scale).
+ */
+export function quantizeWeightPerChannel(weight: Float32Array, out: number): { q: Int8Array; scale: Float32Array } {
+  const per = weight.length / out;
+  const q = new Int8Array(weight.length);
+  const scale = new Float32Array(out);
+  for (let o = 0; o < out; o++) {
+    let m = 0;
+    for (let i = o * per; i < (o + 1) * per; i++) m = Math.max(m, Math.abs(weight[i]));
+    const s = m > 0 ? Math.fround(m / 127) : 1;
+    scale[o] = s;
+    for (let i = o * per; i < (o + 1) * per; i++) q[i] = Math.max(-127, Math.min(127, Math.round(weight[i] / s)));
+  }
+  return { q, scale };
 }
 
 let version: string | undefined;
@@ -167,15 +216,82 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
   const extra = callerMetadata(opts.metadata);
   const batch = batchDim(opts.batchStatic);
 
+  const quant = opts.quantize;
+  const probing = opts.probeActivations === true;
+  if (quant && probing) throw new ConfigError('Give quantize or probeActivations, not both');
+  if (quant && (typeof quant.ranges !== 'object' || quant.ranges === null)) throw invalid('an object of [min, max] ranges', 'quantize.ranges', quant.ranges);
+  const range = opts.inputRange === null ? undefined : opts.inputRange ?? (norm ? [0, 1 / (norm.scale ?? 1)] : undefined);
+  if (range !== undefined && (!Array.isArray(range) || range.length !== 2 || !range.every(isNumber) || range[0] >= range[1])) {
+    throw invalid('[low, high] with low < high', 'inputRange', range);
+  }
+
   const W = new Weights(weights, `${arch} image encoder (${c} channel${c === 1 ? '' : 's'}${meta.smallStem ? ', small stem' : ''})`);
   const g = new GraphBuilder();
   let x = g.input('image', [batch, c, ...hw], `float32 images [batch, ${c}, H, W]`);
 
+  // Quantization: each activation a Conv reads passes through QuantizeLinear →
+  // DequantizeLinear; onnxruntime fuses the pattern into integer kernels.
+  const dqScale = new Map<string, number>();
+  const dqOf = new Map<string, string>();
+  let ranges: Record<string, [number, number]> = quant ? { ...quant.ranges } : {};
+  const actParams = new Map<string, { scale: number; zeroPoint: number }>();
+  const probed: string[] = [];
+  const act = (v: string, sameAs?: string): string => {
+    if (probing) {
+      // The graph input is not an output: the calibration reads its range from the images.
+      if (sameAs === undefined && v !== 'image') {
+        probed.push(v);
+        g.output(v, [batch, '?', '?', '?'], 'calibration probe');
+      }
+      return v;
+    }
+    if (!quant) return v;
+    let p = sameAs === undefined ? undefined : actParams.get(sameAs);
+    if (!p) {
+      const r = ranges[v];
+      if (!Array.isArray(r) || r.length !== 2 || !r.every((e) => Number.isFinite(e)) || r[0] > r[1]) {
+        throw invalid('[min, max] of finite numbers with min ≤ max', `quantize.ranges["${v}"]`, r);
+      }
+      p = activationQuantParams(r[0], r[1]);
+    }
+    actParams.set(v, p);
+    const sc = g.constant(`${v}.scale`, [], Float32Array.of(p.scale));
+    const zp = g.constant(`${v}.zero_point`, [], Uint8Array.of(p.zeroPoint));
+    const dq = g.node('DequantizeLinear', [g.node('QuantizeLinear', [v, sc, zp], { hint: `${v}.q` }), sc, zp], { hint: `${v}.dq` });
+    dqScale.set(dq, p.scale);
+    dqOf.set(dq, v);
+    return dq;
+  };
+
   const convBn = (input: string, conv: string, bn: string, o: number, i: number, kernel: number, stride: number, pad: number): string => {
     const w = W.get(`${conv}.weight`, [o, i, kernel, kernel]);
     const f = foldBatchNorm(w, undefined, readBn(W, bn, o), eps);
-    const wn = g.constant(`${conv}.weight`, [o, i, kernel, kernel], f.weight);
-    const bnName = g.constant(`${conv}.bias`, [o], f.bias);
+    let wn: string;
+    let bnName: string;
+    const inScale = dqScale.get(input);
+    if (quant && inScale !== undefined) {
+      const wq = quantizeWeightPerChannel(f.weight, o);
+      const bScale = Float32Array.from(wq.scale, (s) => Math.fround(inScale * s));
+      const bq = new Int32Array(o);
+      for (let k = 0; k < o; k++) {
+        const v = Math.round(f.bias[k] / bScale[k]);
+        if (!(Math.abs(v) <= 2147483647)) {
+          throw new DataError(`The folded bias of ${conv} (channel ${k}: ${f.bias[k]}) does not fit int32 at scale ${bScale[k]}; export without quantization`);
+        }
+        bq[k] = v;
+      }
+      const dq = (hint: string, dims: number[], data: Int8Array | Int32Array, scale: Float32Array): string =>
+        g.node('DequantizeLinear', [
+          g.constant(`${hint}_quantized`, dims, data), g.constant(`${hint}_scale`, [o], scale),
+          g.constant(`${hint}_zero_point`, [o], data instanceof Int8Array ? new Int8Array(o) : new Int32Array(o)),
+        ], { hint: `${hint}_dq`, attrs: { axis: 0 } });
+      wn = dq(`${conv}.weight`, [o, i, kernel, kernel], wq.q, wq.scale);
+      bnName = dq(`${conv}.bias`, [o], bq, bScale);
+    } else {
+      if (quant) throw new Error(`internal: the input of ${conv} is not quantized`);
+      wn = g.constant(`${conv}.weight`, [o, i, kernel, kernel], f.weight);
+      bnName = g.constant(`${conv}.bias`, [o], f.bias);
+    }
     return g.node('Conv', [input, wn, bnName], {
       hint: conv,
       attrs: { kernel_shape: [kernel, kernel], strides: [stride, stride], pads: [pad, pad, pad, pad], dilations: [1, 1], group: 1 },
@@ -188,9 +304,18 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
     x = g.node('Sub', [x, g.constant('norm_mean', [1, c, 1, 1], Float32Array.from(norm.mean))], { hint: 'centred' });
     x = g.node('Div', [x, g.constant('norm_std', [1, c, 1, 1], Float32Array.from(norm.std))], { hint: 'normalized' });
   }
-  x = meta.smallStem ? relu(convBn(x, 'conv1', 'bn1', 64, c, 3, 1, 1)) : relu(convBn(x, 'conv1', 'bn1', 64, c, 7, 2, 3));
+  if (quant && range !== undefined) {
+    // The input's range is known: no calibration needed, and nothing clips.
+    const ends = [range[0], range[1]].flatMap((r) => Array.from({ length: c }, (_, k) => norm ? (r * (norm.scale ?? 1) - norm.mean[k]) / norm.std[k] : r));
+    ranges = { ...ranges, [x]: [Math.min(...ends), Math.max(...ends)] };
+  }
+  x = act(x);
+  x = meta.smallStem ? act(relu(convBn(x, 'conv1', 'bn1', 64, c, 3, 1, 1))) : act(relu(convBn(x, 'conv1', 'bn1', 64, c, 7, 2, 3)));
   if (!meta.smallStem) {
+    // Max pooling commutes with the quantization: the same scale and zero point.
+    const before = x;
     x = g.node('MaxPool', [x], { hint: 'maxpool', attrs: { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] } });
+    if (quant) x = act(x, dqOf.get(before));
   }
   let inplanes = 64;
   blocks.forEach((n, li) => {
@@ -201,17 +326,17 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
       const stride = b === 0 && li > 0 ? 2 : 1;
       let y: string;
       if (bottleneck) {
-        y = relu(convBn(x, `${p}.conv1`, `${p}.bn1`, planes, inplanes, 1, 1, 0));
-        y = relu(convBn(y, `${p}.conv2`, `${p}.bn2`, planes, planes, 3, stride, 1));
-        y = convBn(y, `${p}.conv3`, `${p}.bn3`, outC, planes, 1, 1, 0);
+        y = act(relu(convBn(x, `${p}.conv1`, `${p}.bn1`, planes, inplanes, 1, 1, 0)));
+        y = act(relu(convBn(y, `${p}.conv2`, `${p}.bn2`, planes, planes, 3, stride, 1)));
+        y = act(convBn(y, `${p}.conv3`, `${p}.bn3`, outC, planes, 1, 1, 0));
       } else {
-        y = relu(convBn(x, `${p}.conv1`, `${p}.bn1`, planes, inplanes, 3, stride, 1));
-        y = convBn(y, `${p}.conv2`, `${p}.bn2`, planes, planes, 3, 1, 1);
+        y = act(relu(convBn(x, `${p}.conv1`, `${p}.bn1`, planes, inplanes, 3, stride, 1)));
+        y = act(convBn(y, `${p}.conv2`, `${p}.bn2`, planes, planes, 3, 1, 1));
       }
       const identity = stride !== 1 || inplanes !== outC
-        ? convBn(x, `${p}.downsample.0`, `${p}.downsample.1`, outC, inplanes, 1, stride, 0)
+        ? act(convBn(x, `${p}.downsample.0`, `${p}.downsample.1`, outC, inplanes, 1, stride, 0))
         : x;
-      x = relu(g.node('Add', [y, identity], { hint: `${p}.add` }));
+      x = act(relu(g.node('Add', [y, identity], { hint: `${p}.add` })));
       inplanes = outC;
     }
   });
@@ -220,6 +345,7 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
   g.node('Flatten', [x], { out: 'embedding', attrs: { axis: 1 } });
   g.output('embedding', [batch, dim], `pooled ${arch} features`);
   const outputs = ['embedding'];
+  if (probing) outputs.push(...probed);
 
   const metadata: Record<string, string> = {
     'tabsight.version': tabsightVersion(),
@@ -232,10 +358,14 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
     'tabsight.embedding_dim': String(dim),
     'tabsight.bn_eps': String(eps),
     'tabsight.normalization': norm ? JSON.stringify({ mean: norm.mean, std: norm.std, input_scale: norm.scale ?? 1 }) : 'none',
+    'tabsight.quantization': quant
+      ? JSON.stringify({
+        scheme: 'int8 QDQ', weights: 'int8, symmetric, per output channel', activations: 'uint8, per tensor, calibrated min-max',
+        tensors: actParams.size, ...(quant.calibration ?? {}),
+      })
+      : 'none',
   };
-  const range = opts.inputRange === null ? undefined : opts.inputRange ?? (norm ? [0, 1 / (norm.scale ?? 1)] : undefined);
   if (range !== undefined) {
-    if (!Array.isArray(range) || range.length !== 2 || !range.every(isNumber) || range[0] >= range[1]) throw invalid('[low, high] with low < high', 'inputRange', range);
     metadata['tabsight.input_range'] = `${range[0]},${Math.round(range[1] * 1e6) / 1e6}`;
   } else {
     metadata['tabsight.input_range'] = 'unspecified';
@@ -265,7 +395,7 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
   metadata['tabsight.outputs'] = outputs.join(',');
   return encodeModel(g.graph(`tabsight_${arch}_image_encoder`), {
     producerVersion: tabsightVersion(),
-    docString: `tabsight ${arch} image encoder (BatchNorm folded into Conv)`,
+    docString: `tabsight ${arch} image encoder (BatchNorm folded into Conv${quant ? '; int8 QDQ' : ''})`,
     metadata: { ...metadata, ...extra },
   });
 }

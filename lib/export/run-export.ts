@@ -5,14 +5,19 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, DataError } from '../errors';
+import { ConfigError, DataError, ShapeError } from '../errors';
 import { checkOutFile, writeFileAtomic } from '../io/atomic';
 import { readSafetensors } from '../io/safetensors';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
 import { decodeModel } from './onnx-builder';
 import { headExportOptions, headFile, readHead, type SavedHead } from './heads';
 import { fileSha256 } from '../io/read';
-import { exportImageEncoder, exportTabularEncoder, imageEncoderMeta, type HeadOptions } from './resnet-onnx';
+import { exportImageEncoder, exportTabularEncoder, imageEncoderMeta, type HeadOptions, type ImageEncoderMeta, type ImageExportOptions } from './resnet-onnx';
+import { calibrateImageEncoder, measureAgreement, spreadRows, type Agreement } from './quantize';
+import { cohortImageSource, readImageChunks } from './images';
+import { loadCohort } from '../data/cohort';
+import { invalid, positiveInteger } from '../validate';
+import type { WeightMap } from './onnx-builder';
 
 export interface ExportRunOptions {
   /** A linear head to append (e.g. a probe from an evaluation). */
@@ -23,6 +28,24 @@ export interface ExportRunOptions {
   part?: 'image' | 'tabular';
   /** Extra metadata_props (keys must not start with "tabsight."). */
   metadata?: Record<string, string>;
+  /**
+   * Writes a static int8 model (image encoder only): activation ranges are
+   * calibrated on training images of a cohort, and the int8 model's outputs
+   * are compared with the float32 model's on held-out images (the result is
+   * returned and recorded in tabsight.quantization).
+   */
+  quantize?: QuantizeRunOptions;
+}
+
+export interface QuantizeRunOptions {
+  /** The cohort directory to calibrate on. @default the run's own cohort (config.meta.cohort) */
+  cohort?: string;
+  /** Training-split images to calibrate on, spread evenly over the split. @default 256 */
+  calibrationImages?: number;
+  /** Validation-split images (the test split when there is none) to measure the agreement on. @default 256 */
+  agreementImages?: number;
+  /** onnxruntime threads. @default onnxruntime's default */
+  threads?: number;
 }
 
 export interface ExportRunResult {
@@ -30,6 +53,14 @@ export interface ExportRunResult {
   part: 'image' | 'tabular';
   /** The metadata_props written (tabsight.* keys and the run's). */
   metadata: Record<string, string>;
+  /** With `quantize`: how the ranges were calibrated and how far the int8 outputs move from float32's. */
+  quantization?: QuantizationReport;
+}
+
+export interface QuantizationReport {
+  cohort: string;
+  calibrationImages: number;
+  agreement: Agreement;
 }
 
 /** config.json of a run directory (ConfigError when it is not one). */
@@ -73,15 +104,20 @@ export async function exportRun(runDir: string, out: string, options: ExportRunO
   if (part !== 'image' && part !== 'tabular') throw new ConfigError(`Expected "image" or "tabular" for part but received ${JSON.stringify(part)}`);
   if (part === 'tabular' && (options.head || options.withHead)) throw new ConfigError('A probe head applies to the image encoder only (part "image")');
   if (options.head && options.withHead) throw new ConfigError('Give head or withHead, not both');
+  if (part === 'tabular' && options.quantize !== undefined) throw new ConfigError('int8 quantization applies to the image encoder only (part "image")');
   const extra = { ...(options.metadata ?? {}), run_config: JSON.stringify(config) };
   const bytes = part === 'tabular'
     ? await tabularBytes(runDir, config, extra)
     : await imageBytes(runDir, config, options, extra);
   await writeFileAtomic(out, bytes.model);
-  return { out, part, metadata: bytes.metadata };
+  const res: ExportRunResult = { out, part, metadata: bytes.metadata };
+  if (bytes.quantization) res.quantization = bytes.quantization;
+  return res;
 }
 
-async function imageBytes(runDir: string, config: ResolvedPretrainConfig, options: ExportRunOptions, extra: Record<string, string>) {
+interface ModelBytes { model: Uint8Array; metadata: Record<string, string>; quantization?: QuantizationReport }
+
+async function imageBytes(runDir: string, config: ResolvedPretrainConfig, options: ExportRunOptions, extra: Record<string, string>): Promise<ModelBytes> {
   const weightsFile = path.join(runDir, 'image_encoder.safetensors');
   if (!fs.existsSync(weightsFile)) throw new DataError(`${weightsFile} is missing: the run has not finished (resume it: tabsight pretrain --resume, or resume: true)`);
   let head = options.head;
@@ -114,17 +150,62 @@ async function imageBytes(runDir: string, config: ResolvedPretrainConfig, option
       head_label_fraction: String(saved.labelFraction), head_cohort: saved.cohort,
     });
   }
-  const model = exportImageEncoder(file.tensors, meta, {
+  const exportOptions: ImageExportOptions = {
     normalize: { mean: config.normalize.mean, std: config.normalize.std, inputScale: scale },
     // A uint8 store is 0–255; a float32 store's values can have any range.
     inputRange: config.data.dtype === 'uint8' ? [0, 255] : null,
     head,
     metadata,
-  });
-  return { model, metadata: decodeMeta(model) };
+  };
+  const model = exportImageEncoder(file.tensors, meta, exportOptions);
+  if (options.quantize === undefined) return { model, metadata: decodeMeta(model) };
+  return quantizedBytes(runDir, config, file.tensors, meta, exportOptions, model, options.quantize);
 }
 
-async function tabularBytes(runDir: string, config: ResolvedPretrainConfig, extra: Record<string, string>) {
+async function quantizedBytes(
+  runDir: string, config: ResolvedPretrainConfig, weights: WeightMap, meta: ImageEncoderMeta,
+  exportOptions: ImageExportOptions, float32: Uint8Array, q: QuantizeRunOptions,
+): Promise<ModelBytes> {
+  if (typeof q !== 'object' || q === null) throw invalid('an object', 'quantize', q);
+  const nCal = q.calibrationImages === undefined ? 256 : positiveInteger(q.calibrationImages, 'quantize.calibrationImages');
+  const nAgree = q.agreementImages === undefined ? 256 : positiveInteger(q.agreementImages, 'quantize.agreementImages');
+  const cohortDir = q.cohort ?? (typeof config.meta?.cohort === 'string' ? config.meta.cohort : undefined);
+  if (cohortDir === undefined) {
+    throw new ConfigError(`${runDir} was not pretrained on a cohort directory: give quantize.cohort (--calibration-cohort) to calibrate the int8 model on`);
+  }
+  const cohort = await loadCohort(cohortDir);
+  const src = await cohortImageSource(cohortDir);
+  const [, c, h, w] = src.shape;
+  const [rh, rw] = [config.imageSize, config.imageSize];
+  if (c !== meta.inChannels || h !== rh || w !== rw) {
+    throw new ShapeError(`Cohort ${cohort.dir} has ${c}×${h}×${w} images (channels×height×width) but the run ${runDir} takes ${meta.inChannels}×${rh}×${rw}`);
+  }
+  if (src.dtype !== config.data.dtype) {
+    throw new ShapeError(`Cohort ${cohort.dir} stores ${src.dtype} images but the run ${runDir} was trained on ${config.data.dtype} images`);
+  }
+  if (cohort.splits.train.length === 0) throw new DataError(`Cohort ${cohort.dir} has no training images to calibrate on`);
+  const calRows = spreadRows(cohort.splits.train, nCal);
+  const held = cohort.splits.val.length > 0 ? cohort.splits.val : cohort.splits.test;
+  const heldName = cohort.splits.val.length > 0 ? 'val' : 'test';
+  if (held.length === 0) throw new DataError(`Cohort ${cohort.dir} has no validation or test images to measure the int8 model on`);
+  const agreeRows = spreadRows(held, nAgree);
+  const cal = await calibrateImageEncoder(weights, meta, exportOptions, readImageChunks(src, 32, calRows), { threads: q.threads, label: `cohort ${cohort.dir}` });
+  const calibration = { calibration: { cohort: cohort.dir, split: 'train', images: cal.images } };
+  const int8 = exportImageEncoder(weights, meta, { ...exportOptions, quantize: { ranges: cal.ranges, calibration } });
+  const agreement = await measureAgreement(float32, int8, readImageChunks(src, 32, agreeRows), { threads: q.threads });
+  // The agreement goes into the model too, so that it travels with the file.
+  const final = exportImageEncoder(weights, meta, {
+    ...exportOptions,
+    quantize: { ranges: cal.ranges, calibration: { ...calibration, agreement: { split: heldName, ...agreement } } },
+  });
+  return {
+    model: final,
+    metadata: decodeMeta(final),
+    quantization: { cohort: cohort.dir, calibrationImages: cal.images, agreement },
+  };
+}
+
+async function tabularBytes(runDir: string, config: ResolvedPretrainConfig, extra: Record<string, string>): Promise<ModelBytes> {
   if (config.mode !== 'multimodal') throw new ConfigError(`${runDir} was pretrained in mode ${config.mode}: it has no tabular encoder to export`);
   const ckpt = path.join(runDir, 'checkpoint.safetensors');
   if (!fs.existsSync(ckpt)) throw new DataError(`${ckpt} is missing: the tabular encoder's weights are only in the checkpoint`);
