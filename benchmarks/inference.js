@@ -26,6 +26,11 @@
  * per repetition, images/s), the ratios, and the max abs differences between
  * the backends' embeddings.
  *
+ * 'onnxruntime int8' is the static int8 model (`tabsight export --int8`),
+ * its ranges calibrated on 64 other images like these: another arithmetic,
+ * so its ratio is reported on its own line with its cosine similarity to
+ * the float32 model's embeddings, not as the target's ratio.
+ *
  * With --ort-profile, a second onnxruntime session with the same options and
  * profiling on runs 2 warm-up and 10 profiled batches. It prints the time per
  * operator type and, for each node, its time, output shape and, for Conv,
@@ -168,6 +173,15 @@ async function ortProfile(onnx, images, tmp) {
 
     const libtorch = await ts.loadRun(run);
     const ortEnc = await ts.OrtImageEncoder.load(onnx, { threads });
+    // The static int8 model (export --int8): ranges calibrated on 64 other images of the same kind.
+    const onnx8 = path.join(tmp, 'model-int8.onnx');
+    const wfile = await ts.readSafetensors(path.join(run, 'image_encoder.safetensors'));
+    const meta8 = { ...ts.imageEncoderMeta(wfile.metadata), imageSize: S };
+    const opts8 = { normalize: { ...libtorch.config.normalize, inputScale: 1 / 255 }, inputRange: [0, 255] };
+    const calib = new Uint8Array(64 * 3 * S * S).map(() => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed >>> 24; });
+    const cal = await ts.calibrateImageEncoder(wfile.tensors, meta8, opts8, [{ start: 0, count: 64, data: calib, shape: [64, 3, S, S] }], { threads });
+    fs.writeFileSync(onnx8, ts.exportImageEncoder(wfile.tensors, meta8, { ...opts8, quantize: { ranges: cal.ranges } }));
+    const ortInt8 = await ts.OrtImageEncoder.load(onnx8, { threads });
     const py = pythonWorker(path.join(run, 'image_encoder.safetensors'), npy, path.join(tmp, 'py.f32'), libtorch.config.normalize);
     const pyInfo = await py.ready;
     const info = ts._native().runtimeInfo();
@@ -183,6 +197,7 @@ async function ortProfile(onnx, images, tmp) {
       onnxruntime: { batch: 64 /* OrtImageEncoder's default */, rep: js(() => ortEnc.embed({ data: images, shape })) },
       libtorch: { batch: ts.defaultEmbedBatch('cpu', S, false), rep: js(() => libtorch.embed({ data: images, shape })) },
       [`onnxruntime, batch ${SB}`]: { batch: SB, rep: js(() => ortEnc.embed({ data: images, shape }, { batchSize: SB })) },
+      'onnxruntime int8': { batch: 64, rep: js(() => ortInt8.embed({ data: images, shape })) },
       [`libtorch, batch ${B}`]: { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B })) },
       'libtorch, NCHW': { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' })) },
       pytorch: { batch: B, rep: () => py.rep('contiguous', B) },
@@ -193,6 +208,7 @@ async function ortProfile(onnx, images, tmp) {
     // Warm-up (and the cross-check of the backends' outputs).
     const outs = {
       onnxruntime: (await ortEnc.embed({ data: images, shape })).embedding, libtorch: await libtorch.embed({ data: images, shape }),
+      'onnxruntime int8': (await ortInt8.embed({ data: images, shape })).embedding,
       'libtorch, NCHW': await libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' }),
       [`libtorch, batch ${B}`]: await libtorch.embed({ data: images, shape }, { batchSize: B }),
     };
@@ -210,12 +226,28 @@ async function ortProfile(onnx, images, tmp) {
     }
     py.close();
     await ortEnc.dispose();
+    await ortInt8.dispose();
     if ('ort-profile' in args) await ortProfile(onnx, images, tmp);
     libtorch.dispose();
     const fig = (name) => ({ figure: name, batch: backends[name].batch, reps: times[name].length, median_s: +median(times[name]).toFixed(4), min_s: +Math.min(...times[name]).toFixed(4), max_s: +Math.max(...times[name]).toFixed(4), images_per_s: +(count / median(times[name])).toFixed(1) });
     for (const name of order) console.log(JSON.stringify(fig(name)));
     const ips = (name) => count / median(times[name]);
     const best = (prefix) => Math.max(...order.filter((k) => k === prefix || k.startsWith(`${prefix},`)).map(ips));
+    console.log(JSON.stringify({
+      figure: 'int8 (another arithmetic: not the target\'s comparison)', int8_over_libtorch: +(ips('onnxruntime int8') / ips('libtorch')).toFixed(3),
+      int8_over_onnxruntime_float32: +(ips('onnxruntime int8') / ips('onnxruntime')).toFixed(3),
+      ...(() => {
+        const a = outs.onnxruntime, q = outs['onnxruntime int8'];
+        const cos = [];
+        for (let i = 0; i < count; i++) {
+          let d = 0, na = 0, nb = 0;
+          for (let j = i * 512; j < (i + 1) * 512; j++) { d += a[j] * q[j]; na += a[j] * a[j]; nb += q[j] * q[j]; }
+          cos.push(d / Math.sqrt(na * nb));
+        }
+        return { min_cosine_to_float32: +Math.min(...cos).toFixed(6), median_cosine_to_float32: +median(cos).toFixed(6), max_abs_diff_to_float32: +maxAbsDiff(a, q).toPrecision(3) };
+      })(),
+      calibration_images: cal.images,
+    }));
     console.log(JSON.stringify({
       figure: 'ratios (images/s over images/s)', onnxruntime_over_libtorch: +(ips('onnxruntime') / ips('libtorch')).toFixed(3),
       [`onnxruntime_over_libtorch_batch_${B}`]: +(ips('onnxruntime') / ips(`libtorch, batch ${B}`)).toFixed(3),
