@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Command } from 'commander';
 import {
-  activationQuantParams, ConfigError, exportRun, loadCohort, OrtImageEncoder, pretrain, pretrainCohort, quantizeWeightPerChannel, readNpy,
+  activationQuantParams, calibrateImageEncoder, ConfigError, exportImageEncoder, exportRun, imageEncoderMeta, measureAgreement, readSafetensors, loadCohort, OrtImageEncoder, pretrain, pretrainCohort, quantizeWeightPerChannel, readNpy,
   ShapeError, synthCardiac, type TabsightError,
 } from '../lib/index';
 import { decodeModel, toNumber } from '../lib/export/onnx-builder';
@@ -44,6 +44,10 @@ t.test('quantizeWeightPerChannel: per-channel max maps to ±127 and every weight
   t.same(Array.from(q.subarray(4, 8)), [0, 0, 0, 0], 'an all-zero channel stays zero');
   t.equal(q[8], 127);
   for (let i = 0; i < w.length; i++) t.ok(Math.abs(q[i] * scale[Math.floor(i / 4)] - w[i]) <= scale[Math.floor(i / 4)] / 2 + 1e-12, `weight ${i} within half a step`);
+  const r = quantizeWeightPerChannel(w, 3, 63);
+  t.same(Array.from(r.scale), [Math.fround(1 / 63), 1, Math.fround(3e-3 / 63)], 'the reduced range: max |w| / 63');
+  t.same(Array.from(r.q.subarray(0, 4)), [31, -63, 16, 6], '0.5 / fround(1/63) = 31.49999… rounds to 31; round(0.25·63) = 16, round(0.1·63) = 6');
+  t.throws(() => quantizeWeightPerChannel(w, 3, 100 as 63), /127 or 63/);
 });
 
 // A small synthetic cardiac cohort and a ResNet-18 (standard stem) pretrained on it.
@@ -166,6 +170,23 @@ t.test('exportRun({ quantize }): int8 weights and scales, the input range in clo
   t.ok(ag.maxEmbeddingDiff > 0, 'int8 is not float32: the embeddings differ');
   t.ok(ag.maxEmbeddingDiff < 0.2 * ag.maxEmbedding, `max |Δ| ${ag.maxEmbeddingDiff.toPrecision(3)} against values up to ${ag.maxEmbedding.toPrecision(3)}`);
   t.equal(ag.maxOutputDiff, undefined, 'no head, no output difference');
+  t.type(ag.cpu, 'string');
+  t.ok(ag.vnni === null || typeof ag.vnni === 'boolean', `the CPU it was measured on: ${ag.cpu}, VNNI ${ag.vnni}`);
+  t.match(meta.agreement, { cpu: ag.cpu, vnni: ag.vnni });
+  t.match(meta.weights, /^int8, symmetric/);
+
+  // reduceRange: 7-bit weights, each channel's largest at ±63.
+  const r7 = await exportRun(runDir, path.join(root, 'i7.onnx'), { quantize: { calibrationImages: 40, agreementImages: 8, threads: 1, reduceRange: true } });
+  t.match(JSON.parse(r7.metadata['tabsight.quantization']).weights, /\[-63, 63\]/);
+  const q7 = initializers(fs.readFileSync(path.join(root, 'i7.onnx')));
+  let in7 = true;
+  let top = 0;
+  for (const [name, v] of q7) {
+    if (!name.endsWith('.weight_quantized')) continue;
+    for (const x of v.data as Int8Array) { if (Math.abs(x) > 63) in7 = false; top = Math.max(top, Math.abs(x)); }
+  }
+  t.ok(in7 && top === 63, 'every reduced-range weight in [−63, 63], and the largest at 63');
+  t.ok(r7.quantization!.agreement.minCosine > 0.99, `reduced range: min cosine ${r7.quantization!.agreement.minCosine.toFixed(5)}`);
 
   // The model loads and embeds like any other export.
   const enc = await OrtImageEncoder.load(i8File, { threads: 1 });
@@ -256,6 +277,47 @@ t.test('the int8 graph: onnxruntime\'s fused integer kernels against a float64 e
   t.notOk(ops.has('Conv') || ops.has('FusedConv'), 'no float convolution ran');
 });
 
+t.test('calibrateImageEncoder + exportImageEncoder({ quantize }) on a random ResNet-50 (bottleneck blocks, no normalisation): fused kernels against qdq_ref.py', async (t) => {
+  const gen = path.join(root, 'gen');
+  execFileSync(PY, [path.join(__dirname, 'fixtures', 'torchvision_ref.py'), 'gen', gen], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = JSON.parse(fs.readFileSync(path.join(gen, 'manifest.json'), 'utf8')).r50 as { weights: string; input: string; input_shape: [number, number, number, number] };
+  const file = await readSafetensors(path.join(gen, c.weights));
+  const meta = imageEncoderMeta(file.metadata);
+  const raw = fs.readFileSync(path.join(gen, c.input));
+  const x = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+  const chunk = { start: 0, count: c.input_shape[0], data: x, shape: c.input_shape };
+  const cal = await calibrateImageEncoder(file.tensors, meta, {}, [chunk], { threads: 1 });
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of x) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  t.same(cal.ranges.image, [lo, hi], 'without normalisation the graph input itself is calibrated: its min and max');
+  t.equal(Object.keys(cal.ranges).length, 70, 'the input, the stem, and per bottleneck block 3 ReLUs and the residual branch, plus 4 downsamples');
+  const i8 = exportImageEncoder(file.tensors, meta, { quantize: { ranges: cal.ranges } });
+  const i8File = path.join(root, 'r50-i8.onnx');
+  fs.writeFileSync(i8File, i8);
+  const refFile = path.join(root, 'r50-ref.f64');
+  execFileSync(PY, [path.join(__dirname, 'fixtures', 'qdq_ref.py'), i8File, path.join(gen, c.input), ...c.input_shape.map(String), refFile]);
+  const rb = fs.readFileSync(refFile);
+  const ref = new Float64Array(rb.buffer.slice(rb.byteOffset, rb.byteOffset + rb.length));
+  const s = await ort.InferenceSession.create(i8, { intraOpNumThreads: 1 });
+  const got = (await s.run({ image: new ort.Tensor('float32', x, c.input_shape) })).embedding.data as Float32Array;
+  await s.release();
+  let maxAbs = 0;
+  let maxRef = 0;
+  let close = 0;
+  for (let i = 0; i < ref.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(got[i] - ref[i]));
+    maxRef = Math.max(maxRef, Math.abs(ref[i]));
+    if (Math.abs(got[i] - ref[i]) <= 1e-5) close++;
+  }
+  t.ok(close / ref.length >= 0.85, `${(100 * close / ref.length).toFixed(1)}% of the values within 1e-5 of the float64 QDQ evaluation`);
+  t.ok(maxAbs <= 0.05 * maxRef, `max |Δ| ${maxAbs.toPrecision(3)} against values up to ${maxRef.toPrecision(3)}`);
+  const ag = await measureAgreement(exportImageEncoder(file.tensors, meta, {}), i8, [chunk], { threads: 1 });
+  t.ok(ag.minCosine > 0.99, `against its float32 model: min cosine ${ag.minCosine.toFixed(5)}`);
+  await expectError(t, () => exportImageEncoder(file.tensors, meta, { quantize: { ranges: { ...cal.ranges, 'layer2.0.conv3': [1, 0] } } }), ConfigError, ['quantize.ranges["layer2.0.conv3"]']);
+  await expectError(t, () => exportImageEncoder(file.tensors, meta, { quantize: { ranges: cal.ranges }, probeActivations: true }), ConfigError, ['not both']);
+});
+
 t.test('int8 export: errors name what is wrong', async (t) => {
   await cohortRun();
   const out = path.join(root, 'never.onnx');
@@ -298,11 +360,13 @@ t.test('tabsight export --int8 (CLI)', async (t) => {
   t.match(r.stderr, /\(int8\)/);
   t.match(r.stderr, /calibrated on 16 training images/);
   t.match(r.stderr, /on 9 held-out images, embedding cosine to float32 ≥ 0\.9\d+/);
+  t.match(r.stderr, /int8: measured on .+ \((VNNI|no VNNI|unknown VNNI)\)/);
   const enc = await OrtImageEncoder.load(out, { threads: 1 });
   const meta = JSON.parse(enc.metadata['tabsight.quantization']);
   await enc.dispose();
   t.match(meta, { calibration: { images: 16 }, agreement: { images: 9 } });
   await expectError(t, () => run('export', '--run', runDir, '--out', path.join(root, 'x.onnx'), '--calibration-images', '16'), ConfigError, ['--calibration-images applies with --int8 only']);
+  await expectError(t, () => run('export', '--run', runDir, '--out', path.join(root, 'x.onnx'), '--reduce-range', '--threads', '1'), ConfigError, ['--reduce-range, --threads apply with --int8 only']);
 });
 
 t.test('int8 models pass onnx.checker.check_model(full_check=True)', async (t) => {

@@ -125,14 +125,17 @@ export function addDeployCommands(program: Command): void {
     .option('--calibration-cohort <dir>', "with --int8: the cohort to calibrate on (default: the run's cohort)")
     .option('--calibration-images <n>', 'with --int8: training images to calibrate on (default: 256)', int('--calibration-images'))
     .option('--agreement-images <n>', 'with --int8: validation images to compare int8 and float32 outputs on (default: 256)', int('--agreement-images'))
+    .option('--reduce-range', 'with --int8: 7-bit weights, for x86 CPUs without VNNI, whose int8 kernels can saturate with 8-bit weights')
     .option('--threads <n>', 'with --int8: onnxruntime threads (default: all cores)', int('--threads'))
     .action(async (o) => {
       if (o.part !== 'image' && o.part !== 'tabular') throw new ConfigError(`Expected image or tabular for --part but received "${o.part}"`);
-      const int8Only = { calibrationCohort: '--calibration-cohort', calibrationImages: '--calibration-images', agreementImages: '--agreement-images', threads: '--threads' };
+      const int8Only = {
+        calibrationCohort: '--calibration-cohort', calibrationImages: '--calibration-images', agreementImages: '--agreement-images', reduceRange: '--reduce-range', threads: '--threads',
+      };
       const stray = Object.entries(int8Only).filter(([k]) => o[k] !== undefined).map(([, flag]) => flag);
       if (!o.int8 && stray.length > 0) throw new ConfigError(`${stray.join(', ')} ${stray.length === 1 ? 'applies' : 'apply'} with --int8 only`);
       const quantize = o.int8
-        ? { cohort: o.calibrationCohort, calibrationImages: o.calibrationImages, agreementImages: o.agreementImages, threads: o.threads }
+        ? { cohort: o.calibrationCohort, calibrationImages: o.calibrationImages, agreementImages: o.agreementImages, threads: o.threads, reduceRange: o.reduceRange === true }
         : undefined;
       const r = await exportRun(o.run, o.out, { part: o.part, withHead: o.withHead, quantize });
       const m = r.metadata;
@@ -147,6 +150,11 @@ export function addDeployCommands(program: Command): void {
           `int8: calibrated on ${r.quantization.calibrationImages} training images of ${r.quantization.cohort}; on ${a.images} held-out images, ` +
             `embedding cosine to float32 ≥ ${a.minCosine.toFixed(5)} (median ${a.medianCosine.toFixed(5)}), max |Δ| ${a.maxEmbeddingDiff.toPrecision(3)} of values up to ${a.maxEmbedding.toPrecision(3)}${out}\n`,
         );
+        const vnni = a.vnni === null ? 'unknown VNNI' : a.vnni ? 'VNNI' : 'no VNNI';
+        process.stderr.write(`int8: measured on ${a.cpu} (${vnni})${o.reduceRange ? ', 7-bit weights' : ''}\n`);
+        if (a.vnni === false && !o.reduceRange) {
+          process.stderr.write('int8: this CPU has no VNNI, so onnxruntime\'s int8 kernels can saturate with 8-bit weights; if the agreement is poor, export with --reduce-range\n');
+        }
       }
       process.stdout.write(`${o.out}\n`);
     });

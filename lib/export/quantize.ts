@@ -10,6 +10,8 @@
  * The embedding is no longer LibTorch's to float32 rounding: exportRun
  * measures how far it moves, on held-out images, and records it.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { DataError, ShapeError } from '../errors';
 import { positiveInteger } from '../validate';
@@ -111,6 +113,23 @@ export interface Agreement {
   maxOutputDiff?: number;
   /** Mean of the same. */
   meanOutputDiff?: number;
+  /** The CPU the agreement was measured on (onnxruntime's int8 kernels depend on it). */
+  cpu: string;
+  /** Whether that CPU has VNNI (avx512_vnni or avx_vnni); null where /proc/cpuinfo has no x86 flags. */
+  vnni: boolean | null;
+}
+
+/** The CPU's model name, and whether it has x86 VNNI (null where unknown, e.g. not Linux on x86). */
+export function cpuVnni(): { cpu: string; vnni: boolean | null } {
+  const cpu = os.cpus()[0]?.model?.trim() || 'unknown';
+  let vnni: boolean | null = null;
+  try {
+    const flags = /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
+    if (flags !== undefined) vnni = /(^|\s)(avx512_vnni|avx_vnni)(\s|$)/.test(flags);
+  } catch {
+    vnni = null;
+  }
+  return { cpu, vnni };
 }
 
 /**
@@ -176,6 +195,7 @@ export async function measureAgreement(
     medianCosine: sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
     maxEmbeddingDiff: maxDiff,
     maxEmbedding: maxAbs,
+    ...cpuVnni(),
   };
   if (outMax !== undefined) {
     res.maxOutputDiff = outMax;

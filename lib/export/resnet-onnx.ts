@@ -80,6 +80,13 @@ export interface Int8Quantization {
   ranges: Record<string, [number, number]>;
   /** Recorded in the tabsight.quantization metadata (e.g. how the ranges were calibrated). */
   calibration?: Record<string, unknown>;
+  /**
+   * Weights in [−63, 63] (7 bits) instead of [−127, 127]. x86 CPUs without
+   * VNNI multiply uint8 by int8 in pairs summed into int16, which can
+   * saturate with 8-bit weights (255 · 127 · 2 > 32767) but not with 7-bit
+   * ones. @default false
+   */
+  reduceRange?: boolean;
 }
 
 /** uint8 scale and zero point covering [min(lo, 0), max(hi, 0)]. */
@@ -92,18 +99,20 @@ export function activationQuantParams(lo: number, hi: number): { scale: number; 
 
 /**
  * Symmetric int8 quantization of a [O, ...] weight per output channel:
- * scale = max|w| / 127 (1 for an all-zero channel), q = round(w / scale).
+ * scale = max|w| / levels (1 for an all-zero channel), q = round(w / scale),
+ * with levels 127, or 63 for the reduced (7-bit) range.
  */
-export function quantizeWeightPerChannel(weight: Float32Array, out: number): { q: Int8Array; scale: Float32Array } {
+export function quantizeWeightPerChannel(weight: Float32Array, out: number, levels: 127 | 63 = 127): { q: Int8Array; scale: Float32Array } {
+  if (levels !== 127 && levels !== 63) throw invalid('127 or 63', 'levels', levels);
   const per = weight.length / out;
   const q = new Int8Array(weight.length);
   const scale = new Float32Array(out);
   for (let o = 0; o < out; o++) {
     let m = 0;
     for (let i = o * per; i < (o + 1) * per; i++) m = Math.max(m, Math.abs(weight[i]));
-    const s = m > 0 ? Math.fround(m / 127) : 1;
+    const s = m > 0 ? Math.fround(m / levels) : 1;
     scale[o] = s;
-    for (let i = o * per; i < (o + 1) * per; i++) q[i] = Math.max(-127, Math.min(127, Math.round(weight[i] / s)));
+    for (let i = o * per; i < (o + 1) * per; i++) q[i] = Math.max(-levels, Math.min(levels, Math.round(weight[i] / s)));
   }
   return { q, scale };
 }
@@ -220,6 +229,7 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
   const probing = opts.probeActivations === true;
   if (quant && probing) throw new ConfigError('Give quantize or probeActivations, not both');
   if (quant && (typeof quant.ranges !== 'object' || quant.ranges === null)) throw invalid('an object of [min, max] ranges', 'quantize.ranges', quant.ranges);
+  if (quant?.reduceRange !== undefined && typeof quant.reduceRange !== 'boolean') throw invalid('boolean', 'quantize.reduceRange', quant.reduceRange);
   const range = opts.inputRange === null ? undefined : opts.inputRange ?? (norm ? [0, 1 / (norm.scale ?? 1)] : undefined);
   if (range !== undefined && (!Array.isArray(range) || range.length !== 2 || !range.every(isNumber) || range[0] >= range[1])) {
     throw invalid('[low, high] with low < high', 'inputRange', range);
@@ -270,7 +280,7 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
     let bnName: string;
     const inScale = dqScale.get(input);
     if (quant && inScale !== undefined) {
-      const wq = quantizeWeightPerChannel(f.weight, o);
+      const wq = quantizeWeightPerChannel(f.weight, o, quant.reduceRange ? 63 : 127);
       const bScale = Float32Array.from(wq.scale, (s) => Math.fround(inScale * s));
       const bq = new Int32Array(o);
       for (let k = 0; k < o; k++) {
@@ -360,7 +370,9 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
     'tabsight.normalization': norm ? JSON.stringify({ mean: norm.mean, std: norm.std, input_scale: norm.scale ?? 1 }) : 'none',
     'tabsight.quantization': quant
       ? JSON.stringify({
-        scheme: 'int8 QDQ', weights: 'int8, symmetric, per output channel', activations: 'uint8, per tensor, calibrated min-max',
+        scheme: 'int8 QDQ',
+        weights: `int8${quant.reduceRange ? ' in [-63, 63] (reduced range)' : ''}, symmetric, per output channel`,
+        activations: 'uint8, per tensor, calibrated min-max',
         tensors: actParams.size, ...(quant.calibration ?? {}),
       })
       : 'none',

@@ -46,6 +46,8 @@ export interface QuantizeRunOptions {
   agreementImages?: number;
   /** onnxruntime threads. @default onnxruntime's default */
   threads?: number;
+  /** 7-bit weights, for deployment on x86 CPUs without VNNI (see Int8Quantization.reduceRange). @default false */
+  reduceRange?: boolean;
 }
 
 export interface ExportRunResult {
@@ -191,12 +193,14 @@ async function quantizedBytes(
   const agreeRows = spreadRows(held, nAgree);
   const cal = await calibrateImageEncoder(weights, meta, exportOptions, readImageChunks(src, 32, calRows), { threads: q.threads, label: `cohort ${cohort.dir}` });
   const calibration = { calibration: { cohort: cohort.dir, split: 'train', images: cal.images } };
-  const int8 = exportImageEncoder(weights, meta, { ...exportOptions, quantize: { ranges: cal.ranges, calibration } });
+  const reduceRange = q.reduceRange ?? false;
+  if (typeof reduceRange !== 'boolean') throw invalid('boolean', 'quantize.reduceRange', reduceRange);
+  const int8 = exportImageEncoder(weights, meta, { ...exportOptions, quantize: { ranges: cal.ranges, calibration, reduceRange } });
   const agreement = await measureAgreement(float32, int8, readImageChunks(src, 32, agreeRows), { threads: q.threads });
   // The agreement goes into the model too, so that it travels with the file.
   const final = exportImageEncoder(weights, meta, {
     ...exportOptions,
-    quantize: { ranges: cal.ranges, calibration: { ...calibration, agreement: { split: heldName, ...agreement } } },
+    quantize: { ranges: cal.ranges, calibration: { ...calibration, agreement: { split: heldName, ...agreement } }, reduceRange },
   });
   return {
     model: final,
