@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import {
   _native, ConfigError, DataError, evaluateRun, exportImageEncoder, exportRun, fitProbe, foldStandardization, headProbeModel, imageEncoderMeta, loadRun, mainMetric,
   OrtImageEncoder, predictProbe, pretrain, pretrainCohort, readHead, readNpy, readSafetensors, ShapeError, synthCardiac, TabsightError,
-  verifyExportedProbe, writeHead, writeNpy, type HeadOptions, type ProbeModel, type SavedHead,
+  exportedProbeMetric, verifyExportedProbe, writeHead, writeNpy, type HeadOptions, type ProbeModel, type SavedHead,
 } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
 import { Command } from 'commander';
@@ -220,7 +220,30 @@ t.test('(b) trained ResNet-18 run: export (with heads) via the CLI, ORT vs loadR
     t.ok(Math.abs(v.torchMetric - readHead(runDir, task).testMetric) < 1e-9, `${task}: the saved test ${v.metric} is reproduced by LibTorch`);
     t.ok(Math.abs(v.ortMetric - v.torchMetric) <= 1e-3 * Math.max(1, Math.abs(v.torchMetric)), `${task}: ${v.metric} ORT ${v.ortMetric} vs LibTorch ${v.torchMetric}`);
     measured.push(`verifyExportedProbe ${task}: ${v.metric} ${v.torchMetric.toFixed(6)} (LibTorch) vs ${v.ortMetric.toFixed(6)} (ORT), embeddings ${v.maxEmbeddingDiff.toExponential(2)}, outputs ${v.maxOutputDiff.toExponential(2)}`);
+    const m = await exportedProbeMetric(runDir, v.onnxFile, cohortDir, task, { threads: 1 });
+    t.same([m.metric, m.value, m.nTest], [v.metric, v.ortMetric, v.nTest], `${task}: exportedProbeMetric gives verifyExportedProbe's ORT metric`);
   }
+  // The int8 export with the cad head: exportedProbeMetric against a Mann–Whitney AUC of `predict`'s probabilities.
+  const i8 = path.join(root, 'cad-int8.onnx');
+  await exportRun(runDir, i8, { withHead: 'cad', quantize: { calibrationImages: 32, agreementImages: 16, threads: 1 } });
+  const m8 = await exportedProbeMetric(runDir, i8, cohortDir, 'cad', { threads: 1 });
+  const predCsv = path.join(root, 'cad-int8.csv');
+  await cli('predict', '--model', i8, '--cohort', cohortDir, '--out', predCsv);
+  const split = new Map(parseCsv(path.join(cohortDir, 'splits.csv')).slice(1).map(([id, sp]) => [id, sp]));
+  const labelRows = parseCsv(path.join(cohortDir, 'labels.csv'));
+  const cadCol = labelRows[0].indexOf('cad');
+  const label = new Map(labelRows.slice(1).map((r) => [r[0], r[cadCol]]));
+  const pos: number[] = [];
+  const neg: number[] = [];
+  for (const [, id, , p1] of parseCsv(predCsv).slice(1)) {
+    if (split.get(id) !== 'test' || label.get(id) === '') continue;
+    (label.get(id) === '1' ? pos : neg).push(Number(p1));
+  }
+  let wins = 0;
+  for (const a of pos) for (const b of neg) wins += a > b ? 1 : a === b ? 0.5 : 0;
+  const auc = wins / (pos.length * neg.length);
+  t.equal(m8.nTest, pos.length + neg.length);
+  t.ok(Math.abs(m8.value - auc) < 1e-6, `int8 cad: exportedProbeMetric ${m8.value} vs Mann–Whitney ${auc} from predict`);
 });
 
 t.test('(b) trained ResNet-50 run (32 px): ORT vs loadRun().embed, with a multiclass head; tabular encoder export', async (t) => {

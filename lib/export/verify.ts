@@ -11,7 +11,7 @@ import { encodeLabels } from '../data/preprocess';
 import { DataError } from '../errors';
 import { predictProbe } from '../eval/probe';
 import { embedSource, openEmbedder, type EmbedderOutput } from './backend';
-import { headProbeModel, mainMetric, readHead } from './heads';
+import { headProbeModel, mainMetric, readHead, type SavedHead } from './heads';
 import type { ImageSource } from './images';
 import { exportRun } from './run-export';
 
@@ -46,46 +46,71 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-export async function verifyExportedProbe(runDir: string, cohortDir: string, task: string, options: VerifyExportedProbeOptions = {}): Promise<VerifyExportedProbeResult> {
-  const head = readHead(runDir, task);
-  const onnxFile = options.out ?? path.join(runDir, 'heads', `${task}.onnx`);
-  await exportRun(runDir, onnxFile, { withHead: task });
+interface TestSet { rows: number[]; yTest: number[]; src: ImageSource; cohortDir: string }
+
+async function labelledTest(cohortDir: string, task: string): Promise<TestSet> {
   const cohort = await loadCohort(cohortDir);
   const y = encodeLabels(cohort, task);
   const rows = cohort.splits.test.filter((r) => (y instanceof Int32Array ? y[r] >= 0 : Number.isFinite(y[r])));
   if (rows.length === 0) throw new DataError(`The test split of ${cohort.dir} has no labels for ${task}`);
-  const yTest = Array.from(rows, (r) => y[r]);
   const { path: file, offset, dtype, shape } = cohort.images;
-  const src: ImageSource = { label: `cohort ${cohort.dir}`, file, offset, dtype: dtype as 'uint8' | 'float32', shape };
+  return { rows, yTest: Array.from(rows, (r) => y[r]), src: { label: `cohort ${cohort.dir}`, file, offset, dtype: dtype as 'uint8' | 'float32', shape }, cohortDir: cohort.dir };
+}
 
-  const embed = async (o: Parameters<typeof openEmbedder>[0]): Promise<EmbedderOutput> => {
-    const e = await openEmbedder(o);
-    try {
-      return (await embedSource(e, src, { rows }))!;
-    } finally {
-      await e.dispose();
-    }
-  };
-  const viaTorch = await embed({ run: runDir, backend: 'torch' });
-  const viaOrt = await embed({ model: onnxFile, threads: options.threads });
+async function embedTest(o: Parameters<typeof openEmbedder>[0], test: TestSet): Promise<EmbedderOutput> {
+  const e = await openEmbedder(o);
+  try {
+    return (await embedSource(e, test.src, { rows: test.rows }))!;
+  } finally {
+    await e.dispose();
+  }
+}
+
+/** The metric of a model's own head outputs (probabilities or predictions) against the test labels. */
+function ortHeadMetric(kind: SavedHead['kind'], onnxFile: string, yTest: number[], out: EmbedderOutput): { metric: number; output: Float32Array } {
+  const output = kind === 'regression' ? out.prediction : out.probabilities;
+  if (!output) throw new DataError(`${onnxFile} has no ${kind === 'regression' ? 'prediction' : 'probabilities'} output`);
+  const metric = kind === 'regression'
+    ? mainMetric(kind, yTest, { probabilities: null, predictions: Float64Array.from(output) })
+    : mainMetric(kind, yTest, { probabilities: Float64Array.from(output), predictions: new Float64Array(0) });
+  return { metric, output };
+}
+
+export interface ExportedProbeMetricResult {
+  /** auc or r2. */
+  metric: 'auc' | 'r2';
+  /** The head's main metric on the cohort's labelled test subjects, from the model's own outputs in onnxruntime. */
+  value: number;
+  nTest: number;
+}
+
+/**
+ * The main test metric of a model exported with a head (`--with-head`, or
+ * `--int8 --with-head`), run in onnxruntime on the cohort's labelled test
+ * subjects. The head's kind and metric come from RUN/heads/TASK.json.
+ */
+export async function exportedProbeMetric(runDir: string, onnxFile: string, cohortDir: string, task: string, options: { threads?: number } = {}): Promise<ExportedProbeMetricResult> {
+  const head = readHead(runDir, task);
+  const test = await labelledTest(cohortDir, task);
+  const out = await embedTest({ model: onnxFile, threads: options.threads }, test);
+  return { metric: head.metric, value: ortHeadMetric(head.kind, onnxFile, test.yTest, out).metric, nTest: test.rows.length };
+}
+
+export async function verifyExportedProbe(runDir: string, cohortDir: string, task: string, options: VerifyExportedProbeOptions = {}): Promise<VerifyExportedProbeResult> {
+  const head = readHead(runDir, task);
+  const onnxFile = options.out ?? path.join(runDir, 'heads', `${task}.onnx`);
+  await exportRun(runDir, onnxFile, { withHead: task });
+  const test = await labelledTest(cohortDir, task);
+  const viaTorch = await embedTest({ run: runDir, backend: 'torch' }, test);
+  const viaOrt = await embedTest({ model: onnxFile, threads: options.threads }, test);
 
   const pred = predictProbe(headProbeModel(head), viaTorch.embedding);
-  const torchMetric = mainMetric(head.kind, yTest, pred);
-  let ortOut: Float32Array;
-  let ref: ArrayLike<number>;
-  if (head.kind === 'regression') {
-    ortOut = viaOrt.prediction!;
-    ref = pred.predictions;
-  } else {
-    ortOut = viaOrt.probabilities!;
-    ref = pred.probabilities!;
-  }
-  if (!ortOut) throw new DataError(`${onnxFile} has no ${head.kind === 'regression' ? 'prediction' : 'probabilities'} output`);
-  const ortPredictions = head.kind === 'regression' ? ortOut : new Float64Array(0);
-  const ortMetric = mainMetric(head.kind, yTest, { probabilities: head.kind === 'regression' ? null : Float64Array.from(ortOut), predictions: Float64Array.from(ortPredictions) });
+  const torchMetric = mainMetric(head.kind, test.yTest, pred);
+  const ref: ArrayLike<number> = head.kind === 'regression' ? pred.predictions : pred.probabilities!;
+  const ort = ortHeadMetric(head.kind, onnxFile, test.yTest, viaOrt);
   return {
-    metric: head.metric, torchMetric, ortMetric, savedMetric: head.testMetric,
-    maxEmbeddingDiff: maxAbsDiff(viaOrt.embedding, viaTorch.embedding), maxOutputDiff: maxAbsDiff(ortOut, ref),
-    nTest: rows.length, onnxFile,
+    metric: head.metric, torchMetric, ortMetric: ort.metric, savedMetric: head.testMetric,
+    maxEmbeddingDiff: maxAbsDiff(viaOrt.embedding, viaTorch.embedding), maxOutputDiff: maxAbsDiff(ort.output, ref),
+    nTest: test.rows.length, onnxFile,
   };
 }
