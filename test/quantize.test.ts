@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Command } from 'commander';
 import {
-  activationQuantParams, calibrateImageEncoder, ConfigError, exportImageEncoder, exportRun, imageEncoderMeta, measureAgreement, readSafetensors, loadCohort, OrtImageEncoder, pretrain, pretrainCohort, quantizeWeightPerChannel, readNpy,
+  activationQuantParams, calibrateImageEncoder, ConfigError, DataError, exportImageEncoder, exportRun, imageEncoderMeta, measureAgreement, readSafetensors, loadCohort, OrtImageEncoder, pretrain, pretrainCohort, quantizeWeightPerChannel, readNpy,
   ShapeError, synthCardiac, type TabsightError,
 } from '../lib/index';
 import { decodeModel, toNumber } from '../lib/export/onnx-builder';
@@ -327,6 +327,13 @@ t.test('int8 export: errors name what is wrong', async (t) => {
   const small = path.join(root, 'cohort16');
   await synthCardiac({ out: small, n: 60, size: 16, seed: 1 });
   await expectError(t, () => exportRun(runDir, out, { quantize: { cohort: small } }), ShapeError, ['3×16×16', '3×32×32', small]);
+  // A run whose cohort has moved since it was pretrained.
+  const moved = path.join(root, 'moved-run');
+  fs.cpSync(runDir, moved, { recursive: true });
+  const cfg = JSON.parse(fs.readFileSync(path.join(moved, 'config.json'), 'utf8'));
+  cfg.meta.cohort = path.join(root, 'no-such-cohort');
+  fs.writeFileSync(path.join(moved, 'config.json'), JSON.stringify(cfg));
+  await expectError(t, () => exportRun(moved, out, { quantize: {} }), DataError, ['no-such-cohort', `the cohort ${moved} was pretrained on`, '--calibration-cohort']);
   // A run pretrained from arrays has no cohort to calibrate on.
   const toy = toyCohort(16);
   const arrays = path.join(root, 'arrays');

@@ -175,7 +175,16 @@ async function quantizedBytes(
   if (cohortDir === undefined) {
     throw new ConfigError(`${runDir} was not pretrained on a cohort directory: give quantize.cohort (--calibration-cohort) to calibrate the int8 model on`);
   }
-  const cohort = await loadCohort(cohortDir);
+  let cohort: Awaited<ReturnType<typeof loadCohort>>;
+  try {
+    cohort = await loadCohort(cohortDir);
+  } catch (err) {
+    // The run's own cohort may have moved since it was pretrained.
+    if (q.cohort === undefined && err instanceof DataError) {
+      throw new DataError(`${(err as Error).message} (the cohort ${runDir} was pretrained on, from its config.json; give quantize.cohort, or --calibration-cohort, to calibrate on a copy)`, { cause: err });
+    }
+    throw err;
+  }
   const src = await cohortImageSource(cohortDir);
   const [, c, h, w] = src.shape;
   const [rh, rw] = [config.imageSize, config.imageSize];
