@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadCohort } from '../data/cohort';
+import { loadCohort, type Cohort } from '../data/cohort';
 import { nonFiniteImageError } from '../data/cohort-images';
 import { readNpyHeader } from '../data/npy';
 import { DataError, ShapeError } from '../errors';
@@ -35,12 +35,16 @@ export async function npyImageSource(file: string): Promise<ImageSource> {
   return { label: file, file, offset: h.dataOffset, dtype: h.dtype, shape: h.shape as [number, number, number, number] };
 }
 
-/** Every subject's image of a cohort directory, in cohort order. */
-export async function cohortImageSource(dir: string): Promise<ImageSource> {
-  const cohort = await loadCohort(dir);
+/** Every subject's image of a loaded cohort, in cohort order. */
+export function imageSourceOfCohort(cohort: Cohort): ImageSource {
   const { path: file, offset, dtype, shape } = cohort.images;
   if (dtype !== 'uint8' && dtype !== 'float32') throw new ShapeError(`Expected uint8 or float32 images in ${file} (cohort ${cohort.dir}) but found ${dtype}`);
   return { label: `cohort ${cohort.dir}`, file, offset, dtype, shape, ids: cohort.ids };
+}
+
+/** Every subject's image of a cohort directory, in cohort order. */
+export async function cohortImageSource(dir: string): Promise<ImageSource> {
+  return imageSourceOfCohort(await loadCohort(dir));
 }
 
 export interface ImageChunk {

@@ -161,6 +161,14 @@ export function decodeModel(bytes: Uint8Array): onnx.ModelProto {
   return onnx.ModelProto.decode(bytes);
 }
 
+/** The same model with metadata_props keys set (replaced where present, appended otherwise). */
+export function withMetadata(bytes: Uint8Array, update: Record<string, string>): Uint8Array {
+  const model = decodeModel(bytes);
+  const props = (model.metadataProps ?? []).filter((p) => !(p.key! in update));
+  model.metadataProps = [...props, ...Object.entries(update).map(([key, value]) => onnx.StringStringEntryProto.create({ key, value }))];
+  return onnx.ModelProto.encode(model).finish();
+}
+
 /** A decoded value's dims: numbers for fixed sizes, strings for symbolic (or unknown) ones. */
 export function dimsOf(v: onnx.IValueInfoProto): Dim[] {
   const dims = v.type?.tensorType?.shape?.dim ?? [];

@@ -241,7 +241,7 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
 
   // Quantization: each activation a Conv reads passes through QuantizeLinear →
   // DequantizeLinear; onnxruntime fuses the pattern into integer kernels.
-  const dqScale = new Map<string, number>();
+  // Each DequantizeLinear output → the activation it carries (whose parameters are in actParams).
   const dqOf = new Map<string, string>();
   let ranges: Record<string, [number, number]> = quant ? { ...quant.ranges } : {};
   const actParams = new Map<string, { scale: number; zeroPoint: number }>();
@@ -268,7 +268,6 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
     const sc = g.constant(`${v}.scale`, [], Float32Array.of(p.scale));
     const zp = g.constant(`${v}.zero_point`, [], Uint8Array.of(p.zeroPoint));
     const dq = g.node('DequantizeLinear', [g.node('QuantizeLinear', [v, sc, zp], { hint: `${v}.q` }), sc, zp], { hint: `${v}.dq` });
-    dqScale.set(dq, p.scale);
     dqOf.set(dq, v);
     return dq;
   };
@@ -278,8 +277,9 @@ export function exportImageEncoder(weights: WeightMap, meta: ImageEncoderMeta, o
     const f = foldBatchNorm(w, undefined, readBn(W, bn, o), eps);
     let wn: string;
     let bnName: string;
-    const inScale = dqScale.get(input);
-    if (quant && inScale !== undefined) {
+    const inKey = dqOf.get(input);
+    if (quant && inKey !== undefined) {
+      const inScale = actParams.get(inKey)!.scale;
       const wq = quantizeWeightPerChannel(f.weight, o, quant.reduceRange ? 63 : 127);
       const bScale = Float32Array.from(wq.scale, (s) => Math.fround(inScale * s));
       const bq = new Int32Array(o);

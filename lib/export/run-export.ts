@@ -9,13 +9,13 @@ import { ConfigError, DataError, ShapeError } from '../errors';
 import { checkOutFile, writeFileAtomic } from '../io/atomic';
 import { readSafetensors } from '../io/safetensors';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
-import { decodeModel } from './onnx-builder';
+import { decodeModel, withMetadata } from './onnx-builder';
 import { headExportOptions, headFile, readHead, type SavedHead } from './heads';
 import { fileSha256 } from '../io/read';
 import { exportImageEncoder, exportTabularEncoder, imageEncoderMeta, type HeadOptions, type ImageEncoderMeta, type ImageExportOptions } from './resnet-onnx';
 import { calibrateImageEncoder, measureAgreement, spreadRows, type Agreement } from './quantize';
-import { cohortImageSource, readImageChunks } from './images';
-import { loadCohort } from '../data/cohort';
+import { imageSourceOfCohort, readImageChunks } from './images';
+import { loadCohort, type Cohort } from '../data/cohort';
 import { invalid, positiveInteger } from '../validate';
 import type { WeightMap } from './onnx-builder';
 
@@ -171,11 +171,13 @@ async function quantizedBytes(
   if (typeof q !== 'object' || q === null) throw invalid('an object', 'quantize', q);
   const nCal = q.calibrationImages === undefined ? 256 : positiveInteger(q.calibrationImages, 'quantize.calibrationImages');
   const nAgree = q.agreementImages === undefined ? 256 : positiveInteger(q.agreementImages, 'quantize.agreementImages');
+  const reduceRange = q.reduceRange ?? false;
+  if (typeof reduceRange !== 'boolean') throw invalid('boolean', 'quantize.reduceRange', reduceRange);
   const cohortDir = q.cohort ?? (typeof config.meta?.cohort === 'string' ? config.meta.cohort : undefined);
   if (cohortDir === undefined) {
     throw new ConfigError(`${runDir} was not pretrained on a cohort directory: give quantize.cohort (--calibration-cohort) to calibrate the int8 model on`);
   }
-  let cohort: Awaited<ReturnType<typeof loadCohort>>;
+  let cohort: Cohort;
   try {
     cohort = await loadCohort(cohortDir);
   } catch (err) {
@@ -185,7 +187,7 @@ async function quantizedBytes(
     }
     throw err;
   }
-  const src = await cohortImageSource(cohortDir);
+  const src = imageSourceOfCohort(cohort);
   const [, c, h, w] = src.shape;
   const [rh, rw] = [config.imageSize, config.imageSize];
   if (c !== meta.inChannels || h !== rh || w !== rw) {
@@ -202,15 +204,11 @@ async function quantizedBytes(
   const agreeRows = spreadRows(held, nAgree);
   const cal = await calibrateImageEncoder(weights, meta, exportOptions, readImageChunks(src, 32, calRows), { threads: q.threads, label: `cohort ${cohort.dir}` });
   const calibration = { calibration: { cohort: cohort.dir, split: 'train', images: cal.images } };
-  const reduceRange = q.reduceRange ?? false;
-  if (typeof reduceRange !== 'boolean') throw invalid('boolean', 'quantize.reduceRange', reduceRange);
   const int8 = exportImageEncoder(weights, meta, { ...exportOptions, quantize: { ranges: cal.ranges, calibration, reduceRange } });
   const agreement = await measureAgreement(float32, int8, readImageChunks(src, 32, agreeRows), { threads: q.threads });
   // The agreement goes into the model too, so that it travels with the file.
-  const final = exportImageEncoder(weights, meta, {
-    ...exportOptions,
-    quantize: { ranges: cal.ranges, calibration: { ...calibration, agreement: { split: heldName, ...agreement } }, reduceRange },
-  });
+  const scheme = JSON.parse(decodeMeta(int8)['tabsight.quantization']) as Record<string, unknown>;
+  const final = withMetadata(int8, { 'tabsight.quantization': JSON.stringify({ ...scheme, agreement: { split: heldName, ...agreement } }) });
   return {
     model: final,
     metadata: decodeMeta(final),

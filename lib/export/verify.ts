@@ -12,7 +12,7 @@ import { DataError } from '../errors';
 import { predictProbe } from '../eval/probe';
 import { embedSource, openEmbedder, type EmbedderOutput } from './backend';
 import { headProbeModel, mainMetric, readHead, type SavedHead } from './heads';
-import type { ImageSource } from './images';
+import { imageSourceOfCohort, type ImageSource } from './images';
 import { exportRun } from './run-export';
 
 export interface VerifyExportedProbeOptions {
@@ -46,15 +46,14 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-interface TestSet { rows: number[]; yTest: number[]; src: ImageSource; cohortDir: string }
+interface TestSet { rows: number[]; yTest: number[]; src: ImageSource }
 
 async function labelledTest(cohortDir: string, task: string): Promise<TestSet> {
   const cohort = await loadCohort(cohortDir);
   const y = encodeLabels(cohort, task);
   const rows = cohort.splits.test.filter((r) => (y instanceof Int32Array ? y[r] >= 0 : Number.isFinite(y[r])));
   if (rows.length === 0) throw new DataError(`The test split of ${cohort.dir} has no labels for ${task}`);
-  const { path: file, offset, dtype, shape } = cohort.images;
-  return { rows, yTest: Array.from(rows, (r) => y[r]), src: { label: `cohort ${cohort.dir}`, file, offset, dtype: dtype as 'uint8' | 'float32', shape }, cohortDir: cohort.dir };
+  return { rows, yTest: Array.from(rows, (r) => y[r]), src: imageSourceOfCohort(cohort) };
 }
 
 async function embedTest(o: Parameters<typeof openEmbedder>[0], test: TestSet): Promise<EmbedderOutput> {
