@@ -14,10 +14,10 @@ import {
   exportedProbeMetric, verifyExportedProbe, writeHead, writeNpy, type HeadOptions, type ProbeModel, type SavedHead,
 } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
-import { Command } from 'commander';
 import { addDeployCommands, predictionHeader, writeWithProgress } from '../lib/cli/deploy-commands';
 import { AtomicTextWriter } from '../lib/export/images';
 import { toyCohort } from './helpers/toy';
+import { runCommands } from './helpers/cli';
 
 const PY = '/usr/bin/python3';
 const ORACLE = path.join(__dirname, 'fixtures', 'torchvision_ref.py');
@@ -75,21 +75,7 @@ async function expectError(t: Test, fn: () => unknown, cls: new (m: string) => T
   t.ok(err instanceof cls, `${cls.name}: ${(err as Error)?.message}`);
   for (const p of parts) t.match((err as Error)?.message ?? '', p);
 }
-async function cli(...args: string[]): Promise<string> {
-  const [out, err] = [process.stdout.write, process.stderr.write];
-  let text = '';
-  process.stdout.write = ((s: string) => { text += s; return true; }) as typeof process.stdout.write;
-  process.stderr.write = (() => true) as typeof process.stderr.write;
-  try {
-    const program = new Command('tabsight').exitOverride();
-    addDeployCommands(program);
-    await program.parseAsync(['node', 'tabsight', ...args]);
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-  return text;
-}
+const cli = async (...args: string[]): Promise<string> => (await runCommands(addDeployCommands, ...args)).stdout;
 const parseCsv = (file: string) => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(','));
 
 t.test('(a) random weights with non-trivial BatchNorm: ORT equals our native ImageEncoder, with and without a head', async (t) => {

@@ -6,7 +6,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { Command } from 'commander';
 import {
   activationQuantParams, calibrateImageEncoder, ConfigError, DataError, exportImageEncoder, exportRun, imageEncoderMeta, measureAgreement, readSafetensors, loadCohort, OrtImageEncoder, pretrain, pretrainCohort, quantizeWeightPerChannel, readNpy,
   ShapeError, synthCardiac, type TabsightError,
@@ -14,6 +13,7 @@ import {
 import { decodeModel, toNumber } from '../lib/export/onnx-builder';
 import { addDeployCommands } from '../lib/cli/deploy-commands';
 import { toyCohort, tinyModel } from './helpers/toy';
+import { runCommands } from './helpers/cli';
 import { execFileSync } from 'node:child_process';
 
 const PY = '/usr/bin/python3';
@@ -345,22 +345,7 @@ t.test('int8 export: errors name what is wrong', async (t) => {
 
 t.test('tabsight export --int8 (CLI)', async (t) => {
   await cohortRun();
-  const run = async (...args: string[]) => {
-    const [o, e] = [process.stdout.write, process.stderr.write];
-    let stdout = '';
-    let stderr = '';
-    process.stdout.write = ((s: string) => { stdout += s; return true; }) as typeof process.stdout.write;
-    process.stderr.write = ((s: string) => { stderr += s; return true; }) as typeof process.stderr.write;
-    try {
-      const program = new Command('tabsight').exitOverride();
-      addDeployCommands(program);
-      await program.parseAsync(['node', 'tabsight', ...args]);
-    } finally {
-      process.stdout.write = o;
-      process.stderr.write = e;
-    }
-    return { stdout, stderr };
-  };
+  const run = (...args: string[]) => runCommands(addDeployCommands, ...args);
   const out = path.join(root, 'cli.onnx');
   const r = await run('export', '--run', runDir, '--out', out, '--int8', '--calibration-images', '16', '--agreement-images', '9', '--threads', '1');
   t.equal(r.stdout, `${out}\n`);
