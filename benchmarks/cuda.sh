@@ -29,6 +29,9 @@
 #      per-parameter Adam), to measure the multi-tensor step's gain
 #   crash-probe-dt1: a 3-step train_bench run with one data thread, to see
 #      whether its exit segfault follows the prefetch thread's OpenMP team
+#   node-resume: pretrain() aborted mid-epoch and resumed on the card,
+#      against uninterrupted runs (support/resume_check.js; needs Node,
+#      the addon of step 0 and dist/)
 # SKIP="name ..." skips those runs (addon, peak, adam-check, ours-r18-fp32, torch-r18-fp32, ...).
 # The addon build compiles the sources train_bench's build does, plus the
 # N-API layer (5 min on 2 cores here); skip it when device time is short.
@@ -120,6 +123,10 @@ elif command -v cmake > /dev/null; then
     echo "   addon built: $(ldd "$addon_dir/tabsight.node" | grep -oE 'lib(torch_cuda|c10_cuda|nccl)[^ ]*' | sort -u | tr '\n' ' ')" | tee -a "$out/log.txt"
     if [ -n "$node_bin" ]; then
       run addon-smoke 120 "$node_bin" "$root/benchmarks/native/addon_smoke.js" "$addon_dir/tabsight.node" cuda
+      # --resume on the card: an aborted run resumed against an uninterrupted
+      # one, bounded by two uninterrupted runs' own difference (about 30 s).
+      [ -f "$root/dist/lib/index.js" ] && run node-resume 120 env -u NODE_PATH TABSIGHT_ADDON="$addon_dir/tabsight.node" \
+        "$node_bin" "$root/benchmarks/support/resume_check.js" --device cuda
     else
       echo "   no Node binary: the addon was built but not loaded" | tee -a "$out/log.txt"
     fi
