@@ -4,7 +4,7 @@ import { loadCohort } from '../data/cohort';
 import { formatSummary, summarizeCohort } from '../data/validate-cohort';
 import { synthCardiac } from '../synth/cardiac';
 import { synthMnist } from '../synth/mnist';
-import { int } from './args';
+import { float, int } from './args';
 
 export function addDataCommands(program: Command): void {
   program.command('validate')
@@ -33,7 +33,7 @@ export function addDataCommands(program: Command): void {
     .option('--n <n>', 'subjects', int('--n'), 5000)
     .option('--seed <k>', 'seed', int('--seed'), 0)
     .option('--split <split>', 'train | test: which MNIST set to draw from', 'train')
-    .option('--perturb-fraction <f>', 'fraction of digits perturbed', Number, 0.5)
+    .option('--perturb-fraction <f>', 'fraction of digits perturbed', float('--perturb-fraction'), 0.5)
     .action(async (o) => {
       const r = await synthMnist({ out: o.out, n: o.n, seed: o.seed, split: o.split, perturbFraction: o.perturbFraction });
       process.stdout.write(`${r.dir}: ${r.n} subjects, ${r.features} features, tasks ${r.tasks.join(', ')}\n`);

@@ -66,7 +66,9 @@ export function addSelectCommands(program: Command): void {
     .action(async (o) => {
       const method = o.method as SelectionMethod;
       if (method === 'search' && !o.out) throw new TabsightError('ERR_CONFIG', 'select --method search needs --out (where its runs and search.sqlite go)');
-      const { signal, dispose } = stopSignal();
+      // Only the search stops after its current step (its runs resume); the
+      // other methods write nothing but stdout, so Ctrl-C ends them at once.
+      const { signal, dispose } = method === 'search' ? stopSignal() : { signal: undefined, dispose: () => {} };
       try {
         const sel = await selectFeatures(o.cohort, {
           method, k: o.k, tasks: o.task, relevance: o.relevance, seed: o.seed, threshold: o.threshold,

@@ -36,7 +36,7 @@ export interface CalibrationResult {
 
 async function session(bytes: Uint8Array, threads?: number): Promise<ort.InferenceSession> {
   const opts: ort.InferenceSession.SessionOptions = { interOpNumThreads: 1 };
-  if (threads !== undefined) opts.intraOpNumThreads = positiveInteger(threads, 'threads');
+  opts.intraOpNumThreads = threads === undefined ? os.availableParallelism() : positiveInteger(threads, 'threads');
   return ort.InferenceSession.create(bytes, opts);
 }
 

@@ -44,7 +44,7 @@ export interface QuantizeRunOptions {
   calibrationImages?: number;
   /** Validation-split images (the test split when there is none) to measure the agreement on. @default 256 */
   agreementImages?: number;
-  /** onnxruntime threads. @default onnxruntime's default */
+  /** onnxruntime threads for calibration and the agreement. @default every core (os.availableParallelism()), as embed and predict */
   threads?: number;
   /** 7-bit weights, for deployment on x86 CPUs without VNNI (see Int8Quantization.reduceRange). @default false */
   reduceRange?: boolean;
