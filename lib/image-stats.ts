@@ -2,11 +2,11 @@
  * Statistics of the training images for pretraining's defaults: the
  * per-channel mean and standard deviation of a deterministic sample of up to
  * 512 images, after uint8 → [0, 1] scaling (the default normalisation), and
- * the smallest and largest value of a float32 store (the default clamp range
+ * the smallest and largest value of a float store (the default clamp range
  * of the colour augmentations).
  */
 import * as fs from 'node:fs';
-import { nonFiniteImageError } from './data/cohort-images';
+import { decodeImageBytes, imageItemBytes, nonFiniteImageError } from './data/cohort-images';
 import { readNpyHeader } from './data/npy';
 import { DataError } from './errors';
 import type { ImageFacts, ImageInput } from './pretrain-options';
@@ -16,7 +16,7 @@ const kSample = 512;
 /** Reads whole images of the input by store index; close() releases the file. */
 async function imageReader(input: ImageInput, facts: ImageFacts): Promise<{ read: (i: number) => ArrayLike<number>; close: () => void }> {
   const per = facts.channels * facts.height * facts.width;
-  const bytes = facts.dtype === 'uint8' ? 1 : 4;
+  const bytes = imageItemBytes(facts.dtype);
   if ('npy' in input) {
     const header = await readNpyHeader(input.npy);
     const fd = fs.openSync(input.npy, 'r');
@@ -24,7 +24,7 @@ async function imageReader(input: ImageInput, facts: ImageFacts): Promise<{ read
     return {
       read: (i) => {
         fs.readSync(fd, buf, 0, buf.length, header.dataOffset + i * per * bytes);
-        return facts.dtype === 'uint8' ? new Uint8Array(buf.buffer, buf.byteOffset, per) : new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+        return decodeImageBytes(buf, facts.dtype);
       },
       close: () => fs.closeSync(fd),
     };
@@ -35,7 +35,7 @@ async function imageReader(input: ImageInput, facts: ImageFacts): Promise<{ read
 
 /**
  * [min, max] over every value of the training images (`rows`, else all) of a
- * float32 store, for the colour augmentations' clamp: the range a uint8 store
+ * float16 or float32 store, for the colour augmentations' clamp: the range a uint8 store
  * has by construction ([0, 1] after scaling). A constant store gives
  * [v, v + 1]. NaN or Inf is a DataError naming the image and pixel, unless
  * `scan` is false (the caller scanned, or asked not to): then only finite

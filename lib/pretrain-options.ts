@@ -4,6 +4,7 @@
  * resolved config is plain JSON; it is saved with the run.
  */
 import { AugmentOptions, resolveAugmentOptions } from './augment';
+import type { ImageDtype } from './data/cohort-images';
 import { ConfigError } from './errors';
 import * as is from './validate';
 
@@ -239,7 +240,7 @@ export interface ResolvedPretrainConfig {
   syncBatchNorm: boolean;
   /** The process group, or null for one process. */
   distributed: ResolvedDistributed | null;
-  data: { n: number; channels: number; height: number; width: number; dtype: 'uint8' | 'float32'; trainRows: number; tabularFeatures: number; cardinalities: number[]; featureNames: string[] | null };
+  data: { n: number; channels: number; height: number; width: number; dtype: ImageDtype; trainRows: number; tabularFeatures: number; cardinalities: number[]; featureNames: string[] | null };
   meta: Record<string, unknown>;
 }
 
@@ -313,7 +314,8 @@ export interface ImageFacts {
   channels: number;
   height: number;
   width: number;
-  dtype: 'uint8' | 'float32';
+  /** The stored dtype; float16 widens to float32 exactly. */
+  dtype: ImageDtype;
 }
 
 /** Checks every option and fills in every default. Data arrays are checked by the caller. */

@@ -57,8 +57,8 @@ async function prepareImages(input: PretrainOptions['images']): Promise<NativeIm
   if ('npy' in (obj as object)) {
     const file = (input as { npy: string }).npy;
     const h = await readNpyHeader(file);
-    if (h.dtype !== 'uint8' && h.dtype !== 'float32') {
-      throw new DataError(`Expected uint8 or float32 images in ${file} but found ${h.dtype}; convert the store first`);
+    if (h.dtype !== 'uint8' && h.dtype !== 'float16' && h.dtype !== 'float32') {
+      throw new DataError(`Expected uint8, float16 or float32 images in ${file} but found ${h.dtype}; convert the store first`);
     }
     if (h.shape.length !== 4) throw new DataError(`Expected images of rank 4 [N, C, H, W] in ${file} but found shape [${h.shape.join(', ')}]`);
     const [n, c, hh, w] = h.shape;
@@ -231,7 +231,7 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   // DICOM or PNG, in their own units) gets its own range instead, or every
   // jittered view would be clipped to [0, 1].
   const augmentGiven = opts.augment === undefined || opts.augment === null || typeof opts.augment !== 'object' ? undefined : opts.augment;
-  const ownRange = prepared.facts.dtype === 'float32' && augmentGiven?.valueRange === undefined && augmentGiven?.rate !== 0
+  const ownRange = prepared.facts.dtype !== 'uint8' && augmentGiven?.valueRange === undefined && augmentGiven?.rate !== 0
     ? await imageValueRange(opts.images, prepared.facts, rows, opts.scanImages ?? true)
     : undefined;
   const config = resolvePretrainOptions(ownRange ? { ...opts, augment: { ...(augmentGiven ?? {}), valueRange: ownRange } } : opts, prepared.facts, normalize);

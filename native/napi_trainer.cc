@@ -72,8 +72,13 @@ train::TrainData ReadData(const Napi::Object& o) {
     }
     const auto offset = static_cast<uint64_t>(raw_offset);
     const std::string dtype = GetString(images, "dtype");
-    c10::ScalarType type = dtype == "uint8" ? torch::kUInt8 : dtype == "float32" ? torch::kFloat32 : c10::ScalarType::Undefined;
-    if (type == c10::ScalarType::Undefined) throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " has dtype " + dtype + "; expected uint8 or float32");
+    c10::ScalarType type = dtype == "uint8"     ? torch::kUInt8
+                           : dtype == "float16" ? torch::kHalf
+                           : dtype == "float32" ? torch::kFloat32
+                                                : c10::ScalarType::Undefined;
+    if (type == c10::ScalarType::Undefined) {
+      throw tabsight::Error(ErrorCode::kData, "Image store " + file->path() + " has dtype " + dtype + "; expected uint8, float16 or float32");
+    }
     // The bytes the header promises, without wraparound: offset + numel · size ≤ file size.
     uint64_t bytes = c10::elementSize(type);
     bool overflow = false;

@@ -294,7 +294,7 @@ t.test('misuse gives named errors before anything runs', async (t) => {
   const fl = await npy('f32.npy', new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32]);
   await expectError(t, () => cli('embed', '--model', model, '--images', oneCh, '--out', out), ShapeError, ['Expected 3 channels for images but received 1', oneCh, model]);
   await expectError(t, () => cli('predict', '--model', model, '--images', big, '--out', out), ShapeError, ['Expected 32×32 images (height×width) but received 40×40']);
-  await expectError(t, () => cli('embed', '--model', model, '--images', f64, '--out', out), ShapeError, ['Expected uint8 or float32 images', 'float64']);
+  await expectError(t, () => cli('embed', '--model', model, '--images', f64, '--out', out), ShapeError, ['Expected uint8, float16 or float32 images', 'float64']);
   await expectError(t, () => cli('embed', '--run', runDir, '--images', fl, '--out', out), ShapeError, ['Expected uint8 images (the run was trained on a uint8 store) but received float32']);
   await expectError(t, () => cli('embed', '--run', runDir, '--images', big, '--out', out), ShapeError, ['32×32', '40×40']);
   t.notOk(fs.existsSync(out), 'no output was written');

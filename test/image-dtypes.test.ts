@@ -80,3 +80,51 @@ t.test('a float16 store gives the embeddings, paired images and explain inputs o
   const u8 = readCohortImages(await loadCohort(base), rows);
   t.ok(maxDiff(u8.data, r32.data) <= 1 / 256 + 1e-7, 'and uint8 as value / 255');
 });
+
+t.test('pretraining on a float16 store is pretraining on the float32 store with the same values, with augmentations and the store-derived normalisation and clamp range (bitwise-identical tensors)', async (t) => {
+  const { pretrainCohort } = await import('../lib/pipeline/cohort-pretrain');
+  const { readRunConfig } = await import('../lib/export/run-export');
+  const opts = {
+    epochs: 2, batchSize: 16, seed: 3, warmupEpochs: 0, augment: { rate: 0.95 },
+    model: { arch: 'resnet18' as const, smallStem: true, tabularHidden: 16, tabularLayers: 2, projectionHidden: 16, projectionDim: 8 },
+  };
+  const run32 = await pretrainCohort({ ...opts, cohort: f32, out: path.join(root, 'run32') });
+  const run16 = await pretrainCohort({ ...opts, cohort: f16, out: path.join(root, 'run16') });
+  const c32 = readRunConfig(run32);
+  const c16 = readRunConfig(run16);
+  t.equal(c16.data.dtype, 'float16', 'the run records the store it read');
+  t.same(c16.normalize, c32.normalize, 'the same per-channel statistics');
+  t.same(c16.augment.valueRange, c32.augment.valueRange, 'the same clamp range, from the store');
+  t.not(c32.augment.valueRange.join(), '0,1', 'a float store gets its own range (the values are k/256, up to 255/256)');
+  // The files' metadata differ (the config names the store's dtype and its cohort); every tensor must not.
+  const { readSafetensors } = await import('../lib/io/safetensors');
+  for (const f of ['image_encoder.safetensors', 'checkpoint.safetensors']) {
+    const a = (await readSafetensors(path.join(run32, f))).tensors;
+    const b = (await readSafetensors(path.join(run16, f))).tensors;
+    t.same([...b.keys()], [...a.keys()], `${f}: the same tensors`);
+    const differ = [...a].filter(([name, x]) => !Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength).equals(Buffer.from(b.get(name)!.data.buffer, b.get(name)!.data.byteOffset, b.get(name)!.data.byteLength)));
+    t.same(differ.map(([name]) => name), [], `${f}: every one of its ${a.size} tensors is bitwise identical`);
+  }
+});
+
+t.test('a run trained on a float32 store embeds a float16 cohort, and the reverse, in LibTorch and onnxruntime, as the float32 cohort', async (t) => {
+  const { openEmbedder, embedSource } = await import('../lib/export/backend');
+  const { imageSourceOfCohort } = await import('../lib/export/images');
+  const c32 = await loadCohort(f32);
+  const c16 = await loadCohort(f16);
+  const cu8 = await loadCohort(base);
+  for (const runDir of [path.join(root, 'run32'), path.join(root, 'run16')]) {
+    for (const backend of ['torch', 'ort'] as const) {
+      const emb = await openEmbedder({ run: runDir, backend });
+      try {
+        const a = (await embedSource(emb, imageSourceOfCohort(c32)))!.embedding;
+        const b = (await embedSource(emb, imageSourceOfCohort(c16)))!.embedding;
+        t.ok(a.length === 80 * emb.dim && a.every(Number.isFinite), 'finite embeddings of every image');
+        t.equal(maxDiff(a, b), 0, `${path.basename(runDir)}, ${backend}: the float16 cohort embeds as the float32 one`);
+        t.throws(() => emb.check(imageSourceOfCohort(cu8)), { name: 'ShapeError', message: /Expected float32 or float16 images .* received uint8/ }, 'a uint8 cohort is refused (it would be scaled by 1/255)');
+      } finally {
+        await emb.dispose();
+      }
+    }
+  }
+});

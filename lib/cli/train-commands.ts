@@ -47,7 +47,7 @@ export function addTrainCommands(program: Command): void {
     .description('pretrain an image encoder: multimodal (CLIP with tabular data), simclr (images only) or supervised')
     .addHelpText('after', "\nWith torchrun's variables in the environment (MASTER_ADDR, MASTER_PORT, RANK,\nWORLD_SIZE, LOCAL_RANK), this runs as one rank of a data-parallel run, as\nstarted by torchrun, an srun wrapper or --nproc (docs/distributed.md).")
     .option('--cohort <dir>', 'a cohort directory (cohort.yaml); trains on its train split')
-    .option('--images <file.npy>', 'instead of --cohort: images N×C×H×W (uint8 or float32), memory-mapped')
+    .option('--images <file.npy>', 'instead of --cohort: images N×C×H×W (uint8, float16 or float32), memory-mapped')
     .option('--tabular <file.npy>', 'with --images: preprocessed tabular rows N×F')
     .requiredOption('--out <dir>', 'run directory')
     .option('--config <file.yaml>', 'experiment config (flags override it)')

@@ -49,6 +49,16 @@ export interface ImageStoreOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/**
+ * What a store's values mean to an encoder: 'uint8' (0–255, scaled by 1/255)
+ * or 'float32' (the values as they are). A float16 store is a float32 store
+ * in half the bytes: every half widens to float32 exactly, so a run trained
+ * on either takes images of both.
+ */
+export function imageValueType(dtype: ImageDtype): 'uint8' | 'float32' {
+  return dtype === 'uint8' ? 'uint8' : 'float32';
+}
+
 /** Bytes per element of an image store of `dtype`. */
 export function imageItemBytes(dtype: ImageDtype): number {
   return dtype === 'uint8' ? 1 : dtype === 'float16' ? 2 : 4;

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AbortError, ConfigError, ShapeError } from '../errors';
+import { imageValueType } from '../data/cohort-images';
 import { removeAtExit } from '../io/atomic';
 import { loadRun, type Run } from '../run';
 import { readImageChunks, type ImageChunk, type ImageSource } from './images';
@@ -61,7 +62,7 @@ export interface OpenEmbedderOptions {
 
 function checkCommon(src: Pick<ImageSource, 'label' | 'dtype' | 'shape'>, where: string, channels: number | null, size: [number, number][] | null): void {
   const { shape, dtype, label } = src;
-  if (dtype !== 'uint8' && dtype !== 'float32') throw new ShapeError(`Expected uint8 or float32 images in ${label} but found ${String(dtype)} (${where})`);
+  if (dtype !== 'uint8' && dtype !== 'float16' && dtype !== 'float32') throw new ShapeError(`Expected uint8, float16 or float32 images in ${label} but found ${String(dtype)} (${where})`);
   if (shape.length !== 4) throw new ShapeError(`Expected images [N, C, H, W] in ${label} but found shape [${shape.join(', ')}] (${where})`);
   const [, c, h, w] = shape;
   if (channels !== null && c !== channels) throw new ShapeError(`Expected ${channels} channels for images but received ${c} in ${label} (${where})`);
@@ -99,8 +100,8 @@ class OrtEmbedder implements Embedder {
     }
     // A model exported from a run knows the store it was trained on (image_dtype), as the run's LibTorch backend does.
     const trained = this.enc.metadata['image_dtype'];
-    if ((trained === 'uint8' || trained === 'float32') && src.dtype !== trained) {
-      throw new ShapeError(`Expected ${trained} images (the model's run was trained on a ${trained} store) but received ${src.dtype} in ${src.label} (${where})`);
+    if ((trained === 'uint8' || trained === 'float32') && imageValueType(src.dtype) !== trained) {
+      throw new ShapeError(`Expected ${trained === 'uint8' ? 'uint8' : 'float32 or float16'} images (the model's run was trained on a ${trained} store) but received ${src.dtype} in ${src.label} (${where})`);
     }
   }
 
@@ -128,8 +129,9 @@ class TorchEmbedder implements Embedder {
     const where = `run ${this.source}`;
     // LibTorch resizes to the training size, as it did in training: accept that size and the stored one.
     checkCommon(src, where, c.model.inChannels, [[c.imageSize, c.imageSize], [c.data.height, c.data.width]]);
-    if (src.dtype !== c.data.dtype) {
-      throw new ShapeError(`Expected ${c.data.dtype} images (the run was trained on a ${c.data.dtype} store) but received ${src.dtype} in ${src.label} (${where})`);
+    if (imageValueType(src.dtype) !== imageValueType(c.data.dtype)) {
+      const want = imageValueType(c.data.dtype) === 'uint8' ? 'uint8' : 'float32 or float16';
+      throw new ShapeError(`Expected ${want} images (the run was trained on a ${c.data.dtype} store) but received ${src.dtype} in ${src.label} (${where})`);
     }
   }
 

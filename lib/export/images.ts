@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
-import { nonFiniteImageError } from '../data/cohort-images';
+import { decodeImageBytes, imageItemBytes, nonFiniteImageError, type ImageDtype } from '../data/cohort-images';
 import { readNpyHeader } from '../data/npy';
 import { DataError, ShapeError } from '../errors';
 import { checkOutFile, removeAtExit } from '../io/atomic';
@@ -19,18 +19,19 @@ export interface ImageSource {
   file: string;
   /** Byte offset of the first element. */
   offset: number;
-  dtype: 'uint8' | 'float32';
+  /** The stored dtype; float16 is read as float32 (exactly), see imageValueType. */
+  dtype: ImageDtype;
   shape: [number, number, number, number];
   /** Subject ids (cohorts only), one per image. */
   ids?: string[];
 }
 
-/** An N×C×H×W uint8 or float32 NPY file; anything else is a ShapeError (nothing is read beyond the header). */
+/** An N×C×H×W uint8, float16 or float32 NPY file; anything else is a ShapeError (nothing is read beyond the header). */
 export async function npyImageSource(file: string): Promise<ImageSource> {
   const h = await readNpyHeader(file);
   if (h.shape.length !== 4) throw new ShapeError(`Expected images of rank 4 [N, C, H, W] in ${file} but found shape [${h.shape.join(', ')}]`);
-  if (h.dtype !== 'uint8' && h.dtype !== 'float32') {
-    throw new ShapeError(`Expected uint8 or float32 images in ${file} but found ${h.dtype}; convert them first (numpy: a.astype("float32"))`);
+  if (h.dtype !== 'uint8' && h.dtype !== 'float16' && h.dtype !== 'float32') {
+    throw new ShapeError(`Expected uint8, float16 or float32 images in ${file} but found ${h.dtype}; convert them first (numpy: a.astype("float32"))`);
   }
   return { label: file, file, offset: h.dataOffset, dtype: h.dtype, shape: h.shape as [number, number, number, number] };
 }
@@ -38,7 +39,6 @@ export async function npyImageSource(file: string): Promise<ImageSource> {
 /** Every subject's image of a loaded cohort, in cohort order. */
 export function imageSourceOfCohort(cohort: Cohort): ImageSource {
   const { path: file, offset, dtype, shape } = cohort.images;
-  if (dtype !== 'uint8' && dtype !== 'float32') throw new ShapeError(`Expected uint8 or float32 images in ${file} (cohort ${cohort.dir}) but found ${dtype}`);
   return { label: `cohort ${cohort.dir}`, file, offset, dtype, shape, ids: cohort.ids };
 }
 
@@ -58,7 +58,7 @@ export interface ImageChunk {
 export async function* readImageChunks(src: ImageSource, chunk: number, rows?: readonly number[]): AsyncGenerator<ImageChunk> {
   const [n, c, h, w] = src.shape;
   const per = c * h * w;
-  const bytes = src.dtype === 'uint8' ? 1 : 4;
+  const bytes = imageItemBytes(src.dtype);
   const fh = await fs.promises.open(src.file, 'r');
   try {
     const total = rows ? rows.length : n;
@@ -74,7 +74,7 @@ export async function* readImageChunks(src: ImageSource, chunk: number, rows?: r
       } else {
         await readFully(fh, buf, 0, buf.length, src.offset + start * per * bytes, src.label);
       }
-      const data = bytes === 1 ? new Uint8Array(buf.buffer, buf.byteOffset, buf.length) : new Float32Array(buf.buffer, buf.byteOffset, count * per);
+      const data = src.dtype === 'float16' ? decodeImageBytes(buf, 'float16') : bytes === 1 ? new Uint8Array(buf.buffer, buf.byteOffset, buf.length) : new Float32Array(buf.buffer, buf.byteOffset, count * per);
       const bad = data instanceof Float32Array ? nonFiniteImageError(data, [c, h, w], src.file, (i) => (rows ? rows[start + i] : start + i), src.ids) : undefined;
       if (bad) throw bad;
       yield { start, count, data, shape: [count, c, h, w] };

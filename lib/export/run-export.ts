@@ -16,6 +16,7 @@ import { exportImageEncoder, exportTabularEncoder, imageEncoderMeta, type HeadOp
 import { calibrateImageEncoder, measureAgreement, spreadRows, type Agreement } from './quantize';
 import { imageSourceOfCohort, readImageChunks } from './images';
 import { loadCohort, type Cohort } from '../data/cohort';
+import { imageValueType } from '../data/cohort-images';
 import { invalid, positiveInteger } from '../validate';
 import type { WeightMap } from './onnx-builder';
 
@@ -131,7 +132,7 @@ async function imageBytes(runDir: string, config: ResolvedPretrainConfig, option
   const file = await readSafetensors(weightsFile);
   const meta = { ...imageEncoderMeta(file.metadata, weightsFile), imageSize: config.imageSize };
   const scale = config.data.dtype === 'uint8' ? 1 / 255 : 1;
-  const metadata: Record<string, string> = { ...extra, image_dtype: config.data.dtype };
+  const metadata: Record<string, string> = { ...extra, image_dtype: imageValueType(config.data.dtype) };
   if (saved) {
     const headPath = headFile(path.join(runDir, 'heads'), options.withHead!);
     const dim = meta.arch === 'resnet50' ? 2048 : 512;
@@ -193,7 +194,7 @@ async function quantizedBytes(
   if (c !== meta.inChannels || h !== rh || w !== rw) {
     throw new ShapeError(`Cohort ${cohort.dir} has ${c}×${h}×${w} images (channels×height×width) but the run ${runDir} takes ${meta.inChannels}×${rh}×${rw}`);
   }
-  if (src.dtype !== config.data.dtype) {
+  if (imageValueType(src.dtype) !== imageValueType(config.data.dtype)) {
     throw new ShapeError(`Cohort ${cohort.dir} stores ${src.dtype} images but the run ${runDir} was trained on ${config.data.dtype} images`);
   }
   if (cohort.splits.train.length === 0) throw new DataError(`Cohort ${cohort.dir} has no training images to calibrate on`);

@@ -244,7 +244,7 @@ export async function embedRows(cohort: Cohort, encoder: string, rows: number[],
     const { resolvePretrainOptions } = await import('../pretrain-options');
     const { channelStats } = await import('../image-stats');
     const [n, channels, height, width] = cohort.images.shape;
-    const facts = { n, channels, height, width, dtype: cohort.images.dtype === 'uint8' ? 'uint8' : 'float32' } as const;
+    const facts = { n, channels, height, width, dtype: cohort.images.dtype } as const;
     const images = cohortImageStore(cohort);
     const normalize = await channelStats(images, facts, cohort.splits.train);
     run = randomRun(resolvePretrainOptions({ out: '-', images, model: { arch: m[1] as 'resnet18' | 'resnet50' } }, facts, normalize), seed);

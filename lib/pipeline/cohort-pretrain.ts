@@ -23,8 +23,8 @@ export interface CohortPretrainOptions extends Omit<PretrainOptions, 'images' | 
 /** The cohort's image store, checked to be one the native trainer reads. */
 export function cohortImageStore(cohort: Cohort): { npy: string } {
   const { dtype, path: file } = cohort.images;
-  if (dtype !== 'uint8' && dtype !== 'float32') {
-    throw new DataError(`Images in ${file} are ${dtype}; tabsight trains on uint8 or float32 stores. Convert it (numpy: a.astype("float32")) and point cohort.yaml at the copy`);
+  if (dtype !== 'uint8' && dtype !== 'float16' && dtype !== 'float32') {
+    throw new DataError(`Images in ${file} are ${String(dtype)}; tabsight trains on uint8, float16 or float32 stores. Convert it (numpy: a.astype("float32")) and point cohort.yaml at the copy`);
   }
   return { npy: file };
 }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
-import { decodeImageBytes, imageItemBytes } from '../data/cohort-images';
+import { decodeImageBytes, imageItemBytes, imageValueType } from '../data/cohort-images';
 import { encodeLabels } from '../data/preprocess';
 import { ConfigError, ShapeError, TabsightError } from '../errors';
 import { meanSd } from '../eval/metrics';
@@ -104,8 +104,7 @@ export async function embedCohort(run: Run, cohort: Cohort, chunk = 256): Promis
 /** A config for a randomly initialised encoder on this cohort (the baseline). */
 async function randomConfig(arch: 'resnet18' | 'resnet50', cohort: Cohort): Promise<ResolvedPretrainConfig> {
   const [n, channels, height, width] = cohort.images.shape;
-  const dtype = cohort.images.dtype === 'uint8' ? 'uint8' : 'float32';
-  const facts = { n, channels, height, width, dtype } as const;
+  const facts = { n, channels, height, width, dtype: cohort.images.dtype } as const;
   const images = cohortImageStore(cohort);
   const normalize = await channelStats(images, facts, cohort.splits.train);
   return resolvePretrainOptions({ out: '-', images, model: { arch } }, facts, normalize);
@@ -252,7 +251,7 @@ function inTask(err: unknown, cohort: Cohort, task: string, classes: readonly st
  */
 async function embedWithOrt(runDir: string, cohort: Cohort, fallback: boolean, log: (line: string) => void): Promise<{ emb: Float32Array; d: number } | undefined> {
   const { path: file, offset, dtype, shape } = cohort.images;
-  const src = { label: `cohort ${cohort.dir}`, file, offset, dtype: dtype as 'uint8' | 'float32', shape };
+  const src = { label: `cohort ${cohort.dir}`, file, offset, dtype, shape };
   const config = readRunConfig(runDir);
   if (fallback && config.device !== 'cpu') {
     log(`using LibTorch on ${config.device}: onnxruntime runs on the CPU here`);
@@ -261,7 +260,7 @@ async function embedWithOrt(runDir: string, cohort: Cohort, fallback: boolean, l
   let ort;
   try {
     const stored = config.data.dtype;
-    if (dtype !== stored) throw new ShapeError(`The cohort's images are ${dtype} but the run was trained on a ${stored} store; LibTorch and the exported model would scale them differently`);
+    if (imageValueType(dtype) !== imageValueType(stored)) throw new ShapeError(`The cohort's images are ${dtype} but the run was trained on a ${stored} store; LibTorch and the exported model would scale them differently`);
     ort = await openEmbedder({ run: runDir, backend: 'ort' });
     ort.check(src);
   } catch (err) {

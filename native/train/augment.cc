@@ -75,17 +75,19 @@ void CheckImages(const torch::Tensor& images) {
     throw Error(ErrorCode::kShape, "Expected a 4-d N×C×H×W tensor for images but received " +
                                        std::to_string(images.dim()) + " dimensions");
   }
-  if (images.scalar_type() != torch::kUInt8 && images.scalar_type() != torch::kFloat32) {
-    throw Error(ErrorCode::kShape, "Expected uint8 or float32 images");
+  const auto t = images.scalar_type();
+  if (t != torch::kUInt8 && t != torch::kHalf && t != torch::kFloat32) {
+    throw Error(ErrorCode::kShape, "Expected uint8, float16 or float32 images");
   }
   if (images.size(1) < 1 || images.size(2) < 1 || images.size(3) < 1) {
     throw Error(ErrorCode::kShape, "Expected positive C, H and W for images");
   }
 }
 
-// uint8 → float32 / 255; float32 stays (no copy).
+// uint8 → float32 / 255; float16 → float32 (exact); float32 stays (no copy).
 torch::Tensor ToFloat(const torch::Tensor& images) {
   if (images.scalar_type() == torch::kUInt8) return images.to(torch::kFloat32).div_(255.0);
+  if (images.scalar_type() == torch::kHalf) return images.to(torch::kFloat32);
   return images;
 }
 
@@ -235,7 +237,8 @@ torch::Tensor ToFloatResized(const torch::Tensor& images, int64_t out_h, int64_t
   const int64_t oh = out_h > 0 ? out_h : images.size(2), ow = out_w > 0 ? out_w : images.size(3);
   torch::Tensor x = ToFloat(images);
   if (oh == x.size(2) && ow == x.size(3)) {
-    return images.scalar_type() == torch::kUInt8 ? x.contiguous() : x.clone(at::MemoryFormat::Contiguous);
+    // ToFloat copied uint8 and float16; a float32 input is the caller's.
+    return images.scalar_type() == torch::kFloat32 ? x.clone(at::MemoryFormat::Contiguous) : x.contiguous();
   }
   if (x.size(0) == 0) return torch::empty({0, x.size(1), oh, ow}, x.options());
   return F::interpolate(x, F::InterpolateFuncOptions()

@@ -27,6 +27,7 @@
 // paths agree to ~2e-7 on [0, 1] values (bit for bit without jitter, with
 // Debian's LibTorch 1.13, both builds).
 #include <ATen/Parallel.h>
+#include <c10/util/Half.h>
 
 #include <algorithm>
 #include <cmath>
@@ -146,6 +147,8 @@ TABSIGHT_INLINE void LoadSource(const T* src, int64_t c, int64_t h, int64_t w, f
       float* __restrict row = pad + ch * plane + (y + 1) * wp + 1;
       if constexpr (std::is_same_v<T, uint8_t>) {
         for (int64_t x = 0; x < w; ++x) row[x] = static_cast<float>(in[x]) / 255.0f;
+      } else if constexpr (std::is_same_v<T, c10::Half>) {
+        for (int64_t x = 0; x < w; ++x) row[x] = static_cast<float>(in[x]);  // exact
       } else {
         std::copy(in, in + w, row);
       }
@@ -368,7 +371,7 @@ TABSIGHT_INLINE void AugmentSample(const T* src, float* out, const SampleParams&
 // What every sample of a batch shares.
 struct Batch {
   const void* src;
-  bool u8;
+  c10::ScalarType type;  // kUInt8, kHalf or kFloat32
   float* out;
   int64_t c, h, w, out_h, out_w;
   const std::vector<SampleParams>* params;
@@ -380,9 +383,12 @@ TABSIGHT_INLINE void SampleOf(const Batch& b, int64_t i, Scratch& s) {
   const int64_t in_size = b.c * b.h * b.w;
   float* out = b.out + i * b.c * b.out_h * b.out_w;
   const SampleParams& p = (*b.params)[i];
-  if (b.u8) {
+  if (b.type == c10::kByte) {
     AugmentSample<uint8_t, kFma>(static_cast<const uint8_t*>(b.src) + i * in_size, out, p, *b.options, b.c, b.h, b.w,
                                  b.out_h, b.out_w, s);
+  } else if (b.type == c10::kHalf) {
+    AugmentSample<c10::Half, kFma>(static_cast<const c10::Half*>(b.src) + i * in_size, out, p, *b.options, b.c, b.h,
+                                   b.w, b.out_h, b.out_w, s);
   } else {
     AugmentSample<float, kFma>(static_cast<const float*>(b.src) + i * in_size, out, p, *b.options, b.c, b.h, b.w,
                                b.out_h, b.out_w, s);
@@ -433,7 +439,7 @@ torch::Tensor FusedGeometryColourCpu(const torch::Tensor& images, const AugmentO
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
   torch::Tensor out =
       into.defined() ? into : torch::empty({n, c, out_h, out_w}, torch::TensorOptions().dtype(torch::kFloat32));
-  const Batch batch{images.data_ptr(), images.scalar_type() == torch::kUInt8, out.data_ptr<float>(), c, h, w,
+  const Batch batch{images.data_ptr(), images.scalar_type(), out.data_ptr<float>(), c, h, w,
                     out_h, out_w, &params, &options};
   const bool once = LibTorchFusesMultiplyAdd() && CpuHasFma();
   at::parallel_for(0, n, /*grain_size=*/1, [&](int64_t begin, int64_t end) {

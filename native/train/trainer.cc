@@ -215,8 +215,8 @@ void Trainer::SyncRanks() {
 void Trainer::Validate() const {
   const auto& im = data_.images;
   if (!im.defined() || im.dim() != 4) Fail(ErrorCode::kShape, "Expected images of rank 4 [N, C, H, W]");
-  if (im.scalar_type() != torch::kUInt8 && im.scalar_type() != torch::kFloat32) {
-    Fail(ErrorCode::kShape, "Expected uint8 or float32 images");
+  if (im.scalar_type() != torch::kUInt8 && im.scalar_type() != torch::kHalf && im.scalar_type() != torch::kFloat32) {
+    Fail(ErrorCode::kShape, "Expected uint8, float16 or float32 images");
   }
   int64_t n = im.size(0);
   if (data_.rows.defined()) {
@@ -236,12 +236,12 @@ void Trainer::Validate() const {
   if (static_cast<int64_t>(config_.mean.size()) != im.size(1) || static_cast<int64_t>(config_.std.size()) != im.size(1)) {
     Fail(ErrorCode::kConfig, "Expected one normalisation mean and std per image channel");
   }
-  if (im.scalar_type() == torch::kFloat32 && data_.scan_images) {
+  if (im.scalar_type() != torch::kUInt8 && data_.scan_images) {
     // Scan in chunks so a mapped store is never materialised at once.
     const int64_t chunk = std::max<int64_t>(1, (64ll << 20) / std::max<int64_t>(1, im[0].numel() * 4));
     for (int64_t s = 0; s < im.size(0); s += chunk) {
       auto part = im.narrow(0, s, std::min(chunk, im.size(0) - s));
-      auto bad = torch::isfinite(part).logical_not();
+      auto bad = torch::isfinite(part.to(torch::kFloat32)).logical_not();  // float16 widened (exact)
       if (bad.any().item<bool>()) {
         auto where = torch::nonzero(bad.flatten(1).any(1));
         Fail(ErrorCode::kData, "Image " + Str(s + where[0].item<int64_t>()) + " contains NaN or Inf values");
