@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { native } from './binding';
 import { readNpyHeader } from './data/npy';
 import { AbortError, BusyError, ConfigError, DataError, ShapeError, awaitNative, callNative } from './errors';
-import { ensureOutDir, writeFileAtomicSync } from './io/atomic';
+import { cleanUpAtExit, ensureOutDir, writeFileAtomicSync, writeReason } from './io/atomic';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
 import { channelStats, imageValueRange } from './image-stats';
 import * as is from './validate';
@@ -44,6 +44,12 @@ export interface TrainProgress {
 export interface PretrainControl {
   onProgress?: (progress: TrainProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Called once the run directory is locked and its config.json written,
+   * before training (rank 0 only): files written here belong to the run
+   * before its encoder can exist (pretrainCohort's preprocessor.json).
+   */
+  beforeTraining?: (out: string) => void | Promise<void>;
 }
 
 interface NativeImages {
@@ -180,7 +186,7 @@ function lockRun(dir: string): () => void {
       fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
       return () => fs.rmSync(lock, { force: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`Cannot lock run directory ${dir}: ${writeReason(err, lock)}`, { cause: err });
       const pid = Number(fs.readFileSync(lock, 'utf8'));
       let alive = false;
       try {
@@ -196,6 +202,30 @@ function lockRun(dir: string): () => void {
     }
   }
   throw new BusyError(`Could not lock run directory ${dir}`);
+}
+
+/**
+ * The temporary files of a run directory's atomic writes (the trainer's
+ * `checkpoint.safetensors.tmp-PID-N` and `image_encoder.safetensors.tmp-PID-N`,
+ * and `.config.json.tmp-PID-HEX` style files of this library), of process
+ * `pid` or of any process. A process killed mid-write leaves them.
+ */
+function runTemps(dir: string, pid?: number): string[] {
+  const own = /^(?:(?:checkpoint|image_encoder)\.safetensors\.tmp-(\d+)-\d+|\.(?:config\.json|metrics\.jsonl|preprocessor\.json)\.tmp-(\d+)-[0-9a-f]+)$/;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => {
+    const m = own.exec(n);
+    return m !== null && (pid === undefined || Number(m[1] ?? m[2]) === pid);
+  }).map((n) => path.join(dir, n));
+}
+
+function removeAll(files: string[]): void {
+  for (const f of files) fs.rmSync(f, { force: true });
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
@@ -248,10 +278,15 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   // Rank 0 owns the run directory; the other ranks only read it (to resume).
   const root = (config.distributed?.rank ?? 0) === 0;
   const unlock = root ? lockRun(out) : () => undefined;
+  // Under the lock no other process writes here: every temporary file is a
+  // killed process's. This process's own go when it dies of a signal.
+  if (root) removeAll(runTemps(out));
+  const forgetTemps = root ? cleanUpAtExit(() => removeAll(runTemps(out, process.pid))) : () => undefined;
   let setupFailed = false;
   try {
     const checkpoint = path.join(out, 'checkpoint.safetensors');
     const configFile = path.join(out, 'config.json');
+    const encoderFile = path.join(out, 'image_encoder.safetensors');
     let resumeFrom = '';
     let resumeEpoch = 0;
     if (opts.resume) {
@@ -274,22 +309,28 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
         }
       }
       resumeFrom = checkpoint;
-      resumeEpoch = readPosition(checkpoint);
+      // Checked before anything of the run is touched: a checkpoint the trainer would refuse leaves the run as it was.
+      resumeEpoch = readPosition(checkpoint, config.epochs);
     } else if (fs.existsSync(checkpoint)) {
       throw new ConfigError(`${out} already holds a run; pass resume: true to continue it, or choose another out`);
+    } else if (fs.existsSync(encoderFile)) {
+      throw new ConfigError(`${out} already holds a finished run (${encoderFile}, without a checkpoint to resume); choose another out, or remove the run first`);
     }
     const configJson = JSON.stringify(config, null, 2);
     const hadConfig = fs.existsSync(configFile);
+    const present = root ? new Set(fs.readdirSync(out)) : new Set<string>();
     if (root) writeFileAtomicSync(configFile, configJson + '\n');
 
     try {
+      if (root && control.beforeTraining) await control.beforeTraining(out);
       await train();
     } catch (err) {
       // A failure before the first checkpoint (the device, the initial
-      // weights, the data): take back the config.json this call wrote, so
-      // no half-made run is left behind for other commands to misread.
+      // weights, the data): take back the config.json this call wrote, and
+      // what beforeTraining wrote, so no half-made run is left behind for
+      // other commands to misread.
       if (root && !hadConfig && !fs.existsSync(checkpoint)) {
-        fs.rmSync(configFile, { force: true });
+        for (const f of fs.readdirSync(out)) if (!present.has(f) && f !== '.lock') fs.rmSync(path.join(out, f), { recursive: true, force: true });
         setupFailed = true;
       }
       throw err;
@@ -311,7 +352,7 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
         // A resumed run is unfinished until it ends again: the image encoder
         // of its previous end would otherwise be exported, embedded and
         // evaluated as this run's. The trainer writes the new one at the end.
-        if (resumeFrom) fs.rmSync(path.join(out, 'image_encoder.safetensors'), { force: true });
+        if (resumeFrom) fs.rmSync(encoderFile, { force: true });
       }
       let callbackError: unknown;
       const onAbort = () => job.abort();
@@ -338,6 +379,8 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
       }
     }
   } finally {
+    forgetTemps();
+    if (root) removeAll(runTemps(out, process.pid)); // a write the trainer abandoned on an error
     unlock();
     if (setupFailed && madeOut === out) {
       try {
@@ -362,8 +405,12 @@ function readSavedConfig(configFile: string): ResolvedPretrainConfig {
   return saved as ResolvedPretrainConfig;
 }
 
-/** The epoch a checkpoint resumes at, read from its metadata header (DataError naming the file when it is corrupt). */
-function readPosition(checkpoint: string): number {
+/**
+ * The epoch a checkpoint resumes at, read from its metadata header, checked
+ * as the trainer will check it: at most `epochs`, and every tensor's bytes
+ * inside the file (DataError naming the file otherwise).
+ */
+function readPosition(checkpoint: string, epochs: number): number {
   const bad = (why: string, cause?: unknown) => new DataError(`Cannot resume: ${checkpoint} is not a valid checkpoint: ${why}`, { cause });
   const fd = fs.openSync(checkpoint, 'r');
   try {
@@ -375,14 +422,25 @@ function readPosition(checkpoint: string): number {
     if (n > BigInt(size - 8)) throw bad(`its header length ${n} exceeds the ${size - 8} bytes after it`);
     const header = Buffer.alloc(Number(n));
     fs.readSync(fd, header, 0, header.length, 8);
-    let meta: Record<string, string>;
+    let parsed: Record<string, unknown>;
     try {
-      meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: Record<string, string> }).__metadata__ ?? {};
+      parsed = JSON.parse(header.toString('utf8')) as Record<string, unknown>;
     } catch (err) {
       throw bad(`its header is not valid JSON: ${(err as Error).message}`, err);
     }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad('its header is not a JSON object');
+    const meta = (parsed.__metadata__ ?? {}) as Record<string, string>;
     const epoch = Number(meta.epoch ?? 0);
     if (!(Number.isInteger(epoch) && epoch >= 0)) throw bad(`its metadata epoch ${JSON.stringify(meta.epoch)} is not a non-negative integer`);
+    if (epoch > epochs) throw bad(`it is at epoch ${epoch}, past the ${epochs} epoch(s) asked for (resume with at least ${epoch})`);
+    const data = size - 8 - Number(n);
+    for (const [name, t] of Object.entries(parsed)) {
+      if (name === '__metadata__') continue;
+      const off = (t as { data_offsets?: unknown } | null)?.data_offsets;
+      if (!Array.isArray(off) || off.length !== 2 || !off.every((v) => Number.isSafeInteger(v) && v >= 0) || off[0] > off[1] || off[1] > data) {
+        throw bad(`tensor "${name}" has data_offsets ${JSON.stringify(off)} outside the ${data}-byte data section (the file is truncated or corrupt)`);
+      }
+    }
     return epoch;
   } finally {
     fs.closeSync(fd);

@@ -26,7 +26,7 @@ import { gridPng, overlayPixels, reduceMap, safeName } from './overlay';
 import { RANDOMIZATION_STAGES, randomizeWeights, uniformFanIn, type RandomizationStage } from './randomize';
 import { parseExplainTarget, prepareRunImages, readCohortImages, readRunPreprocessor, runTarget, type ParsedTarget } from './run-inputs';
 import type { ImageTarget } from './targets';
-import { makeDirs } from '../io/atomic';
+import { makeDirs, removeAtExit } from '../io/atomic';
 
 export const COMPARE_METHODS = ['ig', 'gradcam', 'guided-backprop', 'guided-gradcam'] as const;
 export type CompareMethod = (typeof COMPARE_METHODS)[number];
@@ -243,6 +243,7 @@ async function sanityCheck(ctx: CompareContext, run: RunInfo, images: { data: Fl
   const hasHead = o.parsedTarget.kind !== 'dim';
   const stages = RANDOMIZATION_STAGES.filter((s) => s !== 'head' || hasHead);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-sanity-'));
+  const forget = removeAtExit(tmp);
   const methods: Record<string, SanityStage[]> = Object.fromEntries(o.methods.map((mm) => [mm, []]));
   try {
     for (let k = 0; k < stages.length; k++) {
@@ -274,6 +275,7 @@ async function sanityCheck(ctx: CompareContext, run: RunInfo, images: { data: Fl
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
+    forget();
   }
   return { stages, methods };
 }

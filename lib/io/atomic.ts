@@ -9,7 +9,15 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, DataError, TabsightError } from '../errors';
 
 const liveTemps = new Set<string>();
+const exitCleanups = new Set<() => void>();
 let exitHook = false;
+
+function hookExit(): void {
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', removeLiveTemps);
+  }
+}
 
 /**
  * Registers a temporary file or folder to be removed if the process exits
@@ -19,12 +27,21 @@ let exitHook = false;
  * be covered.
  */
 export function removeAtExit(p: string): () => void {
-  if (!exitHook) {
-    exitHook = true;
-    process.on('exit', removeLiveTemps);
-  }
+  hookExit();
   liveTemps.add(p);
   return () => void liveTemps.delete(p);
+}
+
+/**
+ * Registers a synchronous clean-up to run where removeAtExit's files are
+ * removed (exit, or the CLI dying of a signal): for temporary files whose
+ * names only native code knows (the trainer's checkpoint writes). Returns
+ * the function that unregisters it.
+ */
+export function cleanUpAtExit(fn: () => void): () => void {
+  hookExit();
+  exitCleanups.add(fn);
+  return () => void exitCleanups.delete(fn);
 }
 
 /** Removes every temporary file or folder registered with removeAtExit (synchronously; for exit and signal paths). */
@@ -37,6 +54,14 @@ export function removeLiveTemps(): void {
     }
   }
   liveTemps.clear();
+  for (const fn of exitCleanups) {
+    try {
+      fn();
+    } catch {
+      // best effort: the process is ending
+    }
+  }
+  exitCleanups.clear();
 }
 
 function tempName(file: string): string {
@@ -133,6 +158,8 @@ export function checkOutFile(file: string): void {
 /** Writes `data` (or its chunks, in order) to `file` atomically. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const tmp = tempName(file);
+  // The writes below yield to the event loop, where the CLI's signal handling may end the process.
+  const forget = removeAtExit(tmp);
   try {
     const fh = await fs.promises.open(tmp, 'wx');
     try {
@@ -149,6 +176,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array | 
   } catch (err) {
     await fs.promises.rm(tmp, { force: true }).catch(() => undefined); // never masks the first error
     throw writeError(err, file);
+  } finally {
+    forget();
   }
 }
 

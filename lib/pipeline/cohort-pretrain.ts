@@ -4,12 +4,13 @@
  * (memory-mapped) and rows. The run keeps preprocessor.json so evaluation
  * and export reuse exactly what was fitted.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
 import { encodeLabels, fitPreprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
-import { distributedRank, pretrain, type PretrainControl, type PretrainOptions } from '../pretrain';
+import { pretrain, type PretrainControl, type PretrainOptions } from '../pretrain';
 
 export interface CohortPretrainOptions extends Omit<PretrainOptions, 'images' | 'tabular' | 'labels' | 'targets' | 'rows' | 'scanImages'> {
   /** The cohort directory (with cohort.yaml). */
@@ -58,8 +59,17 @@ export async function pretrainCohort(options: CohortPretrainOptions, control: Pr
     targets,
     scanImages: false, // loadCohort scanned the store
     meta: { ...(rest.meta ?? {}), cohort: cohort.dir, cohortName: cohort.name, features: prep?.names ?? [], labelTask: labelTask ?? null, splitSizes: { train: cohort.splits.train.length, val: cohort.splits.val.length, test: cohort.splits.test.length } },
-  }, control);
-  // Rank 0 writes the run's files; every rank fitted the same preprocessor.
-  if (distributedRank(rest.distributed) === 0) await writeFileAtomic(path.join(out, 'preprocessor.json'), JSON.stringify(prep) + '\n');
+  }, {
+    ...control,
+    // Rank 0 writes the run's files (every rank fitted the same preprocessor),
+    // before training: a run killed at any point never has an encoder without
+    // its preprocessor.json. Images-only runs have none.
+    beforeTraining: async (dir) => {
+      const file = path.join(dir, 'preprocessor.json');
+      if (prep) await writeFileAtomic(file, JSON.stringify(prep) + '\n');
+      else fs.rmSync(file, { force: true });
+      await control.beforeTraining?.(dir);
+    },
+  });
   return out;
 }

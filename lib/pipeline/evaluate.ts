@@ -16,6 +16,7 @@ import { evaluateProbe, labelFractionSubset, type EvaluateProbeResult } from '..
 import { embedSource, openEmbedder, type Backend } from '../export/backend';
 import { fitHead, writeHead, type SavedHead } from '../export/heads';
 import { readRunConfig } from '../export/run-export';
+import { ensureOutDir, removeAtExit, writeReason } from '../io/atomic';
 import { fileSha256 } from '../io/read';
 import { channelStats } from '../image-stats';
 import { pretrain, resolvePretrainOptions, type ResolvedPretrainConfig } from '../pretrain';
@@ -149,6 +150,13 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
     is.string(options.saveHeads, 'saveHeads');
     if (protocol !== 'linear') throw new ConfigError('saveHeads needs the linear protocol: a fine-tuned encoder is not the run\'s encoder');
     if (isRandom) throw new ConfigError(`saveHeads needs a run directory, not ${options.run}`);
+    // Before the evaluation, not after it: a folder that cannot take the heads is an error now.
+    ensureOutDir(options.saveHeads);
+    try {
+      fs.accessSync(options.saveHeads, fs.constants.W_OK);
+    } catch (err) {
+      throw new ConfigError(`Cannot write heads to ${options.saveHeads}: ${writeReason(err, options.saveHeads)}`, { cause: err });
+    }
   }
   if (backend === 'ort' && (isRandom || protocol !== 'linear')) throw new ConfigError(`backend ort needs a run directory and the linear protocol (run ${options.run}, protocol ${protocol})`);
   const result: EvaluationResult = { run: options.run, cohort: cohort.dir, protocol, labelFraction, seeds: nSeeds, embeddingBackend: 'torch', tasks: {}, validation: {} };
@@ -302,6 +310,7 @@ async function finetuneAndEmbed(options: EvaluateOptions, cohort: Cohort, keep: 
   const config = base.config;
   base.dispose();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-finetune-'));
+  const forget = removeAtExit(tmp); // Ctrl-C kills evaluate at once: the folder goes with it
   try {
     const isClass = y instanceof Int32Array;
     const out = await pretrain({
@@ -330,5 +339,6 @@ async function finetuneAndEmbed(options: EvaluateOptions, cohort: Cohort, keep: 
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
+    forget();
   }
 }

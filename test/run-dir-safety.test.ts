@@ -1,0 +1,126 @@
+// What a run directory holds when a command is refused or killed: a refused
+// pretrain leaves a finished run as it was, a killed write leaves no
+// temporary file behind for long, and a run's encoder never exists without
+// its preprocessor.json.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { synthCardiac } from '../lib/synth';
+import { pretrainCohort } from '../lib/pipeline/cohort-pretrain';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-run-dir-'));
+t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+const cohort = path.join(root, 'cohort');
+const dist = (...p: string[]) => JSON.stringify(path.join(__dirname, '..', 'dist', 'lib', ...p));
+const opts = {
+  cohort, epochs: 2, batchSize: 16, seed: 1, warmupEpochs: 0,
+  model: { arch: 'resnet18' as const, smallStem: true, tabularHidden: 16, tabularLayers: 2, projectionHidden: 16, projectionDim: 8 },
+};
+const finished = path.join(root, 'finished');
+
+/** Every file of a folder with its bytes, to compare before and after. */
+function snapshot(dir: string): Record<string, string> {
+  return Object.fromEntries(fs.readdirSync(dir).sort().map((f) => [f, fs.readFileSync(path.join(dir, f)).toString('base64')]));
+}
+
+t.before(async () => {
+  await synthCardiac({ out: cohort, n: 64, size: 16, seed: 3 });
+  await pretrainCohort({ ...opts, out: finished });
+});
+
+t.test('the preprocessor is written before training: at the first step it is there, and no encoder yet', async (t) => {
+  const out = path.join(root, 'order');
+  const seen: boolean[][] = [];
+  await pretrainCohort({ ...opts, out, epochs: 1 }, {
+    onProgress: (p) => {
+      if (p.step === 1) seen.push([fs.existsSync(path.join(out, 'preprocessor.json')), fs.existsSync(path.join(out, 'image_encoder.safetensors'))]);
+    },
+  });
+  t.same(seen, [[true, false]], 'preprocessor.json before the first step, the encoder only at the end');
+  t.same(JSON.parse(fs.readFileSync(path.join(out, 'preprocessor.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(finished, 'preprocessor.json'), 'utf8')), 'the fitted preprocessor');
+});
+
+t.test('a fresh pretrain into a finished run without its checkpoint is refused, and changes nothing', async (t) => {
+  const dir = path.join(root, 'no-ckpt');
+  fs.cpSync(finished, dir, { recursive: true });
+  fs.rmSync(path.join(dir, 'checkpoint.safetensors'));
+  const before = snapshot(dir);
+  await t.rejects(pretrainCohort({ ...opts, out: dir, seed: 7, features: ['age', 'sex'] }), { code: 'ERR_CONFIG', message: /already holds a finished run .*image_encoder\.safetensors/ });
+  t.same(snapshot(dir), before, 'config.json, metrics.jsonl, the encoder and the preprocessor are as they were');
+});
+
+t.test('a resume the checkpoint cannot serve is refused before the run is touched', async (t) => {
+  // Fewer epochs than the checkpoint has done.
+  const fewer = path.join(root, 'fewer');
+  fs.cpSync(finished, fewer, { recursive: true });
+  const before = snapshot(fewer);
+  await t.rejects(pretrainCohort({ ...opts, out: fewer, epochs: 1, resume: true }), { code: 'ERR_DATA', message: /checkpoint\.safetensors .*at epoch 2, past the 1 epoch\(s\) asked for/ });
+  t.same(snapshot(fewer), before, 'the encoder, config.json and metrics.jsonl are as they were');
+
+  // Tensor data cut off.
+  const cut = path.join(root, 'cut');
+  fs.cpSync(finished, cut, { recursive: true });
+  const ckpt = path.join(cut, 'checkpoint.safetensors');
+  fs.truncateSync(ckpt, fs.statSync(ckpt).size - 1000);
+  const beforeCut = snapshot(cut);
+  await t.rejects(pretrainCohort({ ...opts, out: cut, resume: true }), { code: 'ERR_DATA', message: /checkpoint\.safetensors is not a valid checkpoint: tensor ".*" has data_offsets .* outside the \d+-byte data section/ });
+  t.same(snapshot(cut), beforeCut, 'nothing changed');
+
+  // The same run resumes as before (a finished run at its own epochs: nothing to train, the encoder written again).
+  const same = path.join(root, 'same');
+  fs.cpSync(finished, same, { recursive: true });
+  await pretrainCohort({ ...opts, out: same, resume: true });
+  t.ok(fs.readFileSync(path.join(same, 'image_encoder.safetensors')).equals(fs.readFileSync(path.join(finished, 'image_encoder.safetensors'))), 'a valid resume still works');
+});
+
+t.test('temporary files of killed writes are swept when the run is next locked; other files stay', async (t) => {
+  const dir = path.join(root, 'stale');
+  fs.cpSync(finished, dir, { recursive: true });
+  const stale = ['checkpoint.safetensors.tmp-4194303-17', 'image_encoder.safetensors.tmp-12-3', '.config.json.tmp-77-0a1b2c3d', '.metrics.jsonl.tmp-77-ff', '.preprocessor.json.tmp-5-9e'];
+  const kept = ['notes.txt', 'checkpoint.safetensors.tmp-x', '.config.json.tmp-77', 'checkpoint.safetensors.bak'];
+  for (const f of [...stale, ...kept]) fs.writeFileSync(path.join(dir, f), 'partial');
+  await pretrainCohort({ ...opts, out: dir, resume: true });
+  for (const f of stale) t.notOk(fs.existsSync(path.join(dir, f)), `${f} is gone`);
+  for (const f of kept) t.ok(fs.existsSync(path.join(dir, f)), `${f} stays`);
+});
+
+t.test('dying of Ctrl-C removes this process\'s temporary files: an atomic write in flight, and the trainer\'s', async (t) => {
+  const dir = path.join(root, 'die');
+  fs.mkdirSync(dir);
+  // writeFileAtomic with many chunks: the CLI's second Ctrl-C (dieOfSignal) lands while the temporary file is open.
+  const write = `
+    const fs = require('node:fs');
+    const { writeFileAtomic } = require(${dist('io', 'atomic.js')});
+    const { dieOfSignal } = require(${dist('cli', 'args.js')});
+    const dir = process.argv[1];
+    const chunks = Array.from({ length: 400 }, () => new Uint8Array(1 << 20));
+    const timer = setInterval(() => {
+      if (fs.readdirSync(dir).some((f) => f.includes('.tmp-'))) { clearInterval(timer); dieOfSignal('SIGINT'); }
+    }, 1);
+    writeFileAtomic(dir + '/big.bin', chunks).then(() => { clearInterval(timer); console.log('finished'); });`;
+  const a = spawnSync(process.execPath, ['-e', write, dir], { encoding: 'utf8' });
+  t.equal(a.signal, 'SIGINT', `the writer died of the signal (stdout ${JSON.stringify(a.stdout)}, stderr ${a.stderr.slice(0, 300)})`);
+  t.same(fs.readdirSync(dir), [], 'neither big.bin nor its temporary file is there');
+
+  // A pretrain killed while the trainer writes: its temporary name is native's, and the run's exit clean-up finds it.
+  const run = path.join(root, 'die-run');
+  const train = `
+    const fs = require('node:fs');
+    const { pretrainCohort } = require(${dist('pipeline', 'cohort-pretrain.js')});
+    const { dieOfSignal } = require(${dist('cli', 'args.js')});
+    const [cohort, out] = process.argv.slice(1);
+    pretrainCohort({ ...${JSON.stringify({ ...opts, cohort: undefined })}, cohort, out }, {
+      beforeTraining: (dir) => {
+        fs.writeFileSync(dir + '/checkpoint.safetensors.tmp-' + process.pid + '-42', 'half a checkpoint');
+        fs.writeFileSync(dir + '/checkpoint.safetensors.tmp-' + (process.pid + 1) + '-42', 'another process');
+        setImmediate(() => dieOfSignal('SIGINT'));
+      },
+    });`;
+  const b = spawnSync(process.execPath, ['-e', train, cohort, run], { encoding: 'utf8' });
+  t.equal(b.signal, 'SIGINT', `the training died of the signal (${b.stderr.slice(0, 300)})`);
+  const left = fs.readdirSync(run);
+  t.notOk(left.some((f) => f.startsWith('checkpoint.safetensors.tmp-') && f.endsWith(`-42`) && !f.includes(String(b.pid + 1))), `its own temporary checkpoint is gone (left: ${left.join(', ')})`);
+  t.ok(left.includes(`checkpoint.safetensors.tmp-${b.pid + 1}-42`), 'another pid\'s is left to the next lock holder');
+});
