@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from './binding';
 import { readNpyHeader } from './data/npy';
-import { AbortError, BusyError, ConfigError, DataError, ShapeError, awaitNative, callNative } from './errors';
+import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightError, awaitNative, callNative } from './errors';
 import { cleanUpAtExit, ensureOutDir, writeFileAtomicSync, writeReason } from './io/atomic';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
 import { channelStats, imageValueRange } from './image-stats';
@@ -211,7 +211,7 @@ function lockRun(dir: string): () => void {
  * `pid` or of any process. A process killed mid-write leaves them.
  */
 function runTemps(dir: string, pid?: number): string[] {
-  const own = /^(?:(?:checkpoint|image_encoder)\.safetensors\.tmp-(\d+)-\d+|\.(?:config\.json|metrics\.jsonl|preprocessor\.json)\.tmp-(\d+)-[0-9a-f]+)$/;
+  const own = /^(?:(?:checkpoint|image_encoder)\.safetensors\.tmp-(\d+)-\d+|\.(?:config\.json|metrics\.jsonl|preprocessor\.json)\.tmp-(\d+)-[0-9a-f]+|\.image_encoder\.safetensors\.previous-(\d+))$/;
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -220,7 +220,7 @@ function runTemps(dir: string, pid?: number): string[] {
   }
   return names.filter((n) => {
     const m = own.exec(n);
-    return m !== null && (pid === undefined || Number(m[1] ?? m[2]) === pid);
+    return m !== null && (pid === undefined || Number(m[1] ?? m[2] ?? m[3]) === pid);
   }).map((n) => path.join(dir, n));
 }
 
@@ -319,12 +319,34 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     const configJson = JSON.stringify(config, null, 2);
     const hadConfig = fs.existsSync(configFile);
     const present = root ? new Set(fs.readdirSync(out)) : new Set<string>();
+    const metricsFile = path.join(out, 'metrics.jsonl');
+    // What a resume changes before the trainer has read the checkpoint, to
+    // put back if it refuses it: the run stays as it was.
+    const previous = root && resumeFrom ? {
+      config: fs.readFileSync(configFile),
+      metrics: fs.existsSync(metricsFile) ? fs.readFileSync(metricsFile) : undefined,
+      encoder: fs.existsSync(encoderFile) ? path.join(out, `.image_encoder.safetensors.previous-${process.pid}`) : undefined,
+    } : undefined;
+    let progressed = false;
     if (root) writeFileAtomicSync(configFile, configJson + '\n');
 
     try {
       if (root && control.beforeTraining) await control.beforeTraining(out);
       await train();
+      if (previous?.encoder) fs.rmSync(previous.encoder, { force: true });
     } catch (err) {
+      if (previous && !progressed) {
+        if (previous.encoder && fs.existsSync(previous.encoder)) fs.renameSync(previous.encoder, encoderFile);
+        writeFileAtomicSync(configFile, previous.config);
+        if (previous.metrics) writeFileAtomicSync(metricsFile, previous.metrics);
+        else fs.rmSync(metricsFile, { force: true });
+        // The trainer's own message names a tensor or a shape, not the file.
+        if (err instanceof TabsightError && !(err instanceof AbortError)) {
+          err.message = `${err.message.includes(checkpoint) ? '' : `Cannot resume from ${checkpoint}: `}${err.message} (the run is left as it was)`;
+        }
+      } else if (previous?.encoder) {
+        fs.rmSync(previous.encoder, { force: true });
+      }
       // A failure before the first checkpoint (the device, the initial
       // weights, the data): take back the config.json this call wrote, and
       // what beforeTraining wrote, so no half-made run is left behind for
@@ -342,7 +364,6 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
         { ...config, outDir: out, configJson, initWeights: config.initWeights ?? undefined },
         { images: prepared.images, tabular, labels, targets, rows, scanImages: opts.scanImages ?? true },
       ));
-      const metricsFile = path.join(out, 'metrics.jsonl');
       // The native trainer appends one line per epoch; a resumed run drops the
       // lines of epochs it will redo.
       if (root) {
@@ -352,13 +373,19 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
         // A resumed run is unfinished until it ends again: the image encoder
         // of its previous end would otherwise be exported, embedded and
         // evaluated as this run's. The trainer writes the new one at the end.
-        if (resumeFrom) fs.rmSync(encoderFile, { force: true });
+        // Set aside, not removed, until the trainer has taken the checkpoint.
+        if (previous?.encoder) fs.renameSync(encoderFile, previous.encoder);
       }
       let callbackError: unknown;
       const onAbort = () => job.abort();
       control.signal?.addEventListener('abort', onAbort);
       try {
         const summary = await awaitNative(job.run((p: TrainProgress) => {
+          if (!progressed) {
+            // The trainer has taken the checkpoint and moved on: the previous end's encoder is gone for good.
+            progressed = true;
+            if (previous?.encoder) fs.rmSync(previous.encoder, { force: true });
+          }
           if (callbackError === undefined && control.onProgress) {
             try {
               control.onProgress(p);

@@ -68,6 +68,34 @@ t.test('a resume the checkpoint cannot serve is refused before the run is touche
   await t.rejects(pretrainCohort({ ...opts, out: cut, resume: true }), { code: 'ERR_DATA', message: /checkpoint\.safetensors is not a valid checkpoint: tensor ".*" has data_offsets .* outside the \d+-byte data section/ });
   t.same(snapshot(cut), beforeCut, 'nothing changed');
 
+  // Checkpoints whose header is sound but whose tensors the trainer refuses: one missing, one of another shape.
+  const edit = (dir: string, change: (header: Record<string, { shape: number[] }>) => void) => {
+    const file = path.join(dir, 'checkpoint.safetensors');
+    const bytes = fs.readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    change(header);
+    const text = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(text.length));
+    fs.writeFileSync(file, Buffer.concat([len, text, bytes.subarray(8 + n)]));
+  };
+  for (const [name, change, why] of [
+    ['missing', (h: Record<string, { shape: number[] }>) => { delete h['model.image.conv1.weight']; }, /conv1\.weight/],
+    ['reshaped', (h: Record<string, { shape: number[] }>) => { const k = Object.keys(h).find((x) => x.startsWith('optim.') && x.endsWith('exp_avg') && h[x].shape.length === 4)!; h[k].shape = [h[k].shape.reduce((a, b) => a * b, 1)]; }, /./],
+  ] as const) {
+    const dir = path.join(root, `refused-${name}`);
+    fs.cpSync(finished, dir, { recursive: true });
+    edit(dir, change);
+    const snap = snapshot(dir);
+    const err = await pretrainCohort({ ...opts, out: dir, epochs: 3, resume: true }).then(() => undefined, (e) => e as Error & { code: string });
+    t.ok(err && /^ERR_/.test(err.code), `${name}: refused with ${err?.code}: ${err?.message}`);
+    t.ok(err?.message.includes(path.join(dir, 'checkpoint.safetensors')) && err.message.endsWith('(the run is left as it was)'), `${name}: the message names the checkpoint, once`);
+    t.equal(err?.message.split(path.join(dir, 'checkpoint.safetensors')).length, 2, `${name}: the path appears once`);
+    t.match(err?.message ?? '', why);
+    t.same(snapshot(dir), snap, `${name}: the encoder, config.json and metrics.jsonl are as they were`);
+  }
+
   // The same run resumes as before (a finished run at its own epochs: nothing to train, the encoder written again).
   const same = path.join(root, 'same');
   fs.cpSync(finished, same, { recursive: true });
