@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { readNifti, ReadNiftiOptions } from '../lib/data/nifti';
+import { NIFTI_GZ_MAX, NIFTI_GZ_SLACK, readNifti, ReadNiftiOptions } from '../lib/data/nifti';
 import { ConfigError } from '../lib/errors';
 import { expectDataError, FIXTURES, maxAbsDiff, reference, rejection, tmpDir } from './fixtures/readers/oracle';
 
@@ -104,6 +104,28 @@ t.test('readNifti reads multi-member gzip and ignores zero padding after the las
   const padded = path.join(dir, 'padded.nii.gz');
   fs.writeFileSync(padded, Buffer.concat([gzipSync(raw), Buffer.alloc(512)]));
   t.same(Array.from((await readNifti(padded)).data), Array.from(ref.data), '512 zero bytes after the member');
+});
+
+t.test('a .nii.gz is decompressed only as far as its header needs: a gzip bomb is refused, modest trailing data is read', async (t) => {
+  const dir = tmpDir(t);
+  const raw = fs.readFileSync(FUNCTIONAL); // 43192 bytes: header and voxels, nothing after
+  const ref = await readNifti(FUNCTIONAL);
+  // The volume, then NIFTI_GZ_SLACK and one more MiB of zeros: about 70 KB of gzip.
+  const bomb = path.join(dir, 'bomb.nii.gz');
+  fs.writeFileSync(bomb, gzipSync(Buffer.concat([raw, Buffer.alloc(NIFTI_GZ_SLACK + (1 << 20))]), { level: 9 }));
+  t.ok(fs.statSync(bomb).size < 200_000, `the bomb is ${fs.statSync(bomb).size} bytes`);
+  await expectDataError(t, readNifti(bomb), bomb, new RegExp(`decompresses to more than ${43192 + NIFTI_GZ_SLACK} bytes, though its header needs 43192`));
+  // 1 MiB after the volume (an extension some writer appended): read, and the same values.
+  const tail = path.join(dir, 'tail.nii.gz');
+  fs.writeFileSync(tail, gzipSync(Buffer.concat([raw, Buffer.alloc(1 << 20, 7)])));
+  t.same(Array.from((await readNifti(tail)).data), Array.from(ref.data), 'trailing data within the slack is ignored');
+  // A header that declares more than NIFTI_GZ_MAX bytes: refused from the header, nothing inflated past it.
+  const huge = Buffer.from(raw);
+  for (const [d, v] of [[1, 32767], [2, 32767], [3, 32767]] as const) huge.writeInt16LE(v, 40 + 2 * d);
+  huge.writeInt16LE(1, 48); // one frame
+  const big = path.join(dir, 'big.nii.gz');
+  fs.writeFileSync(big, gzipSync(huge));
+  await expectDataError(t, readNifti(big), big, new RegExp(`declares \\d+ bytes of header and voxel data, more than the ${NIFTI_GZ_MAX}`));
 });
 
 t.test('readNifti rejects corrupt or truncated gzip data with ERR_DATA naming the file', async (t) => {

@@ -59,17 +59,99 @@ const DATATYPES: Record<number, { name: string; bytes: number; get: Getter }> = 
   1280: { name: 'uint64', bytes: 8, get: (dv, o, le) => Number(dv.getBigUint64(o, le)) },
 };
 
+/** Decompressed bytes past the end of the voxel data that a .nii.gz may carry (extensions written after the data, padding). */
+export const NIFTI_GZ_SLACK = 64 << 20;
+/** The most voxel data (with the header) a .nii.gz is decompressed to. */
+export const NIFTI_GZ_MAX = 2 ** 31;
+
+/**
+ * Where a NIfTI file's voxel data ends, from the first 544 bytes of its
+ * header (NIfTI-1 or -2, either byte order); undefined when the header does
+ * not say (readNifti then reports what is wrong with it).
+ */
+function dataEnd(head: Uint8Array): number | undefined {
+  if (head.length < 348) return undefined;
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  for (const le of [true, false]) {
+    const size = dv.getInt32(0, le);
+    if (size === 348) {
+      const ndim = dv.getInt16(40, le);
+      if (ndim < 1 || ndim > 7) return undefined;
+      let voxels = 1;
+      for (let d = 1; d <= ndim; d++) voxels *= Math.max(dv.getInt16(40 + 2 * d, le), 1);
+      const type = DATATYPES[dv.getInt16(70, le)];
+      const off = dv.getFloat32(108, le);
+      return type && Number.isFinite(off) ? Math.max(Math.floor(off), 352) + voxels * type.bytes : undefined;
+    }
+    if (size === 540 && head.length >= 544) {
+      const ndim = Number(dv.getBigInt64(16, le));
+      if (ndim < 1 || ndim > 7) return undefined;
+      let voxels = 1;
+      for (let d = 1; d <= ndim; d++) voxels *= Math.max(Number(dv.getBigInt64(16 + 8 * d, le)), 1);
+      const type = DATATYPES[dv.getInt16(12, le)];
+      return type ? Math.max(Number(dv.getBigInt64(168, le)), 544) + voxels * type.bytes : undefined;
+    }
+  }
+  return undefined;
+}
+
 /**
  * Node's zlib: it checks each member's CRC-32 and length trailer, reads
  * multi-member files (concatenated gzip streams, as some writers produce) and
- * ignores zero padding after the last member, as nibabel does.
+ * ignores zero padding after the last member, as nibabel does. Streamed, and
+ * bounded by the header: only the bytes up to the end of the voxel data are
+ * kept, and a file that inflates to more than NIFTI_GZ_SLACK beyond them (a
+ * few MB of gzip can hold GBs of zeros) is refused before it fills memory.
  */
-function gunzip(file: string, gz: Uint8Array): Uint8Array {
-  try {
-    return zlib.gunzipSync(gz);
-  } catch (err) {
-    throw new DataError(`${file} has corrupt or truncated gzip data (${(err as Error).message})`, { cause: err });
-  }
+function gunzip(file: string, gz: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const z = zlib.createGunzip();
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let total = 0;
+    let end: number | undefined;
+    let done = false;
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      z.destroy();
+      reject(err);
+    };
+    z.on('data', (c: Buffer) => {
+      if (done) return;
+      total += c.length;
+      const limit = end ?? Infinity;
+      if (kept < limit) {
+        const take = Math.min(c.length, limit - kept);
+        chunks.push(take === c.length ? c : c.subarray(0, take));
+        kept += take;
+      }
+      if (end === undefined && kept >= 544) {
+        const head = Buffer.concat(chunks);
+        chunks.length = 0;
+        chunks.push(head);
+        end = dataEnd(head) ?? 544;
+        if (end > NIFTI_GZ_MAX) {
+          fail(new DataError(`${file}: its header declares ${end} bytes of header and voxel data, more than the ${NIFTI_GZ_MAX} a .nii.gz is decompressed to`));
+          return;
+        }
+        if (kept > end) {
+          chunks[0] = head.subarray(0, end);
+          kept = end;
+        }
+      }
+      if (end !== undefined && total > end + NIFTI_GZ_SLACK) {
+        fail(new DataError(`${file} decompresses to more than ${end + NIFTI_GZ_SLACK} bytes, though its header needs ${end}: not read (a gzip bomb, or data after the volume)`));
+      }
+    });
+    z.on('error', (err) => fail(new DataError(`${file} has corrupt or truncated gzip data (${err.message})`, { cause: err })));
+    z.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks));
+    });
+    z.end(gz);
+  });
 }
 
 function checkOptions(opts: unknown): { slice: number | 'mid'; frames?: number[] } {
@@ -97,7 +179,7 @@ export async function readNifti(file: string, opts?: ReadNiftiOptions): Promise<
   const o = checkOptions(opts);
   let raw: Uint8Array = await readInputFile(file);
   const compressed = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
-  if (compressed) raw = gunzip(file, raw);
+  if (compressed) raw = await gunzip(file, raw);
   const ab = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength) as ArrayBuffer;
   const dv = new DataView(ab);
   const nifti = await reader();
