@@ -8,6 +8,7 @@ import { native } from './binding';
 import { ConfigError, DataError, DisposedError, ShapeError, awaitNative, callNative } from './errors';
 import { MEMORY_FORMATS, type MemoryFormat, type ResolvedPretrainConfig } from './pretrain-options';
 import * as is from './validate';
+import { readRunConfigFile } from './run-config';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type NativeEncoder = any;
@@ -120,12 +121,7 @@ export async function loadRun(dir: string): Promise<Run> {
   if (!fs.existsSync(weights)) {
     throw new DataError(`${weights} is missing: the run has not finished (resume it: tabsight pretrain --resume, or resume: true)`);
   }
-  let config: ResolvedPretrainConfig;
-  try {
-    config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
-  } catch (err) {
-    throw new DataError(`${configFile} is not valid JSON: ${(err as Error).message}`);
-  }
+  const config = readRunConfigFile(configFile, `${root} is not a tabsight run: ${configFile} is missing`);
   return openEncoder(root, config, weights);
 }
 

@@ -255,3 +255,30 @@ t.test('signals during native work: a command without its own handler dies of Ct
   t.match(pt.stderr(), /tabsight: ERR_ABORTED: Training was aborted after step \d+; the checkpoint in .* is valid/);
   t.ok(fs.existsSync(path.join(out, 'checkpoint.safetensors')));
 });
+
+t.test('a run whose config.json was edited or damaged: ERR_DATA naming the file and the field, in every command that opens the run', async (t) => {
+  const good = JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
+  const channels = good.model.inChannels as number;
+  const cases: [string, unknown, RegExp][] = [
+    ['null', null, /the run config should be an object but is null/],
+    ['empty', {}, /version should be 1 .* but is missing/],
+    ['newer', { ...good, version: 2 }, /version should be 1 .* but is 2/],
+    ['no model', { ...good, model: null }, /model should be an object but is null/],
+    ['bad arch', { ...good, model: { ...good.model, arch: 'vgg' } }, /model\.arch should be one of resnet18, resnet50 but is "vgg"/],
+    ['zero std', { ...good, normalize: { ...good.normalize, std: new Array(channels).fill(0) } }, new RegExp(`normalize\\.std should be ${channels} finite number\\(s\\), each > 0`)],
+    ['no data', { ...good, data: undefined }, /data should be an object but is missing/],
+    ['bad dtype', { ...good, data: { ...good.data, dtype: 'int16' } }, /data\.dtype should be one of uint8, float16, float32 but is "int16"/],
+  ];
+  const images = at('cfg-images.npy');
+  await writeNpy(images, new Uint8Array(2 * channels * 16 * 16).fill(100), [2, channels, 16, 16]);
+  for (const [name, config, why] of cases) {
+    const dir = at(`cfg-${name.replace(/ /g, '-')}`);
+    fs.cpSync(run, dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    const file = path.join(dir, 'config.json');
+    await fails(t, ['embed', '--run', dir, '--images', images, '--out', at('cfg-never.npy')], 'ERR_DATA', [file, why]);
+    await fails(t, ['export', '--run', dir, '--out', at('cfg-never.onnx')], 'ERR_DATA', [file, why]);
+    await fails(t, ['evaluate', '--run', dir, '--cohort', cohort, '--task', 'lvef', '--seeds', '1'], 'ERR_DATA', [file, why]);
+  }
+  t.notOk(fs.existsSync(at('cfg-never.npy')) || fs.existsSync(at('cfg-never.onnx')), 'nothing was written');
+});

@@ -9,6 +9,7 @@ import { ConfigError, DataError, ShapeError } from '../errors';
 import { checkOutFile, writeFileAtomic } from '../io/atomic';
 import { readSafetensors } from '../io/safetensors';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
+import { readRunConfigFile } from '../run-config';
 import { decodeModel, withMetadata } from './onnx-builder';
 import { headExportOptions, headFile, readHead, type SavedHead } from './heads';
 import { fileSha256 } from '../io/read';
@@ -69,12 +70,7 @@ export interface QuantizationReport {
 /** config.json of a run directory (ConfigError when it is not one). */
 export function readRunConfig(runDir: string): ResolvedPretrainConfig {
   const configFile = path.join(runDir, 'config.json');
-  if (!fs.existsSync(configFile)) throw new ConfigError(`${runDir} is not a tabsight run: ${configFile} is missing`);
-  try {
-    return JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
-  } catch (err) {
-    throw new DataError(`${configFile} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
+  return readRunConfigFile(configFile, `${runDir} is not a tabsight run: ${configFile} is missing`);
 }
 
 /** Names of the one-hot-encoded tabular columns, as the native encoder lays them out. */

@@ -15,6 +15,7 @@ import { ConfigError, DataError } from '../errors';
 import { uniformStream } from '../eval/metrics';
 import { tabularIntegratedGradients } from '../explain/attribution';
 import type { ResolvedPretrainConfig } from '../pretrain-options';
+import { readRunConfigFile } from '../run-config';
 import * as is from '../validate';
 
 export interface AttributionRankOptions {
@@ -46,13 +47,7 @@ export function readAttributionRun(run: unknown): { dir: string; config: Resolve
   }
   const dir = path.resolve(is.string(run, 'run'));
   const configFile = path.join(dir, 'config.json');
-  if (!fs.existsSync(configFile)) throw new ConfigError(`Expected a tabsight run directory for run but ${configFile} is missing`);
-  let config: ResolvedPretrainConfig;
-  try {
-    config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as ResolvedPretrainConfig;
-  } catch (err) {
-    throw new DataError(`${configFile} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
+  const config = readRunConfigFile(configFile, `Expected a tabsight run directory for run but ${configFile} is missing`);
   if (config.mode !== 'multimodal') {
     throw new ConfigError(`Expected a multimodal pretraining run for run but ${dir} is a ${String(config.mode)} run (it has no tabular encoder to attribute)`);
   }
