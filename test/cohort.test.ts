@@ -227,6 +227,8 @@ t.test('loadCohort checks the NPY store: count, rank, dtype, truncation, NaN / I
   await fails(t, loadCohort(int), ['images.npy', 'dtype int32']);
   const size = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('ids: image_ids.csv', 'ids: image_ids.csv\n  size: [8, 8]')));
   await fails(t, loadCohort(size), ['images.npy', '4×4', 'images.size', '8×8']);
+  const huge = await makeCohort(t, (f) => (f['cohort.yaml'] = YAML.replace('ids: image_ids.csv', 'ids: image_ids.csv\n  size: [100000, 64]')));
+  await fails(t, loadCohort(huge), ['cohort.yaml line', 'images.size[0]', '≤ 4096', '100000'], ConfigError);
   const cut = await makeCohort(t);
   const file = path.join(cut, 'images.npy');
   fs.truncateSync(file, fs.statSync(file).size - 5);

@@ -277,6 +277,9 @@ test('OrtImageEncoder#embed rejects wrong channels, size, dtype and length with 
   ac.abort();
   await expectError(t, () => enc.embed({ data: new Float32Array(3 * 64), shape: [1, 3, 8, 8] }, { signal: ac.signal }), AbortError, ['aborted']);
   await expectError(t, () => OrtImageEncoder.load(r18, { threads: 0 }), ConfigError, ['threads']);
+  const cpus = os.availableParallelism();
+  await expectError(t, () => OrtImageEncoder.load(r18, { threads: 4 * cpus + 1 }), ConfigError, [`Expected threads at most ${4 * cpus} (4× the ${cpus} CPU(s) this process may use) but received ${4 * cpus + 1}`]);
+  await (await OrtImageEncoder.load(r18, { threads: 4 * cpus })).dispose();
   await expectError(t, () => OrtImageEncoder.load(path.join(dir, 'nope.onnx')), DataError, ['nope.onnx']);
   await enc.dispose();
   await encSmall.dispose();

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { readPng, ReadPngOptions } from '../lib/data/png';
+import { PNG_MAX_PIXELS, readPng, ReadPngOptions } from '../lib/data/png';
 import { ConfigError } from '../lib/errors';
 import { expectDataError, rejection, tmpDir } from './fixtures/readers/oracle';
 
@@ -172,4 +172,26 @@ t.test('readPng rejects bad options with ERR_CONFIG', async (t) => {
     t.type(err, ConfigError, JSON.stringify(opts));
     t.equal(err.code, 'ERR_CONFIG');
   }
+});
+
+t.test('a PNG whose header declares more than 8192×8192 pixels is refused before it is decoded', async (t) => {
+  const dir = tmpDir(t);
+  const header = (w: number, h: number) => {
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(w, 0);
+    ihdr.writeUInt32BE(h, 4);
+    ihdr[8] = 8; // bit depth
+    ihdr[9] = 0; // grey
+    // One deflated row of zeros: the rest is missing, which only a decoder would notice.
+    return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(w + 1))), chunk('IEND', Buffer.alloc(0))]);
+  };
+  const big = path.join(dir, 'big.png');
+  fs.writeFileSync(big, header(16000, 16000));
+  const before = process.memoryUsage().rss;
+  await expectDataError(t, readPng(big), big, /is 16000×16000 pixels, more than the 67108864 \(8192×8192\) tabsight decodes/);
+  t.ok(process.memoryUsage().rss - before < 200e6, 'nothing the size of the image was allocated');
+  const edge = path.join(dir, 'edge.png');
+  fs.writeFileSync(edge, header(8192, 8193));
+  await expectDataError(t, readPng(edge), edge, /8192×8193 pixels, more than/);
+  t.equal(PNG_MAX_PIXELS, 8192 * 8192);
 });

@@ -126,7 +126,7 @@ export function addDeployCommands(program: Command): void {
     .option('--calibration-images <n>', 'with --int8: training images to calibrate on (default: 256)', int('--calibration-images'))
     .option('--agreement-images <n>', 'with --int8: validation images to compare int8 and float32 outputs on (default: 256)', int('--agreement-images'))
     .option('--reduce-range', 'with --int8: 7-bit weights, for x86 CPUs without VNNI, whose int8 kernels can saturate with 8-bit weights')
-    .option('--threads <n>', 'with --int8: onnxruntime threads (default: all cores)', int('--threads'))
+    .option('--threads <n>', 'with --int8: onnxruntime threads, at most 4× the cores (default: all cores)', int('--threads'))
     .action(async (o) => {
       if (o.part !== 'image' && o.part !== 'tabular') throw new ConfigError(`Expected image or tabular for --part but received "${o.part}"`);
       const int8Only = {
@@ -168,7 +168,7 @@ export function addDeployCommands(program: Command): void {
     .requiredOption('--out <file.npy>', 'embeddings N×D float32 (written atomically)')
     .option('--backend <backend>', 'ort | torch (default: ort with --model, torch with --run)')
     .option('--batch <n>', 'images per batch (default: 64 in onnxruntime; in LibTorch on the CPU 16 for images of 128 px and more, or 64 px and more with the small stem, where it measured faster, else 64)', int('--batch'))
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .option('--threads <n>', 'onnxruntime threads, at most 4× the cores (default: all cores)', int('--threads'))
     .action(async (o) => {
       if (!o.run === !o.model) throw new ConfigError('Give exactly one of --run and --model');
       checkOutFile(o.out);
@@ -194,7 +194,7 @@ export function addDeployCommands(program: Command): void {
     .option('--cohort <dir>', 'instead of --images: every subject of a cohort (adds an id column)')
     .requiredOption('--out <file.csv>', 'the CSV (written atomically)')
     .option('--batch <n>', 'images per batch', int('--batch'), 64)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .option('--threads <n>', 'onnxruntime threads, at most 4× the cores (default: all cores)', int('--threads'))
     .action(async (o) => {
       checkOutFile(o.out);
       const src = await imageSource(o);

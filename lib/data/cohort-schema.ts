@@ -31,7 +31,8 @@ const images = z
     format: z.enum(['nifti', 'png', 'dicom']).optional(),
     nifti: niftiOptions.optional(),
     /** [H, W]: resize at conversion; with `npy`, an assertion on the stored H×W. */
-    size: z.tuple([positiveInt, positiveInt]).optional(),
+    // At most 4096 a side: the cache holds every image at this size (a typo such as 100000 would ask for TBs).
+    size: z.tuple([positiveInt.max(4096), positiveInt.max(4096)]).optional(),
     channels: z.union([z.literal(1), z.literal(3)], { error: 'expected 1 or 3' }).optional(),
   })
   .superRefine((v, ctx) => {

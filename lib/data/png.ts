@@ -52,6 +52,9 @@ function significantGreyBits(buf: Buffer): number | undefined {
 }
 
 /** Reads a PNG file into a `[C, H, W]` Uint8Array. */
+/** The largest PNG decoded, in pixels (8192×8192): the header is checked before anything is decoded. */
+export const PNG_MAX_PIXELS = 8192 * 8192;
+
 export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngImage> {
   string(file, 'path');
   const o = checkOptions(opts);
@@ -65,6 +68,10 @@ export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngI
   }
   try {
     const meta = await sharp(buf, { failOn: 'truncated' }).metadata();
+    // From the header: a 250 KB PNG can declare 16000×16000 pixels, 1.6 GB once decoded.
+    if ((meta.width ?? 0) * (meta.height ?? 0) > PNG_MAX_PIXELS) {
+      throw new DataError(`${file} is ${meta.width}×${meta.height} pixels, more than the ${PNG_MAX_PIXELS} (8192×8192) tabsight decodes`);
+    }
     const grey = meta.channels === 1 || meta.channels === 2 || meta.space === 'b-w' || meta.space === 'grey16';
     const channels = o.channels ?? (grey ? 1 : 3);
     const wide = meta.depth === 'ushort';

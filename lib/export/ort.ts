@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { AbortError, DataError, DisposedError, ShapeError } from '../errors';
-import { positiveInteger } from '../validate';
+import { positiveInteger, threadCount } from '../validate';
 import { nonFiniteImageError } from '../data/cohort-images';
 import { decodeModel, dimsOf, elemTypeOf } from './onnx-builder';
 
@@ -120,7 +120,7 @@ export class OrtImageEncoder {
 
   /** Loads an ONNX image encoder (as written by exportImageEncoder). */
   static async load(modelPath: string, opts: OrtLoadOptions = {}): Promise<OrtImageEncoder> {
-    const threads = opts.threads === undefined ? os.availableParallelism() : positiveInteger(opts.threads, 'threads');
+    const threads = opts.threads === undefined ? os.availableParallelism() : threadCount(opts.threads, 'threads', os.availableParallelism());
     let bytes: Buffer;
     try {
       bytes = await fs.promises.readFile(modelPath);

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { DataError, ShapeError } from '../errors';
-import { positiveInteger } from '../validate';
+import { positiveInteger, threadCount } from '../validate';
 import { decodeModel } from './onnx-builder';
 import type { ImageChunk } from './images';
 import { exportImageEncoder, type ImageEncoderMeta, type ImageExportOptions } from './resnet-onnx';
@@ -36,7 +36,7 @@ export interface CalibrationResult {
 
 async function session(bytes: Uint8Array, threads?: number): Promise<ort.InferenceSession> {
   const opts: ort.InferenceSession.SessionOptions = { interOpNumThreads: 1 };
-  opts.intraOpNumThreads = threads === undefined ? os.availableParallelism() : positiveInteger(threads, 'threads');
+  opts.intraOpNumThreads = threads === undefined ? os.availableParallelism() : threadCount(threads, 'threads', os.availableParallelism());
   return ort.InferenceSession.create(bytes, opts);
 }
 
