@@ -516,3 +516,15 @@ t.test('summarizeCohort reports sizes, missingness, balance, splits and image ra
     t.ok(text.includes(part), `summary shows ${part}`);
   }
 });
+
+t.test('numbers beyond float32 (what training and evaluation store) are refused at load, naming the file, row and column', async (t) => {
+  // S004 is on spreadsheet row 2 + (N − 1 − 4) of the reversed tabular.csv.
+  const tab = await makeCohort(t, (f) => (f['tabular.csv'] = f['tabular.csv']!.replace('S004,44,', 'S004,1e308,')));
+  await fails(t, loadCohort(tab), ['tabular.csv', `row ${2 + N - 1 - 4}`, 'column "age"', 'beyond the float32 range']);
+  const neg = await makeCohort(t, (f) => (f['tabular.csv'] = f['tabular.csv']!.replace('S004,44,', 'S004,-3.5e38,')));
+  await fails(t, loadCohort(neg), ['tabular.csv', 'column "age"', 'beyond the float32 range']);
+  const edge = await makeCohort(t, (f) => (f['tabular.csv'] = f['tabular.csv']!.replace('S004,44,', 'S004,3.4e38,')));
+  t.ok(await loadCohort(edge), '3.4e38 fits in float32');
+  const lab = await makeCohort(t, (f) => (f['labels.csv'] = f['labels.csv']!.replace('S005,0,55,', 'S005,0,1e300,')));
+  await fails(t, loadCohort(lab), ['labels.csv', 'row 7', 'column "lvef"', '"1e300"', 'beyond the float32 range']);
+});

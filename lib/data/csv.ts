@@ -248,6 +248,7 @@ export function parseContinuous(
     if (n === undefined || !Number.isFinite(n)) {
       throw notANumber(file, column, rowNumbers ? rowNumbers[i] : i + 2, String(v));
     }
+    if (Math.abs(n) > FLOAT32_MAX) throw beyondFloat32(file, column, rowNumbers ? rowNumbers[i] : i + 2, String(v));
     out[i] = n;
   }
   return out;
@@ -256,4 +257,12 @@ export function parseContinuous(
 /** The DataError for a cell of a continuous column that is not a number. */
 export function notANumber(file: string, column: string, row: number, cell: string): DataError {
   return new DataError(`${file}: row ${row}, column "${column}" has "${cell}", which is not a number`);
+}
+
+/** The largest float32: tabular data, labels and targets are float32 once they reach the encoders. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** A number the float32 the encoders and metrics use cannot hold (it would become ±Infinity). */
+export function beyondFloat32(file: string, column: string, row: number, cell: string): DataError {
+  return new DataError(`${file}: row ${row}, column "${column}" has "${cell}", beyond the float32 range (±3.4e38) that training and evaluation use`);
 }

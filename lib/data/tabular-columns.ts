@@ -9,7 +9,7 @@
  * what that streaming path computes; tests hold it to them.
  */
 import { DataError } from '../errors';
-import { inferColumnType, isMissing, notANumber, parseContinuous, readCsvBytes, scanCsv, toNumber, type CsvScan } from './csv';
+import { beyondFloat32, FLOAT32_MAX, inferColumnType, isMissing, notANumber, parseContinuous, readCsvBytes, scanCsv, toNumber, type CsvScan } from './csv';
 
 /** Column j of a cohort's tabular data: numbers (NaN = missing) or category indices (−1 = missing). */
 export type ColumnData = Float64Array | Int32Array;
@@ -195,7 +195,11 @@ class ColumnBuilder {
       } else if (this.bad >= 0) {
         return notANumber(file, this.name, rowAt[this.bad], this.badText);
       }
-      return { type, data: this.num! };
+      const num = this.num!;
+      for (let i = 0; i < num.length; i++) {
+        if (Math.abs(num[i]) > FLOAT32_MAX) return beyondFloat32(file, this.name, rowAt[i], String(num[i]));
+      }
+      return { type, data: num };
     }
     if (this.overflow) return 'texts';
     const order = this.texts.map((_, k) => k).sort((a, b) => compareValues(this.texts[a], this.texts[b]));
