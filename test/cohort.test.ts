@@ -528,3 +528,10 @@ t.test('numbers beyond float32 (what training and evaluation store) are refused 
   const lab = await makeCohort(t, (f) => (f['labels.csv'] = f['labels.csv']!.replace('S005,0,55,', 'S005,0,1e300,')));
   await fails(t, loadCohort(lab), ['labels.csv', 'row 7', 'column "lvef"', '"1e300"', 'beyond the float32 range']);
 });
+
+t.test('a splits.csv with one train row is refused at load, naming the row and id', async (t) => {
+  const one = await makeCohort(t, (f) => (f['splits.csv'] = csv('id,split', range(N).map((i) => `${id(i)},${i === 5 ? 'train' : 'test'}`))));
+  await fails(t, loadCohort(one), ['splits.csv', 'column "split"', 'assigns one row to train', 'row 7', 'id "S005"', 'at least 2']);
+  const none = await makeCohort(t, (f) => (f['splits.csv'] = csv('id,split', range(N).map((i) => `${id(i)},test`))));
+  await fails(t, loadCohort(none), ['splits.csv', 'assigns no row to train']);
+});

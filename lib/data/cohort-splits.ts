@@ -39,6 +39,9 @@ export function splitsFromValues(
     out[v].push(i);
   }
   if (out.train.length === 0) throw new DataError(`${file}: column "${column}" assigns no row to train`);
+  if (out.train.length === 1) {
+    throw new DataError(`${file}: column "${column}" assigns one row to train (row ${rows[out.train[0]]}, id "${ids[out.train[0]]}"); training needs at least 2`);
+  }
   return out;
 }
 
