@@ -511,6 +511,17 @@ t.test('summarizeCohort reports sizes, missingness, balance, splits and image ra
     f['cohort.yaml'] = YAML.replace('smoking: categorical', 'smoking: categorical, k: continuous');
   }));
   t.same((await summarizeCohort(constant, { sampleImages: 1 })).warnings, ['column "k" is constant ("7")', 'column "w" is constant ("x")'], 'a constant number shows as a number');
+  const empty = await summarizeCohort(await loadCohort(await makeCohort(t, (f) => {
+    const lines = (f['tabular.csv'] as string).trim().split('\n');
+    f['tabular.csv'] = lines.map((l, k) => (k === 0 ? `${l},e` : `${l},NA`)).join('\n') + '\n';
+    f['cohort.yaml'] = YAML.replace('smoking: categorical', 'smoking: categorical, e: continuous');
+    // Every infarction case in train: none left for test.
+    f['labels.csv'] = f['labels.csv']!.replace(/^(S0(?:1[2-9])),1,/gm, '$1,0,');
+  })), { sampleImages: 1 });
+  t.same(empty.warnings.filter((w) => /no value|no row in test/.test(w)), [
+    'column "e" has no value at all: pretrain and select refuse it; drop it with tabular.exclude in cohort.yaml',
+    'task "infarction": class "1" has no row in test: evaluate cannot score this task (AUC needs both classes) and stops; leave it out with --task',
+  ], 'what a warning means for the later commands');
   const text = formatSummary(s);
   for (const part of ['subjects: 20', '2 continuous, 2 categorical', 'bmi: 4 (20.0%)', 'train 12, val 4, test 4', 'task infarction (binary)', '20×1×4×4 float32']) {
     t.ok(text.includes(part), `summary shows ${part}`);

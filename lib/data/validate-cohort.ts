@@ -104,7 +104,10 @@ export async function summarizeCohort(cohort: Cohort, opts: SummaryOptions = {})
     .map((c, j) => ({ column: c.name, missing: stats[j].missing, fraction: stats[j].missing / n }))
     .filter((m) => m.missing > 0)
     .sort((a, b) => b.missing - a.missing || (a.column < b.column ? -1 : 1));
-  for (const m of missingness) if (m.fraction > 0.5) warnings.push(`column "${m.column}" is ${(100 * m.fraction).toFixed(0)}% missing`);
+  for (const m of missingness) {
+    if (m.missing === n) warnings.push(`column "${m.column}" has no value at all: pretrain and select refuse it; drop it with tabular.exclude in cohort.yaml`);
+    else if (m.fraction > 0.5) warnings.push(`column "${m.column}" is ${(100 * m.fraction).toFixed(0)}% missing`);
+  }
   columns.forEach((c, j) => {
     const { present } = stats[j];
     if (present.size !== 1) return;
@@ -141,7 +144,10 @@ export async function summarizeCohort(cohort: Cohort, opts: SummaryOptions = {})
     for (const c of classes) {
       c.fraction = c.count / labelled;
       for (const s of ['train', 'val', 'test'] as const) {
-        if (c[s] === 0 && cohort.splits[s].length > 0) warnings.push(`task "${t.name}": class "${c.label}" has no row in ${s}`);
+        if (c[s] === 0 && cohort.splits[s].length > 0) {
+          const effect = s === 'test' ? ': evaluate cannot score this task (AUC needs both classes) and stops; leave it out with --task' : '';
+          warnings.push(`task "${t.name}": class "${c.label}" has no row in ${s}${effect}`);
+        }
       }
     }
     return { name: t.name, type: t.type, labelled, missing, classes };
