@@ -283,6 +283,7 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   if (root) removeAll(runTemps(out));
   const forgetTemps = root ? cleanUpAtExit(() => removeAll(runTemps(out, process.pid))) : () => undefined;
   let setupFailed = false;
+  let finished = false;
   try {
     const checkpoint = path.join(out, 'checkpoint.safetensors');
     const configFile = path.join(out, 'config.json');
@@ -357,6 +358,7 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
       }
       throw err;
     }
+    finished = true;
     return out;
 
     async function train(): Promise<void> {
@@ -409,11 +411,16 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     forgetTemps();
     if (root) removeAll(runTemps(out, process.pid)); // a write the trainer abandoned on an error
     unlock();
-    if (setupFailed && madeOut === out) {
-      try {
-        fs.rmdirSync(out); // only when this call made it and left it empty
-      } catch {
-        // something else is in it now: keep it
+    // A folder this call made and left empty goes (a failed setup, a resume of a run that is not there).
+    if ((setupFailed || !finished) && madeOut !== undefined) {
+      // The folders this call made, from out up to the first of them, while they are empty.
+      for (let d = out; ; d = path.dirname(d)) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          break; // something is in it: keep it
+        }
+        if (d === madeOut || path.dirname(d) === d) break;
       }
     }
   }

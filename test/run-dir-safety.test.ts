@@ -152,3 +152,9 @@ t.test('dying of Ctrl-C removes this process\'s temporary files: an atomic write
   t.notOk(left.some((f) => f.startsWith('checkpoint.safetensors.tmp-') && f.endsWith(`-42`) && !f.includes(String(b.pid + 1))), `its own temporary checkpoint is gone (left: ${left.join(', ')})`);
   t.ok(left.includes(`checkpoint.safetensors.tmp-${b.pid + 1}-42`), 'another pid\'s is left to the next lock holder');
 });
+
+t.test('a resume of a run that is not there leaves no folder behind', async (t) => {
+  const dir = path.join(root, 'never', 'made');
+  await t.rejects(pretrainCohort({ ...opts, out: dir, resume: true }), { code: 'ERR_CONFIG', message: /Cannot resume: .*checkpoint\.safetensors does not exist/ });
+  t.notOk(fs.existsSync(dir), 'the run folder it made is gone');
+});
