@@ -103,6 +103,70 @@ t.test('a resume the checkpoint cannot serve is refused before the run is touche
   t.ok(fs.readFileSync(path.join(same, 'image_encoder.safetensors')).equals(fs.readFileSync(path.join(finished, 'image_encoder.safetensors'))), 'a valid resume still works');
 });
 
+t.test('every safetensors file carries the CRC-32 of its data section; a damaged one is refused by the trainer and by the readers', async (t) => {
+  const { crc32: zcrc } = await import('node:zlib') as unknown as { crc32?: (b: Uint8Array) => number };
+  const { readSafetensors, encodeSafetensors, crc32, crc32Table } = await import('../lib/io/safetensors');
+  // The oracle: Python's zlib.crc32 (as the value computed here by the JS table when Node has no zlib.crc32).
+  const py = spawnSync('/usr/bin/python3', ['-c', 'import sys, zlib; d = open(sys.argv[1], "rb").read(); n = int.from_bytes(d[:8], "little"); print("%08x" % zlib.crc32(d[8 + n:]))', path.join(finished, 'checkpoint.safetensors')], { encoding: 'utf8' });
+  for (const f of ['checkpoint.safetensors', 'image_encoder.safetensors']) {
+    const file = path.join(finished, f);
+    const bytes = fs.readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const meta = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')).__metadata__;
+    t.match(meta.data_crc32, /^[0-9a-f]{8}$/, `${f} (written by the trainer) has data_crc32`);
+    t.equal(meta.data_crc32, crc32(bytes.subarray(8 + n)).toString(16).padStart(8, '0'), `${f}: it is the CRC-32 of the data section`);
+    if (f === 'checkpoint.safetensors' && py.status === 0) t.equal(meta.data_crc32, py.stdout.trim(), 'as Python\'s zlib.crc32 computes it');
+  }
+  t.equal(crc32(Buffer.from('123456789')), 0xcbf43926, `the check value of CRC-32 (${zcrc ? "Node's zlib.crc32" : 'the JS table'})`);
+  t.equal(crc32Table(Buffer.from('123456789')), 0xcbf43926, 'the table fallback: the check value');
+  const random = Uint8Array.from({ length: 4099 }, (_, i) => (i * 2654435761) >>> 24);
+  t.equal(crc32Table(random.subarray(1000), crc32Table(random.subarray(0, 1000))), crc32(random), 'the table fallback continues a CRC as zlib does');
+  // Files written here carry their own checksum, even with metadata copied from another file.
+  const chunks = encodeSafetensors({ w: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } }, { data_crc32: '00000000', note: 'copied' });
+  const written = path.join(root, 'own.safetensors');
+  fs.writeFileSync(written, Buffer.concat(chunks));
+  t.same((await readSafetensors(written)).metadata.note, 'copied', 'a file written here reads back');
+
+  // One byte of the checkpoint's data flipped: resume refused, naming the file, and the run left as it was.
+  const dir = path.join(root, 'damaged');
+  fs.cpSync(finished, dir, { recursive: true });
+  const ckpt = path.join(dir, 'checkpoint.safetensors');
+  const bytes = fs.readFileSync(ckpt);
+  bytes[bytes.length - 1000] ^= 0x40;
+  fs.writeFileSync(ckpt, bytes);
+  const before = snapshot(dir);
+  await t.rejects(pretrainCohort({ ...opts, out: dir, epochs: 3, resume: true }), { code: 'ERR_DATA', message: /checkpoint\.safetensors: its data section does not match its checksum .*the file is damaged/ });
+  t.same(snapshot(dir), before, 'nothing changed');
+  await t.rejects(readSafetensors(ckpt), { code: 'ERR_DATA', message: /does not match its checksum/ }, 'the TypeScript reader refuses it too');
+  // The image encoder damaged: embedding or exporting the run is refused.
+  const enc = path.join(root, 'damaged-encoder');
+  fs.cpSync(finished, enc, { recursive: true });
+  const e = fs.readFileSync(path.join(enc, 'image_encoder.safetensors'));
+  e[e.length - 8] ^= 1;
+  fs.writeFileSync(path.join(enc, 'image_encoder.safetensors'), e);
+  const { loadRun } = await import('../lib/run');
+  await t.rejects(loadRun(enc), { code: 'ERR_DATA', message: /image_encoder\.safetensors: its data section does not match its checksum/ });
+  const { exportRun } = await import('../lib/export/run-export');
+  await t.rejects(exportRun(enc, path.join(root, 'never.onnx')), { code: 'ERR_DATA', message: /does not match its checksum/ });
+});
+
+t.test('a checkpoint stripped of its Adam moments is refused (it resumed with a fresh optimiser)', async (t) => {
+  const dir = path.join(root, 'stripped');
+  fs.cpSync(finished, dir, { recursive: true });
+  const file = path.join(dir, 'checkpoint.safetensors');
+  const bytes = fs.readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  for (const k of Object.keys(header)) if (k.startsWith('optim.')) delete header[k];
+  const text = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(text.length));
+  fs.writeFileSync(file, Buffer.concat([len, text, bytes.subarray(8 + n)]));
+  const before = snapshot(dir);
+  await t.rejects(pretrainCohort({ ...opts, out: dir, epochs: 3, resume: true }), { code: 'ERR_DATA', message: /is at optimizer step \d+ but holds no Adam moments/ });
+  t.same(snapshot(dir), before, 'nothing changed');
+});
+
 t.test('temporary files of killed writes are swept when the run is next locked; other files stay', async (t) => {
   const dir = path.join(root, 'stale');
   fs.cpSync(finished, dir, { recursive: true });

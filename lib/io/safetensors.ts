@@ -16,6 +16,7 @@
  * read from the file (no copy); the others are copied.
  */
 import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
 import { writeFileAtomic } from './atomic';
 import { DataError, ShapeError } from '../errors';
 
@@ -50,6 +51,30 @@ const CTOR: Record<Dtype, ArrayCtor> = {
 
 /** The safetensors spec caps the header at 100 MB. */
 const MAX_HEADER = 100 * 1024 * 1024;
+
+/** The metadata key of the data section's CRC-32 (8 lowercase hex digits), as the native writer sets it. */
+export const DATA_CRC_KEY = 'data_crc32';
+
+let crcTable: Uint32Array | undefined;
+/** CRC-32 (IEEE, as zlib's crc32) of `bytes`, continuing from `crc`: Node's zlib.crc32 where it has one (Node ≥ 20.15). */
+export function crc32(bytes: Uint8Array, crc = 0): number {
+  const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+  return native ? native(bytes, crc) : crc32Table(bytes, crc);
+}
+
+/** crc32 by a bytewise table, for Node versions without zlib.crc32. */
+export function crc32Table(bytes: Uint8Array, crc = 0): number {
+  crcTable ??= Uint32Array.from({ length: 256 }, (_, i) => {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let c = ~crc >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+const hex32 = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
 
 function isDtype(value: unknown): value is Dtype {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ITEM_SIZE, value);
@@ -111,6 +136,12 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
       throw bad(file, `tensor "${name}" of shape [${shape.join(', ')}] and dtype ${info.dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
     }
     entries.push({ name, dtype: info.dtype, shape: shape as number[], begin, end });
+  }
+  if (metadata[DATA_CRC_KEY] !== undefined) {
+    const got = hex32(crc32(bytes.subarray(dataStart)));
+    if (got !== metadata[DATA_CRC_KEY]) {
+      throw bad(file, `its data section does not match its checksum (CRC-32 ${got}, ${DATA_CRC_KEY} ${metadata[DATA_CRC_KEY]}): the file is damaged`);
+    }
   }
   // Empty tensors hold no bytes and cannot overlap anything.
   const sorted = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
@@ -184,12 +215,12 @@ export function encodeSafetensors(
 ): Buffer[] {
   const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) {
-    for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw new ShapeError(`Expected string for metadata "${k}" but received ${typeof v}`);
-    }
-    header.__metadata__ = metadata;
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new ShapeError(`Expected string for metadata "${k}" but received ${typeof v}`);
   }
+  // Always this file's own checksum (metadata copied from another file carries that file's).
+  const meta = { ...metadata, [DATA_CRC_KEY]: '' };
+  header.__metadata__ = meta;
   const chunks: Buffer[] = [];
   let offset = 0;
   for (const [name, t] of list) {
@@ -206,6 +237,7 @@ export function encodeSafetensors(
     chunks.push(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
     offset += bytes;
   }
+  meta[DATA_CRC_KEY] = hex32(chunks.reduce((crc, c) => crc32(c, crc), 0));
   let json = JSON.stringify(header);
   const len = Buffer.byteLength(json, 'utf8');
   json += ' '.repeat((8 - ((8 + len) % 8)) % 8);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -39,7 +40,46 @@ const char* DtypeName(c10::ScalarType t) {
   Fail(ErrorCode::kData, "Invalid safetensors file " + path + ": " + what);
 }
 
+// Slicing-by-8 tables: table[0] is the bytewise table, table[k][i] the CRC
+// of byte i followed by k zero bytes.
+struct CrcTables {
+  uint32_t t[8][256];
+  CrcTables() {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; ++i) {
+      for (int k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+    }
+  }
+};
+
+std::string Hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
 }  // namespace
+
+uint32_t Crc32(const void* data, size_t n, uint32_t crc) {
+  static const CrcTables tables;
+  const auto& t = tables.t;
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint32_t c = ~crc;
+  while (n >= 8) {
+    const uint32_t lo = c ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
+    const uint32_t hi = uint32_t(p[4]) | uint32_t(p[5]) << 8 | uint32_t(p[6]) << 16 | uint32_t(p[7]) << 24;
+    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^ t[3][hi & 0xFF] ^
+        t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+    p += 8;
+    n -= 8;
+  }
+  while (n--) c = t[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+  return ~c;
+}
 
 const torch::Tensor* Safetensors::Find(const std::string& name) const {
   for (const auto& [n, t] : tensors) {
@@ -99,9 +139,15 @@ void WriteSafetensors(const std::string& path, const NamedTensors& tensors, cons
   WriteFileAtomic(path, SerializeSafetensors(tensors, metadata));
 }
 
-std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& metadata) {
+std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& metadata_in) {
   std::vector<torch::Tensor> cpu;
   cpu.reserve(tensors.size());
+  for (const auto& item : tensors) cpu.push_back(item.second.detach().to(torch::kCPU).contiguous());
+  // The data section's checksum, so that a reader can tell a damaged file from a valid one.
+  uint32_t crc = 0;
+  for (const auto& t : cpu) crc = Crc32(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size(), crc);
+  Metadata metadata = metadata_in;
+  metadata[kDataCrcKey] = Hex32(crc);
   std::ostringstream header;
   header << "{";
   bool first = true;
@@ -116,8 +162,9 @@ std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& me
     first = false;
   }
   size_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const std::string& name = tensors[i].first;
+    const torch::Tensor& t = cpu[i];
     const size_t nbytes = static_cast<size_t>(t.numel()) * t.element_size();
     header << (first ? "" : ",") << QuoteJson(name) << ":{\"dtype\":\"" << DtypeName(t.scalar_type())
            << "\",\"shape\":[";
@@ -125,7 +172,6 @@ std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& me
     header << "],\"data_offsets\":[" << offset << "," << offset + nbytes << "]}";
     offset += nbytes;
     first = false;
-    cpu.push_back(t);
   }
   header << "}";
   std::string h = header.str();
@@ -181,6 +227,16 @@ Safetensors ReadSafetensors(const std::string& path) {
       }
       continue;
     }
+  }
+  if (auto it = out.metadata.find(kDataCrcKey); it != out.metadata.end()) {
+    const std::string got = Hex32(Crc32(data.data(), data.size()));
+    if (it->second != got) {
+      Bad(path, "its data section does not match its checksum (CRC-32 " + got + ", " + kDataCrcKey + " " + it->second +
+                    "): the file is damaged");
+    }
+  }
+  for (const auto& [name, entry] : root.fields) {
+    if (name == "__metadata__") continue;
     const Json* dtype = entry.Find("dtype");
     const Json* shape = entry.Find("shape");
     const Json* offsets = entry.Find("data_offsets");

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -30,8 +32,18 @@ void WriteSafetensors(const std::string& path, const NamedTensors& tensors, cons
 // caller that writes them later or on another thread (WriteFileAtomic).
 std::string SerializeSafetensors(const NamedTensors& tensors, const Metadata& metadata);
 
-// Reads the whole file; errors (kData) name the file and the tensor.
+// Reads the whole file; errors (kData) name the file and the tensor. A file
+// whose metadata holds data_crc32 (every file these writers wrote since
+// 2026-11-27) is checked against it: a corrupt data section is an error.
 Safetensors ReadSafetensors(const std::string& path);
+
+// The metadata key of the data section's CRC-32 (IEEE, as zlib's crc32), 8
+// lowercase hex digits; SerializeSafetensors sets it.
+inline constexpr const char* kDataCrcKey = "data_crc32";
+
+// CRC-32 (IEEE 802.3, reflected 0xEDB88320, as zlib's crc32) of `n` bytes,
+// continuing from `crc` (0 to start).
+uint32_t Crc32(const void* data, size_t n, uint32_t crc = 0);
 
 // Writes `bytes` to `path` atomically (temp file + fsync + rename).
 void WriteFileAtomic(const std::string& path, const std::string& bytes);

@@ -741,10 +741,18 @@ void Trainer::LoadCheckpoint(const std::string& path) {
   // keep channels_last moments), as a fresh optimiser's zeros_like would.
   auto like = [](const torch::Tensor& src, const torch::Tensor& param) { return torch::empty_like(param).copy_(src); };
   if (opt_step >= 0) {
+    int64_t moments = 0;
     for (auto& item : net_->named_parameters()) {
       const torch::Tensor* m = file.Find("optim." + item.key() + ".exp_avg");
       const torch::Tensor* v = file.Find("optim." + item.key() + ".exp_avg_sq");
-      if (!m || !v) continue;
+      if (!m || !v) continue;  // a parameter the loss never reached has no state (as in torch::optim)
+      for (const auto& [which, t] : {std::pair<const char*, const torch::Tensor*>{"exp_avg", m}, {"exp_avg_sq", v}}) {
+        if (t->sizes() != item.value().sizes()) {
+          Fail(ErrorCode::kData, "Checkpoint " + path + ": tensor optim." + item.key() + "." + which + " has shape " +
+                                     c10::str(t->sizes()) + " but its parameter has " + c10::str(item.value().sizes()));
+        }
+      }
+      ++moments;
       auto key = OptimizerStateKey(item.value());
       if (config_.optimizer == "adam") {
         auto s = std::make_unique<torch::optim::AdamParamState>();
@@ -759,6 +767,12 @@ void Trainer::LoadCheckpoint(const std::string& path) {
         s->exp_avg_sq(like(*v, item.value()));
         state[key] = std::move(s);
       }
+    }
+    // After optimizer steps the Adam moments of every trained parameter are saved: none at all is a stripped file,
+    // which would otherwise resume silently with a fresh optimiser.
+    if (opt_step > 0 && moments == 0) {
+      Fail(ErrorCode::kData, "Checkpoint " + path + " is at optimizer step " + Str(opt_step) +
+                                 " but holds no Adam moments (optim.*.exp_avg, optim.*.exp_avg_sq)");
     }
   }
   if (const torch::Tensor* g = file.Find("rng.torch_cpu")) {
