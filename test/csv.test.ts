@@ -120,3 +120,11 @@ t.test('parseContinuous rejects a non-number with ERR_DATA naming the file, colu
   t.match(e2?.message, file);
   t.match(e2?.message, /row 5, column "bmi" has "Inf"/);
 });
+
+t.test('a cell quoted in an error is escaped and cut to 60 characters', async (t) => {
+  const { notANumber, cellText } = await import('../lib/data/csv');
+  const long = notANumber('f.csv', 'age', 3, 'x'.repeat(100000)).message;
+  t.equal(long, `f.csv: row 3, column "age" has "${'x'.repeat(57)}… (100000 characters)", which is not a number`);
+  t.equal(cellText('a\u0000b\nc'), 'a\\u0000b\\nc', 'control characters escaped, as JSON writes them');
+  t.equal(cellText('12,5'), '12,5', 'an ordinary cell as it is');
+});

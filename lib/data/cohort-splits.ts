@@ -4,7 +4,7 @@
  * set of ids and their strata (not on row order).
  */
 import { DataError } from '../errors';
-import { isMissing } from './csv';
+import { cellText, isMissing } from './csv';
 
 export interface CohortSplits {
   /** Cohort row indices, ascending. */
@@ -33,7 +33,7 @@ export function splitsFromValues(
     const v = values[i].trim().toLowerCase();
     if (v !== 'train' && v !== 'val' && v !== 'test') {
       throw new DataError(
-        `${file}: row ${rows[i]} (id "${ids[i]}"), column "${column}" has "${values[i]}"; expected train, val or test`,
+        `${file}: row ${rows[i]} (id "${ids[i]}"), column "${column}" has "${cellText(values[i])}"; expected train, val or test`,
       );
     }
     out[v].push(i);

@@ -254,9 +254,19 @@ export function parseContinuous(
   return out;
 }
 
+/**
+ * A cell as a message quotes it: control characters escaped, and cut to 60
+ * characters (a 100 kB cell or a binary file would otherwise fill the
+ * terminal).
+ */
+export function cellText(cell: string): string {
+  const escaped = JSON.stringify(cell).slice(1, -1);
+  return escaped.length > 60 ? `${escaped.slice(0, 57)}… (${cell.length} characters)` : escaped;
+}
+
 /** The DataError for a cell of a continuous column that is not a number. */
 export function notANumber(file: string, column: string, row: number, cell: string): DataError {
-  return new DataError(`${file}: row ${row}, column "${column}" has "${cell}", which is not a number`);
+  return new DataError(`${file}: row ${row}, column "${column}" has "${cellText(cell)}", which is not a number`);
 }
 
 /** The largest float32: tabular data, labels and targets are float32 once they reach the encoders. */
@@ -264,5 +274,5 @@ export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** A number the float32 the encoders and metrics use cannot hold (it would become ±Infinity). */
 export function beyondFloat32(file: string, column: string, row: number, cell: string): DataError {
-  return new DataError(`${file}: row ${row}, column "${column}" has "${cell}", beyond the float32 range (±3.4e38) that training and evaluation use`);
+  return new DataError(`${file}: row ${row}, column "${column}" has "${cellText(cell)}", beyond the float32 range (±3.4e38) that training and evaluation use`);
 }
