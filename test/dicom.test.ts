@@ -132,3 +132,25 @@ t.test('readDicom rejects unsupported BitsAllocated and colour images with ERR_D
   fs.writeFileSync(rgb, buf2);
   await expectDataError(t, readDicom(rgb), rgb, /SamplesPerPixel 3/);
 });
+
+t.test('a RescaleSlope or RescaleIntercept that is present but not a finite number is ERR_DATA naming the tag (it was ignored)', async (t) => {
+  const dir = tmpDir(t);
+  /** Overwrites a DS element's value of an Explicit VR LE file in place, padded with spaces to its length. */
+  const patchDS = (buf: Buffer, element: number, text: string) => {
+    const at = buf.indexOf(Buffer.from([0x28, 0x00, element & 0xff, element >> 8, 0x44, 0x53]), 132);
+    if (at < 0) throw new Error('tag not found');
+    const len = buf.readUInt16LE(at + 6);
+    if (text.length > len) throw new Error(`"${text}" does not fit in ${len} bytes`);
+    buf.write(text.padEnd(len, ' '), at + 8, 'latin1');
+  };
+  const slope = Buffer.from(fs.readFileSync(CT));
+  patchDS(slope, 0x1053, 'ab');
+  const a = path.join(dir, 'slope.dcm');
+  fs.writeFileSync(a, slope);
+  await expectDataError(t, readDicom(a), a, /has RescaleSlope \(0028,1053\) "ab", which is not a finite number/);
+  const inter = Buffer.from(fs.readFileSync(CT));
+  patchDS(inter, 0x1052, '1e999');
+  const b = path.join(dir, 'intercept.dcm');
+  fs.writeFileSync(b, inter);
+  await expectDataError(t, readDicom(b), b, /has RescaleIntercept \(0028,1052\) "1e999", which is not a finite number/);
+});

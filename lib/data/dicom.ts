@@ -106,13 +106,19 @@ function optionalNumber(ds: dicomParser.DataSet, tag: string): number | undefine
 type DicomDataSet = ReturnType<typeof dicomParser.parseDicom>;
 
 /** RescaleSlope/RescaleIntercept of a data set, or of the first item of its Pixel Value Transformation Sequence (0028,9145). */
-function rescaleOf(ds: DicomDataSet | undefined): { slope?: number; inter?: number } {
+function rescaleOf(ds: DicomDataSet | undefined, file: string): { slope?: number; inter?: number } {
   if (!ds) return {};
   const own = ds.elements.x00289145?.items?.[0]?.dataSet;
   const from = own ?? ds;
-  const slope = from.floatString('x00281053');
-  const inter = from.floatString('x00281052');
-  return { slope: slope !== undefined && Number.isFinite(slope) ? slope : undefined, inter: inter !== undefined && Number.isFinite(inter) ? inter : undefined };
+  // Present but not a finite number ("abc", "1e999") is an error: taken as absent, every value would be off silently.
+  const read = (tag: string, name: string): number | undefined => {
+    const text = from.string(tag);
+    if (text === undefined || text.trim() === '') return undefined;
+    const v = from.floatString(tag);
+    if (v === undefined || !Number.isFinite(v)) throw new DataError(`${file} has ${name} ${JSON.stringify(text.slice(0, 40))}, which is not a finite number`);
+    return v;
+  };
+  return { slope: read('x00281053', 'RescaleSlope (0028,1053)'), inter: read('x00281052', 'RescaleIntercept (0028,1052)') };
 }
 
 /**
@@ -122,14 +128,14 @@ function rescaleOf(ds: DicomDataSet | undefined): { slope?: number; inter?: numb
  * level. Elsewhere, the top-level RescaleSlope/RescaleIntercept apply to all.
  */
 function frameRescale(ds: DicomDataSet, file: string, frames: number): { slope: number; inter: number }[] {
-  const top = rescaleOf(ds);
-  const shared = rescaleOf(ds.elements.x52009229?.items?.[0]?.dataSet);
+  const top = rescaleOf(ds, file);
+  const shared = rescaleOf(ds.elements.x52009229?.items?.[0]?.dataSet, file);
   const perFrame = ds.elements.x52009230?.items;
   if (perFrame && perFrame.length !== frames) {
     throw new DataError(`${file} has ${perFrame.length} Per-frame Functional Groups items (5200,9230) but NumberOfFrames ${frames}`);
   }
   return Array.from({ length: frames }, (_, f) => {
-    const own = rescaleOf(perFrame?.[f]?.dataSet);
+    const own = rescaleOf(perFrame?.[f]?.dataSet, file);
     return { slope: own.slope ?? shared.slope ?? top.slope ?? 1, inter: own.inter ?? shared.inter ?? top.inter ?? 0 };
   });
 }
@@ -177,7 +183,7 @@ function decode(file: string, bytes: Uint8Array): DicomImage {
   const frames = ds.intString('x00280008') ?? 1;
   if (rows < 1 || columns < 1) throw new DataError(`${file} has an empty image: Rows ${rows}, Columns ${columns}`);
   if (samples !== 1) {
-    throw new DataError(`${file} has SamplesPerPixel ${samples} (colour); only single-sample (greyscale) images are supported`);
+    throw new DataError(`${file} has SamplesPerPixel ${samples}${samples > 1 ? ' (colour)' : ''}; only single-sample (greyscale) images are supported`);
   }
   if (bitsAllocated !== 8 && bitsAllocated !== 16) {
     throw new DataError(`${file} has BitsAllocated ${bitsAllocated}; only 8 and 16 are supported`);
