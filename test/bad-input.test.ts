@@ -197,6 +197,10 @@ t.test('augment.outSize that disagrees with the training image size is ERR_CONFI
 t.test('a malformed command line gets the same error line, with ERR_CONFIG, and exit 1', async (t) => {
   await fails(t, ['pretrain', '--cohort', cohort, '--out', at('never'), '--bogus'], 'ERR_CONFIG', [/unknown option '--bogus'/]);
   await fails(t, ['pretrain', '--cohort', cohort, '--out', at('never'), '--epochs', 'abc'], 'ERR_CONFIG', [/--epochs/, /abc/]);
+  for (const v of ['0x1', '0b1', '', '2.5']) {
+    await fails(t, ['pretrain', '--cohort', cohort, '--out', at('never'), '--epochs', v], 'ERR_CONFIG', [/Expected an integer for --epochs/, `"${v}"`]);
+  }
+  await fails(t, ['pretrain', '--cohort', cohort, '--out', at('never'), '--lr', '0x10'], 'ERR_CONFIG', [/Expected a number for --lr but received "0x10"/]);
   await fails(t, ['pretrain', '--cohort', cohort], 'ERR_CONFIG', [/required option '--out <dir>'/]);
   await fails(t, ['pretran'], 'ERR_CONFIG', [/unknown command 'pretran'/]);
   t.notOk(fs.existsSync(at('never')), 'nothing was written');

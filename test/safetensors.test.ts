@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { DataError, ShapeError, TabsightError } from '../lib/errors';
-import { readSafetensors, readSafetensorsSync, toFloat32, writeSafetensors } from '../lib/io/safetensors';
+import { crc32Table, readSafetensors, readSafetensorsSync, toFloat32, writeSafetensors } from '../lib/io/safetensors';
 
 const PY = '/usr/bin/python3';
 const hasPython = fs.existsSync(PY) && (() => {
@@ -53,7 +53,8 @@ t.test('writeSafetensors/readSafetensors round-trip every dtype, metadata and 8-
   t.equal((8 + n) % 8, 0, 'the data buffer starts on an 8-byte boundary');
   t.match(bytes.subarray(8, 8 + n).toString('utf8'), /^\{.*\} *$/, 'the header is padded with spaces');
   const back = await readSafetensors(file);
-  t.same(back.metadata, { arch: 'resnet18', note: 'ünïcode' });
+  // data_crc32 added by the writer: the CRC-32 of the data section, as Node's zlib (or the table) computes it.
+  t.same(back.metadata, { arch: 'resnet18', note: 'ünïcode', data_crc32: crc32Table(bytes.subarray(8 + n)).toString(16).padStart(8, '0') });
   t.same([...back.tensors.keys()].sort(), [...tensors.keys()].sort());
   for (const [name, src] of tensors) {
     const got = back.tensors.get(name)!;
@@ -88,6 +89,8 @@ assert (8 + n) % 8 == 0
 h = json.loads(raw[8:8 + n])
 data = raw[8 + n:]
 out = {'__metadata__': h.pop('__metadata__')}
+import zlib
+out['crc'] = '%08x' % zlib.crc32(data)
 types = {'F32': '<f4', 'F64': '<f8', 'I64': '<i8', 'U8': 'u1'}
 for k, v in h.items():
     b, e = v['data_offsets']
@@ -95,8 +98,10 @@ for k, v in h.items():
     out[k] = {'dtype': v['dtype'], 'shape': list(a.shape), 'values': a.ravel().tolist()}
 print(json.dumps(out))`;
   const got = JSON.parse(execFileSync(PY, ['-c', script, file], { encoding: 'utf8' }));
+  t.equal(got.__metadata__.data_crc32, got.crc, "data_crc32 is Python's zlib.crc32 of the data section");
+  delete got.crc;
   t.same(got, {
-    __metadata__: { arch: 'resnet50', in_channels: '1' },
+    __metadata__: { arch: 'resnet50', in_channels: '1', data_crc32: got.__metadata__.data_crc32 },
     w: { dtype: 'F32', shape: [2, 2], values: [0.5, -1, 2, 3.25] },
     steps: { dtype: 'I64', shape: [], values: [41] },
     b: { dtype: 'F64', shape: [3], values: [1e-9, 2, -3] },

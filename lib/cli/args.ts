@@ -4,10 +4,13 @@ import { removeLiveTemps } from '../io/atomic';
 import * as fs from 'node:fs';
 import { TabsightError } from '../errors';
 
+// Decimal only (1e4 included): Number() also takes "0x1", "0b11", "" and "  ", which no one means on a command line.
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 export function int(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`Expected an integer for ${name} but received "${value}"`);
+    if (!DECIMAL.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`Expected an integer for ${name} but received "${value}"`);
     return n;
   };
 }
@@ -15,7 +18,7 @@ export function int(name: string) {
 export function float(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`Expected a number for ${name} but received "${value}"`);
+    if (!DECIMAL.test(value.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError(`Expected a number for ${name} but received "${value}"`);
     return n;
   };
 }

@@ -58,6 +58,8 @@ export const DATA_CRC_KEY = 'data_crc32';
 let crcTable: Uint32Array | undefined;
 /** CRC-32 (IEEE, as zlib's crc32) of `bytes`, continuing from `crc`: Node's zlib.crc32 where it has one (Node ≥ 20.15). */
 export function crc32(bytes: Uint8Array, crc = 0): number {
+  // Node 20's zlib.crc32 returns 0 for a view of a zero-length ArrayBuffer, whatever crc it continues.
+  if (bytes.length === 0) return crc >>> 0;
   const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
   return native ? native(bytes, crc) : crc32Table(bytes, crc);
 }
