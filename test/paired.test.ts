@@ -112,10 +112,14 @@ t.test('pairedTTest edge cases: one pair, equal differences, bad input', async (
   t.equal(one.estimate, 0.2);
   t.ok([one.lower, one.upper, one.p, one.t, one.sd].every(Number.isNaN), 'one pair: no interval, no p');
   const same = pairedTTest([0.1, 0.1, 0.1].map((x, i) => x + [0.7, 0.2, 0.5][i] - [0.7, 0.2, 0.5][i]));
-  t.equal(same.p, 0, 'equal non-zero differences (up to rounding): p 0 as scipy (t = inf)');
-  t.equal(same.lower, same.upper);
+  t.ok([same.p, same.t, same.lower, same.upper].every(Number.isNaN), 'equal non-zero differences (up to rounding): no variance estimate, no test (scipy: t = inf, p = 0)');
+  t.equal(same.sd, 0);
+  t.ok(Math.abs(same.estimate - 0.1) < 1e-15, 'the estimate stays');
+  // The review's case: values rounded to 3 decimals, 3 seeds, the same difference at each.
+  const rounded = pairedTTest([0.812 - 0.802, 0.7 - 0.69, 0.65 - 0.64]);
+  t.ok(Number.isNaN(rounded.p), `a = [0.812, 0.700, 0.650] vs b = [0.802, 0.690, 0.640]: p ${rounded.p}, not 0`);
   const zero = pairedTTest([0, 0, 0]);
-  t.same([zero.p, zero.t, zero.lower, zero.upper], [1, 0, 0, 0], 'all-zero differences: no evidence of a difference');
+  t.ok([zero.p, zero.t, zero.lower, zero.upper].every(Number.isNaN), 'all-zero differences: no test either');
   t.throws(() => pairedTTest([]), { code: 'ERR_DATA' });
   t.throws(() => pairedTTest([0.1, NaN]), { code: 'ERR_DATA', message: /diffs\[1\]/ });
   t.throws(() => pairedTTest([0.1, 0.2], 1.5), { code: 'ERR_CONFIG' });

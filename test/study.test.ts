@@ -97,14 +97,25 @@ t.test('runStudy runs a CI-sized study end to end and writes the store and repor
   t.ok(Math.abs(mrmr.objective!.values[0] - term(m0, all[0])) < 1e-12 && Math.abs(mrmr.objective!.values[1] - term(m1, all[1])) < 1e-12, 'objective per seed');
   t.same(s.subsets.find((x) => x.method === 'all-features')!.objective!.values, [0, 0]);
   t.ok(Number.isFinite(mrmr.stability) && mrmr.truth !== null && mrmr.paired.objective.n === 2);
-  // Holm within the family of objective comparisons (mrmr, random, image-only), and p from the t-test.
+  // The objective is descriptive: its mean over seeds, no interval, no p.
   const objs = s.subsets.filter((x) => x.paired.objective).map((x) => x.paired.objective);
   t.equal(objs.length, 3);
-  const want = holmAdjust(objs.map((x) => x.p));
-  t.same(objs.map((x) => x.pHolm), want, 'objective p-values Holm-adjusted as one family');
-  t.ok(objs.every((x) => x.pHolm >= x.p), 'adjusting never lowers p');
-  const d = mrmr.objective!.values;
-  t.ok(Math.abs(mrmr.paired.objective.p - pairedTTest(d).p) < 1e-15, 'objective p is the t-test on the per-seed objectives');
+  t.ok(Math.abs(mrmr.paired.objective.estimate - (mrmr.objective!.values[0] + mrmr.objective!.values[1]) / 2) < 1e-12, 'the objective estimate is its mean over the paired seeds');
+  t.ok(objs.every((x) => [x.lower, x.upper, x.p, x.pHolm].every(Number.isNaN)), 'the objective is not tested');
+  // Holm over every per-task comparison of every subset (one family), from the t-test.
+  const tested = s.subsets.filter((x) => x.method !== 'all-features');
+  const cells = tested.flatMap((x) => ['infarction', 'lvef'].map((task) => x.paired[task]));
+  t.equal(cells.length, 6);
+  t.same(cells.map((x) => x.pHolm), holmAdjust(cells.map((x) => x.p)), 'task p-values Holm-adjusted as one family of subsets × tasks');
+  const dInf = [0, 1].map((i) => [m0, m1][i].infarction - all[i].infarction);
+  const tt = pairedTTest(dInf);
+  t.ok(Math.abs(mrmr.paired.infarction.p - tt.p) < 1e-12, 'task p is the paired t-test of the per-seed differences');
+  t.ok(Math.abs(mrmr.paired.infarction.pGreater - (tt.t > 0 ? tt.p / 2 : 1 - tt.p / 2)) < 1e-12, 'its one-sided p for "subset > all features"');
+  // "Better on every task": the intersection–union p (the largest one-sided p), Holm over the subsets.
+  for (const x of tested) t.equal(x.everyTask!.p, Math.max(x.paired.infarction.pGreater, x.paired.lvef.pGreater), `${x.label}: every-task p is the largest one-sided p`);
+  t.same(tested.map((x) => x.everyTask!.pHolm), holmAdjust(tested.map((x) => x.everyTask!.p)), 'every-task p Holm-adjusted over the subsets');
+  t.equal(s.subsets.find((x) => x.method === 'all-features')!.everyTask, null);
+  for (const part of ['better on every task', 'intersection–union', 'descriptive', 'Scope: the tests vary only the pretraining seed']) t.ok(html.includes(part), `report says ${part}`);
 
   const again = await runStudy(options(out));
   t.equal(again.done, 8, 'a rerun of a finished study skips every trial');

@@ -124,7 +124,7 @@ export function addTrainCommands(program: Command): void {
     });
 
   program.command('evaluate')
-    .description("evaluate a run's image encoder on a cohort's tasks (test split, mean ± sd over seeds)")
+    .description("evaluate a run's image encoder on a cohort's tasks (test split, mean ± sd over probe seeds)")
     .requiredOption('--run <dir>', 'a run directory, or random:resnet18 / random:resnet50 for a random-init baseline')
     .option('--cohort <dir>', 'the cohort (default: cohort: in --config, else the one the run was trained on)')
     .option('--config <file.yaml>', 'experiment config (its evaluate: section)')
@@ -199,7 +199,7 @@ function rankSignal(): { signal: AbortSignal; dispose: () => void } {
 }
 
 export function formatEvaluation(r: EvaluationResult): string {
-  const lines = [`${r.run} on ${r.cohort} (${r.protocol}, ${r.labelFraction * 100}% of labels, ${r.seeds} seeds; test split, mean ± sd)`];
+  const lines = [`${r.run} on ${r.cohort} (${r.protocol}, ${r.labelFraction * 100}% of labels, ${r.seeds} probe seeds; test split, mean ± sd over the probe seeds)`];
   for (const [task, metrics] of Object.entries(r.tasks)) {
     lines.push(`  ${task.padEnd(14)} ${Object.entries(metrics).map(([m, s]) => `${m} ${s.mean.toFixed(3)} ± ${s.sd.toFixed(3)}`).join('   ')}`);
   }

@@ -133,10 +133,10 @@ export interface PairedTTest {
  * scipy.stats.ttest_rel(a, b) with its confidence_interval(1 − alpha).
  *
  * With fewer than 2 pairs nothing can be inferred: the interval, t and p are
- * NaN. When the differences are all equal (sd 0 up to rounding) the interval
- * is that value, and p is 0 when it is not 0 (scipy: t = ±inf). Where scipy
- * gives NaN for differences that are all exactly 0, this gives t = 0 and
- * p = 1: no evidence of a difference.
+ * NaN. The same when the differences are all equal (sd 0 up to rounding):
+ * there is no variance estimate, so no test. scipy gives t = ±inf and p = 0
+ * there, which a report would print as the strongest evidence, from as few
+ * as 2 seeds whose values were rounded alike.
  */
 export function pairedTTest(diffs: ArrayLike<number>, alpha = 0.05): PairedTTest {
   if (!(alpha > 0 && alpha < 1)) throw new ConfigError(`Expected number in (0, 1) for alpha but received ${String(alpha)}`);
@@ -155,7 +155,7 @@ export function pairedTTest(diffs: ArrayLike<number>, alpha = 0.05): PairedTTest
   for (let i = 0; i < n; i++) scale = Math.max(scale, Math.abs(diffs[i]));
   if (sd <= 1e-12 * scale || sd === 0) {
     // Equal differences: sd is rounding noise, and the test degenerates.
-    return { estimate: mean, lower: mean, upper: mean, sd: 0, t: mean === 0 ? 0 : Math.sign(mean) * Infinity, df, p: mean === 0 ? 1 : 0, n, alpha };
+    return { estimate: mean, lower: NaN, upper: NaN, sd: 0, t: NaN, df, p: NaN, n, alpha };
   }
   const se = sd / Math.sqrt(n);
   const half = studentTQuantile(1 - alpha / 2, df) * se;
