@@ -135,3 +135,34 @@ t.test('holmAdjust matches the step-down formula by hand', async (t) => {
   t.same(holmAdjust([]), []);
   t.throws(() => holmAdjust([0.1, 1.2]), { code: 'ERR_DATA', message: /p\[1\]/ });
 });
+
+t.test('"better on every task" (intersection–union of one-sided t-tests): its size under the null, its power, and why it is not the mean', async (t) => {
+  const { everyTaskP, pGreater } = await import('../lib/study');
+  const g = normals(23);
+  const studies = 4000;
+  const rate = (seeds: number, shift: number[]) => {
+    let hits = 0;
+    for (let s = 0; s < studies; s++) {
+      const diffs = shift.map((m) => Array.from({ length: seeds }, () => m + 0.05 * g()));
+      if (everyTaskP(diffs) <= 0.05) hits++;
+    }
+    return hits / studies;
+  };
+  // At the boundary of the null (one task no better, the others far better) the size is the one-sided test's 5%.
+  const boundary = rate(5, [0, 1, 1, 1, 1]);
+  t.ok(Math.abs(boundary - 0.05) < 0.014, `one task equal, four far better, 5 seeds: rejects in ${(100 * boundary).toFixed(1)}% (5% nominal; binomial sd 0.34%)`);
+  const null5 = rate(5, [0, 0, 0, 0, 0]);
+  t.ok(null5 < 0.01, `no task better: rejects in ${(100 * null5).toFixed(2)}% (conservative)`);
+  // Independent tasks: the power is each one-sided test's power to the 5th.
+  const one = rate(10, [0.06]);
+  const power = rate(10, [0.06, 0.06, 0.06, 0.06, 0.06]);
+  t.ok(Math.abs(power - one ** 5) < 0.03, `every task better by 1.2 sd, 10 seeds: rejects in ${(100 * power).toFixed(1)}%, one task's power^5 = ${(100 * one ** 5).toFixed(1)}%`);
+  // The rule it replaces: mean over tasks significant while one task is worse.
+  const diffs = [[0.1, 0.12, 0.11], [0.1, 0.09, 0.11], [0.08, 0.1, 0.09], [-0.02, -0.03, -0.025]];
+  t.ok(pairedTTest(diffs[0].map((_, i) => diffs.reduce((a, d) => a + d[i], 0) / diffs.length)).p < 0.05, 'the mean over tasks is significant');
+  t.ok(everyTaskP(diffs) > 0.5, `but "every task" is not: p ${everyTaskP(diffs).toFixed(3)} (the last task is worse)`);
+  t.equal(everyTaskP(diffs), Math.max(...diffs.map((d) => pGreater(pairedTTest(d)))), 'p = the largest one-sided p');
+  t.ok(Number.isNaN(everyTaskP([[0.1, 0.2], [0.05]])), 'a task with one seed: no p');
+  // One-sided p from the two-sided one: scipy.stats.ttest_rel([0.8, 0.7, 0.9], [0.75, 0.72, 0.85], alternative='greater').pvalue = 0.1857303194726455.
+  t.ok(Math.abs(pGreater(pairedTTest([0.05, -0.02, 0.05])) - 0.1857303194726455) < 1e-12);
+});

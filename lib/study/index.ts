@@ -7,7 +7,7 @@ export {
 } from './jobs';
 export { type SlurmOptions } from './slurm';
 export {
-  ALL_FEATURES, IMAGE_ONLY, DEFAULT_SD_FLOOR, objective, primaryMetric, acrossSeedSd, pairedDifferences, pairedCi, nogueiraStability,
+  ALL_FEATURES, IMAGE_ONLY, DEFAULT_SD_FLOOR, objective, primaryMetric, acrossSeedSd, pairedDifferences, pairedCi, pGreater, everyTaskP, nogueiraStability,
   trueImageRelevant, precisionRecallF1,
 } from './objective';
 export { summarizeStudy, writeStudyReport, type SubsetSummary, type StudySummaryData } from './report';

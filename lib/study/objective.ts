@@ -67,6 +67,24 @@ export function pairedCi(diffs: number[], opts: { alpha?: number } = {}): Paired
   return pairedTTest(diffs, opts.alpha ?? 0.05);
 }
 
+/** One-sided p of a paired t-test for "the mean difference is above 0" (NaN where the test has no p). */
+export function pGreater(test: PairedTTest): number {
+  return Number.isNaN(test.p) ? NaN : test.t > 0 ? test.p / 2 : 1 - test.p / 2;
+}
+
+/**
+ * The p-value of "better on every task" from each task's per-seed
+ * differences (subset − reference): the intersection–union test of the
+ * one-sided paired t-tests, i.e. the largest of their p-values. Rejecting
+ * when it is ≤ alpha has size ≤ alpha with no correction across tasks
+ * (Berger 1982), because the claim needs every task's. NaN when a task has
+ * no p (one seed, equal differences).
+ */
+export function everyTaskP(diffsPerTask: number[][]): number {
+  const ps = diffsPerTask.map((d) => pGreater(pairedTTest(d)));
+  return ps.length === 0 || ps.some(Number.isNaN) ? NaN : Math.max(...ps);
+}
+
 /**
  * Nogueira, Sechidis & Brown (2018, JMLR) stability of M selections from d
  * features:

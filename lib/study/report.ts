@@ -11,7 +11,7 @@ import { holmAdjust } from '../eval/paired';
 import { formatMeanSd, writeReport, type Section } from '../report/html';
 import { heatmap, scatterLine } from '../report/charts';
 import {
-  acrossSeedSd, ALL_FEATURES, DEFAULT_SD_FLOOR, IMAGE_ONLY, nogueiraStability, objective, pairedCi, pairedDifferences, precisionRecallF1, primaryMetric, type TaskKind,
+  acrossSeedSd, ALL_FEATURES, DEFAULT_SD_FLOOR, everyTaskP, IMAGE_ONLY, nogueiraStability, objective, pairedCi, pairedDifferences, pGreater, precisionRecallF1, primaryMetric, type TaskKind,
 } from './objective';
 import type { StudyInfo } from './plan';
 import { StudyStore, type Trial } from './store';
@@ -127,8 +127,7 @@ export function summarizeStudy(dir: string): StudySummaryData {
       const { diffs } = pairedDifferences(values, against);
       if (diffs.length === 0) return undefined;
       const b = pairedCi(diffs);
-      const pGreater = Number.isNaN(b.p) ? NaN : b.t > 0 ? b.p / 2 : 1 - b.p / 2;
-      return { estimate: b.estimate, lower: b.lower, upper: b.upper, n: diffs.length, p: b.p, pGreater, pHolm: NaN };
+      return { estimate: b.estimate, lower: b.lower, upper: b.upper, n: diffs.length, p: b.p, pGreater: pGreater(b), pHolm: NaN };
     };
     let everyTask: EveryTask | null = null;
     if (method !== ALL_FEATURES) {
@@ -140,8 +139,11 @@ export function summarizeStudy(dir: string): StudySummaryData {
         const values = [...objs.values()].map((o) => o.value);
         paired.objective = { estimate: meanSd(values).mean, lower: NaN, upper: NaN, n: values.length, p: NaN, pGreater: NaN, pHolm: NaN };
       }
-      const ps = info.tasks.map((x) => paired[x.name]?.pGreater ?? NaN);
-      if (ps.length && ps.every((q) => !Number.isNaN(q))) everyTask = { p: Math.max(...ps), pHolm: NaN };
+      const diffs = info.tasks.map((x) => pairedDifferences(new Map([...metrics].map(([s, m]) => [s, m[x.name]])), new Map([...ref].map(([s, m]) => [s, m[x.name]]))).diffs);
+      if (diffs.every((d) => d.length > 0)) {
+        const p = everyTaskP(diffs);
+        if (!Number.isNaN(p)) everyTask = { p, pHolm: NaN };
+      }
     }
     const selections = method === IMAGE_ONLY ? [] : ts.map((t) => t.features ?? []);
     const truthSet = info.truth;
