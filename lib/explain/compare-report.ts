@@ -105,11 +105,13 @@ export function summaryStatements(ctx: CompareContext, runs: RunAnalysis[], x: C
   if (!ctx.lesions) out.push('The cohort records no lesion regions, so localisation is not measured.');
   else if (!ctx.lesionRows.length) out.push('No test subject has a lesion in truth.json, so localisation is not measured.');
   for (const r of runs) {
-    const worse = o.methods.filter((m) => {
-      const d = pairedDifference([...r.faithfulness[m].deletion], [...r.faithfulness.random.deletion], reps, o.seed + 4, 'median');
-      return d.n >= MIN_PAIRED && above(d);
-    });
+    const vsRandom = o.methods
+      .map((m) => ({ m, d: pairedDifference([...r.faithfulness[m].deletion], [...r.faithfulness.random.deletion], reps, o.seed + 4, 'median') }))
+      .filter((x) => x.d.n >= MIN_PAIRED);
+    const worse = vsRandom.filter((x) => above(x.d)).map((x) => x.m);
+    const same = vsRandom.filter((x) => !above(x.d) && !below(x.d)).map((x) => x.m);
     if (worse.length) out.push(`${r.label}: ${worse.map((m) => METHOD_NAMES[m]).join(', ')} deleted pixels in an order that lowered the score more slowly than a random order (deletion AUC above random's).`);
+    if (same.length) out.push(`${r.label}: ${same.map((m) => METHOD_NAMES[m]).join(', ')} could not be told apart from a random order in deletion (the interval of the difference in deletion AUC includes 0).`);
   }
   if (o.sanityImages > 0) {
     for (const r of runs) {
