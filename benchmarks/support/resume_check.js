@@ -5,13 +5,13 @@
  * GPU node (benchmarks/cuda.sh runs it as `node-resume`, through the addon
  * built there: TABSIGHT_ADDON).
  *
- * Three runs of the same configuration (a tiny ResNet-18 on 64 toy subjects
- * whose images show their tabular row, MMCL's augmentation rate, EPOCHS
- * epochs of 4 steps):
+ * Three runs of the same configuration (a tiny ResNet-18 on a 64-subject
+ * synthetic cardiac cohort at 16 px, MMCL's augmentation rate, EPOCHS
+ * epochs):
  *   full-a, full-b: uninterrupted, twice (their difference is the device's
  *     run-to-run nondeterminism: cuDNN picks algorithms, and its backward
  *     convolutions and atomics reorder sums);
- *   cut: aborted at step ABORT (inside epoch 1, after epoch 0's checkpoint),
+ *   cut: aborted at step ABORT (default 7: inside epoch 1, after epoch 0's checkpoint),
  *     then resumed with `resume: true`.
  * The oracle is full-a. On the CPU, cut must equal it byte for byte (as the
  * unit test asks). On CUDA the resumed run must finish, list every epoch
@@ -22,7 +22,7 @@
  *
  * One JSON line per figure; exit 1 when a check fails.
  *
- *   node benchmarks/support/resume_check.js [--device cuda] [--epochs 3] [--abort 5] [--factor 10] [--keep DIR]
+ *   node benchmarks/support/resume_check.js [--device cuda] [--epochs 3] [--abort 7] [--factor 10] [--keep DIR]
  */
 'use strict';
 const fs = require('node:fs');
@@ -32,32 +32,6 @@ const path = require('node:path');
 function arg(name, fallback) {
   const at = process.argv.indexOf(`--${name}`);
   return at > 0 && at + 1 < process.argv.length ? process.argv[at + 1] : fallback;
-}
-
-/** The toy cohort of test/helpers/toy.ts: a bright square whose side, position and level are the row. */
-function toyCohort(n, size = 16, seed = 1) {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-  const images = new Uint8Array(n * size * size);
-  const features = 4;
-  const tabular = new Float32Array(n * features);
-  for (let i = 0; i < n; i++) {
-    const side = 3 + Math.floor(rand() * (size / 2));
-    const y0 = Math.floor(rand() * (size - side));
-    const x0 = Math.floor(rand() * (size - side));
-    const level = 120 + Math.floor(rand() * 135);
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        const inside = y >= y0 && y < y0 + side && x >= x0 && x < x0 + side;
-        images[i * size * size + y * size + x] = inside ? level : Math.floor(rand() * 30);
-      }
-    }
-    tabular.set([side / size, y0 / size, x0 / size, level / 255].map((v) => (v - 0.4) * 4), i * features);
-  }
-  return { images, tabular, shape: [n, 1, size, size], features };
 }
 
 /** Every float32 tensor of a safetensors file, by name. */
@@ -99,32 +73,32 @@ function epochLosses(dir) {
 async function main() {
   const device = arg('device', 'cuda');
   const epochs = Number(arg('epochs', '3'));
-  const abortAt = Number(arg('abort', '5'));
+  const abortAt = Number(arg('abort', '7'));
   const factor = Number(arg('factor', '10'));
   const keep = arg('keep', '');
-  const { pretrain, runtimeInfo } = require(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'));
+  const { pretrainCohort, runtimeInfo, synthCardiac } = require(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'));
   const info = runtimeInfo();
   console.log(JSON.stringify({ figure: 'runtime', device, torch: info.torchVersion ?? info.torch, cuda: info.cudaAvailable, node: process.version }));
   if (device.startsWith('cuda') && !info.cudaAvailable) throw new Error('LibTorch in this addon sees no CUDA device');
 
   const root = keep || fs.mkdtempSync(path.join(os.tmpdir(), 'tabsight-resume-'));
   fs.mkdirSync(root, { recursive: true });
-  const toy = toyCohort(64);
+  // The built-in synthetic cardiac cohort, small: 64 subjects at 16 px (its train split has 4 batches of 8).
+  const cohort = path.join(root, 'cohort');
+  if (!fs.existsSync(path.join(cohort, 'cohort.yaml'))) await synthCardiac({ out: cohort, n: 64, size: 16, seed: 3 });
   const opts = {
-    images: { data: toy.images, shape: toy.shape },
-    tabular: { data: toy.tabular, shape: [64, toy.features] },
-    batchSize: 16, lr: 1e-3, warmupEpochs: 1, epochs, seed: 7, device,
+    cohort, batchSize: 8, lr: 1e-3, warmupEpochs: 1, epochs, seed: 7, device,
     model: { arch: 'resnet18', smallStem: true, tabularHidden: 32, tabularLayers: 2, projectionHidden: 32, projectionDim: 16 },
     augment: { rate: 0.95 },
   };
   const dirs = { a: path.join(root, 'full-a'), b: path.join(root, 'full-b'), cut: path.join(root, 'cut') };
   for (const d of Object.values(dirs)) fs.rmSync(d, { recursive: true, force: true });
   const t0 = Date.now();
-  await pretrain({ ...opts, out: dirs.a });
-  await pretrain({ ...opts, out: dirs.b });
+  await pretrainCohort({ ...opts, out: dirs.a });
+  await pretrainCohort({ ...opts, out: dirs.b });
   const controller = new AbortController();
   let abortedAt = -1;
-  const err = await pretrain({ ...opts, out: dirs.cut }, {
+  const err = await pretrainCohort({ ...opts, out: dirs.cut }, {
     signal: controller.signal,
     onProgress: (p) => { if (p.step === abortAt) { abortedAt = p.step; controller.abort(); } },
   }).then(() => null, (e) => e);
@@ -133,7 +107,7 @@ async function main() {
   const resumeFrom = checkpointLeft ? Number(readSafetensors(path.join(dirs.cut, 'checkpoint.safetensors')).meta.epoch) : null;
   console.log(JSON.stringify({ figure: 'abort', aborted_at_step: abortedAt, error: err ? `${err.code} ${err.message}` : null, aborted, checkpoint_left: checkpointLeft, resumes_at_epoch: resumeFrom }));
   let resumeError = null;
-  if (aborted && checkpointLeft) await pretrain({ ...opts, out: dirs.cut, resume: true }).catch((e) => { resumeError = `${e.code ?? ''} ${e.message}`.trim(); });
+  if (aborted && checkpointLeft) await pretrainCohort({ ...opts, out: dirs.cut, resume: true }).catch((e) => { resumeError = `${e.code ?? ''} ${e.message}`.trim(); });
 
   const enc = 'image_encoder.safetensors';
   const resumed = resumeError == null && fs.existsSync(path.join(dirs.cut, enc));
