@@ -16,6 +16,8 @@ import { native } from './binding';
 import { readNpyHeader } from './data/npy';
 import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightError, awaitNative, callNative } from './errors';
 import { cleanUpAtExit, ensureOutDir, writeFileAtomicSync, writeReason } from './io/atomic';
+import { checkHeader } from './io/safetensors';
+import { readRunConfigFile } from './run-config';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
 import { channelStats, imageValueRange } from './image-stats';
 import * as is from './validate';
@@ -292,7 +294,7 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     let resumeEpoch = 0;
     if (opts.resume) {
       if (!fs.existsSync(checkpoint)) throw new ConfigError(`Cannot resume: ${checkpoint} does not exist`);
-      const saved = readSavedConfig(configFile);
+      const saved = readRunConfigFile(configFile, `Cannot resume: ${configFile} does not exist`);
       // The default warm-up follows epochs (min(10, ⌊epochs/10⌋)), so asking
       // for more epochs would change it: a resume without an explicit
       // warmupEpochs keeps the saved run's.
@@ -426,18 +428,6 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
   }
 }
 
-/** The saved config.json of a run to resume; a DataError naming the file when it is not a JSON object. */
-function readSavedConfig(configFile: string): ResolvedPretrainConfig {
-  if (!fs.existsSync(configFile)) throw new ConfigError(`Cannot resume: ${configFile} does not exist`);
-  let saved: unknown;
-  try {
-    saved = JSON.parse(fs.readFileSync(configFile, 'utf8'));
-  } catch (err) {
-    throw new DataError(`Cannot resume: ${configFile} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  if (saved === null || typeof saved !== 'object' || Array.isArray(saved)) throw new DataError(`Cannot resume: ${configFile} does not hold a run config (a JSON object)`);
-  return saved as ResolvedPretrainConfig;
-}
 
 /**
  * The epoch a checkpoint resumes at, read from its metadata header, checked
@@ -456,25 +446,17 @@ function readPosition(checkpoint: string, epochs: number): number {
     if (n > BigInt(size - 8)) throw bad(`its header length ${n} exceeds the ${size - 8} bytes after it`);
     const header = Buffer.alloc(Number(n));
     fs.readSync(fd, header, 0, header.length, 8);
-    let parsed: Record<string, unknown>;
+    let parsed: unknown;
     try {
-      parsed = JSON.parse(header.toString('utf8')) as Record<string, unknown>;
+      parsed = JSON.parse(header.toString('utf8'));
     } catch (err) {
       throw bad(`its header is not valid JSON: ${(err as Error).message}`, err);
     }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad('its header is not a JSON object');
-    const meta = (parsed.__metadata__ ?? {}) as Record<string, string>;
+    // The header as every safetensors reader checks it, against the data the file holds (a truncated file fails here).
+    const { metadata: meta } = checkHeader(parsed, size - 8 - Number(n), (what) => bad(what));
     const epoch = Number(meta.epoch ?? 0);
     if (!(Number.isInteger(epoch) && epoch >= 0)) throw bad(`its metadata epoch ${JSON.stringify(meta.epoch)} is not a non-negative integer`);
     if (epoch > epochs) throw bad(`it is at epoch ${epoch}, past the ${epochs} epoch(s) asked for (resume with at least ${epoch})`);
-    const data = size - 8 - Number(n);
-    for (const [name, t] of Object.entries(parsed)) {
-      if (name === '__metadata__') continue;
-      const off = (t as { data_offsets?: unknown } | null)?.data_offsets;
-      if (!Array.isArray(off) || off.length !== 2 || !off.every((v) => Number.isSafeInteger(v) && v >= 0) || off[0] > off[1] || off[1] > data) {
-        throw bad(`tensor "${name}" has data_offsets ${JSON.stringify(off)} outside the ${data}-byte data section (the file is truncated or corrupt)`);
-      }
-    }
     return epoch;
   } finally {
     fs.closeSync(fd);

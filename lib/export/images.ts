@@ -74,7 +74,8 @@ export async function* readImageChunks(src: ImageSource, chunk: number, rows?: r
       } else {
         await readFully(fh, buf, 0, buf.length, src.offset + start * per * bytes, src.label);
       }
-      const data = src.dtype === 'float16' ? decodeImageBytes(buf, 'float16') : bytes === 1 ? new Uint8Array(buf.buffer, buf.byteOffset, buf.length) : new Float32Array(buf.buffer, buf.byteOffset, count * per);
+      // float32 as a view of this fresh buffer; uint8 (a view) and float16 (widened) as decodeImageBytes gives them.
+      const data = src.dtype === 'float32' ? new Float32Array(buf.buffer, buf.byteOffset, count * per) : decodeImageBytes(buf, src.dtype);
       const bad = data instanceof Float32Array ? nonFiniteImageError(data, [c, h, w], src.file, (i) => (rows ? rows[start + i] : start + i), src.ids) : undefined;
       if (bad) throw bad;
       yield { start, count, data, shape: [count, c, h, w] };

@@ -86,6 +86,59 @@ function bad(file: string, what: string): DataError {
   return new DataError(`Invalid safetensors file ${file}: ${what}`);
 }
 
+export interface HeaderEntry {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  /** Byte range in the data section. */
+  begin: number;
+  end: number;
+}
+
+/**
+ * A parsed safetensors header (the JSON after the length), checked against a
+ * data section of `dataLen` bytes: metadata strings, known dtypes, shapes,
+ * and offsets inside the data that hold exactly shape × dtype bytes.
+ * `fail(what)` makes the error. For readers of the header alone (a
+ * checkpoint's position before a resume) as for parseSafetensors.
+ */
+export function checkHeader(header: unknown, dataLen: number, fail: (what: string) => DataError): { metadata: Record<string, string>; entries: HeaderEntry[] } {
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw fail('the header is not a JSON object');
+  const metadata: Record<string, string> = {};
+  const entries: HeaderEntry[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw fail('__metadata__ is not an object');
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw fail(`__metadata__ value "${k}" is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+    if (info === null || typeof info !== 'object') throw fail(`tensor "${name}" has no {dtype, shape, data_offsets}`);
+    if (!isDtype(info.dtype)) throw fail(`tensor "${name}" has unknown dtype ${JSON.stringify(info.dtype)}`);
+    const shape = info.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw fail(`tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
+    }
+    const off = info.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1]) {
+      throw fail(`tensor "${name}" has invalid data_offsets ${JSON.stringify(off)}`);
+    }
+    const [begin, end] = off as [number, number];
+    if (end > dataLen) {
+      throw fail(`tensor "${name}" data_offsets [${begin}, ${end}] go beyond the ${dataLen}-byte data buffer`);
+    }
+    const expected = (shape as number[]).reduce((a, b) => a * b, 1) * ITEM_SIZE[info.dtype];
+    if (expected !== end - begin) {
+      throw fail(`tensor "${name}" of shape [${shape.join(', ')}] and dtype ${info.dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    }
+    entries.push({ name, dtype: info.dtype, shape: shape as number[], begin, end });
+  }
+  return { metadata, entries };
+}
+
 /** Parses safetensors bytes; `file` names the source in error messages. */
 export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetensors {
   if (bytes.byteLength < 8) throw bad(file, `${bytes.byteLength} bytes is too short for the 8-byte header length`);
@@ -102,43 +155,8 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
   } catch (err) {
     throw new DataError(`Invalid safetensors file ${file}: the header is not valid JSON (${(err as Error).message})`, { cause: err });
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
-    throw bad(file, 'the header is not a JSON object');
-  }
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.byteLength - dataStart;
-  const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: Dtype; shape: number[]; begin: number; end: number }[] = [];
-  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw bad(file, '__metadata__ is not an object');
-      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw bad(file, `__metadata__ value "${k}" is not a string`);
-        metadata[k] = v;
-      }
-      continue;
-    }
-    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
-    if (info === null || typeof info !== 'object') throw bad(file, `tensor "${name}" has no {dtype, shape, data_offsets}`);
-    if (!isDtype(info.dtype)) throw bad(file, `tensor "${name}" has unknown dtype ${JSON.stringify(info.dtype)}`);
-    const shape = info.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw bad(file, `tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
-    }
-    const off = info.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) || off[0] > off[1]) {
-      throw bad(file, `tensor "${name}" has invalid data_offsets ${JSON.stringify(off)}`);
-    }
-    const [begin, end] = off as [number, number];
-    if (end > dataLen) {
-      throw bad(file, `tensor "${name}" data_offsets [${begin}, ${end}] go beyond the ${dataLen}-byte data buffer`);
-    }
-    const expected = (shape as number[]).reduce((a, b) => a * b, 1) * ITEM_SIZE[info.dtype];
-    if (expected !== end - begin) {
-      throw bad(file, `tensor "${name}" of shape [${shape.join(', ')}] and dtype ${info.dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
-    }
-    entries.push({ name, dtype: info.dtype, shape: shape as number[], begin, end });
-  }
+  const { metadata, entries } = checkHeader(header, bytes.byteLength - dataStart, (what) => bad(file, what));
   if (metadata[DATA_CRC_KEY] !== undefined) {
     const got = hex32(crc32(bytes.subarray(dataStart)));
     if (got !== metadata[DATA_CRC_KEY]) {

@@ -173,7 +173,7 @@ const iv = (i: Interval | undefined) => {
   if (!i) return '—';
   const est = `${i.estimate >= 0 ? '+' : ''}${i.estimate.toFixed(3)}`;
   if (i.n < 2) return `${est} (1 seed)`;
-  if (Number.isNaN(i.lower)) return `${est} (no interval: ${Number.isNaN(i.p) && i.n >= 2 ? 'equal differences at every seed' : 'not tested'})`;
+  if (Number.isNaN(i.lower)) return `${est} (no interval: the same difference at every seed)`;
   return `${est} [${i.lower.toFixed(3)}, ${i.upper.toFixed(3)}] p ${pv(i.p)}, Holm ${pv(i.pHolm)}`;
 };
 const objectiveCell = (i: Interval | undefined) => (i ? `${i.estimate >= 0 ? '+' : ''}${i.estimate.toFixed(2)} (descriptive)` : '—');
