@@ -10,6 +10,7 @@ import * as YAML from 'yaml';
 import { z } from 'zod';
 import { resolveAugmentOptions } from './augment';
 import { ConfigError } from './errors';
+import { checkUtf8 } from './io/read';
 
 const pair = z.tuple([z.number(), z.number()]);
 
@@ -85,8 +86,11 @@ export function loadExperimentConfig(file: string, seen: string[] = []): Experim
   if (seen.includes(abs)) throw new ConfigError(`${abs}: extends forms a cycle (${[...seen, abs].join(' → ')})`);
   let text: string;
   try {
-    text = fs.readFileSync(abs, 'utf8');
+    const bytes = fs.readFileSync(abs);
+    checkUtf8(bytes, abs, (m) => new ConfigError(m));
+    text = bytes.toString('utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(`Cannot read config ${abs}: ${(err as Error).message}`);
   }
   let doc: unknown;

@@ -128,3 +128,55 @@ t.test('a cell quoted in an error is escaped and cut to 60 characters', async (t
   t.equal(cellText('a\u0000b\nc'), 'a\\u0000b\\nc', 'control characters escaped, as JSON writes them');
   t.equal(cellText('12,5'), '12,5', 'an ordinary cell as it is');
 });
+
+t.test('firstInvalidUtf8 finds where the longest UTF-8 prefix ends (oracle: TextDecoder with fatal errors)', async (t) => {
+  const { firstInvalidUtf8 } = await import('../lib/io/read');
+  const fatal = new TextDecoder('utf-8', { fatal: true });
+  const valid = (b: Uint8Array) => {
+    try {
+      fatal.decode(b);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  // Bytes at the edges of the well-formed ranges (Unicode table 3-7).
+  const pool = [0x41, 0x0a, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xe1, 0xec, 0xed, 0xee, 0xef, 0xf0, 0xf1, 0xf3, 0xf4, 0xf5, 0xff];
+  let seed = 12345;
+  const next = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 16);
+  let invalid = 0;
+  for (let k = 0; k < 20000; k++) {
+    const b = Uint8Array.from({ length: next() % 12 }, () => pool[next() % pool.length]);
+    let want = -1;
+    if (!valid(b)) {
+      want = 0;
+      for (let p = b.length; p >= 0; p--) if (valid(b.subarray(0, p))) { want = p; break; }
+      invalid++;
+    }
+    if (firstInvalidUtf8(b) !== want) {
+      t.fail(`bytes ${Buffer.from(b).toString('hex')}: ${firstInvalidUtf8(b)}, TextDecoder ${want}`);
+      return;
+    }
+  }
+  t.ok(invalid > 5000 && invalid < 20000, `${invalid} of 20000 strings were ill-formed`);
+  t.equal(firstInvalidUtf8(Buffer.from('Zürich, 東京, 🫀', 'utf8')), -1);
+});
+
+t.test('a CSV that is not UTF-8 is refused, naming the file, the line and the bytes; UTF-8 with a BOM is read', async (t) => {
+  const dir = tmpDir(t);
+  // Latin-1: ü is the single byte 0xfc.
+  const latin1 = path.join(dir, 'latin1.csv');
+  fs.writeFileSync(latin1, Buffer.concat([Buffer.from('eid,name\nS1,Meier\nS2,M'), Buffer.from([0xfc]), Buffer.from('ller\n')]));
+  await expectDataError(t, readCsv(latin1), latin1, /latin1\.csv: line 3 is not UTF-8 text \(bytes fc 6c 6c 65 at byte 5 of the line, offset 22 in the file\); save the file as UTF-8/);
+  // Lone CR line endings count as lines too.
+  const cr = path.join(dir, 'cr.csv');
+  fs.writeFileSync(cr, Buffer.concat([Buffer.from('eid,x\rS1,1\r\nS2,'), Buffer.from([0xe9]), Buffer.from('\r')]));
+  await expectDataError(t, readCsv(cr), cr, /line 3 is not UTF-8 text \(bytes e9 0d at byte 4 of the line/);
+  const utf16 = path.join(dir, 'utf16.csv');
+  fs.writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('eid,x\nS1,1\n', 'utf16le')]));
+  await expectDataError(t, readCsv(utf16), utf16, /utf16\.csv is UTF-16 text \(it starts with a UTF-16 byte-order mark\); save it as UTF-8/);
+  const bom = path.join(dir, 'bom.csv');
+  fs.writeFileSync(bom, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('eid,name\nS1,Müller\n', 'utf8')]));
+  const table = await readCsv(bom);
+  t.same([table.columns, table.rows], [['eid', 'name'], [['S1', 'Müller']]], 'the BOM is dropped and ü read');
+});

@@ -3,6 +3,7 @@ import { InvalidArgumentError } from 'commander';
 import { removeLiveTemps } from '../io/atomic';
 import * as fs from 'node:fs';
 import { TabsightError } from '../errors';
+import { checkUtf8 } from '../io/read';
 
 // Decimal only (1e4 included): Number() also takes "0x1", "0b11", "" and "  ", which no one means on a command line.
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
@@ -33,8 +34,11 @@ export function featureList(features?: string[], file?: string): string[] | unde
   if (file) {
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      const bytes = fs.readFileSync(file);
+      checkUtf8(bytes, `--features-file ${file}`, (m) => new TabsightError('ERR_CONFIG', m));
+      text = bytes.toString('utf8');
     } catch (err) {
+      if (err instanceof TabsightError) throw err;
       throw new TabsightError('ERR_CONFIG', `Cannot read --features-file ${file}: ${(err as Error).message}`);
     }
     const names = text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean);

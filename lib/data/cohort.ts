@@ -14,7 +14,7 @@ import { parseCohortYaml, type CohortConfig } from './cohort-schema';
 import { convertIndexedImages, openNpyImages, type CohortImages, type ImageIds } from './cohort-images';
 import { seededSplit, splitsFromValues, type CohortSplits } from './cohort-splits';
 import { compareValues, distinctSorted, readTabular, type ColumnData, type CohortColumnType } from './tabular-columns';
-import { ioReason } from '../io/read';
+import { checkUtf8, ioReason } from '../io/read';
 
 export type { CohortImages } from './cohort-images';
 export type { CohortSplits } from './cohort-splits';
@@ -97,14 +97,16 @@ function checkOptions(opts: unknown): LoadCohortOptions {
 /** Reads and validates cohort.yaml in `dir`. */
 export async function readCohortConfig(dir: string): Promise<{ config: CohortConfig; file: string }> {
   const file = path.join(dir, 'cohort.yaml');
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await fsp.readFile(file, 'utf8');
+    bytes = await fsp.readFile(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? 'no such file; a cohort directory needs a cohort.yaml (see docs/data.md)' : e.message;
     throw new DataError(`Cannot read ${file}: ${why}`, { cause: err });
   }
+  checkUtf8(bytes, file);
+  const text = bytes.toString('utf8');
   return { config: parseCohortYaml(text, file), file };
 }
 

@@ -8,7 +8,7 @@
 import { parse } from 'csv-parse/sync';
 import { DataError } from '../errors';
 import { string, plainObject, knownKeys, invalid } from '../validate';
-import { readInputFile } from '../io/read';
+import { checkUtf8, readInputFile } from '../io/read';
 
 export interface ReadCsvOptions {
   /** Column that identifies subjects (e.g. `eid`); must be non-empty and unique. @default the first column */
@@ -61,9 +61,11 @@ function readOptions(file: unknown, opts: unknown): string | undefined {
   return o.idColumn !== undefined ? string(o.idColumn, 'idColumn') : undefined;
 }
 
-/** Reads a CSV file's bytes (`Cannot read …` DataError on failure). */
+/** Reads a CSV file's bytes (`Cannot read …` DataError on failure; a file that is not UTF-8 is refused, see checkUtf8). */
 export async function readCsvBytes(file: string): Promise<Buffer> {
-  return readInputFile(file);
+  const bytes = await readInputFile(file);
+  checkUtf8(bytes, file);
+  return bytes;
 }
 
 /**
