@@ -144,12 +144,34 @@ t.test('readPng rejects truncated and corrupt files with ERR_DATA naming the fil
     fs.writeFileSync(file, png.subarray(0, cut));
     await expectDataError(t, readPng(file), file, /truncated/);
   }
+  // Damaged bytes with the stored CRC: the chunk's CRC names the damage.
   const corrupt = Buffer.from(png);
   const idat = corrupt.indexOf('IDAT');
   corrupt.fill(0xaa, idat + 10, idat + 40);
+  const idatLength = corrupt.readUInt32BE(idat - 4);
   const file = path.join(dir, 'corrupt.png');
   fs.writeFileSync(file, corrupt);
-  await expectDataError(t, readPng(file), file, /corrupt or truncated PNG/);
+  const want = crc32(corrupt.subarray(idat, idat + 4 + idatLength)).toString(16).padStart(8, '0');
+  const stored = png.readUInt32BE(idat + 4 + idatLength).toString(16).padStart(8, '0');
+  await expectDataError(t, readPng(file), file, new RegExp(`is damaged: chunk "IDAT" at byte ${idat - 4} fails its CRC \\(stored 0x${stored}, computed 0x${want}\\)`));
+  // The same damage with a CRC that matches it: the decoder finds the bad deflate stream.
+  const recrc = Buffer.from(corrupt);
+  recrc.writeUInt32BE(crc32(recrc.subarray(idat, idat + 4 + idatLength)), idat + 4 + idatLength);
+  const file2 = path.join(dir, 'corrupt-recrc.png');
+  fs.writeFileSync(file2, recrc);
+  await expectDataError(t, readPng(file2), file2, /corrupt or truncated PNG/);
+  // A damaged header: with the height 16 → 8, libvips decoded the first 8 rows without a word.
+  const ihdr = Buffer.from(png);
+  ihdr[23] = 8;
+  const file3 = path.join(dir, 'ihdr.png');
+  fs.writeFileSync(file3, ihdr);
+  await expectDataError(t, readPng(file3), file3, /is damaged: chunk "IHDR" at byte 8 fails its CRC/);
+  // A chunk length past the end of the file.
+  const long = Buffer.from(png);
+  long.writeUInt32BE(1e6, idat - 4);
+  const file4 = path.join(dir, 'long.png');
+  fs.writeFileSync(file4, long);
+  await expectDataError(t, readPng(file4), file4, new RegExp(`is truncated: chunk "IDAT" at byte ${idat - 4} declares 1000000 bytes, past the end of the file`));
 });
 
 t.test('readPng rejects a file that is not a PNG with ERR_DATA naming the file', async (t) => {

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { DataError } from '../errors';
 import { string, plainObject, knownKeys, invalid } from '../validate';
 import { readInputFile } from '../io/read';
+import { crc32 } from '../io/safetensors';
 
 export interface ReadPngOptions {
   /**
@@ -29,7 +30,6 @@ export interface PngImage {
 }
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-const IEND = Buffer.from('IEND', 'latin1');
 
 function checkOptions(opts: unknown): { channels?: 1 | 3 } {
   if (opts === undefined) return {};
@@ -51,6 +51,33 @@ function significantGreyBits(buf: Buffer): number | undefined {
   return undefined;
 }
 
+/**
+ * Walks the chunks up to IEND and checks each one's CRC-32. libpng decodes a
+ * file whose last chunk is cut off without complaint, and libvips accepts a
+ * damaged IHDR (its dimensions included) or ancillary chunk; a damaged IDAT
+ * is often caught only by chance. The CRCs make any damaged byte an error.
+ */
+function checkChunks(buf: Buffer, file: string): void {
+  let at = SIGNATURE.length;
+  for (;;) {
+    if (at + 12 > buf.length) throw new DataError(`${file} is truncated: it has no IEND chunk (${buf.length} bytes)`);
+    const length = buf.readUInt32BE(at);
+    const type = buf.toString('latin1', at + 4, at + 8);
+    if (length > 0x7fffffff || at + 12 + length > buf.length) {
+      throw new DataError(`${file} is truncated: chunk ${JSON.stringify(type)} at byte ${at} declares ${length} bytes, past the end of the file (${buf.length} bytes)`);
+    }
+    const stored = buf.readUInt32BE(at + 8 + length);
+    const computed = crc32(buf.subarray(at + 4, at + 8 + length));
+    if (stored !== computed) {
+      throw new DataError(`${file} is damaged: chunk ${JSON.stringify(type)} at byte ${at} fails its CRC (stored ${hex32(stored)}, computed ${hex32(computed)})`);
+    }
+    if (type === 'IEND') return;
+    at += 12 + length;
+  }
+}
+
+const hex32 = (v: number) => `0x${v.toString(16).padStart(8, '0')}`;
+
 /** Reads a PNG file into a `[C, H, W]` Uint8Array. */
 /** The largest PNG decoded, in pixels (8192×8192): the header is checked before anything is decoded. */
 export const PNG_MAX_PIXELS = 8192 * 8192;
@@ -62,10 +89,7 @@ export async function readPng(file: string, opts?: ReadPngOptions): Promise<PngI
   if (buf.length < SIGNATURE.length || !buf.subarray(0, SIGNATURE.length).equals(SIGNATURE)) {
     throw new DataError(`${file} is not a PNG file (no PNG signature)`);
   }
-  // libpng decodes a file whose last chunk is cut off without complaint; the IEND chunk proves the file is whole.
-  if (buf.lastIndexOf(IEND) < 0) {
-    throw new DataError(`${file} is truncated: it has no IEND chunk (${buf.length} bytes)`);
-  }
+  checkChunks(buf, file);
   try {
     const meta = await sharp(buf, { failOn: 'truncated' }).metadata();
     // From the header: a 250 KB PNG can declare 16000×16000 pixels, 1.6 GB once decoded.
