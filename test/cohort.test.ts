@@ -520,7 +520,7 @@ t.test('summarizeCohort reports sizes, missingness, balance, splits and image ra
   })), { sampleImages: 1 });
   t.same(empty.warnings.filter((w) => /no value|no row in test/.test(w)), [
     'column "e" has no value at all: pretrain and select refuse it; drop it with tabular.exclude in cohort.yaml',
-    'task "infarction": class "1" has no row in test: evaluate cannot score this task (AUC needs both classes) and stops; leave it out with --task',
+    'task "infarction": class "1" has no row in test: evaluate refuses this task (its test AUC needs every class); leave it out with --task',
   ], 'what a warning means for the later commands');
   const text = formatSummary(s);
   for (const part of ['subjects: 20', '2 continuous, 2 categorical', 'bmi: 4 (20.0%)', 'train 12, val 4, test 4', 'task infarction (binary)', '20×1×4×4 float32']) {

@@ -104,6 +104,13 @@ t.test('evaluate names the task, labels file and class label of a probe error, a
   const err = await cli('evaluate', '--run', run, '--cohort', cohort, '--seeds', '1', '--save-heads').catch((e) => e);
   t.equal(err.code, 1);
   const index = labels.indexOf(dropped);
-  t.match(err.stderr, new RegExp(`ERR_DATA: .*labels\\.csv: task "nyha": labels\\.test has no example of class ${index} \\(label "${dropped}"\\)`));
+  t.match(err.stderr, new RegExp(`ERR_DATA: .*labels\\.csv: task "nyha": class "${dropped}" has no labelled row in the test split \\(its test AUC is undefined\\)`));
+  t.notMatch(err.stderr, /embedding|probing/, 'refused before the cohort is embedded');
   t.notOk(fs.existsSync(path.join(run, 'heads')) && fs.readdirSync(path.join(run, 'heads')).length > 0, 'no head was written');
+  // The error lists the tasks that can be scored, as --task takes them.
+  const others = /--task ([^(]+) \(option tasks\)/.exec(err.stderr)?.[1].trim().split(' ') ?? [];
+  const all = header.split(',').slice(1);
+  t.same(others, all.filter((n) => n !== 'nyha'), 'every other task is offered');
+  const ok = await cli('evaluate', '--run', run, '--cohort', cohort, '--seeds', '1', '--json', '--task', ...others);
+  t.same(Object.keys(JSON.parse(ok.stdout).tasks).sort(), [...others].sort(), 'and evaluates with that --task');
 });

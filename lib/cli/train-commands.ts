@@ -128,7 +128,7 @@ export function addTrainCommands(program: Command): void {
     .requiredOption('--run <dir>', 'a run directory, or random:resnet18 / random:resnet50 for a random-init baseline')
     .option('--cohort <dir>', 'the cohort (default: cohort: in --config, else the one the run was trained on)')
     .option('--config <file.yaml>', 'experiment config (its evaluate: section)')
-    .option('--task <task...>', 'tasks to evaluate')
+    .option('--task <task...>', 'tasks to evaluate (default: every task; one the splits cannot score, e.g. a class absent from test, is refused before anything is embedded)')
     .option('--all-tasks', "evaluate every task (the default; overrides --config's tasks)")
     .option('--protocol <p>', 'linear | finetune (default linear)')
     .option('--label-fraction <f>', 'fraction of train labels, in (0, 1]; MMCL reports 0.01, 0.1 and 1 (default 1)', float('--label-fraction'))

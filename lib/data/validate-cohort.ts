@@ -145,7 +145,8 @@ export async function summarizeCohort(cohort: Cohort, opts: SummaryOptions = {})
       c.fraction = c.count / labelled;
       for (const s of ['train', 'val', 'test'] as const) {
         if (c[s] === 0 && cohort.splits[s].length > 0) {
-          const effect = s === 'test' ? ': evaluate cannot score this task (AUC needs both classes) and stops; leave it out with --task' : '';
+          // evaluateRun's whyUnscorable refuses such a task before embedding.
+          const effect = s === 'train' ? '' : `: evaluate refuses this task (${s === 'test' ? 'its test AUC needs every class' : 'early stopping on validation AUC needs every class'}); leave it out with --task`;
           warnings.push(`task "${t.name}": class "${c.label}" has no row in ${s}${effect}`);
         }
       }

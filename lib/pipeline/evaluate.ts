@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
 import { decodeImageBytes, imageItemBytes, imageValueType } from '../data/cohort-images';
 import { encodeLabels } from '../data/preprocess';
-import { ConfigError, ShapeError, TabsightError } from '../errors';
+import { ConfigError, DataError, ShapeError, TabsightError } from '../errors';
 import { meanSd } from '../eval/metrics';
 import { evaluateProbe, labelFractionSubset, type EvaluateProbeResult } from '../eval/protocol';
 import { embedSource, openEmbedder, type Backend } from '../export/backend';
@@ -143,6 +143,15 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
   for (const t of taskNames) {
     if (!cohort.labels.tasks.some((k) => k.name === t)) throw new ConfigError(`Unknown task "${t}"; the cohort's tasks are ${cohort.labels.tasks.map((k) => k.name).join(', ')}`);
   }
+  // Before any embedding or fine-tuning, which take minutes on a real cohort.
+  const unscorable = taskNames.flatMap((t) => whyUnscorable(cohort, t));
+  if (unscorable.length > 0) {
+    const ok = taskNames.filter((t) => !unscorable.some((u) => u.task === t));
+    throw new DataError(
+      `${cohort.labels.file}: ${unscorable.map((u) => `task "${u.task}": ${u.why}`).join('; ')}. `
+      + (ok.length > 0 ? `evaluate the others with --task ${ok.join(' ')} (option tasks)` : 'No task can be evaluated on these splits'),
+    );
+  }
   const seeds = Array.from({ length: nSeeds }, (_, i) => i);
   const backend = is.oneOf(options.backend ?? 'auto', 'backend', ['auto', 'ort', 'torch'] as const);
   const isRandom = options.run.startsWith('random:');
@@ -236,6 +245,36 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
     log(`saved the ${head.task} head (test ${head.metric} ${head.testMetric.toFixed(3)}) to ${result.heads[head.task]}`);
   }
   return result;
+}
+
+/**
+ * Why a task cannot be scored on the cohort's splits, as the probe would find
+ * it only after the embedding: a classification task needs every class in
+ * test (one-vs-rest AUC) and in val (the early-stopping AUC), and two in
+ * train; a regression task needs two labelled rows in each split (R²).
+ */
+function whyUnscorable(cohort: Cohort, task: string): { task: string; why: string }[] {
+  const spec = cohort.labels.tasks.find((t) => t.name === task)!;
+  const y = encodeLabels(cohort, task);
+  const out: { task: string; why: string }[] = [];
+  for (const s of ['train', 'val', 'test'] as const) {
+    const rows = rowsWithLabels(cohort.splits[s], y);
+    if (!(y instanceof Int32Array)) {
+      if (rows.length < 2) out.push({ task, why: `the ${s} split has ${rows.length} labelled row(s); R² needs at least 2` });
+      continue;
+    }
+    const classes = spec.classes!;
+    const count = new Array<number>(classes.length).fill(0);
+    for (const r of rows) count[y[r]]++;
+    const absent = classes.filter((_, k) => count[k] === 0);
+    if (s === 'train') {
+      if (classes.length - absent.length < 2) out.push({ task, why: `the train split has ${rows.length === 0 ? 'no labelled row' : `only class "${classes[count.findIndex((c) => c > 0)]}"`}; a probe needs two classes` });
+    } else if (absent.length > 0) {
+      const what = s === 'test' ? 'its test AUC is undefined' : 'early stopping on validation AUC needs every class';
+      out.push({ task, why: `class${absent.length > 1 ? 'es' : ''} ${absent.map((c) => `"${c}"`).join(', ')} ha${absent.length > 1 ? 've' : 's'} no labelled row in the ${s} split (${what})` });
+    }
+  }
+  return out;
 }
 
 /**
