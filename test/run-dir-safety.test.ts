@@ -168,6 +168,46 @@ t.test('a checkpoint stripped of its Adam moments is refused (it resumed with a 
   t.same(snapshot(dir), before, 'nothing changed');
 });
 
+t.test('a checkpoint missing some of its Adam moments is refused: the count written with it, and each pair', async (t) => {
+  // Rewrites the header without the tensors `drop` picks (the data section is left whole, so its CRC holds).
+  const strip = (name: string, drop: (key: string) => boolean, meta?: (m: Record<string, string>) => void) => {
+    const dir = path.join(root, name);
+    fs.cpSync(finished, dir, { recursive: true });
+    const file = path.join(dir, 'checkpoint.safetensors');
+    const bytes = fs.readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    const keys = Object.keys(header).filter((k) => k !== '__metadata__');
+    for (const k of keys) if (drop(k)) delete header[k];
+    meta?.(header.__metadata__);
+    const text = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(text.length));
+    fs.writeFileSync(file, Buffer.concat([len, text, bytes.subarray(8 + n)]));
+    return { dir, keys, saved: header.__metadata__.optimizer_moments as string | undefined };
+  };
+  const probe = strip('moments-probe', () => false);
+  const pairs = probe.keys.filter((k) => /^optim\..*\.exp_avg$/.test(k));
+  t.equal(probe.saved, String(pairs.length), 'optimizer_moments counts the parameters with moments');
+  t.ok(pairs.length > 2);
+  const victim = pairs[1].replace(/\.exp_avg$/, '');
+  const one = strip('moments-one', (k) => k.startsWith(`${victim}.`));
+  let before = snapshot(one.dir);
+  await t.rejects(pretrainCohort({ ...opts, out: one.dir, epochs: 3, resume: true }), {
+    code: 'ERR_DATA',
+    message: new RegExp(`holds Adam moments for ${pairs.length - 1} parameter\\(s\\) of this model but was written with ${pairs.length} \\(metadata optimizer_moments\\)`),
+  });
+  t.same(snapshot(one.dir), before, 'nothing changed');
+  const half = strip('moments-half', (k) => k === `${victim}.exp_avg_sq`);
+  before = snapshot(half.dir);
+  await t.rejects(pretrainCohort({ ...opts, out: half.dir, epochs: 3, resume: true }), { code: 'ERR_DATA', message: `has tensor ${victim}.exp_avg but not .exp_avg_sq` });
+  t.same(snapshot(half.dir), before, 'nothing changed');
+  // A checkpoint from before the count (no optimizer_moments) is still taken when it has every pair.
+  const old = strip('moments-old', () => false, (m) => delete m.optimizer_moments);
+  await pretrainCohort({ ...opts, out: old.dir, epochs: 3, resume: true });
+  t.ok(fs.existsSync(path.join(old.dir, 'image_encoder.safetensors')), 'an older checkpoint resumes');
+});
+
 t.test('temporary files of killed writes are swept when the run is next locked; other files stay', async (t) => {
   const dir = path.join(root, 'stale');
   fs.cpSync(finished, dir, { recursive: true });

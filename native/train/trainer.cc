@@ -637,11 +637,12 @@ void Trainer::CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta) 
   for (const auto& item : net_->named_buffers()) tensors.emplace_back("model." + item.key(), item.value());
   // Optimiser state, keyed by parameter name.
   auto& state = optimizer_->state();
-  int64_t adam_step = -1;
+  int64_t adam_step = -1, moments = 0;
   for (const auto& item : net_->named_parameters()) {
     auto key = OptimizerStateKey(item.value());
     auto it = state.find(key);
     if (it == state.end()) continue;
+    ++moments;
     if (config_.optimizer == "adam") {
       auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
       tensors.emplace_back("optim." + item.key() + ".exp_avg", s.exp_avg());
@@ -663,6 +664,9 @@ void Trainer::CheckpointContents(io::NamedTensors& tensors, io::Metadata& meta) 
   meta["global_step"] = Str(global_step_);
   meta["optimizer"] = config_.optimizer;
   meta["optimizer_step"] = Str(adam_step);
+  // How many parameters have moments: a parameter the loss never reached has
+  // none, so only the count tells a stripped tensor from an untrained one.
+  meta["optimizer_moments"] = Str(moments);
   // Positions count global batches of batch_size images, whatever the
   // number of ranks, so a run resumes with any world size that divides it.
   meta["batch_size"] = Str(batch_size_);
@@ -745,7 +749,11 @@ void Trainer::LoadCheckpoint(const std::string& path) {
     for (auto& item : net_->named_parameters()) {
       const torch::Tensor* m = file.Find("optim." + item.key() + ".exp_avg");
       const torch::Tensor* v = file.Find("optim." + item.key() + ".exp_avg_sq");
-      if (!m || !v) continue;  // a parameter the loss never reached has no state (as in torch::optim)
+      if (!m && !v) continue;  // a parameter the loss never reached has no state (as in torch::optim)
+      if (!m || !v) {
+        Fail(ErrorCode::kData, "Checkpoint " + path + " has tensor optim." + item.key() +
+                                   (m ? ".exp_avg but not .exp_avg_sq" : ".exp_avg_sq but not .exp_avg"));
+      }
       for (const auto& [which, t] : {std::pair<const char*, const torch::Tensor*>{"exp_avg", m}, {"exp_avg_sq", v}}) {
         if (t->sizes() != item.value().sizes()) {
           Fail(ErrorCode::kData, "Checkpoint " + path + ": tensor optim." + item.key() + "." + which + " has shape " +
@@ -773,6 +781,15 @@ void Trainer::LoadCheckpoint(const std::string& path) {
     if (opt_step > 0 && moments == 0) {
       Fail(ErrorCode::kData, "Checkpoint " + path + " is at optimizer step " + Str(opt_step) +
                                  " but holds no Adam moments (optim.*.exp_avg, optim.*.exp_avg_sq)");
+    }
+    // Checkpoints since 2026-11-28 record the count; older ones are held to the rule above only.
+    if (file.metadata.count("optimizer_moments") != 0) {
+      const int64_t saved = meta_int("optimizer_moments");
+      if (saved != moments) {
+        Fail(ErrorCode::kData, "Checkpoint " + path + " holds Adam moments for " + Str(moments) +
+                                   " parameter(s) of this model but was written with " + Str(saved) +
+                                   " (metadata optimizer_moments): tensors optim.* were removed or renamed");
+      }
     }
   }
   if (const torch::Tensor* g = file.Find("rng.torch_cpu")) {
