@@ -16,7 +16,7 @@ import { native } from './binding';
 import { readNpyHeader } from './data/npy';
 import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightError, awaitNative, callNative } from './errors';
 import { cleanUpAtExit, ensureOutDir, writeFileAtomicSync, writeReason } from './io/atomic';
-import { checkHeader } from './io/safetensors';
+import { readSafetensorsHeaderSync } from './io/safetensors';
 import { readRunConfigFile } from './run-config';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
 import { channelStats, imageValueRange } from './image-stats';
@@ -436,31 +436,12 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
  */
 function readPosition(checkpoint: string, epochs: number): number {
   const bad = (why: string, cause?: unknown) => new DataError(`Cannot resume: ${checkpoint} is not a valid checkpoint: ${why}`, { cause });
-  const fd = fs.openSync(checkpoint, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size < 8) throw bad(`it holds ${size} bytes, less than the 8-byte header length`);
-    const len = Buffer.alloc(8);
-    fs.readSync(fd, len, 0, 8, 0);
-    const n = len.readBigUInt64LE(0);
-    if (n > BigInt(size - 8)) throw bad(`its header length ${n} exceeds the ${size - 8} bytes after it`);
-    const header = Buffer.alloc(Number(n));
-    fs.readSync(fd, header, 0, header.length, 8);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(header.toString('utf8'));
-    } catch (err) {
-      throw bad(`its header is not valid JSON: ${(err as Error).message}`, err);
-    }
-    // The header as every safetensors reader checks it, against the data the file holds (a truncated file fails here).
-    const { metadata: meta } = checkHeader(parsed, size - 8 - Number(n), (what) => bad(what));
-    const epoch = Number(meta.epoch ?? 0);
-    if (!(Number.isInteger(epoch) && epoch >= 0)) throw bad(`its metadata epoch ${JSON.stringify(meta.epoch)} is not a non-negative integer`);
-    if (epoch > epochs) throw bad(`it is at epoch ${epoch}, past the ${epochs} epoch(s) asked for (resume with at least ${epoch})`);
-    return epoch;
-  } finally {
-    fs.closeSync(fd);
-  }
+  // The header as every safetensors reader checks it, against the data the file holds (a truncated file fails here).
+  const { metadata: meta } = readSafetensorsHeaderSync(checkpoint, bad);
+  const epoch = Number(meta.epoch ?? 0);
+  if (!(Number.isInteger(epoch) && epoch >= 0)) throw bad(`its metadata epoch ${JSON.stringify(meta.epoch)} is not a non-negative integer`);
+  if (epoch > epochs) throw bad(`it is at epoch ${epoch}, past the ${epochs} epoch(s) asked for (resume with at least ${epoch})`);
+  return epoch;
 }
 
 /** metrics.jsonl lines of epochs before `epoch` (a resumed run rewrites the rest). */

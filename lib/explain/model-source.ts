@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { ConfigError, DataError } from '../errors';
 import type { Arch } from '../pretrain-options';
 import * as is from '../validate';
+import { readSafetensorsHeaderSync } from '../io/safetensors';
 
 export interface AttributionModel {
   /** A run directory, a run's checkpoint.safetensors, or an image_encoder.safetensors. */
@@ -55,40 +56,6 @@ export interface NativeModel {
 
 const MODEL_KEYS = ['path', 'arch', 'inChannels', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim', 'cardinalities', 'device'] as const;
 
-interface Header {
-  metadata: Record<string, string>;
-  names: string[];
-}
-
-/** Reads only the safetensors header (names and metadata). */
-export function readSafetensorsHeader(file: string): Header {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (err) {
-    throw new DataError(`Cannot read weights file ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
-    const head = Buffer.alloc(8);
-    if (size < 8 || fs.readSync(fd, head, 0, 8, 0) !== 8) throw new DataError(`Invalid safetensors file ${file}: too short`);
-    const n = Number(head.readBigUInt64LE(0));
-    if (n > size - 8 || n > 100 * 1024 * 1024) throw new DataError(`Invalid safetensors file ${file}: header length ${n} is out of range`);
-    const buf = Buffer.alloc(n);
-    fs.readSync(fd, buf, 0, n, 8);
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
-    } catch (err) {
-      throw new DataError(`Invalid safetensors file ${file}: the header is not valid JSON`, { cause: err });
-    }
-    const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
-    return { metadata, names: Object.keys(header).filter((k) => k !== '__metadata__') };
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 interface RunConfigLike {
   model?: Partial<Record<'arch' | 'inChannels' | 'smallStem' | 'tabularHidden' | 'tabularLayers' | 'projectionHidden' | 'projectionDim', unknown>>;
   data?: { cardinalities?: unknown };
@@ -109,7 +76,8 @@ export function resolveModel(input: ModelInput, needsCheckpoint: boolean, needsT
     file = !needsCheckpoint && fs.existsSync(encoder) ? encoder : checkpoint;
     if (!fs.existsSync(file)) throw new ConfigError(`${o.path} is not a tabsight run: ${file} is missing`);
   }
-  const { metadata, names } = readSafetensorsHeader(file);
+  const { metadata, entries } = readSafetensorsHeaderSync(file);
+  const names = entries.map((e) => e.name);
   const format = metadata.format === 'tabsight-checkpoint-1' || names.some((n) => n.startsWith('model.image.')) ? 'checkpoint' : 'encoder';
   if (needsCheckpoint && format !== 'checkpoint') {
     throw new ConfigError(`This target needs the projection heads or the tabular encoder, which only a run's checkpoint.safetensors holds; ${file} is an image encoder file`);

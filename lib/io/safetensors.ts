@@ -186,6 +186,45 @@ export function parseSafetensors(bytes: Uint8Array, file = '<buffer>'): Safetens
   return { tensors, metadata };
 }
 
+/**
+ * Reads a safetensors file's header alone (names, shapes, metadata), checked
+ * as parseSafetensors checks it against the file's size: for a checkpoint's
+ * position or a weights file's kind without reading gigabytes. The data's
+ * CRC is not checked. `fail(what)` makes the error (by default
+ * `Invalid safetensors file FILE: what`).
+ */
+export function readSafetensorsHeaderSync(
+  file: string,
+  fail: (what: string, cause?: unknown) => DataError = (what, cause) => new DataError(`Invalid safetensors file ${file}: ${what}`, { cause }),
+): { metadata: Record<string, string>; entries: HeaderEntry[] } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw readError(file, err);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < 8) throw fail(`it holds ${size} bytes, less than the 8-byte header length`);
+    const len = Buffer.alloc(8);
+    fs.readSync(fd, len, 0, 8, 0);
+    const n = len.readBigUInt64LE(0);
+    if (n > BigInt(size - 8)) throw fail(`its header length ${n} exceeds the ${size - 8} bytes after it`);
+    if (n > BigInt(MAX_HEADER)) throw fail(`its header length ${n} exceeds the 100 MB limit`);
+    const header = Buffer.alloc(Number(n));
+    if (fs.readSync(fd, header, 0, header.length, 8) !== header.length) throw fail('it changed while it was read');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(header.toString('utf8'));
+    } catch (err) {
+      throw fail(`its header is not valid JSON: ${(err as Error).message}`, err);
+    }
+    return checkHeader(parsed, size - 8 - Number(n), (what) => fail(what));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function readError(file: string, err: unknown): DataError {
   return new DataError(`Cannot read safetensors file ${file}: ${(err as Error).message}`, { cause: err });
 }
