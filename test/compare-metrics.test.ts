@@ -314,3 +314,26 @@ t.test('randomizeWeights re-initialises exactly the stages asked for and copies 
   t.same(RANDOMIZATION_STAGES, ['head', 'layer4', 'layer3', 'layer2', 'layer1', 'stem']);
   await t.rejects(randomizeWeights(src, path.join(dir, 'x.safetensors'), { stages: ['layer9' as never], encoderPrefix: 'model.image.' }), { code: 'ERR_CONFIG' });
 });
+
+t.test('the summary names the methods whose deletion AUC is above random\'s, and those it cannot tell from random', async (t) => {
+  const { deletionVsRandom } = await import('../lib/explain/compare-report');
+  const n = 40;
+  const random = Float64Array.from({ length: n }, (_, i) => 0.3 + (0.4 * ((i * 7) % n)) / n);
+  const curves = {
+    random: { deletion: random },
+    // Faithful: every image's deletion AUC 0.2 below random's (what a good map does; not named).
+    ig: { deletion: random.map((r) => r - 0.2) },
+    // 0.2 above random's on every image: the median difference is 0.2, its interval [0.2, 0.2].
+    gradcam: { deletion: random.map((r) => r + 0.2) },
+    // ±0.01 in turn: every resample's median is within ±0.01, so the interval holds 0.
+    'guided-backprop': { deletion: random.map((r, i) => r + (i % 2 ? 0.01 : -0.01)) },
+    // Only 5 finite pairs, fewer than MIN_PAIRED: not judged.
+    'guided-gradcam': { deletion: random.map((r, i) => (i < 5 ? r + 0.3 : NaN)) },
+  };
+  const lines = deletionVsRandom('run A', curves, ['ig', 'gradcam', 'guided-backprop', 'guided-gradcam'], 1000, 3);
+  t.same(lines, [
+    'run A: GradCAM deleted pixels in an order that lowered the score more slowly than a random order (deletion AUC above random\'s).',
+    'run A: Guided Backprop could not be told apart from a random order in deletion (the interval of the difference in deletion AUC includes 0).',
+  ]);
+  t.same(deletionVsRandom('run B', curves, ['ig'], 1000, 3), [], 'a method below random is not named');
+});

@@ -28,6 +28,27 @@ function pairsOf(runs: RunAnalysis[]): [RunAnalysis, RunAnalysis][] {
 }
 
 /**
+ * What the summary says of each method's deletion curve against a random
+ * deletion order (per-image deletion AUCs, paired; median difference with a
+ * 95% bootstrap interval): the methods whose AUC is above random's (they
+ * deleted in an order that lowered the score more slowly), and those that
+ * cannot be told apart from it. A method below random is what a faithful map
+ * does and is not named; one with fewer than MIN_PAIRED finite pairs is not
+ * judged.
+ */
+export function deletionVsRandom(label: string, curves: Record<string, { deletion: ArrayLike<number> }>, methods: readonly string[], reps: number, seed: number): string[] {
+  const vsRandom = methods
+    .map((m) => ({ m, d: pairedDifference(Array.from(curves[m].deletion), Array.from(curves.random.deletion), reps, seed, 'median') }))
+    .filter((x) => x.d.n >= MIN_PAIRED);
+  const worse = vsRandom.filter((x) => above(x.d)).map((x) => x.m);
+  const same = vsRandom.filter((x) => !above(x.d) && !below(x.d)).map((x) => x.m);
+  const out: string[] = [];
+  if (worse.length) out.push(`${label}: ${worse.map((m) => METHOD_NAMES[m]).join(', ')} deleted pixels in an order that lowered the score more slowly than a random order (deletion AUC above random's).`);
+  if (same.length) out.push(`${label}: ${same.map((m) => METHOD_NAMES[m]).join(', ')} could not be told apart from a random order in deletion (the interval of the difference in deletion AUC includes 0).`);
+  return out;
+}
+
+/**
  * Statements the numbers support: each difference is named only when its
  * paired 95% bootstrap interval excludes 0; otherwise the numbers are given
  * as they are, or the summary says that no difference was found.
@@ -104,15 +125,7 @@ export function summaryStatements(ctx: CompareContext, runs: RunAnalysis[], x: C
   }
   if (!ctx.lesions) out.push('The cohort records no lesion regions, so localisation is not measured.');
   else if (!ctx.lesionRows.length) out.push('No test subject has a lesion in truth.json, so localisation is not measured.');
-  for (const r of runs) {
-    const vsRandom = o.methods
-      .map((m) => ({ m, d: pairedDifference([...r.faithfulness[m].deletion], [...r.faithfulness.random.deletion], reps, o.seed + 4, 'median') }))
-      .filter((x) => x.d.n >= MIN_PAIRED);
-    const worse = vsRandom.filter((x) => above(x.d)).map((x) => x.m);
-    const same = vsRandom.filter((x) => !above(x.d) && !below(x.d)).map((x) => x.m);
-    if (worse.length) out.push(`${r.label}: ${worse.map((m) => METHOD_NAMES[m]).join(', ')} deleted pixels in an order that lowered the score more slowly than a random order (deletion AUC above random's).`);
-    if (same.length) out.push(`${r.label}: ${same.map((m) => METHOD_NAMES[m]).join(', ')} could not be told apart from a random order in deletion (the interval of the difference in deletion AUC includes 0).`);
-  }
+  for (const r of runs) out.push(...deletionVsRandom(r.label, r.faithfulness, o.methods, reps, o.seed + 4));
   if (o.sanityImages > 0) {
     for (const r of runs) {
       const last = r.sanity!.stages[r.sanity!.stages.length - 1];
