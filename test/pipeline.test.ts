@@ -64,6 +64,19 @@ t.test('the CLI reports bad input as one line with its code and exits non-zero',
   t.match(err3.stderr, /Expected an integer for --epochs but received "three"/);
 });
 
+t.test('select takes one --method, and passes --device to the attribution ranking', async (t) => {
+  const cohort = path.join(root, 'cardiac'); // from the first subtest
+  const two = await cli('select', '--cohort', cohort, '--method', 'mrmr,jmi', '--k', '2').catch((e) => e);
+  t.equal(two.code, 1);
+  t.match(two.stderr, /Expected one method but received 2 \(mrmr, jmi\); select runs one, `tabsight study --methods` compares several/);
+  const { runtimeInfo } = await import('../lib/binding');
+  if (runtimeInfo().cudaAvailable) return t.skip('--device cuda would run here');
+  // It ran on the CPU without a word; now the device reaches the encoder, which refuses it here.
+  const gpu = await cli('select', '--cohort', cohort, '--method', 'attribution', '--run', path.join(root, 'run'), '--k', '2', '--device', 'cuda').catch((e) => e);
+  t.equal(gpu.code, 1, 'refused on a machine without CUDA');
+  t.match(gpu.stderr, /cuda/i);
+});
+
 t.test('evaluate --protocol finetune tunes and probes on one label-fraction subset', async (t) => {
   const { evaluateRun } = await import('../lib/pipeline/evaluate');
   const { loadCohort } = await import('../lib/data/cohort');

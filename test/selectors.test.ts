@@ -111,6 +111,44 @@ t.test('selectFeatures vif drops one column of an exactly collinear triple', asy
   t.equal((await selectFeatures(cohort, { method: 'vif', k: 2 })).selected.length, 2, 'with k it keeps dropping until k remain');
 });
 
+t.test('vif and cluster with k give k features whatever the threshold; a k past the varying columns is refused', async (t) => {
+  const z = normals(5);
+  const n = 200;
+  const base = Array.from({ length: n }, () => z());
+  // Five near-copies of one column (pairwise VIFs in the hundreds) and one independent column.
+  const cols: Record<string, number[]> = {};
+  for (const name of ['a', 'b', 'c', 'd', 'e']) cols[name] = base.map((v) => v + 0.05 * z());
+  cols.f = base.map(() => z());
+  const cohort = memoryCohort(cols, base.map((_, i) => i % 2), base.map(() => 'train'));
+  const free = await selectFeatures(cohort, { method: 'vif' });
+  t.equal(free.selected.length, 2, `without k the threshold stops at one near-copy and f: ${free.selected.join(', ')}`);
+  for (const k of [1, 2, 3, 4, 5, 6]) {
+    t.equal((await selectFeatures(cohort, { method: 'vif', k })).selected.length, k, `vif k = ${k}`);
+  }
+  t.ok((await selectFeatures(cohort, { method: 'vif', k: 4 })).selected.includes('f'), 'the independent column stays');
+  const withConstant = memoryCohort({ ...cols, g: base.map(() => 3) }, base.map((_, i) => i % 2), base.map(() => 'train'));
+  for (const method of ['vif', 'cluster'] as const) {
+    await t.rejects(selectFeatures(withConstant, { method, k: 7 }), {
+      code: 'ERR_DATA', message: `${method}: k is 7 but only 6 of the 7 candidate features vary on the 200 selection rows (constant: "g")`,
+    });
+    t.equal((await selectFeatures(withConstant, { method, k: 6 })).selected.length, 6, `${method}: k = 6 leaves the constant out`);
+  }
+});
+
+t.test('crossModal options are checked: a string folds ran as NaN folds (every R² 0)', async (t) => {
+  const { cols, y, split } = constructed(100);
+  const cohort = memoryCohort(cols, y, split, ['catnoise']);
+  for (const [crossModal, message] of [
+    [{ folds: 'x' }, /crossModal\.folds/],
+    [{ folds: 1 }, /crossModal\.folds/],
+    [{ components: 0 }, /crossModal\.components/],
+    [{ miComponents: 1.5 }, /crossModal\.miComponents/],
+    [{ fold: 5 }, /Unknown option crossModal\.fold/],
+  ] as const) {
+    await t.rejects(selectFeatures(cohort, { method: 'crossmodal', k: 2, crossModal: crossModal as never }), { code: 'ERR_CONFIG', message }, JSON.stringify(crossModal));
+  }
+});
+
 t.test('selectFeatures cluster keeps one representative per correlation cluster', async (t) => {
   const { cols, y, split } = constructed(300);
   const cohort = memoryCohort(cols, y, split, ['catnoise']);
@@ -214,6 +252,14 @@ t.test('selectFeatures search pretrains its candidates within the budget, determ
   const b = await selectFeatures(dir, { ...options, log: (l) => lines.push(l) });
   t.same(b, a, 'a rerun replays the same search from the stored evaluations');
   t.equal(lines.filter((l) => l.startsWith('pretraining')).length, 0, 'and pretrains nothing');
+  // Backward from both features evaluates the same two one-feature subsets (replayed from the store):
+  // removing one unit leaves the other. Its scores are higher-is-better too: minus the objective
+  // without the feature, so each is minus the other feature's forward score, and it keeps what forward picked.
+  lines.length = 0;
+  const back = await selectFeatures(dir, { ...options, search: { ...options.search, direction: 'backward' as const }, log: (l) => lines.push(l) });
+  t.equal(lines.filter((l) => l.startsWith('pretraining')).length, 0, 'backward replays the same evaluations');
+  t.same(back.scores, { heart_attack_diagnosed: -a.scores.noise_c01, noise_c01: -a.scores.heart_attack_diagnosed });
+  t.same(back.selected, a.selected);
 
   // The search must not look at the test split: flipping every test label
   // of its task leaves its scores and choice unchanged.
@@ -357,4 +403,43 @@ t.test('cluster with k equal to the usable columns keeps every column, exact mon
   const data = { names: ['a', 'log_a', 'b', 'c'], columns: cols, discrete: [false, false, false, false], rows: [] as number[] };
   t.equal(clusterSelection(data, 4, 1, 'ward').selected.length, 4, 'k = 4: four clusters (a and log a are |ρ| = 1 apart, height 0)');
   t.same(clusterSelection(data, 3, 1, 'ward').selected.length, 3);
+});
+
+t.test('ridge leave-one-out errors in closed form equal refitting without each row (intercept included)', async (t) => {
+  const { ridgeLooFits, ridgeLooPress } = await import('../lib/features/relevance');
+  const z = normals(9);
+  const n = 30;
+  const q = 4;
+  const X = Array.from({ length: n }, () => Float64Array.from({ length: q }, () => z()));
+  const y = Float64Array.from(X, (x) => 2 + x[0] - 0.5 * x[2] + 0.3 * z());
+  const mu = Array.from({ length: q }, (_, a) => X.reduce((s, x) => s + x[a], 0) / n);
+  const Xt = X.map((x) => Float64Array.from(x, (v, a) => v - mu[a]));
+  // Oracle: fit intercept and slopes on the other n − 1 rows (their own means), by Gaussian elimination.
+  const solve = (A: number[][], b: number[]) => {
+    const m = b.length;
+    const M = A.map((r, i) => [...r, b[i]]);
+    for (let c = 0; c < m; c++) {
+      const p = M.reduce((best, r, i) => (i >= c && Math.abs(r[c]) > Math.abs(M[best][c]) ? i : best), c);
+      [M[c], M[p]] = [M[p], M[c]];
+      for (let i = 0; i < m; i++) if (i !== c) { const f = M[i][c] / M[c][c]; for (let j = c; j <= m; j++) M[i][j] -= f * M[c][j]; }
+    }
+    return M.map((r, i) => r[m] / r[i]);
+  };
+  const fits = ridgeLooFits(Xt, [-2, 0, 1]);
+  for (const fit of fits) {
+    let press = 0;
+    for (let i = 0; i < n; i++) {
+      const rows = X.filter((_, r) => r !== i);
+      const ys = Array.from(y).filter((_, r) => r !== i);
+      const m = Array.from({ length: q }, (_, a) => rows.reduce((s, x) => s + x[a], 0) / rows.length);
+      const ym = ys.reduce((s, v) => s + v, 0) / ys.length;
+      const A = Array.from({ length: q }, (_, a) => Array.from({ length: q }, (_, b) => rows.reduce((s, x) => s + (x[a] - m[a]) * (x[b] - m[b]), 0) + (a === b ? fit.lambda : 0)));
+      const b = Array.from({ length: q }, (_, a) => rows.reduce((s, x, r) => s + (x[a] - m[a]) * (ys[r] - ym), 0));
+      const beta = solve(A, b);
+      const pred = ym + beta.reduce((s, v, a) => s + v * (X[i][a] - m[a]), 0);
+      press += (y[i] - pred) ** 2;
+    }
+    const got = ridgeLooPress(Xt, fit, y).press;
+    t.ok(Math.abs(got - press) <= 1e-9 * press, `λ = ${fit.lambda.toFixed(3)}: closed form ${got}, refits ${press}`);
+  }
 });

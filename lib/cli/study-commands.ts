@@ -16,6 +16,13 @@ function intList(name: string) {
   });
 }
 
+/** One selection method (select --method): a list is refused (study takes --methods). */
+function oneMethod(value: string): SelectionMethod {
+  const ms = methodList(value);
+  if (ms.length > 1) throw new InvalidArgumentError(`Expected one method but received ${ms.length} (${ms.join(', ')}); select runs one, \`tabsight study --methods\` compares several`);
+  return ms[0];
+}
+
 function methodList(value: string): SelectionMethod[] {
   const ms = list(value);
   if (ms.length === 0) throw new InvalidArgumentError('Expected at least one method');
@@ -50,12 +57,12 @@ export function addSelectCommands(program: Command): void {
   withPretrainFlags(program.command('select'))
     .description('select tabular features to pretrain with (train split only)')
     .requiredOption('--cohort <dir>', 'a cohort directory')
-    .requiredOption('--method <m>', `${SELECTION_METHODS.join(' | ')}`, (v: string) => methodList(v)[0])
-    .option('--k <k>', 'features to select (default 10; vif and cluster: their threshold decides)', int('--k'))
+    .requiredOption('--method <m>', `${SELECTION_METHODS.join(' | ')}`, oneMethod)
+    .option('--k <k>', 'features to select (default 10; vif and cluster without --k: their --threshold decides how many)', int('--k'))
     .option('--task <task...>', 'tasks whose relevance counts (default: every task)')
     .option('--relevance <r>', 'task | crossmodal: relevance term of mim / mrmr / mrmr-miq (default task)')
     .option('--seed <n>', 'seed (default 0)', int('--seed'))
-    .option('--threshold <x>', 'vif: VIF threshold (default 10); cluster: cut height without --k (default 1)', float('--threshold'))
+    .option('--threshold <x>', 'without --k: vif\'s VIF threshold (default 10), cluster\'s cut height (default 1)', float('--threshold'))
     .option('--encoder <run>', "crossmodal: a run directory or random:resnet18 (default random:resnet18)")
     .option('--run <dir>', 'attribution: a full-feature multimodal pretraining run directory (required for --method attribution)')
     .option('--out <dir>', 'search: directory of its runs and search.sqlite')
@@ -74,6 +81,7 @@ export function addSelectCommands(program: Command): void {
           method, k: o.k, tasks: o.task, relevance: o.relevance, seed: o.seed, threshold: o.threshold,
           crossModal: o.encoder ? { encoder: o.encoder } : undefined,
           run: method === 'attribution' ? o.run : undefined,
+          device: method === 'attribution' ? o.device : undefined,
           search: method === 'search' ? { out: o.out, epochs: o.epochs ?? 10, budget: o.budget, direction: o.direction, pretrain: pretrainFlags(o) } : undefined,
           log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`), signal,
         });

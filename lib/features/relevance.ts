@@ -18,6 +18,7 @@ import { encodeLabels, fitPreprocessor } from '../data/preprocess';
 import { ConfigError, DataError } from '../errors';
 import { uniformStream } from '../eval/metrics';
 import { conditionalMutualInfo, mutualInfoClassif, mutualInfoRegression } from './mi';
+import * as is from '../validate';
 
 export type TaskKind = 'binary' | 'multiclass' | 'regression';
 
@@ -219,6 +220,24 @@ export interface CrossModalOptions extends MiOptions {
   miComponents?: number;
 }
 
+/**
+ * Checks CrossModalOptions (ConfigError naming `name.key`): a string
+ * `folds` or a `components` of 0 ran silently as NaN folds (every R² 0)
+ * or as 1 component.
+ */
+export function checkCrossModalOptions(opts: unknown, name = 'crossModal'): CrossModalOptions {
+  if (opts === undefined) return {};
+  const o = is.plainObject(opts, name);
+  is.knownKeys(o, name, ['encoder', 'folds', 'components', 'miComponents', 'nNeighbors', 'seed']);
+  if (o.encoder !== undefined) is.string(o.encoder, `${name}.encoder`);
+  if (o.folds !== undefined) is.integer(o.folds, `${name}.folds`, 2);
+  if (o.components !== undefined) is.positiveInteger(o.components, `${name}.components`);
+  if (o.miComponents !== undefined) is.positiveInteger(o.miComponents, `${name}.miComponents`);
+  if (o.nNeighbors !== undefined) is.positiveInteger(o.nNeighbors, `${name}.nNeighbors`);
+  if (o.seed !== undefined) is.integer(o.seed, `${name}.seed`, 0, Number.MAX_SAFE_INTEGER);
+  return o as CrossModalOptions;
+}
+
 export interface CrossModalRelevance {
   encoder: string;
   names: string[];
@@ -399,6 +418,61 @@ function spdInverse(A: Float64Array[]): Float64Array[] {
   return inv;
 }
 
+/** The ridge penalties ridgeR2 chooses from: s·10^e, s = trace(XᵀX)/q. */
+const RIDGE_PENALTY_EXPONENTS = [-3, -2, -1, 0, 1, 2];
+
+/** A ridge fit's reusable parts: W rows A⁻¹xᵢ (A = XᵀX + λI on centred X) and the hat values hᵢ. */
+export interface RidgeLooFit {
+  lambda: number;
+  Wm: Float64Array[];
+  h: Float64Array;
+}
+
+/**
+ * Ridge regressions with an unpenalised intercept on the rows `Xt` (centred
+ * on their means, rows × q), one per penalty λ = s·10^e with s =
+ * trace(XᵀX)/q. The hat value of row i is 1/n + xᵢᵀA⁻¹xᵢ: the intercept
+ * (the mean) is a fitted parameter too.
+ */
+export function ridgeLooFits(Xt: Float64Array[], exponents: readonly number[]): RidgeLooFit[] {
+  const q = Xt[0].length;
+  const n = Xt.length;
+  const G = Array.from({ length: q }, (_, a) => Float64Array.from({ length: q }, (_, b) => Xt.reduce((s, x) => s + x[a] * x[b], 0)));
+  const scale = Math.max(G.reduce((s, r, a) => s + r[a], 0) / q, 1e-12);
+  return exponents.map((e) => {
+    const lambda = scale * 10 ** e;
+    const Ainv = spdInverse(G.map((r, a) => r.map((v, b) => v + (a === b ? lambda : 0))));
+    const Wm = Xt.map((x) => Float64Array.from(Ainv, (row) => row.reduce((s, v, b) => s + v * x[b], 0))); // rows: Ainv x_i
+    const h = Float64Array.from(Xt, (x, i) => 1 / n + x.reduce((s, v, a) => s + v * Wm[i][a], 0));
+    return { lambda, Wm, h };
+  });
+}
+
+/**
+ * One target's ridge fit on the rows of `Xt` (ridgeLooFits) and its
+ * leave-one-out error in closed form: PRESS = Σ (rᵢ / (1 − hᵢ))², equal to
+ * refitting (intercept and slopes) without each row in turn.
+ */
+export function ridgeLooPress(Xt: Float64Array[], fit: RidgeLooFit, y: ArrayLike<number>): { press: number; beta: Float64Array; mean: number } {
+  const q = Xt[0].length;
+  const n = Xt.length;
+  let mean = 0;
+  for (let t = 0; t < n; t++) mean += y[t];
+  mean /= n;
+  const beta = new Float64Array(q);
+  for (let t = 0; t < n; t++) {
+    const v = y[t] - mean;
+    for (let a = 0; a < q; a++) beta[a] += fit.Wm[t][a] * v;
+  }
+  let press = 0;
+  for (let t = 0; t < n; t++) {
+    let r = y[t] - mean;
+    for (let a = 0; a < q; a++) r -= Xt[t][a] * beta[a];
+    press += (r / Math.max(1 - fit.h[t], 1e-12)) ** 2;
+  }
+  return { press, beta, mean };
+}
+
 /**
  * Out-of-fold R² of ridge regressions of each target group (a feature: one
  * column, or its one-hot columns) on the PC scores. Folds are a seeded
@@ -422,25 +496,16 @@ export function ridgeR2(X: Float64Array[], groups: Float64Array[][], folds: numb
     if (te.length === 0 || tr.length < 2) continue;
     const mu = X.map((c) => tr.reduce((s, i) => s + c[i], 0) / tr.length);
     const Xt = tr.map((i) => Float64Array.from(X, (c, j) => c[i] - mu[j]));
-    const G = Array.from({ length: q }, (_, a) => Float64Array.from({ length: q }, (_, b) => Xt.reduce((s, x) => s + x[a] * x[b], 0)));
-    const scale = Math.max(G.reduce((s, r, a) => s + r[a], 0) / q, 1e-12);
-    const fits = [-3, -2, -1, 0, 1, 2].map((e) => {
-      const Ainv = spdInverse(G.map((r, a) => r.map((v, b) => v + (a === b ? scale * 10 ** e : 0))));
-      const Wm = Xt.map((x) => Float64Array.from(Ainv, (row) => row.reduce((s, v, b) => s + v * x[b], 0))); // rows: Ainv x_i
-      const h = Xt.map((x, i) => x.reduce((s, v, a) => s + v * Wm[i][a], 0));
-      return { Wm, h };
-    });
+    const fits = ridgeLooFits(Xt, RIDGE_PENALTY_EXPONENTS);
     groups.forEach((cols, g) => {
       let best = Infinity;
       let bestBetas: { beta: Float64Array; mean: number }[] = [];
-      for (const { Wm, h } of fits) {
+      for (const fit of fits) {
         let loo = 0;
         const betas = cols.map((y) => {
-          const ym = tr.reduce((s, i) => s + y[i], 0) / tr.length;
-          const beta = new Float64Array(q);
-          tr.forEach((i, t) => { const v = y[i] - ym; for (let a = 0; a < q; a++) beta[a] += Wm[t][a] * v; });
-          tr.forEach((i, t) => { const r = y[i] - ym - Xt[t].reduce((s, v, a) => s + v * beta[a], 0); loo += (r / Math.max(1 - h[t], 1e-12)) ** 2; });
-          return { beta, mean: ym };
+          const r = ridgeLooPress(Xt, fit, Float64Array.from(tr, (i) => y[i]));
+          loo += r.press;
+          return r;
         });
         if (loo < best) [best, bestBetas] = [loo, betas];
       }
@@ -462,6 +527,7 @@ export function ridgeR2(X: Float64Array[], groups: Float64Array[][], folds: numb
 
 /** Cross-modal relevance from embeddings of `data.rows` (row-major, rows × d). See CrossModalRelevance. */
 export function crossModalFromEmbeddings(data: FeatureData, emb: Float64Array, d: number, opts: CrossModalOptions = {}): CrossModalRelevance {
+  checkCrossModalOptions(opts, 'options');
   const n = data.rows.length;
   if (emb.length !== n * d) throw new DataError(`Expected ${n}×${d} embedding values but received ${emb.length}`);
   const seed = opts.seed ?? 0;
@@ -484,6 +550,7 @@ export function crossModalFromEmbeddings(data: FeatureData, emb: Float64Array, d
 
 /** Embeds the rows of `data` with `opts.encoder` and computes their cross-modal relevance. */
 export async function crossModalRelevance(cohort: Cohort, data: FeatureData, opts: CrossModalOptions = {}): Promise<CrossModalRelevance> {
+  checkCrossModalOptions(opts, 'options');
   const encoder = opts.encoder ?? 'random:resnet18';
   const { emb, d } = await embedRows(cohort, encoder, data.rows, opts.seed ?? 0);
   return { ...crossModalFromEmbeddings(data, emb, d, opts), encoder };

@@ -41,8 +41,8 @@ export interface SearchOptions {
   epochs: number;
   /** In units of one full pretraining: budget · epochs epochs in all. @default 3 */
   budget?: number;
-  /** Units to select. */
-  k: number;
+  /** Units to select. @default min(10, the number of units) */
+  k?: number;
   /** @default 'forward' */
   direction?: 'forward' | 'backward';
   /** Named feature groups as the units. @default each feature alone */
@@ -133,7 +133,7 @@ export async function searchFeatures(cohort: Cohort, options: SearchOptions): Pr
       return { name, features: [...members] };
     })
     : names.map((f) => ({ name: f, features: [f] }));
-  const k = is.positiveInteger(options.k, 'k');
+  const k = options.k === undefined ? Math.min(10, units.length) : is.positiveInteger(options.k, 'k');
   if (k > units.length) throw new ConfigError(`Expected k at most ${units.length} (the number of search units) but received ${k}`);
   const tasks = options.tasks ?? cohort.labels.tasks.map((t) => t.name);
   if (tasks.length === 0) throw new ConfigError(`${cohort.dir} has no label tasks; the search needs downstream tasks`);
@@ -214,7 +214,9 @@ export async function searchFeatures(cohort: Cohort, options: SearchOptions): Pr
       }
       spent += plan.cost;
       const winner = pool[0];
-      for (const [u, v] of last) for (const f of units[u].features) if (u === winner || !(f in scores)) scores[f] = v;
+      // Higher is better for the feature, as Selection.scores promises: forward, the objective with its unit
+      // added; backward, minus the objective with its unit removed (removing it hurt more).
+      for (const [u, v] of last) for (const f of units[u].features) if (u === winner || !(f in scores)) scores[f] = direction === 'forward' ? v : -v;
       S = direction === 'forward' ? [...S, winner] : S.filter((x) => x !== winner);
     }
   } finally {

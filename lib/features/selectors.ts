@@ -6,12 +6,12 @@
  * Everything is computed on the cohort's train split only.
  */
 import { loadCohort, requireTabular, type Cohort } from '../data/cohort';
-import { ConfigError } from '../errors';
+import { ConfigError, DataError } from '../errors';
 import * as is from '../validate';
 import { uniformStream } from '../eval/metrics';
 import { correlationClusters, varianceInflationFactors, type Linkage } from './redundancy';
 import {
-  conditionalPairMI, crossModalRelevance, featureData, labelledRows, pairMI, taskRelevance, taskTargets, trainRows,
+  checkCrossModalOptions, conditionalPairMI, crossModalRelevance, featureData, labelledRows, pairMI, taskRelevance, taskTargets, trainRows,
   type CrossModalOptions, type FeatureData, type TaskTarget,
 } from './relevance';
 import type { SearchOptions } from './search';
@@ -81,6 +81,7 @@ export async function selectFeatures(cohort: Cohort | string, options: SelectOpt
     throw new ConfigError("method 'attribution' needs option run: a full-feature multimodal pretraining run directory whose tabular encoder is attributed");
   }
   const seed = is.integer(options.seed ?? 0, 'seed', 0, Number.MAX_SAFE_INTEGER);
+  checkCrossModalOptions(options.crossModal);
   const relevance = is.oneOf(options.relevance ?? 'task', 'relevance', ['task', 'crossmodal'] as const);
   if (relevance === 'crossmodal' && (method === 'jmi' || method === 'cmim')) {
     throw new ConfigError(`method '${method}' conditions on a task label; relevance 'crossmodal' has none (use mim, mrmr or mrmr-miq)`);
@@ -123,7 +124,8 @@ export async function selectFeatures(cohort: Cohort | string, options: SelectOpt
     case 'search': {
       if (!options.search) throw new ConfigError("method 'search' needs search options (out, budget, epochs)");
       const { searchFeatures } = await import('./search');
-      return searchFeatures(c, { ...options.search, k, seed, tasks: options.tasks, features: options.features, log: options.log, signal: options.signal });
+      // k counts search units (features, or search.groups): its default is min(10, units), decided there.
+      return searchFeatures(c, { ...options.search, k: options.k, seed, tasks: options.tasks, features: options.features, log: options.log, signal: options.signal });
     }
     default: {
       const rel = relevance === 'task'
@@ -254,9 +256,21 @@ export function greedySelect(
 const isConstant = (c: ArrayLike<number>) => Array.prototype.every.call(c, (v: number) => v === c[0]);
 
 /**
- * Drops the column with the highest VIF (ties: the later column) until every
- * VIF is below `threshold`, then, when k is given, keeps dropping the highest
- * until k remain. Constant columns go first. The survivors are ordered by
+ * k columns that vary on the rows (`usable` of them), or a DataError naming
+ * the constant ones: vif and cluster leave constant columns out, and a
+ * selection of k must hold k features (a study reports it as k).
+ */
+function needUsable(data: FeatureData, k: number | undefined, usable: number, method: string): void {
+  if (k === undefined || k <= usable) return;
+  const constant = data.names.filter((_, j) => isConstant(data.columns[j]));
+  throw new DataError(`${method}: k is ${k} but only ${usable} of the ${data.names.length} candidate features vary on the ${data.rows.length} selection rows (constant: ${constant.map((n) => `"${n}"`).join(', ')}); ${method} leaves constant columns out, so ask for at most ${usable}`);
+}
+
+/**
+ * Without k, drops the column with the highest VIF (ties: the later column)
+ * until every VIF is below `threshold`. With k, drops the highest until k
+ * remain, whatever their VIFs (`threshold` is not used): a selection of k
+ * holds k features. Constant columns go first. The survivors are ordered by
  * task relevance when there are tasks, else by ascending VIF.
  * scores[f] = 1/VIF (the tolerance, 1 − R²) when f was dropped, or in the final set.
  */
@@ -268,11 +282,12 @@ export function vifSelection(data: FeatureData, k: number | undefined, threshold
     scores[names[j]] = 0;
     return false;
   });
+  needUsable(data, k, keep.length, 'vif');
   let vif = keep.length > 1 ? varianceInflationFactors(keep.map((j) => data.columns[j])) : Float64Array.of(1);
   while (keep.length > 1) {
     let worst = 0;
     for (let i = 1; i < keep.length; i++) if (!(vif[i] < vif[worst])) worst = i;
-    if (vif[worst] < threshold && (k === undefined || keep.length <= k)) break;
+    if (k === undefined ? vif[worst] < threshold : keep.length <= k) break;
     scores[names[keep[worst]]] = 1 / vif[worst];
     keep = keep.filter((_, i) => i !== worst);
     vif = keep.length > 1 ? varianceInflationFactors(keep.map((j) => data.columns[j])) : Float64Array.of(1);
@@ -294,6 +309,7 @@ export function vifSelection(data: FeatureData, k: number | undefined, threshold
 export function clusterSelection(data: FeatureData, k: number | undefined, threshold: number, linkage: Linkage, relevance?: ArrayLike<number>): Selection {
   const names = data.names;
   const usable = names.map((_, j) => j).filter((j) => !isConstant(data.columns[j]));
+  needUsable(data, k, usable.length, 'cluster');
   const X = usable.map((j) => data.columns[j]);
   const rel = relevance ? usable.map((j) => relevance[j]) : undefined;
   // k at least the usable columns: every column is its own cluster (a cut at height 0 would still merge exact copies).
