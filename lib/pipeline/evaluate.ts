@@ -143,7 +143,16 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
   for (const t of taskNames) {
     if (!cohort.labels.tasks.some((k) => k.name === t)) throw new ConfigError(`Unknown task "${t}"; the cohort's tasks are ${cohort.labels.tasks.map((k) => k.name).join(', ')}`);
   }
-  // Before any embedding or fine-tuning, which take minutes on a real cohort.
+  const seeds = Array.from({ length: nSeeds }, (_, i) => i);
+  const backend = is.oneOf(options.backend ?? 'auto', 'backend', ['auto', 'ort', 'torch'] as const);
+  const isRandom = options.run.startsWith('random:');
+  if (options.saveHeads !== undefined) {
+    is.string(options.saveHeads, 'saveHeads');
+    if (protocol !== 'linear') throw new ConfigError('saveHeads needs the linear protocol: a fine-tuned encoder is not the run\'s encoder');
+    if (isRandom) throw new ConfigError(`saveHeads needs a run directory, not ${options.run}`);
+  }
+  if (backend === 'ort' && (isRandom || protocol !== 'linear')) throw new ConfigError(`backend ort needs a run directory and the linear protocol (run ${options.run}, protocol ${protocol})`);
+  // The data, before any embedding or fine-tuning (minutes on a real cohort).
   const unscorable = taskNames.flatMap((t) => whyUnscorable(cohort, t));
   if (unscorable.length > 0) {
     const ok = taskNames.filter((t) => !unscorable.some((u) => u.task === t));
@@ -152,13 +161,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
       + (ok.length > 0 ? `evaluate the others with --task ${ok.join(' ')} (option tasks)` : 'No task can be evaluated on these splits'),
     );
   }
-  const seeds = Array.from({ length: nSeeds }, (_, i) => i);
-  const backend = is.oneOf(options.backend ?? 'auto', 'backend', ['auto', 'ort', 'torch'] as const);
-  const isRandom = options.run.startsWith('random:');
   if (options.saveHeads !== undefined) {
-    is.string(options.saveHeads, 'saveHeads');
-    if (protocol !== 'linear') throw new ConfigError('saveHeads needs the linear protocol: a fine-tuned encoder is not the run\'s encoder');
-    if (isRandom) throw new ConfigError(`saveHeads needs a run directory, not ${options.run}`);
     // Before the evaluation, not after it: a folder that cannot take the heads is an error now.
     ensureOutDir(options.saveHeads);
     try {
@@ -167,7 +170,6 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluationR
       throw new ConfigError(`Cannot write heads to ${options.saveHeads}: ${writeReason(err, options.saveHeads)}`, { cause: err });
     }
   }
-  if (backend === 'ort' && (isRandom || protocol !== 'linear')) throw new ConfigError(`backend ort needs a run directory and the linear protocol (run ${options.run}, protocol ${protocol})`);
   const result: EvaluationResult = { run: options.run, cohort: cohort.dir, protocol, labelFraction, seeds: nSeeds, embeddingBackend: 'torch', tasks: {}, validation: {} };
 
   let frozen: { emb: Float32Array; d: number } | undefined;
