@@ -76,6 +76,7 @@ export function writeReason(err: unknown, file: string): string {
   if (e?.code === 'ENOTDIR') return `${dir} is not a folder (or a part of its path is a file)`;
   if (e?.code === 'EISDIR') return 'it is a folder';
   if (e?.code === 'EEXIST') return 'a file is in the way';
+  if (e?.code === 'EACCES' || e?.code === 'EPERM') return `permission denied (${e.syscall ?? 'write'} ${e.path ?? dir})`;
   return e && e.message ? e.message : String(err);
 }
 
@@ -140,8 +141,9 @@ export function ensureOutDir(dir: string): string | undefined {
 
 /**
  * Checks, before any work, that the output file `file` can be written: its
- * folder exists and `file` is not a folder. A ConfigError naming the path
- * otherwise.
+ * folder exists, this process may create files in it (the write goes
+ * through a temporary file there), and `file` is not a folder. A
+ * ConfigError naming the path otherwise.
  */
 export function checkOutFile(file: string): void {
   const dir = path.dirname(path.resolve(file));
@@ -149,6 +151,7 @@ export function checkOutFile(file: string): void {
   try {
     if (!fs.statSync(dir).isDirectory()) why = `${dir} is not a folder`;
     else if (fs.existsSync(file) && fs.statSync(file).isDirectory()) why = 'it is a folder';
+    else fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
   } catch (err) {
     why = writeReason(err, file);
   }
