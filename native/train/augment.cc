@@ -189,7 +189,7 @@ torch::Tensor Grayscale(torch::Tensor x, const std::vector<SampleParams>& params
 }
 
 // Gaussian blur with a per-sample sigma, torchvision's kernel
-// (exp(−½(t/σ)²) at t = −k/2 … k/2, normalised) and reflect padding, as two
+// (exp(−½(t/σ)²) at the integers t = −⌊k/2⌋ … ⌊k/2⌋, normalised) and reflect padding, as two
 // depthwise 1-d convolutions with the samples folded into the channels.
 torch::Tensor Blur(torch::Tensor x, const std::vector<SampleParams>& params, int64_t kernel) {
   const auto n = static_cast<int64_t>(params.size());

@@ -326,15 +326,24 @@ Trainer::Batch Trainer::MakeBatch(int64_t epoch, int64_t step_in_epoch) const {
   auto store_idx = data_.rows.defined() ? data_.rows.index_select(0, idx) : idx;
   auto raw = data_.images.index_select(0, store_idx);  // reads only this batch's pages of a mapped store
   auto raw_dev = raw.to(device_);
-  auto augment = [&](uint64_t stream) {
-    auto params = SampleAugmentParams(batch_size_, raw.size(2), raw.size(3), config_.augment,
+  auto augment = [&](uint64_t stream, const AugmentOptions& options) {
+    auto params = SampleAugmentParams(batch_size_, raw.size(2), raw.size(3), options,
                                       DeriveSeed(config_.seed, {stream, e, s}));
     if (world_ > 1) params = std::vector<SampleParams>(params.begin() + offset, params.begin() + offset + local_batch_);
-    auto x = Normalize(ApplyAugment(raw_dev, config_.augment, params));
+    auto x = Normalize(ApplyAugment(raw_dev, options, params));
     return channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
   };
-  b.view1 = augment(kStreamView1);
-  if (config_.mode == "simclr") b.view2 = augment(kStreamView2);
+  if (config_.mode == "simclr") {
+    // As MMCL's ContrastiveImageDataset: the first view is always augmented,
+    // the second one at the augmentation rate (else only resized), so no
+    // pair is two copies of the resized image.
+    AugmentOptions always = config_.augment;
+    always.rate = 1.0;
+    b.view1 = augment(kStreamView1, always);
+    b.view2 = augment(kStreamView2, config_.augment);
+  } else {
+    b.view1 = augment(kStreamView1, config_.augment);
+  }
   if (config_.mode == "multimodal") {
     auto rows = data_.tabular.index_select(0, global_idx);
     auto corrupted = CorruptRows(rows, data_.tabular, config_.corruption_rate,
