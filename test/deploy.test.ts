@@ -308,10 +308,10 @@ t.test('misuse gives named errors before anything runs', async (t) => {
   await expectError(t, () => cli('predict', '--model', path.join(root, 'r18_run.onnx'), '--images', oneCh, '--out', out), ConfigError, ['has no probe head', '--with-head']);
   await expectError(t, () => cli('embed', '--model', model, '--backend', 'torch', '--images', oneCh, '--out', out), ConfigError, ['Backend torch needs a run']);
   await expectError(t, () => cli('export', '--run', bare, '--out', out, '--part', 'tabular'), DataError, ['checkpoint.safetensors is missing']);
-  fs.writeFileSync(path.join(runDir, 'heads', 'broken.json'), '{"format":"tabsight-probe-head","kind":"binary","dim":512,"bias":[0],"weight":[1]}');
+  fs.writeFileSync(path.join(runDir, 'heads', 'broken.json'), '{"format":"tabsight-probe-head","task":"broken","kind":"binary","dim":512,"bias":[0],"weight":[1]}');
   await expectError(t, () => readHead(runDir, 'broken'), DataError, ['Invalid head file', '"weight" must hold 512']);
   const good = JSON.parse(fs.readFileSync(path.join(runDir, 'heads', 'cad.json'), 'utf8'));
-  fs.writeFileSync(path.join(runDir, 'heads', 'broken.json'), JSON.stringify({ ...good, classes: [...good.classes, 'maybe'] }));
+  fs.writeFileSync(path.join(runDir, 'heads', 'broken.json'), JSON.stringify({ ...good, task: 'broken', classes: [...good.classes, 'maybe'] }));
   await expectError(t, () => readHead(runDir, 'broken'), DataError, [`Invalid head file ${path.join(runDir, 'heads', 'broken.json')}`, 'a binary head has 1 output and 2 classes', '3 class(es)']);
   fs.rmSync(path.join(runDir, 'heads', 'broken.json'));
 });
@@ -439,6 +439,52 @@ t.test('audit fixes: regression CSV columns, dtype and NaN checks on the ORT pat
   const fenc = await OrtImageEncoder.load(fonnx, { threads: 1 });
   await expectError(t, () => fenc.embed({ data: toy.images.slice(0, 256), shape: [1, 1, 16, 16] }), ShapeError, ['Expected float32 images', 'float32 store', 'Uint8Array']);
   await fenc.dispose();
+
+  // Finite images that overflow the encoder gave NaN embeddings and exit 0; now the image is named.
+  // A store of values in [0, 1] has std < 1, so 3e38 becomes infinite when normalised.
+  const unit = path.join(root, 'run-unit');
+  await pretrain({ out: unit, images: { data: Float32Array.from(toy.images, (v) => v / 255), shape: toy.shape }, tabular: { data: toy.tabular, shape: [16, toy.features] },
+    epochs: 1, batchSize: 8, warmupEpochs: 0, augment: { rate: 0 }, model: { arch: 'resnet18', smallStem: true, tabularHidden: 16, projectionHidden: 16, projectionDim: 8 } });
+  const huge = path.join(root, 'huge.npy');
+  const hugeData = new Float32Array(3 * 256).fill(0.5);
+  hugeData.fill(3e38, 256, 512); // image 1
+  await writeNpy(huge, hugeData, [3, 1, 16, 16]);
+  const hugeOut = path.join(root, 'huge-emb.npy');
+  for (const backend of ['torch', 'ort']) {
+    await expectError(t, () => cli('embed', '--run', unit, '--backend', backend, '--images', huge, '--out', hugeOut), DataError, [`The embedding of image 1 of ${huge} is not finite`]);
+    t.notOk(fs.existsSync(hugeOut), `${backend}: no output file`);
+  }
+});
+
+t.test('a model\'s head metadata is checked against its head output (broken JSON crashed embed; edited classes gave mislabelled CSVs)', async (t) => {
+  const { headInfo } = await import('../lib/export/backend');
+  const model = (md: Record<string, string>, heads: { name: 'logits' | 'prediction'; width: number }[]) => ({ metadata: md, headOutputs: heads });
+  const head = (kind: string, classes: string) => ({ 'tabsight.head.task': 't', 'tabsight.head.kind': kind, 'tabsight.head.classes': classes });
+  t.equal(headInfo('m.onnx', model({}, [])), null, 'no head');
+  t.same(headInfo('m.onnx', model(head('binary', '["0","1"]'), [{ name: 'logits', width: 1 }])), { task: 't', kind: 'binary', classes: ['0', '1'], outputs: 1 });
+  t.same(headInfo('m.onnx', model(head('multiclass', '["a","b","c"]'), [{ name: 'logits', width: 3 }]))?.outputs, 3);
+  t.same(headInfo('m.onnx', model(head('regression', '[]'), [{ name: 'prediction', width: 1 }]))?.outputs, 1);
+  const refused: [Record<string, string>, { name: 'logits' | 'prediction'; width: number }[], string][] = [
+    [head('multiclass', '["a","b"'), [{ name: 'logits', width: 3 }], 'metadata tabsight.head.classes is not valid JSON'],
+    [head('multiclass', '{"a":1}'), [{ name: 'logits', width: 3 }], 'is not a JSON array of strings'],
+    [head('multiclass', '["a","b"]'), [{ name: 'logits', width: 3 }], 'holds 2 class(es) for a multiclass head with 3 output(s)'],
+    [head('binary', '["a","b","c"]'), [{ name: 'logits', width: 3 }], 'holds 3 class(es) for a binary head with 3 output(s)'],
+    [head('ordinal', '["a","b"]'), [{ name: 'logits', width: 2 }], 'tabsight.head.kind is "ordinal"'],
+    [head('regression', '[]'), [{ name: 'logits', width: 1 }], 'no "prediction" output'],
+  ];
+  for (const [md, heads, message] of refused) {
+    await expectError(t, () => headInfo('m.onnx', model(md, heads)), DataError, ['m.onnx: ', message]);
+  }
+});
+
+t.test('head files: a run folder named heads is still a run, and a head fitted for another task is refused', async (t) => {
+  const named = path.join(root, 'x', 'heads');
+  fs.mkdirSync(path.dirname(named), { recursive: true });
+  fs.cpSync(runDir, named, { recursive: true });
+  t.equal(readHead(named, 'cad').task, 'cad', 'RUN/heads/cad.json of a run whose folder is called heads');
+  const file = path.join(named, 'heads', 'cad.json');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), task: 'lvef' }));
+  await expectError(t, () => readHead(named, 'cad'), DataError, [`Invalid head file ${file}: "task" is "lvef" but the file is the head of task "cad"`]);
 });
 
 t.test('resuming a finished run removes its image encoder until the run ends again', async (t) => {

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AbortError, ConfigError, ShapeError } from '../errors';
+import { AbortError, ConfigError, DataError, ShapeError } from '../errors';
 import { imageValueType } from '../data/cohort-images';
 import { removeAtExit } from '../io/atomic';
 import { loadRun, type Run } from '../run';
@@ -71,19 +71,42 @@ function checkCommon(src: Pick<ImageSource, 'label' | 'dtype' | 'shape'>, where:
   }
 }
 
+/**
+ * The probe head a model's metadata describes, checked against the model's
+ * head output: broken JSON in tabsight.head.classes crashed embed and
+ * predict, and classes or a kind edited to disagree with the output's width
+ * gave CSVs whose columns did not match their values. A DataError naming the
+ * model and the key otherwise.
+ */
+export function headInfo(source: string, enc: Pick<OrtImageEncoder, 'metadata' | 'headOutputs'>): HeadInfo | null {
+  const md = enc.metadata;
+  const task = md['tabsight.head.task'];
+  if (!task) return null;
+  const bad = (key: string, what: string) => new DataError(`${source}: metadata ${key} ${what}; re-export the model (tabsight export --with-head)`);
+  const kind = md['tabsight.head.kind'];
+  if (kind !== 'binary' && kind !== 'multiclass' && kind !== 'regression') throw bad('tabsight.head.kind', `is ${JSON.stringify(kind)}, not binary, multiclass or regression`);
+  let classes: unknown;
+  try {
+    classes = JSON.parse(md['tabsight.head.classes'] ?? '[]');
+  } catch {
+    throw bad('tabsight.head.classes', 'is not valid JSON');
+  }
+  if (!Array.isArray(classes) || !classes.every((c) => typeof c === 'string')) throw bad('tabsight.head.classes', 'is not a JSON array of strings');
+  const output = kind === 'regression' ? 'prediction' : 'logits';
+  const width = enc.headOutputs.find((h) => h.name === output)?.width;
+  if (width === undefined || width < 1) throw bad('tabsight.head.task', `names a head, but the model has no "${output}" output of a known width`);
+  const fits = kind === 'binary' ? width === 1 && classes.length === 2
+    : kind === 'multiclass' ? width >= 2 && classes.length === width
+      : classes.length === 0 || classes.length === width;
+  if (!fits) throw bad('tabsight.head.classes', `holds ${classes.length} class(es) for a ${kind} head with ${width} output(s) (binary: 1 output and 2 classes; multiclass: one class per output)`);
+  return { task, kind, classes: classes as string[], outputs: width };
+}
+
 class OrtEmbedder implements Embedder {
   readonly backend = 'ort' as const;
   readonly head: HeadInfo | null;
   constructor(readonly source: string, private enc: OrtImageEncoder, private batchSize: number | undefined, private cleanup?: () => void) {
-    const md = enc.metadata;
-    if (md['tabsight.head.task']) {
-      const kind = md['tabsight.head.kind'] as HeadInfo['kind'];
-      const classes = JSON.parse(md['tabsight.head.classes'] ?? '[]') as string[];
-      const width = enc.headOutputs.find((h) => h.name === (kind === 'regression' ? 'prediction' : 'logits'))?.width ?? 0;
-      this.head = { task: md['tabsight.head.task'], kind, classes, outputs: width || (kind === 'binary' ? 1 : Math.max(1, classes.length)) };
-    } else {
-      this.head = null;
-    }
+    this.head = headInfo(source, enc);
   }
 
   get dim(): number {
@@ -154,7 +177,13 @@ export async function openEmbedder(o: OpenEmbedderOptions): Promise<Embedder> {
   if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1)) throw new ConfigError(`Expected positive integer for batch size but received ${batchSize}`);
   if (o.model) {
     if (backend === 'torch') throw new ConfigError('Backend torch needs a run directory (--run); an ONNX model runs in onnxruntime (--backend ort)');
-    return new OrtEmbedder(o.model, await OrtImageEncoder.load(o.model, { threads: o.threads }), batchSize);
+    const enc = await OrtImageEncoder.load(o.model, { threads: o.threads });
+    try {
+      return new OrtEmbedder(o.model, enc, batchSize);
+    } catch (err) {
+      await enc.dispose();
+      throw err;
+    }
   }
   const run = o.run!;
   if (backend === 'torch') return new TorchEmbedder(run, await loadRun(run), batchSize);
@@ -167,7 +196,13 @@ export async function openEmbedder(o: OpenEmbedderOptions): Promise<Embedder> {
   try {
     const file = path.join(tmp, 'model.onnx');
     await exportRun(run, file);
-    return new OrtEmbedder(run, await OrtImageEncoder.load(file, { threads: o.threads }), batchSize, cleanup);
+    const enc = await OrtImageEncoder.load(file, { threads: o.threads });
+    try {
+      return new OrtEmbedder(run, enc, batchSize, cleanup);
+    } catch (err) {
+      await enc.dispose();
+      throw err;
+    }
   } catch (err) {
     cleanup();
     throw err;
@@ -196,6 +231,13 @@ export async function embedSource(embedder: Embedder, src: ImageSource, opts: Em
     if (opts.signal?.aborted) throw new AbortError(`Embedding ${src.label} was stopped after ${done} of ${total} images`);
     if (chunk.data instanceof Float32Array) markFinite(chunk.data); // readImageChunks scanned it for NaN/Inf
     const out = await embedder.embed(chunk);
+    // Finite images can still overflow the encoder (float32 values of 1e37): say which image, rather than write NaNs.
+    const bad = out.embedding.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const i = chunk.start + Math.floor(bad / out.dim);
+      const image = opts.rows ? `image ${opts.rows[i]} (row ${i} of the selection)` : `image ${i}`;
+      throw new DataError(`The embedding of ${image} of ${src.label} is not finite (${out.embedding[bad]}): the encoder overflowed on its values (far outside what the run was trained on?)`);
+    }
     done += chunk.count;
     if (opts.onChunk) await opts.onChunk(chunk.start, out);
     else {

@@ -131,9 +131,11 @@ export function listHeads(dir: string): string[] {
   return fs.readdirSync(dir).filter((f) => f.endsWith('.json') && !f.startsWith('.')).map((f) => f.slice(0, -5)).sort();
 }
 
-function checkHead(h: SavedHead, file: string): SavedHead {
+function checkHead(h: SavedHead, file: string, task: string): SavedHead {
   const bad = (what: string) => new DataError(`Invalid head file ${file}: ${what}`);
   if (h === null || typeof h !== 'object' || h.format !== HEAD_FORMAT) throw bad(`expected "format": "${HEAD_FORMAT}"`);
+  // The file's name is the task it is looked up by; a head fitted for another task must not pass as this one.
+  if (h.task !== task) throw bad(`"task" is ${JSON.stringify(h.task)} but the file is the head of task "${task}"`);
   if (!['binary', 'multiclass', 'regression'].includes(h.kind)) throw bad(`unknown kind ${JSON.stringify(h.kind)}`);
   if (!Number.isInteger(h.dim) || h.dim < 1) throw bad('"dim" must be a positive integer');
   const nums = (v: unknown, n: number, name: string) => {
@@ -161,7 +163,8 @@ function checkHead(h: SavedHead, file: string): SavedHead {
  * ConfigError that names the heads there are.
  */
 export function readHead(runOrHeadsDir: string, task: string): SavedHead {
-  const dir = path.basename(runOrHeadsDir) === 'heads' || !fs.existsSync(path.join(runOrHeadsDir, 'config.json')) ? runOrHeadsDir : path.join(runOrHeadsDir, 'heads');
+  // A run (it has config.json) keeps its heads in RUN/heads, whatever the run's own folder is called.
+  const dir = fs.existsSync(path.join(runOrHeadsDir, 'config.json')) ? path.join(runOrHeadsDir, 'heads') : runOrHeadsDir;
   const file = headFile(dir, task);
   if (!fs.existsSync(file)) {
     const have = listHeads(dir);
@@ -175,7 +178,7 @@ export function readHead(runOrHeadsDir: string, task: string): SavedHead {
   } catch (err) {
     throw new DataError(`Invalid head file ${file}: ${(err as Error).message}`, { cause: err });
   }
-  return checkHead(parsed, file);
+  return checkHead(parsed, file, task);
 }
 
 /** The head as exportImageEncoder takes it (float32, raw space). */
