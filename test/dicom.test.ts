@@ -133,6 +133,28 @@ t.test('readDicom rejects unsupported BitsAllocated and colour images with ERR_D
   await expectDataError(t, readDicom(rgb), rgb, /SamplesPerPixel 3/);
 });
 
+t.test('a PALETTE COLOR image (one sample: indices into a colour table) is refused; MONOCHROME1 and MONOCHROME2 are read', async (t) => {
+  const dir = tmpDir(t);
+  /** The Explicit VR LE file with (0028,0004) PhotometricInterpretation set to `value` (the element resized). */
+  const withPhotometric = (value: string) => {
+    const buf = fs.readFileSync(MR);
+    const at = buf.indexOf(Buffer.from([0x28, 0x00, 0x04, 0x00, 0x43, 0x53]), 132);
+    if (at < 0) throw new Error('(0028,0004) not found');
+    const text = value.length % 2 ? `${value} ` : value;
+    const head = Buffer.from(buf.subarray(0, at + 8));
+    head.writeUInt16LE(text.length, at + 6);
+    return Buffer.concat([head, Buffer.from(text, 'latin1'), buf.subarray(at + 8 + buf.readUInt16LE(at + 6))]);
+  };
+  const palette = path.join(dir, 'palette.dcm');
+  fs.writeFileSync(palette, withPhotometric('PALETTE COLOR'));
+  await expectDataError(t, readDicom(palette), palette, /has PhotometricInterpretation PALETTE COLOR; only greyscale images \(MONOCHROME1, MONOCHROME2\) are supported/);
+  const mono1 = path.join(dir, 'mono1.dcm');
+  fs.writeFileSync(mono1, withPhotometric('MONOCHROME1'));
+  const [a, b] = [await readDicom(mono1), await readDicom(MR)];
+  t.equal(a.meta.photometricInterpretation, 'MONOCHROME1');
+  t.equal(maxAbsDiff(a.data, Array.from(b.data)), 0, 'MONOCHROME1 values as stored (not inverted, as documented)');
+});
+
 t.test('a RescaleSlope or RescaleIntercept that is present but not a finite number is ERR_DATA naming the tag (it was ignored)', async (t) => {
   const dir = tmpDir(t);
   /** Overwrites a DS element's value of an Explicit VR LE file in place, padded with spaces to its length. */

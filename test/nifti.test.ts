@@ -58,6 +58,17 @@ t.test('readNifti applies scl_slope/scl_inter, and ignores them when the slope i
   t.ok(maxAbsDiff(scaled.data, Array.from(raw.data, (v) => v * 0.07540696859359741 + 3100.76171875)) < 1e-3);
 });
 
+t.test('a valid scl_slope with a NaN scl_inter is refused (nibabel refuses it; it was read as 0)', async (t) => {
+  const file = path.join(tmpDir(t), 'nan-inter.nii');
+  const buf = fs.readFileSync(FUNCTIONAL);
+  buf.writeFloatLE(NaN, 116); // scl_inter
+  fs.writeFileSync(file, buf);
+  await expectDataError(t, readNifti(file), file, /scl_slope is 0\.0754\d* but scl_inter is NaN; a scaled volume needs a finite intercept/);
+  buf.writeFloatLE(0, 112); // scl_slope 0: not scaled, the intercept is not used
+  fs.writeFileSync(file, buf);
+  t.ok((await readNifti(file, { slice: 1, frames: [0] })).data.every((v) => Number.isInteger(v)), 'with slope 0 the NaN intercept is ignored');
+});
+
 t.test('readNifti reads a .nii.gz the same as the .nii it was compressed from', async (t) => {
   const file = path.join(tmpDir(t), 'functional.nii.gz');
   fs.writeFileSync(file, gzipSync(fs.readFileSync(FUNCTIONAL)));

@@ -185,6 +185,11 @@ function decode(file: string, bytes: Uint8Array): DicomImage {
   if (samples !== 1) {
     throw new DataError(`${file} has SamplesPerPixel ${samples}${samples > 1 ? ' (colour)' : ''}; only single-sample (greyscale) images are supported`);
   }
+  // One sample is greyscale, except PALETTE COLOR: its values index a colour table, they are not intensities.
+  const photometric = optionalString(ds, 'x00280004') ?? 'MONOCHROME2';
+  if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2') {
+    throw new DataError(`${file} has PhotometricInterpretation ${photometric}; only greyscale images (MONOCHROME1, MONOCHROME2) are supported`);
+  }
   if (bitsAllocated !== 8 && bitsAllocated !== 16) {
     throw new DataError(`${file} has BitsAllocated ${bitsAllocated}; only 8 and 16 are supported`);
   }
@@ -239,7 +244,7 @@ function decode(file: string, bytes: Uint8Array): DicomImage {
       bitsAllocated,
       bitsStored,
       pixelRepresentation,
-      photometricInterpretation: optionalString(ds, 'x00280004') ?? 'MONOCHROME2',
+      photometricInterpretation: photometric,
       rescaleSlope: slope,
       rescaleIntercept: inter,
       transferSyntaxUID: ts,

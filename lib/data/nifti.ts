@@ -249,7 +249,11 @@ export async function readNifti(file: string, opts?: ReadNiftiOptions): Promise<
 
   const slope = header.scl_slope;
   const scaled = Number.isFinite(slope) && slope !== 0;
-  const inter = scaled && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
+  // A slope of 0 or NaN means "not scaled" (the standard); a valid slope with an intercept that is not a number is a broken header, refused as nibabel does.
+  if (scaled && !Number.isFinite(header.scl_inter)) {
+    throw new DataError(`${file}: scl_slope is ${slope} but scl_inter is ${header.scl_inter}; a scaled volume needs a finite intercept`);
+  }
+  const inter = scaled ? header.scl_inter : 0;
   const le = header.littleEndian;
   const out = new Float32Array(frames.length * nx * ny);
   let k = 0;
