@@ -11,6 +11,7 @@
  * rank 0 alone locks the run directory and writes these files.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { native } from './binding';
 import { readNpyHeader } from './data/npy';
@@ -180,24 +181,60 @@ function prepareLabels(options: PretrainOptions, n: number, config: ResolvedPret
   return labels;
 }
 
-/** Takes RUN/.lock, or throws BusyError when a live process holds it. */
+/** The locks this process holds: a lock naming this pid and host is ours only if it is here. */
+const heldLocks = new Set<string>();
+
+/**
+ * Who holds RUN/.lock: `HOST PID` (older locks hold the pid alone, and
+ * count as this host's), or undefined when there is no lock.
+ */
+export function runLockOwner(dir: string): { host: string; pid: number } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dir, '.lock'), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  const m = /^(?:(\S+) )?(\d+)$/.exec(text);
+  return { host: m?.[1] ?? os.hostname(), pid: m ? Number(m[2]) : NaN };
+}
+
+/**
+ * Takes RUN/.lock (`HOST PID`), or throws BusyError when a live process
+ * holds it. A lock of this host whose process is gone is stale and taken
+ * over; so is one naming this very pid that this process does not hold (a
+ * rerun in a PID namespace can get the dead process's pid). A lock of
+ * another host cannot be checked from here and is BusyError naming the host.
+ */
 function lockRun(dir: string): () => void {
   const lock = path.join(dir, '.lock');
+  const host = os.hostname();
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      return () => fs.rmSync(lock, { force: true });
+      fs.writeFileSync(lock, `${host} ${process.pid}`, { flag: 'wx' });
+      heldLocks.add(lock);
+      return () => {
+        heldLocks.delete(lock);
+        fs.rmSync(lock, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`Cannot lock run directory ${dir}: ${writeReason(err, lock)}`, { cause: err });
-      const pid = Number(fs.readFileSync(lock, 'utf8'));
+      const owner = runLockOwner(dir);
+      if (owner && owner.host !== host) {
+        throw new BusyError(`Run directory ${dir} is locked by process ${owner.pid} on host ${owner.host}; if that process is gone (a job killed on another node), delete ${lock}`);
+      }
+      const pid = owner?.pid ?? NaN;
       let alive = false;
-      try {
-        if (Number.isInteger(pid) && pid > 0) {
-          process.kill(pid, 0);
-          alive = true;
+      if (pid === process.pid) alive = heldLocks.has(lock);
+      else {
+        try {
+          if (Number.isInteger(pid) && pid > 0) {
+            process.kill(pid, 0);
+            alive = true;
+          }
+        } catch {
+          alive = false;
         }
-      } catch {
-        alive = false;
       }
       if (alive) throw new BusyError(`Run directory ${dir} is in use by a training (process ${pid}); wait for it or choose another out`);
       fs.rmSync(lock, { force: true }); // a stale lock from a process that died

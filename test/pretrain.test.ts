@@ -226,6 +226,27 @@ t.test('two trainings into one run directory: the second gets ERR_BUSY', async (
   t.notOk(fs.existsSync(path.join(dir, '.lock')), 'the lock is released');
 });
 
+t.test('run locks: a dead process\'s lock or one naming this pid that this process does not hold is taken over; another host\'s is ERR_BUSY naming it', async (t) => {
+  // A pid that is not running: a child that has exited.
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const cases = [['an old pid-only lock of a dead process', String(dead)], ['this host, a dead process', `${os.hostname()} ${dead}`], ['this very pid, not held (a PID namespace)', `${os.hostname()} ${process.pid}`]];
+  for (const [k, [what, text]] of cases.entries()) {
+    const fresh = path.join(root, `locks-${k}`);
+    fs.mkdirSync(fresh);
+    fs.writeFileSync(path.join(fresh, '.lock'), text);
+    await pretrain({ ...base, out: fresh, epochs: 1 });
+    t.ok(fs.existsSync(path.join(fresh, 'image_encoder.safetensors')) && !fs.existsSync(path.join(fresh, '.lock')), `${what}: taken over, trained, released`);
+  }
+  const dir = path.join(root, 'locks-0');
+  const lock = path.join(dir, '.lock');
+  fs.writeFileSync(lock, 'gpu-node-17 4242');
+  const before = fs.readdirSync(dir).sort();
+  await t.rejects(pretrain({ ...base, out: dir, epochs: 2, resume: true }), { code: 'ERR_BUSY', message: `Run directory ${dir} is locked by process 4242 on host gpu-node-17; if that process is gone (a job killed on another node), delete ${lock}` });
+  t.same(fs.readdirSync(dir).sort(), before, 'nothing changed');
+  t.equal(fs.readFileSync(lock, 'utf8'), 'gpu-node-17 4242', 'the lock stays');
+});
+
 t.test('an onProgress callback that throws stops training with ERR_ABORTED and keeps a valid checkpoint', async (t) => {
   const dir = path.join(root, 'throws');
   const err = await pretrain({ ...base, out: dir, epochs: 2 }, { onProgress: (p) => { if (p.step === 2) throw new Error('boom'); } }).catch((e) => e);

@@ -106,8 +106,23 @@ t.test('an emitted SLURM array, run task by task out of order, merges into the s
   t.match(stderr, /SIGTERM/);
   t.notOk(fs.existsSync(path.join(out, 'trials', victim, 'result.json')), 'no result for the stopped trial');
 
-  const said: string[] = [];
-  for (const id of [1, 5, 4, 0, 1, 3, 2]) said.push((await task(id)).stdout.trim());
+  // A merge while the array runs: the stopped trial has an error.json (as if an earlier attempt had failed),
+  // the others no result yet. Only the failed one is offered for resubmission now; the others may be running.
+  fs.writeFileSync(path.join(out, 'trials', victim, 'error.json'), JSON.stringify({ error: 'Error: an earlier attempt', attempts: 1 }) + '\n');
+  const early = await tabsight('study', '--out', out, '--merge').catch((e: { stdout: string; code: number }) => e);
+  t.equal((early as { code?: number }).code, 1, 'a merge with unfinished trials exits 1');
+  t.match(early.stdout, '0/6 trials done (0 merged now), 1 failed');
+  t.match(early.stdout, `trial 4 ${victim}: failed: Error: an earlier attempt`);
+  t.match(early.stdout, `to rerun the failed trials: sbatch --array=4 ${script}`);
+  t.match(early.stdout, `to run the trials with no result: sbatch --array=0,1,2,3,5 ${script}`);
+  // A hard kill on another node leaves its lock; the trial's next task removes it (one task per index at a time).
+  fs.writeFileSync(path.join(runDir, '.lock'), 'other-node 4242');
+
+  const runs: { stdout: string; stderr: string }[] = [];
+  for (const id of [1, 5, 4, 0, 1, 3, 2]) runs.push(await task(id));
+  const said = runs.map((r) => r.stdout.trim());
+  t.match(runs[2].stderr, `removing the lock that process 4242 on other-node left on ${runDir}`);
+  t.notOk(fs.existsSync(path.join(out, 'trials', victim, 'error.json')), 'the earlier error is gone');
   t.same(said.map((l) => l.replace(/:.*/, '')), [1, 5, 4, 0, 1, 3, 2].map((id) => `trial ${id} ${manifest[id][1]}`), 'each task ran its trial');
   t.match(said[2], /: done \(resumed from its checkpoint\)$/, 'the stopped trial resumed from its checkpoint');
   t.match(said[1], /: done$/);
@@ -128,6 +143,22 @@ t.test('an emitted SLURM array, run task by task out of order, merges into the s
   t.ok(jobsTrials.every((x) => x.completions === 1), 'every trial completed once');
   t.same(jobsTrials.filter((x) => x.attempts > 1 || x.resumed).map(trialName), [victim], 'only the stopped trial shows a second attempt');
   t.same(summarizeStudy(out).subsets, summarizeStudy(ref).subsets, 'the same report summaries');
+});
+
+t.test('the sbatch script runs node from a path with quotes, braces, dollars and spaces', async (t) => {
+  const { sbatchScript } = await import('../lib/study/slurm');
+  const dir = path.join(root, 'n}o"de $HOME `x`');
+  fs.mkdirSync(dir, { recursive: true });
+  const node = path.join(dir, 'node');
+  // A stand-in for node that prints the words it was given.
+  fs.writeFileSync(node, '#!/bin/sh\nfor a in "$@"; do printf "[%s]" "$a"; done\n', { mode: 0o755 });
+  const out = path.join(root, 'quoting');
+  const script = path.join(root, 'quoting.sbatch');
+  fs.writeFileSync(script, sbatchScript({ out, trials: 1, jobName: 'q', node, cli: "/opt/my tabsight/bin/tabsight.js", slurm: {}, logs: path.join(out, 'logs') }));
+  const env = { ...process.env, SLURM_ARRAY_TASK_ID: '0' };
+  delete env.TABSIGHT_NODE;
+  const r = await exec('bash', [script], { env });
+  t.equal(r.stdout, `[/opt/my tabsight/bin/tabsight.js][study][--out][${out}][--trial][0]`);
 });
 
 t.test('bad input: --trial out of range, --trial without emitted options, an unknown --emit scheduler', async (t) => {

@@ -151,8 +151,9 @@ export function addStudyCommands(program: Command): void {
       if (mode === 'merge') {
         const m = await mergeStudy(o.out);
         const lines = [`${m.done}/${m.total} trials done (${m.merged} merged now)${m.failed ? `, ${m.failed} failed` : ''}; store ${m.store}`];
-        for (const u of m.unfinished) lines.push(`  trial ${u.id} ${u.name}: ${u.status === 'failed' ? `failed: ${u.error}` : 'no result yet'}`);
-        if (m.rerun) lines.push(`to run the unfinished trials: ${m.rerun}`);
+        for (const u of m.unfinished) lines.push(`  trial ${u.id} ${u.name}: ${u.status === 'failed' ? `failed: ${u.error}` : 'no result yet (running, queued, or killed before it wrote one)'}`);
+        if (m.rerun) lines.push(`to rerun the failed trials: ${m.rerun}`);
+        if (m.rerunAfterArray) lines.push(`once the array has ended (squeue shows none of its tasks), to run the trials with no result: ${m.rerunAfterArray}`);
         if (m.report) lines.push(m.report);
         process.stdout.write(lines.join('\n') + '\n');
         if (m.unfinished.length) process.exitCode = 1;

@@ -30,6 +30,7 @@ import { resolveStudy, STUDY_KEYS, trialName, type StudyDefinition, type StudyIn
 import { checkSlurmOptions, sbatchScript, type SlurmOptions } from './slurm';
 import { configDiff, StudyStore, type TrialKey, type TrialResults, type TrialStatus } from './store';
 import { executeTrial, trialRunDir, type TrialControl } from './trial';
+import { runLockOwner } from '../pretrain';
 
 /** Schedulers `--emit` writes scripts for. */
 export const SCHEDULERS = ['slurm'] as const;
@@ -237,6 +238,16 @@ export async function runStudyTrial(out: string, id: number, control: TrialContr
   state.attempts += 1;
   const save = () => writeFileAtomicSync(stateFile, JSON.stringify(state) + '\n');
   save();
+  // This attempt supersedes the last one's error: a merge while it runs shows it as having no result yet, not failed.
+  fs.rmSync(path.join(dir, 'error.json'), { force: true });
+  // SLURM runs an array index at most once at a time, so a lock that another node left on this
+  // trial's run (a task killed hard) is stale; pretrain cannot tell that from a live one.
+  const runDir = trialRunDir(root, trial);
+  const owner = runLockOwner(runDir);
+  if (owner && owner.host !== os.hostname()) {
+    log(`${trial.name}: removing the lock that process ${owner.pid} on ${owner.host} left on ${runDir}`);
+    fs.rmSync(path.join(runDir, '.lock'), { force: true });
+  }
   let results: TrialResults;
   try {
     results = await executeTrial(plan, trial, {
@@ -279,8 +290,14 @@ export interface MergeSummary {
   merged: number;
   /** Trials without a result file: failed (with error.json) or not finished (pending). */
   unfinished: { id: number; name: string; status: TrialStatus; error: string | null }[];
-  /** The command that reruns the unfinished array tasks, when there are any. */
+  /** The command that reruns the failed array tasks, when there are any. */
   rerun?: string;
+  /**
+   * The command that runs the trials with no result yet (running, queued, or
+   * killed before they wrote one): only once the array has ended, or a
+   * running trial would run twice at once.
+   */
+  rerunAfterArray?: string;
   /** report.html, when written (no trial pending). */
   report?: string;
 }
@@ -316,10 +333,14 @@ export async function mergeStudy(out: string, opts: { report?: boolean } = {}): 
     const byName = new Map(store.trials().map((x) => [trialName(x), x]));
     const rows = jobs.trials.map((t) => ({ t, row: byName.get(t.name)! }));
     const unfinished = rows.filter((r) => r.row.status !== 'done').map((r) => ({ id: r.t.id, name: r.t.name, status: r.row.status, error: r.row.error }));
+    const sbatch = (ids: number[]) => (ids.length ? `sbatch --array=${ids.join(',')} ${path.join(root, 'slurm', 'study.sbatch')}` : undefined);
+    // A trial without a result may still be running or queued: resubmitting it now would run it twice at once.
+    const failed = unfinished.filter((u) => u.status === 'failed');
     summary = {
-      out: root, store: store.file, total: rows.length, done: rows.length - unfinished.length, failed: unfinished.filter((u) => u.status === 'failed').length,
+      out: root, store: store.file, total: rows.length, done: rows.length - unfinished.length, failed: failed.length,
       merged, unfinished,
-      rerun: unfinished.length ? `sbatch --array=${unfinished.map((u) => u.id).join(',')} ${path.join(root, 'slurm', 'study.sbatch')}` : undefined,
+      rerun: sbatch(failed.map((u) => u.id)),
+      rerunAfterArray: sbatch(unfinished.filter((u) => u.status !== 'failed').map((u) => u.id)),
     };
   } finally {
     store.close();

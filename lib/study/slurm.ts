@@ -88,7 +88,9 @@ export function sbatchScript(spec: SbatchSpec): string {
     '# Set TABSIGHT_NODE to use another node binary on the compute nodes.',
     'set -euo pipefail',
     ': "${SLURM_ARRAY_TASK_ID:?submit this script with sbatch, or set SLURM_ARRAY_TASK_ID to a trial ID}"',
-    `exec "\${TABSIGHT_NODE:-${spec.node.replace(/(["\\$`])/g, '\\$1')}}" ${shellQuote(spec.cli)} study --out ${shellQuote(out)} --trial "$SLURM_ARRAY_TASK_ID"`,
+    // The path on a line of its own, single-quoted: inside ${…:-…} a `}` in it ended the expansion early.
+    `NODE=${shellQuote(spec.node)}`,
+    `exec "\${TABSIGHT_NODE:-$NODE}" ${shellQuote(spec.cli)} study --out ${shellQuote(out)} --trial "$SLURM_ARRAY_TASK_ID"`,
     '',
   );
   return lines.join('\n');
