@@ -126,4 +126,15 @@ t.test('evaluate names the task, labels file and class label of a probe error, a
   t.same(others, all.filter((n) => n !== 'nyha'), 'every other task is offered');
   const ok = await cli('evaluate', '--run', run, '--cohort', cohort, '--seeds', '1', '--json', '--task', ...others);
   t.same(Object.keys(JSON.parse(ok.stdout).tasks).sort(), [...others].sort(), 'and evaluates with that --task');
+  // A regression task with one labelled val row: R² needs two.
+  const lvef = header.split(',').indexOf('lvef');
+  let kept = 0;
+  const sparse = out.map((l) => {
+    const cells = l.split(',');
+    if (split.get(cells[0]) === 'val' && cells[lvef] !== '' && kept++ > 0) cells[lvef] = 'NA';
+    return cells.join(',');
+  });
+  fs.writeFileSync(path.join(cohort, 'labels.csv'), [header, ...sparse].join('\n') + '\n');
+  const one = await cli('evaluate', '--run', run, '--cohort', cohort, '--seeds', '1', '--task', 'lvef', 'cad').catch((e) => e);
+  t.match(one.stderr, /ERR_DATA: .*labels\.csv: task "lvef": the val split has 1 labelled row\(s\); R² needs at least 2\. evaluate the others with --task cad/);
 });
