@@ -175,6 +175,14 @@ t.test('bad input: --trial out of range, --trial without emitted options, an unk
   await t.rejects(emitStudyJobs(options, { scheduler: 'slurm', slurm: { gpus: 0 } }), { code: 'ERR_CONFIG', message: /slurm\.gpus \(--slurm-gpus\)/ });
   await t.rejects(emitStudyJobs({ ...options, out, epochs: 3, tasks: ['cad', 'lvef'] }, { scheduler: 'slurm' }), { code: 'ERR_CONFIG', message: /holds a study .*with epochs 2, but this study asks for 3/ }, 'settings differ from the emitted ones');
   t.notOk(fs.existsSync(options.out), 'nothing written for bad input');
+  // A cohort whose features changed since the emit: a second emit into the same --out is refused (it overwrote the feature list).
+  const again = { ...options, out: path.join(root, 'reemit') };
+  await emitStudyJobs(again, { scheduler: 'slurm' });
+  const studyJson = path.join(again.out, 'study.json');
+  const emitted = JSON.parse(fs.readFileSync(studyJson, 'utf8'));
+  emitted.info.features = emitted.info.features.slice(1);
+  fs.writeFileSync(studyJson, JSON.stringify(emitted));
+  await t.rejects(emitStudyJobs(again, { scheduler: 'slurm' }), { code: 'ERR_CONFIG', message: /has other tabular features than when .*reemit was emitted/ });
 
   const cli = [
     [['study', '--out', out, '--trial', '9'], /tabsight: ERR_CONFIG: Expected a trial ID \(--trial\) between 0 and 5 .* but received 9/],

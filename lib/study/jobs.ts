@@ -174,6 +174,10 @@ export async function emitStudyJobs(options: StudyOptions, jobs: EmitOptions): P
   if (previous) {
     const diff = configDiff(previous.config, plan.config);
     if (diff) throw new ConfigError(`${studyFile} holds a study emitted with ${diff.key} ${diff.saved}, but this study asks for ${diff.asked}; use the same settings, or another --out`);
+    // Its trials (and any results) are of the cohort's features then; --trial refuses a cohort that changed, and so does a new emit.
+    if (JSON.stringify(previous.info.features) !== JSON.stringify(plan.info.features)) {
+      throw new ConfigError(`The cohort ${plan.definition.cohort} has other tabular features than when ${out} was emitted; emit the study into another --out`);
+    }
   }
   const trials: JobTrial[] = previous ? [...previous.trials] : [];
   const have = new Set(trials.map((t) => t.name));
