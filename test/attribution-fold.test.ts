@@ -80,9 +80,26 @@ for (const name of ['small', 'std', 'r50']) {
           const e = maxDiff(folded[key]!, plain[key]!);
           t.ok(e <= SCORE_REL * s, `IG ${key} (forward passes): max diff ${(e / s).toExponential(2)} of max ${s.toExponential(2)} (≤ ${SCORE_REL})`);
         }
-        // delta = Σ attribution − (F(x) − F(b)) carries the flips above, summed.
+        // delta = Σ attribution − (F(x) − F(b)) carries the flips above, summed over an
+        // image's pixels: so its change is bounded by the image's summed |folded − unfolded|
+        // attributions plus the scores' changes (with float32 rounding of the sums). A fixed
+        // 1e-3 of the scores held on an AVX-512 CPU (4.3e-5 here) but not on an AVX2 one
+        // (1.32e-3 on the 64 px ResNet-18), whose kernels round differently and flip elsewhere.
+        const n = plain.delta!.length;
+        const per = plain.attributions.length / n;
+        for (let i = 0; i < n; i++) {
+          let l1 = 0;
+          let mass = 0;
+          for (let j = i * per; j < (i + 1) * per; j++) {
+            l1 += Math.abs(folded.attributions[j] - plain.attributions[j]);
+            mass += Math.abs(plain.attributions[j]);
+          }
+          const bound = l1 + Math.abs(folded.scores![i] - plain.scores![i]) + Math.abs(folded.baselineScores![i] - plain.baselineScores![i]) + 1e-5 * (mass + s);
+          const e = Math.abs(folded.delta![i] - plain.delta![i]);
+          if (!(e <= bound)) t.fail(`IG delta of image ${i}: |folded − unfolded| ${e.toExponential(3)} > ${bound.toExponential(3)} (Σ|Δattribution| + |Δscores|)`);
+        }
         const e = maxDiff(folded.delta!, plain.delta!);
-        t.ok(e <= 1e-3 * s, `IG delta: max diff ${(e / s).toExponential(2)} of the scores' max (≤ 1e-3)`);
+        t.ok(e <= MAX_REL * s, `IG delta: max diff ${(e / s).toExponential(2)} of the scores' max (≤ ${MAX_REL}), within each image's Σ|Δattribution| + |Δscores|`);
         // The comparison can fail: a 1% change of the images is seen.
         const moved = await run(x.map((v) => v * 1.01), false, method);
         const pm = quantile(moved.attributions, plain.attributions, 0.99);
