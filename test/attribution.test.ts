@@ -188,13 +188,16 @@ for (const name of ['small', 'std', 'r50']) {
   // are small). IG sums gradients at 8 scaled inputs; at one of them a ReLU
   // input within rounding of 0 can fall on the other side in LibTorch C++ and
   // in PyTorch (seen on the ResNet-50: 5 of 8 path gradients agree to 1e-10,
-  // 3 differ by up to 2%), so IG gets 2e-2 of its maximum.
-  const check = (t: { same(a: unknown, b: unknown, m?: string): unknown; ok(v: unknown, m?: string): unknown }, what: string, got: Attribution, ref: Ref, rel = 1e-3) => {
+  // 3 differ by up to 2%), so IG gets 2e-2 of its maximum and no absolute
+  // cap: which inputs flip depends on the CPU's kernels (on an AVX2 EPYC the
+  // 64 px ResNet-18's IG differed by 1.9e-4 and 3.4e-4, 3e-3 and 5e-3 of its
+  // maximum; on an AVX-512 one within 1e-4).
+  const check = (t: { same(a: unknown, b: unknown, m?: string): unknown; ok(v: unknown, m?: string): unknown }, what: string, got: Attribution, ref: Ref, rel = 1e-3, abs = 1e-4) => {
     t.same(got.shape, ref.shape, `${what} shape`);
     const d = maxDiff(got.attributions, f32(ref.file));
-    t.ok(d <= 1e-4 && d <= rel * ref.max_abs + 1e-12, `${what}: max abs diff ${d.toExponential(2)} (reference max ${ref.max_abs.toExponential(2)})`);
+    t.ok(d <= abs && d <= rel * ref.max_abs + 1e-12, `${what}: max abs diff ${d.toExponential(2)} (reference max ${ref.max_abs.toExponential(2)})`);
   };
-  t.test(`${label} matches the torch hooks reference within 1e-4`, async (t) => {
+  t.test(`${label} matches the torch hooks reference within 1e-4 (IG: 2e-2 of its max)`, async (t) => {
     for (const [tname, target] of Object.entries(targets)) {
       for (const layer of ['conv1', 'layer1', 'layer2', 'layer3', 'layer4'] as const) {
         check(t, `gradCam ${tname} ${layer}`, await gradCam(weights, images, { target, layer }), c.refs[`gradcam_${tname}_${layer}`]);
@@ -203,7 +206,7 @@ for (const name of ['small', 'std', 'r50']) {
       check(t, `guidedBackprop ${tname}`, await guidedBackprop(weights, images, { target }), c.refs[`gbp_${tname}`]);
       check(t, `guidedGradCam ${tname}`, await guidedGradCam(weights, images, { target }), c.refs[`ggcam_${tname}_layer4`]);
       check(t, `saliency ${tname}`, await saliency(weights, images, { target, abs: false }), c.refs[`saliency_${tname}`]);
-      check(t, `integratedGradients ${tname} (8 steps)`, await directConvolutions(() => integratedGradients(weights, images, { target, steps: 8 })), c.refs[`ig_${tname}`], 2e-2);
+      check(t, `integratedGradients ${tname} (8 steps)`, await directConvolutions(() => integratedGradients(weights, images, { target, steps: 8 })), c.refs[`ig_${tname}`], 2e-2, Infinity);
     }
   });
   // IG's folded 3×3 convolutions by Winograd (native/models/winograd_conv.h,
