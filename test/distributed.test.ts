@@ -196,7 +196,8 @@ t.test('pretrain#distributed: simclr (NT-Xent over gathered views, encoder used 
   const [s2] = await train('simclr-2', 2, simclr, {}, DIRECT);
   t.equal(stepLosses(s1).length, 8);
   const d = maxLossDiff(s1, s2);
-  t.ok(d < 1e-5, `simclr losses agree to ${d.toExponential(2)}`);
+  // Summation order only (the weights are held): 1.29e-5 on an AVX2 EPYC, under 1e-5 on an AVX-512 CPU; a wrong gather of the views moves the loss by O(1).
+  t.ok(d < 4e-5, `simclr losses agree to ${d.toExponential(2)}`);
   const ws = await maxDiff('simclr-1', 'simclr-2', 'model.');
   t.ok(ws.max < 1e-4, `simclr BN running statistics agree to ${ws.max.toExponential(2)} (largest in ${ws.where})`);
   const gs = await gradientDiff('simclr-1', 'simclr-2');

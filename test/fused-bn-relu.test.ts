@@ -103,5 +103,6 @@ t.test('a training step with the fused node matches one with LibTorch batch norm
   t.ok(stats >= 40, `${stats} running statistics compared`);
   t.ok(worstStat <= 1e-5, `running statistics: max |Δ| / max |value| ${worstStat.toExponential(2)}`);
   t.ok(n > 1e6, `${n} convolution weights compared`);
-  t.ok(moved <= 1e-4 * n, `${moved} of ${n} weights took the other sign's step`);
+  // Rounding flipped under 1e-4 of them on an AVX-512 CPU and 1.66e-4 on an AVX2 EPYC; a wrong gradient flips about half.
+  t.ok(moved <= 1e-3 * n, `${moved} of ${n} weights took the other sign's step`);
 });
