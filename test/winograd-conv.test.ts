@@ -22,7 +22,8 @@ const expected = fs.existsSync('/usr/include/oneapi/dnnl/dnnl.hpp');
 
 t.test('runtimeInfo().winograd says whether this build has the Winograd path', async (t) => {
   t.equal(typeof info.reason, 'string');
-  if (expected) t.ok(info.available, `available with oneDNN's headers installed (${info.reason})`);
+  // The build must have found the headers; oneDNN itself offers Winograd only on some CPUs (AVX-512), and then says so.
+  if (expected) t.ok(info.available || /no Winograd convolution for this CPU/.test(info.reason), `available with oneDNN's headers installed, or oneDNN declines this CPU (${info.reason || 'available'})`);
   if (!info.available) t.match(info.reason, /oneDNN/, `reason: ${info.reason}`);
   else t.equal(info.reason, '');
 });
