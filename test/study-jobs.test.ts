@@ -52,6 +52,26 @@ const readTrials = (out: string): Trial[] => {
 /** The results table of a store: per trial its status, selection, scores and metrics. */
 const table = (out: string) => Object.fromEntries(readTrials(out).map((x) => [trialName(x), { status: x.status, features: x.features, scores: x.scores, results: x.results }]));
 
+/** Sends SIGTERM (what SLURM sends at the time limit) to `child` once `runDir` has its first epoch's checkpoint. */
+async function stopAfterFirstEpoch(child: ReturnType<typeof spawn>, runDir: string) {
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let signalled = false;
+  const deadline = Date.now() + 300_000;
+  while (Date.now() < deadline && child.exitCode === null && !signalled) {
+    await new Promise((r) => setTimeout(r, 20));
+    const metrics = path.join(runDir, 'metrics.jsonl');
+    if (fs.existsSync(path.join(runDir, 'checkpoint.safetensors')) && !fs.existsSync(path.join(runDir, 'image_encoder.safetensors'))
+      && fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').trim().split('\n').length === 1) {
+      child.kill('SIGTERM'); // the script exec's node, so this reaches tabsight
+      signalled = true;
+    }
+  }
+  const code = await exited;
+  return { signalled, code, stderr };
+}
+
 t.test('an emitted SLURM array, run task by task out of order, merges into the store of a --workers 1 study', async (t) => {
   const ref = path.join(root, 'ref');
   await tabsight('study', '--cohort', cohort, '--out', ref, ...flags, '--workers', '1');
@@ -85,22 +105,7 @@ t.test('an emitted SLURM array, run task by task out of order, merges into the s
   // Task 4 (mrmr, seed 0) is stopped by SIGTERM (what SLURM sends at the time limit) after its first epoch's checkpoint.
   const victim = manifest.find((r) => r[0] === '4')![1];
   const runDir = path.join(out, 'runs', victim);
-  const child = spawn('bash', [script], { env: { ...process.env, SLURM_ARRAY_TASK_ID: '4' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let signalled = false;
-  const deadline = Date.now() + 300_000;
-  while (Date.now() < deadline && child.exitCode === null && !signalled) {
-    await new Promise((r) => setTimeout(r, 20));
-    const metrics = path.join(runDir, 'metrics.jsonl');
-    if (fs.existsSync(path.join(runDir, 'checkpoint.safetensors')) && !fs.existsSync(path.join(runDir, 'image_encoder.safetensors'))
-      && fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').trim().split('\n').length === 1) {
-      child.kill('SIGTERM'); // the script exec's node, so this reaches tabsight
-      signalled = true;
-    }
-  }
-  const code = await exited;
+  const { signalled, code, stderr } = await stopAfterFirstEpoch(spawn('bash', [script], { env: { ...process.env, SLURM_ARRAY_TASK_ID: '4' }, stdio: ['ignore', 'ignore', 'pipe'] }), runDir);
   t.ok(signalled, `stopped after the first epoch (stderr: ${stderr.slice(-400)})`);
   t.equal(code, 130, 'an aborted trial exits 130');
   t.match(stderr, /SIGTERM/);
@@ -143,6 +148,56 @@ t.test('an emitted SLURM array, run task by task out of order, merges into the s
   t.ok(jobsTrials.every((x) => x.completions === 1), 'every trial completed once');
   t.same(jobsTrials.filter((x) => x.attempts > 1 || x.resumed).map(trialName), [victim], 'only the stopped trial shows a second attempt');
   t.same(summarizeStudy(out).subsets, summarizeStudy(ref).subsets, 'the same report summaries');
+});
+
+t.test('a local study and an emitted array on one --out: each skips the trials the other finished and resumes the one it left', async (t) => {
+  const ref = path.join(root, 'ref'); // the --workers 1 study of the first test
+  const out = path.join(root, 'mixed');
+  const oneSeed = flags.map((f, i) => (flags[i - 1] === '--seeds' ? '1' : f));
+  await tabsight('study', '--cohort', cohort, '--out', out, ...oneSeed, '--workers', '1');
+  const local = table(out);
+  t.equal(Object.keys(local).length, 3, 'a local study of seed 0: three trials done');
+
+  // Emitting both seeds into that folder: the trials done locally get result files, so their tasks skip them.
+  await tabsight('study', '--cohort', cohort, '--out', out, ...flags, '--emit', 'slurm');
+  const jobs = JSON.parse(fs.readFileSync(path.join(out, 'study.json'), 'utf8')).trials as { id: number; name: string }[];
+  const script = path.join(out, 'slurm', 'study.sbatch');
+  for (const name of Object.keys(local)) {
+    const r = JSON.parse(fs.readFileSync(path.join(out, 'trials', name, 'result.json'), 'utf8'));
+    t.same([r.features, r.results], [local[name].features, local[name].results], `${name}: result.json from the store`);
+  }
+  const victim = jobs.find((j) => j.name.startsWith('mrmr') && j.name.endsWith('-s1'))!;
+  const fresh = jobs.filter((j) => !(j.name in local) && j !== victim);
+  t.equal(fresh.length, 2);
+
+  // The array: seed 1's mrmr task is stopped after its first checkpoint; seed 1's baselines finish; seed 0's are skipped.
+  const stopped = await stopAfterFirstEpoch(spawn('bash', [script], { env: { ...process.env, SLURM_ARRAY_TASK_ID: String(victim.id) }, stdio: ['ignore', 'ignore', 'pipe'] }),
+    path.join(out, 'runs', victim.name));
+  t.ok(stopped.signalled && stopped.code === 130, `task ${victim.id} stopped after its first epoch (${stopped.stderr.slice(-300)})`);
+  for (const j of fresh) t.equal((await runStudyTrial(out, j.id)).status, 'done', `task ${j.id} ${j.name} ran`);
+  for (const j of jobs.filter((x) => x.name in local)) t.equal((await runStudyTrial(out, j.id)).status, 'skipped', `task ${j.id} ${j.name} skipped: done by the local study`);
+  const merged = await mergeStudy(out, { report: false });
+  t.same([merged.done, merged.unfinished.map((u) => u.name)], [5, [victim.name]]);
+
+  // A local study after the merge resumes the stopped task's checkpoint with its selection, instead of removing the run as a leftover.
+  const resumed = await tabsight('study', '--cohort', cohort, '--out', out, ...flags, '--workers', '1');
+  t.match(resumed.stderr, `${victim.name}: pretraining (resuming from its checkpoint)`);
+  const epochs = fs.readFileSync(path.join(out, 'runs', victim.name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch);
+  t.same(epochs, [0, 1], 'the stopped run went on from epoch 1');
+  t.same(table(out), table(ref), 'the same trials, selections, scores and metrics as the --workers 1 study');
+  const v = readTrials(out).find((x) => trialName(x) === victim.name)!;
+  t.same([v.resumed, v.completions], [true, 1]);
+  // What the local study finished has its result file too: the array would skip it.
+  t.equal((await runStudyTrial(out, victim.id)).status, 'skipped', 'the array task of the trial the local study finished skips it');
+
+  // A trial an array task finished after the merge is taken from its result file by a local study, not run again.
+  const late = path.join(root, 'late');
+  await tabsight('study', '--cohort', cohort, '--out', late, ...oneSeed, '--emit', 'slurm');
+  const lateJobs = JSON.parse(fs.readFileSync(path.join(late, 'study.json'), 'utf8')).trials as { id: number; name: string }[];
+  await runStudyTrial(late, lateJobs[0].id);
+  const r = await tabsight('study', '--cohort', cohort, '--out', late, ...oneSeed, '--workers', '1');
+  t.match(r.stderr, `${lateJobs[0].name}: done by an array task (trials/${lateJobs[0].name}/result.json)`);
+  t.same(table(late)[lateJobs[0].name], table(ref)[lateJobs[0].name]);
 });
 
 t.test('the sbatch script runs node from a path with quotes, braces, dollars and spaces', async (t) => {

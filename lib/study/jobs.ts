@@ -22,13 +22,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../binding';
-import { AbortError, ConfigError, DataError } from '../errors';
+import { AbortError, BusyError, ConfigError, DataError } from '../errors';
 import type { EvalCache } from '../features/search';
 import { writeFileAtomic, writeFileAtomicSync, makeDirs } from '../io/atomic';
 import * as is from '../validate';
 import { resolveStudy, STUDY_KEYS, trialName, type StudyDefinition, type StudyInfo, type StudyOptions, type StudyPlan } from './plan';
 import { checkSlurmOptions, sbatchScript, type SlurmOptions } from './slurm';
-import { configDiff, StudyStore, type TrialKey, type TrialResults, type TrialStatus } from './store';
+import { configDiff, newOwner, orphanCheck, StudyStore, type Trial, type TrialKey, type TrialResults, type TrialStatus } from './store';
 import { executeTrial, trialRunDir, type TrialControl } from './trial';
 import { runLockOwner } from '../pretrain';
 
@@ -86,7 +86,8 @@ export interface TrialResultFile extends JobTrial {
   finishedAt: number;
 }
 
-interface TrialStateFile {
+/** What an array task keeps between attempts (trials/<trial>/state.json). */
+export interface TrialStateFile {
   attempts: number;
   resumed: boolean;
   selection: { features: string[]; scores: Record<string, number> } | null;
@@ -94,6 +95,76 @@ interface TrialStateFile {
 
 const STUDY_FILE = 'study.json';
 const trialDir = (out: string, name: string) => path.join(out, 'trials', name);
+
+/**
+ * A trial's job files in an emitted study, read by a local `tabsight study`
+ * on the same --out: the selection an array task made (so its checkpoint is
+ * resumed, not removed) and its result (so it is not run again).
+ */
+export function readTrialFiles(out: string, name: string): { state?: TrialStateFile; result?: TrialResultFile } {
+  const dir = trialDir(out, name);
+  return { state: readJson<TrialStateFile>(path.join(dir, 'state.json')), result: readJson<TrialResultFile>(path.join(dir, 'result.json')) };
+}
+
+/**
+ * Writes result.json for a trial that a local study finished, when --out is
+ * an emitted study whose trials include it, so that its array task skips it.
+ */
+export async function writeLocalResult(out: string, trial: Trial): Promise<void> {
+  const studyFile = path.join(out, STUDY_FILE);
+  if (!fs.existsSync(studyFile) || trial.status !== 'done') return;
+  const jobs = readStudyJobs(out, 'a study');
+  const name = trialName(trial);
+  const job = jobs.trials.find((x) => x.name === name);
+  if (!job) return;
+  await writeFileAtomic(path.join(trialDir(out, name), 'result.json'), JSON.stringify(resultFromStore(job, trial)) + '\n');
+}
+
+function resultFromStore(job: JobTrial, t: Trial): TrialResultFile {
+  return {
+    ...job, features: t.features ?? [], scores: t.scores ?? {}, results: t.results!, attempts: t.attempts, resumed: t.resumed,
+    host: t.host ?? os.hostname(), finishedAt: Date.now(),
+  };
+}
+
+/**
+ * Before an emit into a folder where `tabsight study` ran: every trial the
+ * store has done gets its result.json (the array skips it), and every trial
+ * with a selection but no result gets its state.json (the array resumes its
+ * checkpoint rather than removing it as a leftover). Refuses while a local
+ * study is still running a trial.
+ */
+function seedFromStore(out: string, sqlite: string, trials: JobTrial[]): void {
+  const store = StudyStore.open(sqlite, { readonly: true });
+  let rows: Trial[];
+  try {
+    rows = store.trials();
+  } finally {
+    store.close();
+  }
+  const isOrphan = orphanCheck(newOwner(), 600_000);
+  const live = rows.filter((r) => r.status === 'running' && !isOrphan(r));
+  if (live.length) {
+    const r = live[0];
+    throw new BusyError(`${sqlite}: trial ${trialName(r)} is running in process ${r.pid} on ${r.host}; emit once that study has stopped, or into another --out`);
+  }
+  const byName = new Map(rows.map((r) => [trialName(r), r]));
+  for (const job of trials) {
+    const r = byName.get(job.name);
+    if (!r) continue;
+    const dir = trialDir(out, job.name);
+    const resultFile = path.join(dir, 'result.json');
+    const stateFile = path.join(dir, 'state.json');
+    if (r.status === 'done' && r.results && !fs.existsSync(resultFile)) {
+      makeDirs(dir);
+      writeFileAtomicSync(resultFile, JSON.stringify(resultFromStore(job, r)) + '\n');
+    } else if (r.status !== 'done' && r.features !== null && !fs.existsSync(stateFile)) {
+      makeDirs(dir);
+      const state: TrialStateFile = { attempts: r.attempts, resumed: r.resumed, selection: { features: r.features, scores: r.scores ?? {} } };
+      writeFileAtomicSync(stateFile, JSON.stringify(state) + '\n');
+    }
+  }
+}
 
 function readJson<T>(file: string): T | undefined {
   let text: string;
@@ -185,6 +256,7 @@ export async function emitStudyJobs(options: StudyOptions, jobs: EmitOptions): P
     const name = trialName(key);
     if (!have.has(name)) trials.push({ id: trials.length, name, method: key.method, k: key.k, seed: key.seed });
   }
+  if (fs.existsSync(sqlite)) seedFromStore(out, sqlite, trials);
   const file: StudyJobsFile = {
     version: 1, definition: plan.definition, config: plan.config, info: plan.info, trials, scheduler: j.scheduler as Scheduler, slurm,
   };

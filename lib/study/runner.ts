@@ -13,7 +13,8 @@ import * as is from '../validate';
 import { ALL_FEATURES, IMAGE_ONLY } from './objective';
 import { resolveStudy, trialName, type StudyOptions } from './plan';
 import { activeTokens, newOwner, orphanCheck, StudyStore, type Trial } from './store';
-import { executeTrial } from './trial';
+import { executeTrial, trialRunDir } from './trial';
+import { readTrialFiles, writeLocalResult } from './jobs';
 
 export { ALL_FEATURES, IMAGE_ONLY, trialName, type StudyOptions };
 
@@ -59,15 +60,31 @@ export async function runStudy(options: StudyOptions, control: StudyControl = {}
     let aborted: unknown;
     let failed = 0;
     const runTrial = async (trial: Trial) => {
+      const name = trialName(trial);
+      // An emitted study's array tasks keep their trials in files: one that a task finished is taken
+      // from its result, and one a task started keeps its selection and checkpoint.
+      const job = readTrialFiles(out, name);
+      if (job.result) {
+        store.setSelection(trial.id, owner, job.result.features, job.result.scores, trialRunDir(out, trial));
+        store.complete(trial.id, owner, job.result.results);
+        log(`${name}: done by an array task (trials/${name}/result.json)`);
+        return;
+      }
+      let features = trial.features;
+      if (features === null && job.state?.selection) {
+        features = job.state.selection.features;
+        store.setSelection(trial.id, owner, features, job.state.selection.scores, trialRunDir(out, trial));
+      }
       const results = await executeTrial(plan, trial, {
-        features: trial.features,
-        firstAttempt: trial.attempts === 1,
+        features,
+        firstAttempt: trial.attempts === 1 && job.state === undefined,
         setSelection: (features, scores, runDir) => store.setSelection(trial.id, owner, features, scores, runDir),
         markResumed: () => store.markResumed(trial.id, owner),
         searchCache: store,
       }, { signal: control.signal, log });
       store.complete(trial.id, owner, results);
-      log(`${trialName(trial)}: done`);
+      await writeLocalResult(out, store.trials().find((x) => x.id === trial.id)!);
+      log(`${name}: done`);
     };
     const work = async () => {
       while (!control.signal?.aborted && aborted === undefined) {
