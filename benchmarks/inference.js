@@ -29,7 +29,9 @@
  * 'onnxruntime int8' is the static int8 model (`tabsight export --int8`),
  * its ranges calibrated on 64 other images like these: another arithmetic,
  * so its ratio is reported on its own line with its cosine similarity to
- * the float32 model's embeddings, not as the target's ratio.
+ * the float32 model's embeddings, not as the target's ratio. On a CPU
+ * without VNNI its weights are 7-bit (`--reduce-range`): 8-bit weights
+ * saturate onnxruntime's int16 pair sums there (docs/deploy.md).
  *
  * With --ort-profile, a second onnxruntime session with the same options and
  * profiling on runs 2 warm-up and 10 profiled batches. It prints the time per
@@ -180,7 +182,8 @@ async function ortProfile(onnx, images, tmp) {
     const opts8 = { normalize: { ...libtorch.config.normalize, inputScale: 1 / 255 }, inputRange: [0, 255] };
     const calib = new Uint8Array(64 * 3 * S * S).map(() => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed >>> 24; });
     const cal = await ts.calibrateImageEncoder(wfile.tensors, meta8, opts8, [{ start: 0, count: 64, data: calib, shape: [64, 3, S, S] }], { threads });
-    fs.writeFileSync(onnx8, ts.exportImageEncoder(wfile.tensors, meta8, { ...opts8, quantize: { ranges: cal.ranges } }));
+    const vnni = ts.cpuVnni().vnni === true;
+    fs.writeFileSync(onnx8, ts.exportImageEncoder(wfile.tensors, meta8, { ...opts8, quantize: { ranges: cal.ranges, reduceRange: !vnni } }));
     const ortInt8 = await ts.OrtImageEncoder.load(onnx8, { threads });
     const py = pythonWorker(path.join(run, 'image_encoder.safetensors'), npy, path.join(tmp, 'py.f32'), libtorch.config.normalize);
     const pyInfo = await py.ready;
@@ -246,7 +249,7 @@ async function ortProfile(onnx, images, tmp) {
         }
         return { min_cosine_to_float32: +Math.min(...cos).toFixed(6), median_cosine_to_float32: +median(cos).toFixed(6), max_abs_diff_to_float32: +maxAbsDiff(a, q).toPrecision(3) };
       })(),
-      calibration_images: cal.images,
+      calibration_images: cal.images, vnni, weights: vnni ? 'int8 [-127, 127]' : 'int8 [-63, 63] (reduce range: no VNNI)',
     }));
     console.log(JSON.stringify({
       figure: 'ratios (images/s over images/s)', onnxruntime_over_libtorch: +(ips('onnxruntime') / ips('libtorch')).toFixed(3),

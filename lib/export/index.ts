@@ -20,4 +20,4 @@ export * from './heads';
 export * from './images';
 export * from './backend';
 export * from './verify';
-export { calibrateImageEncoder, measureAgreement, type Agreement, type CalibrateOptions, type CalibrationResult } from './quantize';
+export { calibrateImageEncoder, cpuVnni, measureAgreement, type Agreement, type CalibrateOptions, type CalibrationResult } from './quantize';
