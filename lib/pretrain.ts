@@ -17,6 +17,7 @@ import { native } from './binding';
 import { readNpyHeader } from './data/npy';
 import { AbortError, BusyError, ConfigError, DataError, ShapeError, TabsightError, awaitNative, callNative } from './errors';
 import { cleanUpAtExit, ensureOutDir, writeFileAtomicSync, writeReason } from './io/atomic';
+import { processAlive } from './io/process';
 import { readSafetensorsHeaderSync } from './io/safetensors';
 import { readRunConfigFile } from './run-config';
 import { ImageFacts, PretrainOptions, ResolvedPretrainConfig, RESUME_INVARIANT, resolvePretrainOptions } from './pretrain-options';
@@ -224,18 +225,7 @@ function lockRun(dir: string): () => void {
         throw new BusyError(`Run directory ${dir} is locked by process ${owner.pid} on host ${owner.host}; if that process is gone (a job killed on another node), delete ${lock}`);
       }
       const pid = owner?.pid ?? NaN;
-      let alive = false;
-      if (pid === process.pid) alive = heldLocks.has(lock);
-      else {
-        try {
-          if (Number.isInteger(pid) && pid > 0) {
-            process.kill(pid, 0);
-            alive = true;
-          }
-        } catch {
-          alive = false;
-        }
-      }
+      const alive = pid === process.pid ? heldLocks.has(lock) : processAlive(pid);
       if (alive) throw new BusyError(`Run directory ${dir} is in use by a training (process ${pid}); wait for it or choose another out`);
       fs.rmSync(lock, { force: true }); // a stale lock from a process that died
     }

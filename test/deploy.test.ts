@@ -15,7 +15,7 @@ import {
 } from '../lib/index';
 import { awaitNative, callNative } from '../lib/errors';
 import { addDeployCommands, predictionHeader, writeWithProgress } from '../lib/cli/deploy-commands';
-import { AtomicTextWriter } from '../lib/export/images';
+import { openTextOutput } from '../lib/export/images';
 import { toyCohort } from './helpers/toy';
 import { runCommands } from './helpers/cli';
 
@@ -338,7 +338,7 @@ t.test('embed and predict write their output completely or not at all (writeWith
   const bar = { stop: () => { stops++; } };
   // A failure after some rows were written: the bar stops, the error comes
   // through, and neither the output nor its temporary file is left.
-  const failing = await AtomicTextWriter.open(out);
+  const failing = await openTextOutput(out);
   const err = await writeWithProgress(failing, bar, async () => {
     await failing.write('id,p\n1,0.5\n');
     throw new DataError('onnxruntime failed on batch 2');
@@ -347,7 +347,7 @@ t.test('embed and predict write their output completely or not at all (writeWith
   t.equal(stops, 1, 'the progress bar was stopped');
   t.same(fs.readdirSync(dir), [], 'no output and no temporary file');
   // Success: the file appears whole.
-  const ok = await AtomicTextWriter.open(out);
+  const ok = await openTextOutput(out);
   await writeWithProgress(ok, bar, async () => { await ok.write('id,p\n'); await ok.write('1,0.5\n'); });
   t.equal(stops, 2);
   t.same(fs.readdirSync(dir), ['predictions.csv']);
@@ -522,8 +522,9 @@ t.test('Ctrl-C and SIGTERM stop embed and predict after a batch, leaving no outp
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     // Signal once the temporary output exists, i.e. while batches are being written.
     const start = Date.now();
-    while (!fs.readdirSync(dir).some((f) => f.endsWith('.tmp')) && Date.now() - start < 60_000) await new Promise((r) => setTimeout(r, 20));
-    t.ok(fs.readdirSync(dir).some((f) => f.endsWith('.tmp')), `${cmd}: the temporary output appeared`);
+    const isTemp = (f: string) => f.startsWith(`.${path.basename(outFile)}.tmp-`); // AtomicFile's temporary file
+    while (!fs.readdirSync(dir).some(isTemp) && Date.now() - start < 60_000) await new Promise((r) => setTimeout(r, 20));
+    t.ok(fs.readdirSync(dir).some(isTemp), `${cmd}: the temporary output appeared`);
     child.kill(sig);
     const code = await exited;
     t.equal(code, 130, `${cmd} exits 130 after ${sig}`);

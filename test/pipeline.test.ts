@@ -69,12 +69,11 @@ t.test('select takes one --method, and passes --device to the attribution rankin
   const two = await cli('select', '--cohort', cohort, '--method', 'mrmr,jmi', '--k', '2').catch((e) => e);
   t.equal(two.code, 1);
   t.match(two.stderr, /Expected one method but received 2 \(mrmr, jmi\); select runs one, `tabsight study --methods` compares several/);
-  const { runtimeInfo } = await import('../lib/binding');
-  if (runtimeInfo().cudaAvailable) return t.skip('--device cuda would run here');
-  // It ran on the CPU without a word; now the device reaches the encoder, which refuses it here.
-  const gpu = await cli('select', '--cohort', cohort, '--method', 'attribution', '--run', path.join(root, 'run'), '--k', '2', '--device', 'cuda').catch((e) => e);
-  t.equal(gpu.code, 1, 'refused on a machine without CUDA');
-  t.match(gpu.stderr, /cuda/i);
+  // It ran on the CPU without a word; now the device reaches the encoder. A device no machine has
+  // (CUDA device 99) is refused by name, on a CPU build and on a GPU node alike.
+  const gpu = await cli('select', '--cohort', cohort, '--method', 'attribution', '--run', path.join(root, 'run'), '--k', '2', '--device', 'cuda:99').catch((e) => e);
+  t.equal(gpu.code, 1, 'refused');
+  t.match(gpu.stderr, /ERR_CONFIG: .*cuda:99/);
 });
 
 t.test('evaluate --protocol finetune tunes and probes on one label-fraction subset', async (t) => {

@@ -8,7 +8,7 @@ import { Command } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { ConfigError, DataError } from '../errors';
 import { embedSource, openEmbedder, type Backend, type Embedder, type EmbedderOutput } from '../export/backend';
-import { AtomicTextWriter, cohortImageSource, npyImageSource, NpyRowWriter, type ImageSource } from '../export/images';
+import { cohortImageSource, npyImageSource, NpyRowWriter, openTextOutput, type ImageSource } from '../export/images';
 import { exportRun } from '../export/run-export';
 import { checkOutFile } from '../io/atomic';
 import { int, stopSignal } from './args';
@@ -204,7 +204,7 @@ export function addDeployCommands(program: Command): void {
           const head = e.head;
           if (!head) throw new ConfigError(`${o.model} has no probe head; export it with \`tabsight export --run RUN --with-head TASK\``);
           e.check(src);
-          const writer = await AtomicTextWriter.open(o.out);
+          const writer = await openTextOutput(o.out);
           await writeWithProgress(writer, countBar(`predict ${head.task}`, src.shape[0]), async (bar) => {
             await writer.write(predictionHeader(head, src.ids !== undefined) + '\n');
             await embedSource(e, src, {

@@ -15,7 +15,8 @@ import { float16ToFloat32, readNpyHeader, type NpyHeader } from './npy';
 import { readPng } from './png';
 import type { ImagesConfig } from './cohort-schema';
 import { ioReason } from '../io/read';
-import { makeDirs, removeAtExit } from '../io/atomic';
+import { AtomicFile, makeDirs } from '../io/atomic';
+import { processAlive } from '../io/process';
 
 export type ImageDtype = 'uint8' | 'float16' | 'float32';
 
@@ -391,8 +392,7 @@ async function writeStore(target: string, entries: Entry[], cfg: ImagesConfig, i
   await sweepDeadTemps(cacheDir);
   // The host and pid in the name let a later conversion remove what a killed one left (sweepDeadTemps).
   const tmp = path.join(cacheDir, `.${path.basename(target)}.${os.hostname()}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const forget = removeAtExit(tmp);
-  let fh: fsp.FileHandle | undefined;
+  let out: AtomicFile | undefined;
   try {
     let first: number[] | undefined;
     let offset = 0;
@@ -405,8 +405,8 @@ async function writeStore(target: string, entries: Entry[], cfg: ImagesConfig, i
         if (!first) {
           first = shape;
           const header = float32Header([entries.length, ...shape]);
-          fh = await fsp.open(tmp, 'wx');
-          await writeAll(fh, header, 0);
+          out = await AtomicFile.open(target, { tmp });
+          await out.write(header, 0);
           offset = header.length;
           perBytes = data.length * 4;
         } else if (shape.some((d, j) => d !== first![j])) {
@@ -417,23 +417,17 @@ async function writeStore(target: string, entries: Entry[], cfg: ImagesConfig, i
               `but row ${entries[0].row} (id "${entries[0].id}") gave (${first.join(', ')})${hint}`,
           );
         }
-        await writeAll(fh!, Buffer.from(data.buffer, data.byteOffset, data.byteLength), offset);
+        await out!.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset);
         offset += perBytes;
       }
       opts.onProgress?.(Math.min(i0 + batch.length, entries.length), entries.length);
     }
-    await fh!.sync();
-    await fh!.close();
-    fh = undefined;
-    await fsp.rename(tmp, target);
+    await out!.commit();
   } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await fsp.unlink(tmp).catch(() => undefined);
+    await out?.abort();
     if (createdDir) await fsp.rmdir(cacheDir).catch(() => undefined);
     if (err instanceof DataError) throw err;
     throw new DataError(`Cannot write the image cache ${target}: ${(err as Error).message}`, { cause: err });
-  } finally {
-    forget();
   }
 }
 
@@ -454,21 +448,5 @@ async function sweepDeadTemps(cacheDir: string): Promise<void> {
     const m = /^\.images-[0-9a-f]+\.npy\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp$/.exec(f);
     if (!m || m[1] !== host || processAlive(Number(m[2]))) continue;
     await fsp.unlink(path.join(cacheDir, f)).catch(() => undefined);
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function writeAll(fh: fsp.FileHandle, buf: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < buf.length; ) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    done += bytesWritten;
   }
 }

@@ -4,14 +4,12 @@
  * N×D float32 results are written row-block by row-block into a temporary
  * NPY file that is renamed into place at the end.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { loadCohort, type Cohort } from '../data/cohort';
 import { decodeImageBytes, imageItemBytes, nonFiniteImageError, type ImageDtype } from '../data/cohort-images';
 import { readNpyHeader } from '../data/npy';
 import { DataError, ShapeError } from '../errors';
-import { checkOutFile, removeAtExit } from '../io/atomic';
+import { AtomicFile, checkOutFile } from '../io/atomic';
 
 export interface ImageSource {
   /** What to name in messages (the file, or the cohort). */
@@ -106,119 +104,54 @@ function npyHeader(descr: string, shape: number[]): Buffer {
 }
 
 /**
- * Writes an N×D float32 NPY file in row blocks: a temporary file next to
- * `file` is filled, flushed and renamed over it by commit(); abort() removes it.
+ * Writes an N×D float32 NPY file in row blocks, atomically (AtomicFile):
+ * checks before any work that `file` can be written, and commit() refuses
+ * a file with fewer rows than its header promises.
  */
 export class NpyRowWriter {
-  readonly #file: string;
-  readonly #tmp: string;
+  readonly #out: AtomicFile;
   readonly #rowBytes: number;
   readonly #rows: number;
-  readonly #forget: () => void;
-  #fh: fs.promises.FileHandle | undefined;
+  readonly #headerBytes: number;
   #written = 0;
-  #headerBytes = 0;
 
-  private constructor(file: string, tmp: string, fh: fs.promises.FileHandle, rows: number, cols: number) {
-    this.#file = file;
-    this.#tmp = tmp;
-    this.#fh = fh;
-    this.#forget = removeAtExit(tmp);
+  private constructor(out: AtomicFile, rows: number, cols: number, headerBytes: number) {
+    this.#out = out;
     this.#rows = rows;
     this.#rowBytes = cols * 4;
+    this.#headerBytes = headerBytes;
   }
 
   static async open(file: string, rows: number, cols: number): Promise<NpyRowWriter> {
     checkOutFile(file);
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    let fh: fs.promises.FileHandle;
-    try {
-      fh = await fs.promises.open(tmp, 'wx');
-    } catch (err) {
-      throw new DataError(`Cannot write ${file}: ${(err as Error).message}`, { cause: err });
-    }
-    const w = new NpyRowWriter(file, tmp, fh, rows, cols);
+    const out = await AtomicFile.open(file);
     const header = npyHeader('<f4', [rows, cols]);
-    w.#headerBytes = header.length;
-    await fh.write(header, 0, header.length, 0);
-    return w;
+    await out.write(header, 0);
+    return new NpyRowWriter(out, rows, cols, header.length);
   }
 
   /** Appends rows (row-major float32). */
   async write(rows: Float32Array): Promise<void> {
-    if (!this.#fh) throw new DataError(`NpyRowWriter for ${this.#file} is closed`);
-    const body = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
-    await this.#fh.write(body, 0, body.length, this.#headerBytes + this.#written * this.#rowBytes);
+    const body = new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength);
+    await this.#out.write(body, this.#headerBytes + this.#written * this.#rowBytes);
     this.#written += rows.byteLength / this.#rowBytes;
   }
 
   async commit(): Promise<void> {
-    const fh = this.#fh;
-    if (!fh) throw new DataError(`NpyRowWriter for ${this.#file} is closed`);
     if (this.#written !== this.#rows) {
-      await this.abort();
-      throw new DataError(`Wrote ${this.#written} of ${this.#rows} rows to ${this.#file}`);
+      await this.#out.abort();
+      throw new DataError(`Wrote ${this.#written} of ${this.#rows} rows to ${this.#out.file}`);
     }
-    await fh.sync();
-    await fh.close();
-    this.#fh = undefined;
-    await fs.promises.rename(this.#tmp, this.#file);
-    this.#forget();
+    await this.#out.commit();
   }
 
-  async abort(): Promise<void> {
-    const fh = this.#fh;
-    this.#fh = undefined;
-    await fh?.close().catch(() => undefined);
-    await fs.promises.rm(this.#tmp, { force: true });
-    this.#forget();
+  abort(): Promise<void> {
+    return this.#out.abort();
   }
 }
 
-/** Writes a text file piece by piece into a temporary file, flushed and renamed into place by commit(). */
-export class AtomicTextWriter {
-  readonly #file: string;
-  readonly #tmp: string;
-  readonly #forget: () => void;
-  #fh: fs.promises.FileHandle | undefined;
-
-  private constructor(file: string, tmp: string, fh: fs.promises.FileHandle) {
-    this.#file = file;
-    this.#tmp = tmp;
-    this.#fh = fh;
-    this.#forget = removeAtExit(tmp);
-  }
-
-  static async open(file: string): Promise<AtomicTextWriter> {
-    checkOutFile(file);
-    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      return new AtomicTextWriter(file, tmp, await fs.promises.open(tmp, 'wx'));
-    } catch (err) {
-      throw new DataError(`Cannot write ${file}: ${(err as Error).message}`, { cause: err });
-    }
-  }
-
-  async write(text: string): Promise<void> {
-    if (!this.#fh) throw new DataError(`The writer for ${this.#file} is closed`);
-    await this.#fh.write(text);
-  }
-
-  async commit(): Promise<void> {
-    const fh = this.#fh;
-    if (!fh) throw new DataError(`The writer for ${this.#file} is closed`);
-    this.#fh = undefined;
-    await fh.sync();
-    await fh.close();
-    await fs.promises.rename(this.#tmp, this.#file);
-    this.#forget();
-  }
-
-  async abort(): Promise<void> {
-    const fh = this.#fh;
-    this.#fh = undefined;
-    await fh?.close().catch(() => undefined);
-    await fs.promises.rm(this.#tmp, { force: true });
-    this.#forget();
-  }
+/** Writes a text file piece by piece, atomically (AtomicFile), after checking that it can be written. */
+export async function openTextOutput(file: string): Promise<AtomicFile> {
+  checkOutFile(file);
+  return AtomicFile.open(file);
 }

@@ -158,30 +158,104 @@ export function checkOutFile(file: string): void {
   if (why) throw new ConfigError(`Cannot write the output file ${file}: ${why}`);
 }
 
+/**
+ * A file written piece by piece into a temporary file next to it, then
+ * flushed and renamed over `file` by commit(); abort() removes the
+ * temporary file. Readers see the old file or the whole new one, and a
+ * process that exits first (or dies of the CLI's signals) leaves no
+ * temporary file behind (removeAtExit). Every failure is a DataError naming
+ * `file`, and removes the temporary file.
+ */
+export class AtomicFile {
+  readonly file: string;
+  readonly #tmp: string;
+  readonly #forget: () => void;
+  #fh: fs.promises.FileHandle | undefined;
+  #end = 0;
+
+  private constructor(file: string, tmp: string, fh: fs.promises.FileHandle, forget: () => void) {
+    this.file = file;
+    this.#tmp = tmp;
+    this.#fh = fh;
+    this.#forget = forget;
+  }
+
+  /** Creates the temporary file (`tmp`, or a hidden name with the pid next to `file`). */
+  static async open(file: string, opts: { tmp?: string } = {}): Promise<AtomicFile> {
+    const tmp = opts.tmp ?? tempName(file);
+    const forget = removeAtExit(tmp);
+    try {
+      return new AtomicFile(file, tmp, await fs.promises.open(tmp, 'wx'), forget);
+    } catch (err) {
+      forget();
+      throw writeError(err, file);
+    }
+  }
+
+  /** Writes `data` at `position`, or after the furthest byte written so far. */
+  async write(data: string | Uint8Array, position?: number): Promise<void> {
+    const fh = this.#fh;
+    if (!fh) throw new DataError(`The writer for ${this.file} is closed`);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let at = position ?? this.#end;
+    try {
+      for (let done = 0; done < buf.length;) {
+        const { bytesWritten } = await fh.write(buf, done, buf.length - done, at);
+        if (bytesWritten <= 0) throw new Error(`the system wrote 0 of ${buf.length - done} bytes`);
+        done += bytesWritten;
+        at += bytesWritten;
+      }
+    } catch (err) {
+      await this.abort();
+      throw writeError(err, this.file);
+    }
+    this.#end = Math.max(this.#end, at);
+  }
+
+  /** Flushes the temporary file to disk and renames it over `file`. */
+  async commit(): Promise<void> {
+    const fh = this.#fh;
+    if (!fh) throw new DataError(`The writer for ${this.file} is closed`);
+    this.#fh = undefined;
+    try {
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.promises.rename(this.#tmp, this.file);
+    } catch (err) {
+      await fs.promises.rm(this.#tmp, { force: true }).catch(() => undefined); // never masks the first error
+      throw writeError(err, this.file);
+    } finally {
+      this.#forget();
+    }
+  }
+
+  /** Removes the temporary file (a no-op after commit or abort). */
+  async abort(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close().catch(() => undefined);
+    await fs.promises.rm(this.#tmp, { force: true }).catch(() => undefined);
+    this.#forget();
+  }
+}
+
 /** Writes `data` (or its chunks, in order) to `file` atomically. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
-  const tmp = tempName(file);
-  // The writes below yield to the event loop, where the CLI's signal handling may end the process.
-  const forget = removeAtExit(tmp);
+  const w = await AtomicFile.open(file);
   try {
-    const fh = await fs.promises.open(tmp, 'wx');
-    try {
-      if (Array.isArray(data)) {
-        for (const chunk of data as readonly Uint8Array[]) await fh.write(chunk);
-      } else {
-        await fh.writeFile(data as string | Uint8Array);
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
+    if (Array.isArray(data)) {
+      for (const chunk of data as readonly Uint8Array[]) await w.write(chunk);
+    } else {
+      await w.write(data as string | Uint8Array);
     }
-    await fs.promises.rename(tmp, file);
   } catch (err) {
-    await fs.promises.rm(tmp, { force: true }).catch(() => undefined); // never masks the first error
-    throw writeError(err, file);
-  } finally {
-    forget();
+    await w.abort();
+    throw err;
   }
+  await w.commit();
 }
 
 export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, DataError } from '../errors';
 import { ensureOutDir } from '../io/atomic';
+import { processAlive } from '../io/process';
 
 /* The small part of better-sqlite3's API used here (the package ships no types). */
 interface Statement {
@@ -110,15 +111,7 @@ function toTrial(r: Row): Trial {
   };
 }
 
-/** A process on this host is alive (signal 0 reaches it). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { processAlive };
 
 export class StudyStore {
   readonly file: string;
