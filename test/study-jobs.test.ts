@@ -238,6 +238,14 @@ t.test('bad input: --trial out of range, --trial without emitted options, an unk
   emitted.info.features = emitted.info.features.slice(1);
   fs.writeFileSync(studyJson, JSON.stringify(emitted));
   await t.rejects(emitStudyJobs(again, { scheduler: 'slurm' }), { code: 'ERR_CONFIG', message: /has other tabular features than when .*reemit was emitted/ });
+  // A folder where a local study is running a trial (its process alive on this host): emitting into it is refused.
+  const busy = { ...options, out: path.join(root, 'busy') };
+  const store = StudyStore.open(path.join(busy.out, 'study.sqlite'));
+  store.addTrials([{ method: 'mrmr', k: 3, seed: 0, ord: 0 }]);
+  store.claim({ host: os.hostname(), pid: process.ppid, token: 'a-live-local-study' }, [{ method: 'mrmr', k: 3, seed: 0 }], () => false);
+  store.close();
+  await t.rejects(emitStudyJobs(busy, { scheduler: 'slurm' }), { code: 'ERR_BUSY', message: `trial mrmr-k3-s0 is running in process ${process.ppid} on ${os.hostname()}` });
+  t.same(fs.readdirSync(busy.out).filter((f) => !f.startsWith('study.sqlite')), [], 'nothing emitted');
 
   const cli = [
     [['study', '--out', out, '--trial', '9'], /tabsight: ERR_CONFIG: Expected a trial ID \(--trial\) between 0 and 5 .* but received 9/],
