@@ -111,8 +111,6 @@ function toTrial(r: Row): Trial {
   };
 }
 
-export { processAlive };
-
 export class StudyStore {
   readonly file: string;
   #db: Database;
