@@ -32,7 +32,9 @@
 #   node-resume: pretrain() aborted mid-epoch and resumed on the card,
 #      against uninterrupted runs (support/resume_check.js; needs Node,
 #      the addon of step 0 and dist/)
-# SKIP="name ..." skips those runs (addon, peak, adam-check, ours-r18-fp32, torch-r18-fp32, ...).
+# SKIP="name ..." skips those runs (addon, peak, adam-check, ours-r18-fp32, torch-r18-fp32,
+# ours-epoch, mmcl-epoch, node-step, ...; the epoch data is not made when
+# both epochs are skipped).
 # The addon build compiles the sources train_bench's build does, plus the
 # N-API layer (5 min on 2 cores here); skip it when device time is short.
 # JSON lines go to $OUT/results.jsonl (or ./cuda-out/results.jsonl), logs beside.
@@ -189,7 +191,9 @@ loop_adam() {  # loop_adam NAME ARCH BATCH
 loop_adam r18-fp32 resnet18 64
 step r18-bf16 resnet18 64 bf16
 
+skipped() { case " ${SKIP:-} " in *" $1 "*) true ;; *) false ;; esac; }
 # Epoch data: the same shapes for both sides (uint8 images, 100 continuous features).
+if ! { skipped ours-epoch && skipped mmcl-epoch; }; then
 stage "epoch data"
 data=$(mktemp -d)
 $py "$root/benchmarks/support/gpu_epoch_data.py" "$data"
@@ -204,11 +208,14 @@ cfg=$(cat <<JSON
  "device":"cuda","cudnn_benchmark":true,"tmp":"$data","backend":"tensor"}
 JSON
 )
-if left; then
+if skipped mmcl-epoch; then
+  stage "skip mmcl-epoch (SKIP)"
+elif left; then
   stage "mmcl-epoch"
   printf '{}\n{}\n{}\n{}\n' | timeout 240 $py "$root/benchmarks/support/mmcl_baseline.py" epoch "$cfg" > "$out/mmcl-epoch.out" 2> "$out/mmcl-epoch.err" \
     || echo "   mmcl-epoch failed: $(tail -3 "$out/mmcl-epoch.err")" | tee -a "$out/log.txt"
   grep '^{' "$out/mmcl-epoch.out" | sed 's/^{/{"run":"mmcl-epoch",/' >> "$res"
+fi
 fi
 
 # The Node benchmarks through the addon built in step 0 (TABSIGHT_ADDON),

@@ -20,6 +20,8 @@
  * lost the optimizer state, the schedule's position or the RNG stream
  * differs by far more than rounding.
  *
+ * It also asks for device cuda:99, which no machine has: ERR_CONFIG naming it.
+ *
  * One JSON line per figure; exit 1 when a check fails.
  *
  *   node benchmarks/support/resume_check.js [--device cuda] [--epochs 3] [--abort 7] [--factor 10] [--keep DIR]
@@ -91,6 +93,15 @@ async function main() {
     model: { arch: 'resnet18', smallStem: true, tabularHidden: 32, tabularLayers: 2, projectionHidden: 32, projectionDim: 16 },
     augment: { rate: 0.95 },
   };
+  // A device no machine has is refused by name (test/pipeline.test.ts asks
+  // this of `select --device cuda:99` on the CPU build; this is the same
+  // question for a CUDA build), before anything is written.
+  const missing = path.join(root, 'no-device');
+  fs.rmSync(missing, { recursive: true, force: true });
+  const refusal = await pretrainCohort({ ...opts, out: missing, device: 'cuda:99' }).then(() => null, (e) => e);
+  const leftBehind = fs.existsSync(missing) ? fs.readdirSync(missing) : [];
+  const refusedOk = refusal != null && refusal.code === 'ERR_CONFIG' && /cuda:99/.test(refusal.message) && leftBehind.length === 0;
+  console.log(JSON.stringify({ figure: 'device cuda:99 refused', ok: refusedOk, left_behind: leftBehind, error: refusal ? `${refusal.code} ${refusal.message}` : null }));
   const dirs = { a: path.join(root, 'full-a'), b: path.join(root, 'full-b'), cut: path.join(root, 'cut') };
   for (const d of Object.values(dirs)) fs.rmSync(d, { recursive: true, force: true });
   const t0 = Date.now();
@@ -134,7 +145,7 @@ async function main() {
     losses_full: lossA.map((m) => m.loss), losses_resumed: lossCut.map((m) => m.loss), seconds: (Date.now() - t0) / 1000,
   }));
   if (!keep) fs.rmSync(root, { recursive: true, force: true });
-  if (!ok) process.exitCode = 1;
+  if (!ok || !refusedOk) process.exitCode = 1;
 }
 
 main().catch((e) => {
