@@ -19,13 +19,20 @@
 #   BUILD=0        reuse build/bench/train_bench when it is there (cuda.sh
 #                  built it in the same call)
 #
-#   PYTHON=/path/to/python3 OUT=dir bash benchmarks/cuda-ab.sh
+#   PYTHON=/path/to/python3 RESULTS_DIR=dir bash benchmarks/cuda-ab.sh
 #
-# JSON lines, tagged with run and round, go to $OUT/results.jsonl.
+# JSON lines, tagged with run and round, go to results.jsonl in $RESULTS_DIR
+# (default ./cuda-ab-out), logs beside; when $OUT is set (a device call), that
+# folder is also packed into $OUT/cuda-ab.tgz on exit.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=${OUT:-$root/cuda-ab-out}
+out=${RESULTS_DIR:-$root/cuda-ab-out}
 mkdir -p "$out"
+if [ -n "${OUT:-}" ]; then
+  pack() { tar -czf "$OUT/cuda-ab.tgz" -C "$out" . 2>/dev/null; }
+  trap pack EXIT
+  trap 'exit 143' TERM
+fi
 res="$out/results.jsonl"
 py=${PYTHON:-python3}
 rounds=${ROUNDS:-5}
@@ -42,8 +49,7 @@ run() {  # run NAME ROUND TIMEOUT CMD...
   timeout "$t" "$@" > "$out/$name-$r.out" 2> "$out/$name-$r.err"
   local rc=$?
   grep '^{' "$out/$name-$r.out" | sed "s/^{/{\"run\":\"$name\",\"round\":$r,/" >> "$res"
-  # train_bench prints its figures, then has died with SIGSEGV (rc 139, see RESULTS.md); its
-  # stderr then ends with the stage it reached and a backtrace.
+  # On a crash, train_bench's stderr ends with the stage it reached and a backtrace.
   [ $rc -eq 0 ] || echo "   $name round $r rc=$rc: $(tail -40 "$out/$name-$r.err")" | tee -a "$out/log.txt"
 }
 

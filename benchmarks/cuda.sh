@@ -27,8 +27,6 @@
 #   adam-check: the multi-tensor Adam step against torch::optim on the card
 #   ours-*-loop-adam: our step with TABSIGHT_MULTI_TENSOR_ADAM=0 (LibTorch's
 #      per-parameter Adam), to measure the multi-tensor step's gain
-#   crash-probe-dt1: a 3-step train_bench run with one data thread, to see
-#      whether its exit segfault follows the prefetch thread's OpenMP team
 #   node-resume: pretrain() aborted mid-epoch and resumed on the card,
 #      against uninterrupted runs (support/resume_check.js; needs Node,
 #      the addon of step 0 and dist/)
@@ -37,7 +35,9 @@
 # both epochs are skipped).
 # The addon build compiles the sources train_bench's build does, plus the
 # N-API layer (5 min on 2 cores here); skip it when device time is short.
-# JSON lines go to $OUT/results.jsonl (or ./cuda-out/results.jsonl), logs beside.
+# JSON lines go to results.jsonl in $RESULTS_DIR (default ./cuda-out), logs
+# beside. When $OUT is set (a device call, which brings back at most 8 files
+# from $OUT), that folder is also packed into $OUT/cuda.tgz on exit.
 # What git ignores and the node lacks (dist/, the node_modules packages that
 # dist/ and the addon build need, the Node binary) comes from
 # benchmarks/support/pack-device.sh, run here before the device call: it
@@ -49,8 +49,13 @@
 #   bash benchmarks/cuda.sh
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=${OUT:-$root/cuda-out}
+out=${RESULTS_DIR:-$root/cuda-out}
 mkdir -p "$out"
+if [ -n "${OUT:-}" ]; then
+  pack() { tar -czf "$OUT/cuda.tgz" -C "$out" . 2>/dev/null; }
+  trap pack EXIT
+  trap 'exit 143' TERM
+fi
 res="$out/results.jsonl"
 deadline=${DEADLINE:-500}
 start=$SECONDS
@@ -176,12 +181,6 @@ step() {  # step NAME ARCH BATCH PRECISION
     "{\"device\":\"cuda\",\"arch\":\"$2\",\"batch\":$3,\"size\":128,\"features\":100,\"steps\":30,\"warmup\":5,\"precision\":\"$4\",\"cudnn_benchmark\":true}"
 }
 step r18-fp32 resnet18 64 fp32
-# The exit segfault (RESULTS.md): every training run so far died after its
-# figures. On CUDA the prefetch thread runs the data path with all intra-op
-# threads, so it owns an OpenMP team of its own, which the CPU runs (1 data
-# thread) never create. A short run with one data thread says whether that
-# team is involved (rc 0 here and 139 above would point at it).
-run crash-probe-dt1 60 "$bin" --mode step --device cuda --arch resnet18 --batch 64 --size 128 --steps 3 --warmup 1 --data-threads 1
 # A/B: the trainer's multi-tensor Adam (the default off the CPU) against
 # torch::optim's per-parameter loop, on the same card in the same call.
 loop_adam() {  # loop_adam NAME ARCH BATCH

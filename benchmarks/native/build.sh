@@ -29,7 +29,16 @@ else
   libdir=$(dirname "$(ls /usr/lib/*/libtorch_cpu.so | head -1)")
   abi=1
 fi
-libs=(-L"$libdir" -Wl,-rpath,"$libdir" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10)
+# libstdc++ first among the needed libraries: pip's libtorch.so and
+# libtorch_cpu.so export copies of libstdc++ functions linked into them
+# statically (manylinux's libstdc++_nonshared: std::filesystem among them).
+# Listed after them, the driver's std::filesystem calls bound to those copies
+# (LD_DEBUG=bindings on the H200 node, 2026-11-28), and fs::remove_all
+# segfaulted at the end of every training run; with libstdc++ first they bind
+# to the system library and the driver exits 0. (The addon is not affected
+# in Node, whose own libstdc++ is searched first, and native/ does not use
+# std::filesystem.)
+libs=(-L"$libdir" -Wl,-rpath,"$libdir" -Wl,--no-as-needed -lstdc++ -ltorch -ltorch_cpu -lc10)
 if [ -e "$libdir/libtorch_cuda.so" ]; then
   libs+=(-ltorch_cuda -lc10_cuda)
 fi

@@ -49,10 +49,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// On a GPU node every training run so far died with SIGSEGV after printing
-// its figures, with nothing on stderr. This prints where: the raw frames
-// (symbolised through the dynamic symbol table; the build links with
-// -rdynamic), then dies of the same signal, so the exit status is unchanged.
+// Until 2026-11-28 every training run on a GPU node died with SIGSEGV after
+// printing its figures: fs::remove_all bound to a copy of libstdc++'s inside
+// pip's libtorch.so (build.sh now lists libstdc++ first). On a fatal signal
+// this prints the raw frames (symbolised through the dynamic symbol table;
+// the build links with -rdynamic), then dies of the same signal, so the exit
+// status is unchanged.
 void OnFatalSignal(int sig) {
   static const char msg[] = "train_bench: fatal signal, backtrace:\n";
   void* frames[64];
@@ -206,9 +208,10 @@ int main(int argc, char** argv) {
     Stage("figures printed; removing the run directory");
     fs::remove_all(out);
     Stage("run directory removed; exiting");
-    // Skip static destructors: with CUDA LibTorch 2.11 on an H200 the
-    // process segfaulted in its exit path after printing (seen on every run
-    // of 2026-11-26, the figures already written). Nothing is left to flush.
+    // Skip static destructors: nothing is left to flush. (The segfault this
+    // was added for, on every GPU run since 2026-11-26, was in remove_all
+    // above, not here; see build.sh. Only this exit has been run on the GPU
+    // since that fix.)
     std::_Exit(0);
   } catch (const tabsight::Error& e) {
     std::fprintf(stderr, "%s: %s\n", tabsight::CodeName(e.code()), e.what());
