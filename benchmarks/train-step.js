@@ -17,11 +17,12 @@
  * CUDA). Prints JSON lines.
  *
  * Memory format: ours runs with the trainer's default memoryFormat ('auto':
- * channels_last on the CPU, NCHW on CUDA); PyTorch runs NCHW, as MMCL does.
+ * channels_last on CPUs with AVX-512, NCHW on CPUs without it and on CUDA;
+ * trainingMemoryFormat in lib/cpu.ts); PyTorch runs NCHW, as MMCL does.
  * That pair gives the headline ratio. With --layouts true (the default on
- * the CPU) each round also runs ours with memoryFormat 'contiguous' and
- * PyTorch with channels_last, so the gain from the layout and the ratio at
- * equal layouts are measured in the same run.
+ * the CPU) each round also runs ours in the other layout and PyTorch with
+ * channels_last, so the gain from the layout and the ratio at equal
+ * layouts are measured in the same run.
  *
  * Fused batch norm + ReLU: ours runs the ResNet's training batch norm, residual
  * add and ReLU as one native node on the CPU (native/models/fused_bn_relu.h).
@@ -63,6 +64,10 @@ const ts = common.library();
 const B = 64, S = 128, F = 100;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
+// What memoryFormat 'auto' trains in here (channels_last on CPUs with AVX-512, NCHW
+// without it and on CUDA), and the other layout for the A/B.
+const oursLayout = ts.trainingMemoryFormat(device);
+const otherLayout = oursLayout === 'channels_last' ? 'contiguous' : 'channels_last';
 const winogradAvailable = ts._native().runtimeInfo().winograd.available && device === 'cpu';
 const winogradAb = String(args['winograd-ab'] ?? winogradAvailable) === 'true';
 
@@ -108,7 +113,7 @@ function pytorch(memoryFormat = 'contiguous') {
       a.push(...await ours(tmp));
       b.push(...pytorch());
       if (layouts) {
-        a2.push(...await ours(tmp, 'contiguous'));
+        a2.push(...await ours(tmp, otherLayout));
         b2.push(...pytorch('channels_last'));
       }
       if (fusedAb) a3.push(...await ours(tmp, 'auto', false));
@@ -118,16 +123,15 @@ function pytorch(memoryFormat = 'contiguous') {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const fig = (name, xs) => ({ figure: name, steps: xs.length, median_s: +median(xs).toFixed(4), min_s: +Math.min(...xs).toFixed(4), max_s: +Math.max(...xs).toFixed(4), images_per_s: +(B / median(xs)).toFixed(2) });
-  const oursLayout = device === 'cpu' ? 'channels_last' : 'contiguous';
   console.log(JSON.stringify({ ...fig('tabsight train step', a), memory_format: oursLayout }));
   console.log(JSON.stringify({ ...fig('pytorch train step', b), memory_format: 'contiguous' }));
   if (layouts) {
-    console.log(JSON.stringify({ ...fig('tabsight train step, memoryFormat contiguous', a2), memory_format: 'contiguous' }));
+    console.log(JSON.stringify({ ...fig(`tabsight train step, memoryFormat ${otherLayout}`, a2), memory_format: otherLayout }));
     console.log(JSON.stringify({ ...fig('pytorch train step, channels_last', b2), memory_format: 'channels_last' }));
-    const same = oursLayout === 'channels_last' ? [b2, a] : [b, a];
-    console.log(JSON.stringify({ figure: 'ratio at equal layouts (pytorch median / tabsight median, both NCHW)', ratio: +(median(b) / median(a2)).toFixed(3) }));
-    console.log(JSON.stringify({ figure: `ratio at equal layouts (pytorch median / tabsight median, both ${oursLayout})`, ratio: +(median(same[0]) / median(same[1])).toFixed(3) }));
-    console.log(JSON.stringify({ figure: 'memory format gain (tabsight contiguous median / tabsight default median)', ratio: +(median(a2) / median(a)).toFixed(3) }));
+    const [oursNchw, oursNhwc] = oursLayout === 'contiguous' ? [a, a2] : [a2, a];
+    console.log(JSON.stringify({ figure: 'ratio at equal layouts (pytorch median / tabsight median, both NCHW)', ratio: +(median(b) / median(oursNchw)).toFixed(3) }));
+    console.log(JSON.stringify({ figure: 'ratio at equal layouts (pytorch median / tabsight median, both channels_last)', ratio: +(median(b2) / median(oursNhwc)).toFixed(3) }));
+    console.log(JSON.stringify({ figure: `memory format gain (tabsight ${otherLayout} median / tabsight default median)`, ratio: +(median(a2) / median(a)).toFixed(3) }));
   }
   if (fusedAb) {
     console.log(JSON.stringify({ ...fig('tabsight train step, LibTorch batch norm + ReLU (fused node off)', a3), memory_format: oursLayout }));

@@ -3,7 +3,7 @@
  * and types its raw surface. Users never see this module: the public API
  * wraps every call, validates its input and maps its errors.
  */
-import * as fs from 'node:fs';
+import { cpuFlags } from './cpu';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError } from './errors';
@@ -101,14 +101,8 @@ export function openBlasCoreFor(flags: ReadonlySet<string>): string | undefined 
 function chooseOpenBlasCore(): void {
   if (process.platform !== 'linux' || process.arch !== 'x64') return;
   if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.TABSIGHT_OPENBLAS_CORETYPE === 'auto') return;
-  let flags: Set<string>;
-  try {
-    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
-    if (!line) return;
-    flags = new Set(line.slice(line.indexOf(':') + 1).trim().split(/\s+/));
-  } catch {
-    return;
-  }
+  const flags = cpuFlags();
+  if (!flags) return;
   const core = openBlasCoreFor(flags);
   if (core) process.env.OPENBLAS_CORETYPE = core;
 }

@@ -5,6 +5,7 @@
  */
 import { AugmentOptions, resolveAugmentOptions } from './augment';
 import type { ImageDtype } from './data/cohort-images';
+import { trainingMemoryFormat } from './cpu';
 import { ConfigError } from './errors';
 import * as is from './validate';
 
@@ -341,7 +342,7 @@ export function resolvePretrainOptions(
   if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw is.invalid('cpu, cuda or cuda:N', 'device', device);
   const precision = is.oneOf(options.precision ?? 'fp32', 'precision', ['fp32', 'bf16'] as const);
   const memoryFormatOpt = is.oneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS);
-  const memoryFormat = memoryFormatOpt === 'auto' ? (device === 'cpu' ? 'channels_last' : 'contiguous') : memoryFormatOpt;
+  const memoryFormat = memoryFormatOpt === 'auto' ? trainingMemoryFormat(device) : memoryFormatOpt;
 
   const m = is.plainObject(options.model ?? {}, 'model');
   is.knownKeys(m, 'model', MODEL_KEYS);

@@ -7,7 +7,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pretrain, loadRun, ConfigError } from '../lib/index';
+import { pretrain, loadRun, ConfigError, trainingMemoryFormat } from '../lib/index';
 import { readSafetensors } from '../lib/io/safetensors';
 import { toyCohort, tinyModel } from './helpers/toy';
 
@@ -39,6 +39,15 @@ const maxRel = (a: Float32Array, b: Float32Array) => {
   return m / Math.max(s, 1e-30);
 };
 
+t.test("'auto' layout rule: channels_last on x86 with AVX-512, NCHW on x86 without it and on CUDA", async (t) => {
+  t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx2', 'avx512f', 'avx512bw'])), 'channels_last');
+  t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx', 'f16c', 'avx2'])), 'contiguous', 'the AVX2 EPYC');
+  t.equal(trainingMemoryFormat('cpu', new Set(['avx2', 'avx_vnni'])), 'contiguous', 'AVX-VNNI is not AVX-512');
+  t.equal(trainingMemoryFormat('cpu', null), 'channels_last', 'no x86 flags: unmeasured, the earlier default');
+  t.equal(trainingMemoryFormat('cuda', new Set(['avx512f'])), 'contiguous');
+  t.equal(trainingMemoryFormat('cuda:1', null), 'contiguous');
+});
+
 t.test('channels_last takes the same step as NCHW to float32 rounding; config.json records the resolved layout', async (t) => {
   const nchw = await run('contiguous', path.join(root, 'nchw'));
   const nhwc = await run('channels_last', path.join(root, 'nhwc'));
@@ -48,11 +57,16 @@ t.test('channels_last takes the same step as NCHW to float32 rounding; config.js
   // convolutions' rounding (relative 1e-7 per value; 1e-5 bounds it through
   // the network).
   t.ok(Math.abs(nhwc[0] - nchw[0]) <= 1e-5 * Math.abs(nchw[0]), `loss ${nhwc[0]} vs ${nchw[0]}`);
-  t.same(auto, nhwc, "'auto' trains exactly as channels_last on the CPU");
+  // 'auto' on the CPU: channels_last with AVX-512, NCHW without (lib/cpu.ts).
+  // The oracle reads /proc/cpuinfo itself.
+  const flags = process.platform === 'linux' && process.arch === 'x64' ? /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] : undefined;
+  const expected = flags !== undefined && !/(^|\s)avx512f(\s|$)/.test(flags) ? 'contiguous' : 'channels_last';
+  t.equal(trainingMemoryFormat('cpu'), expected, `this CPU ${flags === undefined ? 'has no x86 flags' : /avx512f/.test(flags) ? 'has AVX-512' : 'has no AVX-512'}`);
+  t.same(auto, expected === 'channels_last' ? nhwc : nchw, `'auto' trains exactly as ${expected} on this CPU`);
   const cfg = (d: string) => JSON.parse(fs.readFileSync(path.join(root, d, 'config.json'), 'utf8'));
   t.equal(cfg('nchw').memoryFormat, 'contiguous');
   t.equal(cfg('nhwc').memoryFormat, 'channels_last');
-  t.equal(cfg('auto').memoryFormat, 'channels_last', "config.json records what 'auto' resolved to");
+  t.equal(cfg('auto').memoryFormat, expected, "config.json records what 'auto' resolved to");
 
   // Adam's first step moves every weight by lr · sign(gradient) (bias
   // correction makes m/√v = ±1), so comparing the saved encoders compares

@@ -10,7 +10,7 @@
  * The embedding is no longer LibTorch's to float32 rounding: exportRun
  * measures how far it moves, on held-out images, and records it.
  */
-import * as fs from 'node:fs';
+import { cpuFlags } from '../cpu';
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { DataError, ShapeError } from '../errors';
@@ -122,14 +122,8 @@ export interface Agreement {
 /** The CPU's model name, and whether it has x86 VNNI (null where unknown, e.g. not Linux on x86). */
 export function cpuVnni(): { cpu: string; vnni: boolean | null } {
   const cpu = os.cpus()[0]?.model?.trim() || 'unknown';
-  let vnni: boolean | null = null;
-  try {
-    const flags = /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
-    if (flags !== undefined) vnni = /(^|\s)(avx512_vnni|avx_vnni)(\s|$)/.test(flags);
-  } catch {
-    vnni = null;
-  }
-  return { cpu, vnni };
+  const flags = cpuFlags();
+  return { cpu, vnni: flags === null ? null : flags.has('avx512_vnni') || flags.has('avx_vnni') };
 }
 
 /**

@@ -1,0 +1,40 @@
+/**
+ * The CPU's x86 feature flags, read once from /proc/cpuinfo. Three choices
+ * depend on them: OpenBLAS's kernel family (binding.ts), whether int8
+ * weights need 7 bits (export/quantize.ts, cpuVnni) and the training layout
+ * that `memoryFormat: 'auto'` picks on the CPU (pretrain-options.ts).
+ */
+import * as fs from 'node:fs';
+
+let cached: ReadonlySet<string> | null | undefined;
+
+/** The flags of the first CPU in /proc/cpuinfo; null off Linux x64 or where there is no flags line. */
+export function cpuFlags(): ReadonlySet<string> | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  if (process.platform === 'linux' && process.arch === 'x64') {
+    try {
+      const line = /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1];
+      if (line !== undefined) cached = new Set(line.trim().split(/\s+/));
+    } catch {
+      cached = null;
+    }
+  }
+  return cached;
+}
+
+/**
+ * The layout `memoryFormat: 'auto'` trains in on `device`.
+ * - CUDA: NCHW ('contiguous'), the layout measured there.
+ * - An x86 CPU with AVX-512: channels_last. It measured 3–22% faster in
+ *   the ResNet-18 step on two AVX-512 VMs (benchmarks/RESULTS.md, "Memory
+ *   format" and the full runs' "memory format gain").
+ * - An x86 CPU without AVX-512: NCHW. On an AVX2 EPYC, NCHW was faster in
+ *   5 of 5 paired rounds, by 6–12% (RESULTS.md, 2026-11-28).
+ * - Anything else (no x86 flags): channels_last, unmeasured, as before.
+ */
+export function trainingMemoryFormat(device: string, flags: ReadonlySet<string> | null = cpuFlags()): 'channels_last' | 'contiguous' {
+  if (device !== 'cpu') return 'contiguous';
+  if (flags === null) return 'channels_last';
+  return flags.has('avx512f') ? 'channels_last' : 'contiguous';
+}
