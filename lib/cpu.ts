@@ -30,7 +30,7 @@ export function cpuFlags(): ReadonlySet<string> | null {
  *   the ResNet-18 step on two AVX-512 VMs (benchmarks/RESULTS.md, "Memory
  *   format" and the full runs' "memory format gain").
  * - An x86 CPU without AVX-512: NCHW. On an AVX2 EPYC, NCHW was faster in
- *   5 of 5 paired rounds, by 6–12% (RESULTS.md, 2026-11-28).
+ *   5 of 5 paired rounds, by 6–13% (RESULTS.md, 2026-11-28).
  * - Anything else (no x86 flags): channels_last, unmeasured, as before.
  */
 export function trainingMemoryFormat(device: string, flags: ReadonlySet<string> | null = cpuFlags()): 'channels_last' | 'contiguous' {
