@@ -31,10 +31,18 @@ export function cpuFlags(): ReadonlySet<string> | null {
  *   format" and the full runs' "memory format gain").
  * - An x86 CPU without AVX-512: NCHW. On an AVX2 EPYC, NCHW was faster in
  *   5 of 5 paired rounds, by 6–13% (RESULTS.md, 2026-11-28).
+ *   That was measured in fp32. With `precision: 'bf16'` the CPU keeps
+ *   channels_last: on that EPYC, LibTorch 1.13's NCHW bf16 convolutions put
+ *   the first step's loss 6.8% from fp32's, against the ≤ 2% that
+ *   channels_last meets (test/precision.test.ts).
  * - Anything else (no x86 flags): channels_last, unmeasured, as before.
  */
-export function trainingMemoryFormat(device: string, flags: ReadonlySet<string> | null = cpuFlags()): 'channels_last' | 'contiguous' {
+export function trainingMemoryFormat(
+  device: string,
+  flags: ReadonlySet<string> | null = cpuFlags(),
+  precision: 'fp32' | 'bf16' = 'fp32',
+): 'channels_last' | 'contiguous' {
   if (device !== 'cpu') return 'contiguous';
-  if (flags === null) return 'channels_last';
+  if (flags === null || precision === 'bf16') return 'channels_last';
   return flags.has('avx512f') ? 'channels_last' : 'contiguous';
 }

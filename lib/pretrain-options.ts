@@ -342,7 +342,7 @@ export function resolvePretrainOptions(
   if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw is.invalid('cpu, cuda or cuda:N', 'device', device);
   const precision = is.oneOf(options.precision ?? 'fp32', 'precision', ['fp32', 'bf16'] as const);
   const memoryFormatOpt = is.oneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS);
-  const memoryFormat = memoryFormatOpt === 'auto' ? trainingMemoryFormat(device) : memoryFormatOpt;
+  const memoryFormat = memoryFormatOpt === 'auto' ? trainingMemoryFormat(device, undefined, precision) : memoryFormatOpt;
 
   const m = is.plainObject(options.model ?? {}, 'model');
   is.knownKeys(m, 'model', MODEL_KEYS);

@@ -46,6 +46,10 @@ t.test("'auto' layout rule: channels_last on x86 with AVX-512, NCHW on x86 witho
   t.equal(trainingMemoryFormat('cpu', null), 'channels_last', 'no x86 flags: unmeasured, the earlier default');
   t.equal(trainingMemoryFormat('cuda', new Set(['avx512f'])), 'contiguous');
   t.equal(trainingMemoryFormat('cuda:1', null), 'contiguous');
+  // bf16 keeps channels_last on the CPU: NCHW's bf16 convolutions were far less accurate (lib/cpu.ts).
+  t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx2']), 'bf16'), 'channels_last');
+  t.equal(trainingMemoryFormat('cpu', new Set(['avx512f']), 'bf16'), 'channels_last');
+  t.equal(trainingMemoryFormat('cuda', new Set(['fma', 'avx2']), 'bf16'), 'contiguous');
 });
 
 t.test('channels_last takes the same step as NCHW to float32 rounding; config.json records the resolved layout', async (t) => {

@@ -63,7 +63,7 @@ export function addTrainCommands(program: Command): void {
     .option('--seed <n>', 'seed (default 0)', int('--seed'))
     .option('--device <device>', 'cpu | cuda | cuda:N (default cpu)')
     .option('--precision <p>', 'fp32 | bf16: bf16 autocasts the forward pass and loss (default fp32; see benchmarks/RESULTS.md before using it)')
-    .option('--memory-format <f>', 'auto | channels_last | contiguous: layout of conv weights and image batches (default auto: channels_last on CPUs with AVX-512, contiguous on other CPUs and on cuda)')
+    .option('--memory-format <f>', 'auto | channels_last | contiguous: layout of conv weights and image batches (default auto: channels_last on CPUs with AVX-512 or with bf16, contiguous on other CPUs and on cuda)')
     .option('--image-size <px>', 'training image size (default: the stored size)', int('--image-size'))
     .option('--init-weights <file>', 'initial image encoder weights (torchvision names, safetensors)')
     .option('--resume', 'continue the run in --out from its checkpoint')
