@@ -17,7 +17,7 @@
  * CUDA). Prints JSON lines.
  *
  * Memory format: ours runs with the trainer's default memoryFormat ('auto':
- * channels_last on CPUs with AVX-512, NCHW on CPUs without it and on CUDA;
+ * channels_last on CPUs with AVX-512 or in bf16, else NCHW on the CPU; NCHW on CUDA;
  * trainingMemoryFormat in lib/cpu.ts); PyTorch runs NCHW, as MMCL does.
  * That pair gives the headline ratio. With --layouts true (the default on
  * the CPU) each round also runs ours in the other layout and PyTorch with
@@ -66,7 +66,7 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.lengt
 
 // What memoryFormat 'auto' trains in here (channels_last on CPUs with AVX-512, NCHW
 // without it and on CUDA), and the other layout for the A/B.
-const oursLayout = ts.trainingMemoryFormat(device);
+const oursLayout = ts.trainingMemoryFormat(device, undefined, precision);
 const otherLayout = oursLayout === 'channels_last' ? 'contiguous' : 'channels_last';
 const winogradAvailable = ts._native().runtimeInfo().winograd.available && device === 'cpu';
 const winogradAb = String(args['winograd-ab'] ?? winogradAvailable) === 'true';
