@@ -1,8 +1,9 @@
 /**
- * The CPU's x86 feature flags, read once from /proc/cpuinfo. Three choices
+ * The CPU's x86 feature flags, read once from /proc/cpuinfo. Four choices
  * depend on them: OpenBLAS's kernel family (binding.ts), whether int8
- * weights need 7 bits (export/quantize.ts, cpuVnni) and the training layout
- * that `memoryFormat: 'auto'` picks on the CPU (pretrain-options.ts).
+ * weights need 7 bits (export/quantize.ts, cpuVnni), and the layouts that
+ * `memoryFormat: 'auto'` picks on the CPU for training (pretrain-options.ts)
+ * and for embedding (run.ts).
  */
 import * as fs from 'node:fs';
 
@@ -45,4 +46,28 @@ export function trainingMemoryFormat(
   if (device !== 'cpu') return 'contiguous';
   if (flags === null || precision === 'bf16') return 'channels_last';
   return flags.has('avx512f') ? 'channels_last' : 'contiguous';
+}
+
+/**
+ * The layout `Run.embed`'s `memoryFormat: 'auto'` gives each batch.
+ * - CUDA: NCHW ('contiguous').
+ * - An x86 CPU without AVX-512: NCHW at every size. On the AVX2 EPYC,
+ *   ResNet-18 embedded faster in NCHW at each size and batch measured
+ *   (28–128 px, batches 16 and 64; benchmarks/RESULTS.md, 2026-11-28,
+ *   twenty-second session).
+ * - Otherwise (AVX-512, or no x86 flags): channels_last where the first
+ *   residual stage's maps are at least 32 px on a side (image size ≥ 128,
+ *   or ≥ 32 with the small stem), NCHW below, as measured on the AVX-512 VMs
+ *   (RESULTS.md, "Memory format").
+ */
+export function embeddingMemoryFormat(
+  device: string,
+  imageSize: number,
+  smallStem: boolean,
+  flags: ReadonlySet<string> | null = cpuFlags(),
+): 'channels_last' | 'contiguous' {
+  if (device !== 'cpu') return 'contiguous';
+  if (flags !== null && !flags.has('avx512f')) return 'contiguous';
+  const stage1 = smallStem ? imageSize : Math.floor(imageSize / 4);
+  return stage1 >= 32 ? 'channels_last' : 'contiguous';
 }

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from './binding';
+import { embeddingMemoryFormat } from './cpu';
 import { ConfigError, DataError, DisposedError, ShapeError, awaitNative, callNative } from './errors';
 import { MEMORY_FORMATS, type MemoryFormat, type ResolvedPretrainConfig } from './pretrain-options';
 import * as is from './validate';
@@ -39,11 +40,12 @@ export interface RunEmbedOptions {
   /** Images per forward pass. @default defaultEmbedBatch(device, imageSize, smallStem) of the run: on the CPU 16 for images of at least 128 px (at least 64 px with the small stem), else 64 */
   batchSize?: number;
   /**
-   * Layout of each input batch: `'auto'` is channels_last on the CPU when the
+   * Layout of each input batch. `'auto'` is `embeddingMemoryFormat(device,
+   * imageSize, smallStem)`: on an x86 CPU with AVX-512, channels_last when the
    * first residual stage's maps are at least 32 px on a side (image size ≥ 128,
    * or ≥ 32 with the small stem), where oneDNN's NHWC convolutions measured
-   * faster, and NCHW otherwise and on CUDA. The results agree to float32
-   * rounding. @default 'auto'
+   * faster, and NCHW below; on an x86 CPU without AVX-512, and on CUDA, NCHW.
+   * The results agree to float32 rounding. @default 'auto'
    */
   memoryFormat?: MemoryFormat;
 }
@@ -78,7 +80,8 @@ export class Run {
   async embed(images: ImageArray, options: RunEmbedOptions = {}): Promise<Float32Array> {
     const encoder = this.#live();
     const batchSize = is.positiveInteger(options.batchSize ?? defaultEmbedBatch(this.config.device, this.config.imageSize, this.config.model.smallStem), 'batchSize');
-    const memoryFormat = is.oneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS);
+    const requested = is.oneOf(options.memoryFormat ?? 'auto', 'memoryFormat', MEMORY_FORMATS);
+    const memoryFormat = requested === 'auto' ? embeddingMemoryFormat(this.config.device, this.config.imageSize, this.config.model.smallStem) : requested;
     const { data, shape } = checkImages(images, this.config.model.inChannels);
     const out = await awaitNative(callNative(() => encoder.embed(data, [...shape], {
       mean: this.config.normalize.mean,

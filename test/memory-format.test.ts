@@ -7,7 +7,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pretrain, loadRun, ConfigError, trainingMemoryFormat } from '../lib/index';
+import { pretrain, loadRun, randomRun, ConfigError, embeddingMemoryFormat, trainingMemoryFormat } from '../lib/index';
 import { readSafetensors } from '../lib/io/safetensors';
 import { toyCohort, tinyModel } from './helpers/toy';
 
@@ -50,6 +50,24 @@ t.test("'auto' layout rule: channels_last on x86 with AVX-512, NCHW on x86 witho
   t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx2']), 'bf16'), 'channels_last');
   t.equal(trainingMemoryFormat('cpu', new Set(['avx512f']), 'bf16'), 'channels_last');
   t.equal(trainingMemoryFormat('cuda', new Set(['fma', 'avx2']), 'bf16'), 'contiguous');
+});
+
+t.test("embedding's 'auto' layout rule: by map size with AVX-512 or no x86 flags, NCHW on x86 without AVX-512 and on CUDA", async (t) => {
+  const avx512 = new Set(['fma', 'avx2', 'avx512f']);
+  const avx2 = new Set(['fma', 'avx', 'f16c', 'avx2']);
+  // The first residual stage's maps: imageSize / 4 with the standard stem, imageSize with the small one; channels_last from 32.
+  t.equal(embeddingMemoryFormat('cpu', 128, false, avx512), 'channels_last');
+  t.equal(embeddingMemoryFormat('cpu', 127, false, avx512), 'contiguous', '31-px maps');
+  t.equal(embeddingMemoryFormat('cpu', 64, false, avx512), 'contiguous');
+  t.equal(embeddingMemoryFormat('cpu', 32, true, avx512), 'channels_last');
+  t.equal(embeddingMemoryFormat('cpu', 28, true, avx512), 'contiguous');
+  t.equal(embeddingMemoryFormat('cpu', 128, false, null), 'channels_last', 'no x86 flags: the AVX-512 rule, as before');
+  t.equal(embeddingMemoryFormat('cpu', 28, true, null), 'contiguous');
+  for (const [size, small] of [[128, false], [256, false], [32, true], [64, true]] as const) {
+    t.equal(embeddingMemoryFormat('cpu', size, small, avx2), 'contiguous', `the AVX2 EPYC, ${size} px${small ? ', small stem' : ''}`);
+  }
+  t.equal(embeddingMemoryFormat('cuda', 128, false, avx512), 'contiguous');
+  t.equal(embeddingMemoryFormat('cuda:0', 32, true, null), 'contiguous');
 });
 
 t.test('channels_last takes the same step as NCHW to float32 rounding; config.json records the resolved layout', async (t) => {
@@ -104,6 +122,30 @@ t.test('channels_last takes the same step as NCHW to float32 rounding; config.js
   const e2 = await r.embed(imgs, { memoryFormat: 'channels_last' });
   t.ok(maxRel(e2, e1) <= 1e-5, `embed NHWC vs NCHW: ${maxRel(e2, e1).toExponential(2)}`);
   r.dispose();
+});
+
+t.test("Run.embed's 'auto' embeds exactly as the layout embeddingMemoryFormat names on this CPU", async (t) => {
+  // 32 px with the small stem: 32-px maps, where the AVX-512 rule and the
+  // AVX2 rule disagree, so a rule that ignored the flags would be seen here.
+  // A config from the run the test above wrote.
+  const done = await loadRun(path.join(root, 'nhwc'));
+  const config = done.config;
+  done.dispose();
+  // Three channels: with one, an NHWC batch is also an NCHW one and LibTorch takes the same path.
+  const enc = randomRun({ ...config, imageSize: 32, normalize: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }, model: { ...config.model, inChannels: 3, smallStem: true } }, 3);
+  t.teardown(() => enc.dispose());
+  const imgs = { data: new Uint8Array(8 * 3 * 32 * 32).map((_, i) => (Math.imul(i, 2654435761) >>> 24) & 255), shape: [8, 3, 32, 32] };
+  const flags = process.platform === 'linux' && process.arch === 'x64' ? /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] : undefined;
+  // The oracle reads /proc/cpuinfo itself.
+  const expected = flags !== undefined && !/(^|\s)avx512f(\s|$)/.test(flags) ? 'contiguous' : 'channels_last';
+  t.equal(embeddingMemoryFormat('cpu', 32, true), expected);
+  const auto = await enc.embed(imgs);
+  const nchw = await enc.embed(imgs, { memoryFormat: 'contiguous' });
+  const nhwc = await enc.embed(imgs, { memoryFormat: 'channels_last' });
+  t.ok(maxRel(nhwc, nchw) <= 1e-5, `the two layouts agree to rounding: ${maxRel(nhwc, nchw).toExponential(2)}`);
+  t.same(auto, expected === 'channels_last' ? nhwc : nchw, `'auto' embeds bit for bit as ${expected}`);
+  const differ = nchw.some((v, i) => v !== nhwc[i]);
+  t.comment(differ ? 'the layouts round differently here, so the check above tells them apart' : 'the layouts gave the same bits here: the check above cannot tell them apart on this CPU');
 });
 
 t.test('an unknown memoryFormat is a ConfigError naming the field and the value', async (t) => {

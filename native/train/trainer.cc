@@ -872,6 +872,8 @@ torch::Tensor EmbedImages(models::ResNet& encoder, const torch::Tensor& images, 
   // "auto" for embedding: channels_last on the CPU only where the first
   // residual stage's maps are at least 32 px on a side. Below that oneDNN's
   // NCHW path embedded faster (benchmarks/RESULTS.md, "Memory format").
+  // That is the AVX-512 rule; Run.embed resolves "auto" itself from the
+  // CPU's flags (embeddingMemoryFormat, lib/cpu.ts) and passes the result.
   const int64_t stage1 = encoder->options().small_stem ? out_h : out_h / 4;
   const bool channels_last = memory_format == "auto" ? ResolveChannelsLast(memory_format, device) && stage1 >= 32
                                                      : ResolveChannelsLast(memory_format, device);
