@@ -15,10 +15,12 @@
  *
  * As a user gets them: 'onnxruntime' is OrtImageEncoder.embed at its default
  * batch (64), and 'libtorch' is Run.embed at its defaults (batch 16 on the
- * CPU, memoryFormat 'auto': channels_last batches at 128 px). The other rows
+ * CPU, memoryFormat 'auto': at 128 px, channels_last batches on CPUs with
+ * AVX-512 and NCHW ones without; embeddingMemoryFormat). The other rows
  * hold one setting fixed: 'libtorch, batch 64' and 'onnxruntime, batch 16'
  * compare the two at equal batches; 'libtorch, NCHW' is batch 64 with
- * memoryFormat 'contiguous', the layout LibTorch and PyTorch use by default;
+ * memoryFormat 'contiguous', the layout LibTorch and PyTorch use by default,
+ * and 'libtorch, channels_last' batch 64 with memoryFormat 'channels_last';
  * 'pytorch' runs NCHW as MMCL does, and 'pytorch, channels_last' converts
  * each batch with torch.channels_last, both at batch 64 and at 16. `--batch`
  * is the large batch (64) and `--small-batch` the small one (16). Prints JSON
@@ -191,7 +193,7 @@ async function ortProfile(onnx, images, tmp) {
     console.log(JSON.stringify({
       figure: 'machine', ...common.machine(), loadavg_start: os.loadavg().map((v) => +v.toFixed(2)), blas_core: info.blasCore,
       onnxruntime: require('onnxruntime-node/package.json').version, libtorch: info.torchVersion, libtorch_threads: info.threads, pytorch: pyInfo.torch, pytorch_threads: pyInfo.threads,
-      ort_threads: threads, model: 'resnet18', size: S, batch: B, small_batch: SB, libtorch_default_batch: ts.defaultEmbedBatch('cpu', S, false), images_per_rep: count, reps,
+      ort_threads: threads, model: 'resnet18', size: S, batch: B, small_batch: SB, libtorch_default_batch: ts.defaultEmbedBatch('cpu', S, false), libtorch_default_layout: ts.embeddingMemoryFormat('cpu', S, false), images_per_rep: count, reps,
     }));
 
     // Each backend: its batch and how one rep runs. onnxruntime and libtorch use their defaults.
@@ -203,6 +205,7 @@ async function ortProfile(onnx, images, tmp) {
       'onnxruntime int8': { batch: 64, rep: js(() => ortInt8.embed({ data: images, shape })) },
       [`libtorch, batch ${B}`]: { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B })) },
       'libtorch, NCHW': { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' })) },
+      'libtorch, channels_last': { batch: B, rep: js(() => libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'channels_last' })) },
       pytorch: { batch: B, rep: () => py.rep('contiguous', B) },
       'pytorch, channels_last': { batch: B, rep: () => py.rep('channels_last', B) },
       [`pytorch, batch ${SB}`]: { batch: SB, rep: () => py.rep('contiguous', SB) },
@@ -213,6 +216,7 @@ async function ortProfile(onnx, images, tmp) {
       onnxruntime: (await ortEnc.embed({ data: images, shape })).embedding, libtorch: await libtorch.embed({ data: images, shape }),
       'onnxruntime int8': (await ortInt8.embed({ data: images, shape })).embedding,
       'libtorch, NCHW': await libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'contiguous' }),
+      'libtorch, channels_last': await libtorch.embed({ data: images, shape }, { batchSize: B, memoryFormat: 'channels_last' }),
       [`libtorch, batch ${B}`]: await libtorch.embed({ data: images, shape }, { batchSize: B }),
     };
     await ortEnc.embed({ data: images, shape }, { batchSize: SB });
@@ -258,7 +262,7 @@ async function ortProfile(onnx, images, tmp) {
       onnxruntime_best_over_libtorch_best: +(best('onnxruntime') / best('libtorch')).toFixed(3),
       [`libtorch_batch_${SB}_over_batch_${B}`]: +(ips('libtorch') / ips(`libtorch, batch ${B}`)).toFixed(3),
       onnxruntime_over_libtorch_nchw: +(ips('onnxruntime') / ips('libtorch, NCHW')).toFixed(3),
-      [`libtorch_channels_last_over_nchw_batch_${B}`]: +(ips(`libtorch, batch ${B}`) / ips('libtorch, NCHW')).toFixed(3),
+      [`libtorch_channels_last_over_nchw_batch_${B}`]: +(ips('libtorch, channels_last') / ips('libtorch, NCHW')).toFixed(3),
       [`pytorch_over_libtorch_nchw_batch_${B}`]: +(ips('pytorch') / ips('libtorch, NCHW')).toFixed(3),
       [`pytorch_channels_last_over_libtorch_batch_${B}`]: +(ips('pytorch, channels_last') / ips(`libtorch, batch ${B}`)).toFixed(3),
       [`pytorch_channels_last_over_libtorch_batch_${SB}`]: +(ips(`pytorch, channels_last, batch ${SB}`) / ips('libtorch')).toFixed(3),
@@ -269,7 +273,7 @@ async function ortProfile(onnx, images, tmp) {
     console.log(JSON.stringify({
       figure: 'max abs difference of the embeddings', onnxruntime_vs_libtorch: maxAbsDiff(outs.onnxruntime, outs.libtorch),
       pytorch_vs_libtorch: maxAbsDiff(pyOut, outs.libtorch), onnxruntime_vs_pytorch: maxAbsDiff(outs.onnxruntime, pyOut),
-      libtorch_nchw_vs_libtorch: maxAbsDiff(outs['libtorch, NCHW'], outs.libtorch), [`libtorch_batch_${B}_vs_libtorch`]: maxAbsDiff(outs[`libtorch, batch ${B}`], outs.libtorch), pytorch_vs_libtorch_nchw: maxAbsDiff(pyOut, outs['libtorch, NCHW']),
+      libtorch_nchw_vs_libtorch: maxAbsDiff(outs['libtorch, NCHW'], outs.libtorch), libtorch_channels_last_vs_libtorch: maxAbsDiff(outs['libtorch, channels_last'], outs.libtorch), [`libtorch_batch_${B}_vs_libtorch`]: maxAbsDiff(outs[`libtorch, batch ${B}`], outs.libtorch), pytorch_vs_libtorch_nchw: maxAbsDiff(pyOut, outs['libtorch, NCHW']),
       max_abs_embedding: outs.libtorch.reduce((m, v) => Math.max(m, Math.abs(v)), 0),
     }));
   } finally {
