@@ -134,6 +134,10 @@ elif command -v cmake > /dev/null; then
       # one, bounded by two uninterrupted runs' own difference (about 30 s).
       [ -f "$root/dist/lib/index.js" ] && run node-resume 120 env -u NODE_PATH TABSIGHT_ADDON="$addon_dir/tabsight.node" \
         "$node_bin" "$root/benchmarks/support/resume_check.js" --device cuda
+      # The same with deterministic: true: two runs and the resumed one must
+      # then agree byte for byte, as on the CPU.
+      [ -f "$root/dist/lib/index.js" ] && run node-resume-det 180 env -u NODE_PATH TABSIGHT_ADDON="$addon_dir/tabsight.node" \
+        "$node_bin" "$root/benchmarks/support/resume_check.js" --device cuda --deterministic
     else
       echo "   no Node binary: the addon was built but not loaded" | tee -a "$out/log.txt"
     fi

@@ -39,6 +39,12 @@ export interface RuntimeInfo {
    * way in this process (`calls`).
    */
   winograd: { available: boolean; enabled: boolean; reason: string; calls: number };
+  /**
+   * LibTorch's process-wide determinism switches: deterministic algorithms,
+   * deterministic cuDNN, and cuDNN's autotuner. A run with `deterministic:
+   * true` turns the first two on and the third off while it trains.
+   */
+  deterministic: { algorithms: boolean; cudnn: boolean; cudnnBenchmark: boolean };
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */

@@ -47,6 +47,7 @@ export const pretrainSchema = z.object({
   augment: augmentSchema,
   normalize: z.union([z.literal('auto'), z.object({ mean: z.array(z.number()), std: z.array(z.number()) }).strict()]),
   syncBatchNorm: z.boolean(),
+  deterministic: z.boolean(),
   // Rank and world size come from the launcher's environment, not from a file.
   distributed: z.object({ timeoutSec: z.number().positive(), backend: z.enum(['gloo', 'nccl']) }).partial().strict(),
 }).partial().strict();

@@ -168,11 +168,23 @@ export interface PretrainOptions {
    * batches. 'channels_last' (NHWC) lets LibTorch's oneDNN convolutions skip
    * the reorders around each call: on the 2-core AVX-512 test machine
    * ResNet-18 steps were 3–19% faster in two runs, from 28 px (small stem) to 128 px
-   * (benchmarks/RESULTS.md, "Memory format"). 'auto' is channels_last on the CPU and contiguous
-   * (NCHW) on CUDA, where it has not been measured. Checkpoints and exported
+   * (benchmarks/RESULTS.md, "Memory format"). 'auto' is
+   * `trainingMemoryFormat(device, undefined, precision)`: channels_last on
+   * x86 CPUs with AVX-512 (and with bf16), NCHW on x86 CPUs without it, where
+   * NCHW measured faster, and NCHW on CUDA. Checkpoints and exported
    * weights are NCHW either way. @default 'auto'
    */
   memoryFormat?: MemoryFormat;
+  /**
+   * Train with deterministic kernels: cuDNN in deterministic mode without
+   * autotuning, and LibTorch's deterministic mode, in which an op that has
+   * no deterministic kernel raises rather than runs. On CUDA,
+   * CUBLAS_WORKSPACE_CONFIG is set to ':4096:8' when it is unset. These are
+   * process-wide settings while the run trains; the previous ones come back
+   * when it ends. The CPU path is deterministic either way. Slower on CUDA
+   * (no autotuning). @default false
+   */
+  deterministic?: boolean;
   model?: Partial<ModelOptions>;
   loss?: Partial<LossOptions>;
   /** @default MMCL's cardiac augmentations, output at the input size */
@@ -239,13 +251,15 @@ export interface ResolvedPretrainConfig {
   checkpointEvery: number;
   /** Whether BatchNorm statistics span the ranks (meaningful with distributed only). */
   syncBatchNorm: boolean;
+  /** Deterministic kernels (PretrainOptions.deterministic); absent in configs written before it existed. */
+  deterministic?: boolean;
   /** The process group, or null for one process. */
   distributed: ResolvedDistributed | null;
   data: { n: number; channels: number; height: number; width: number; dtype: ImageDtype; trainRows: number; tabularFeatures: number; cardinalities: number[]; featureNames: string[] | null };
   meta: Record<string, unknown>;
 }
 
-const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'dataThreads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'precision', 'memoryFormat', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta', 'distributed', 'syncBatchNorm'] as const;
+const TOP_KEYS = ['out', 'images', 'tabular', 'labels', 'targets', 'rows', 'initWeights', 'scanImages', 'threads', 'dataThreads', 'mode', 'epochs', 'batchSize', 'seed', 'optimizer', 'lr', 'weightDecay', 'warmupEpochs', 'device', 'precision', 'memoryFormat', 'model', 'loss', 'augment', 'imageSize', 'corruptionRate', 'normalize', 'checkpointEvery', 'resume', 'meta', 'distributed', 'syncBatchNorm', 'deterministic'] as const;
 const MODEL_KEYS = ['arch', 'smallStem', 'tabularHidden', 'tabularLayers', 'projectionHidden', 'projectionDim', 'projectionBatchNorm'] as const;
 const LOSS_KEYS = ['temperature', 'lambda', 'removeFalseNegatives'] as const;
 const DISTRIBUTED_KEYS = ['rank', 'worldSize', 'localRank', 'masterAddr', 'masterPort', 'timeoutSec', 'backend', 'externalStore'] as const;
@@ -392,6 +406,7 @@ export function resolvePretrainOptions(
   if (distributed && !syncBatchNorm && batchSize / distributed.worldSize < 2) {
     throw new ConfigError(`Expected at least 2 images per rank without syncBatchNorm (batch norm needs them) but batchSize ${batchSize} over ${distributed.worldSize} ranks gives ${batchSize / distributed.worldSize}`);
   }
+  const deterministic = is.boolean(options.deterministic ?? false, 'deterministic');
   return {
     version: 1,
     mode,
@@ -416,6 +431,7 @@ export function resolvePretrainOptions(
     initWeights: options.initWeights === undefined ? null : is.string(options.initWeights, 'initWeights'),
     checkpointEvery,
     syncBatchNorm,
+    deterministic,
     distributed,
     data: { ...images, trainRows: images.n, tabularFeatures: 0, cardinalities: [], featureNames: null },
     meta: meta as Record<string, unknown>,

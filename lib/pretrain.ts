@@ -391,6 +391,12 @@ export async function pretrain(options: PretrainOptions, control: PretrainContro
     return out;
 
     async function train(): Promise<void> {
+      // cuBLAS is deterministic only with a fixed workspace, which it reads
+      // from this variable when it first starts in the process (PyTorch's
+      // deterministic mode also refuses cuBLAS calls without it).
+      if (config.deterministic && config.device !== 'cpu' && process.env.CUBLAS_WORKSPACE_CONFIG === undefined) {
+        process.env.CUBLAS_WORKSPACE_CONFIG = ':4096:8';
+      }
       const job = callNative(() => new (native().TrainingJob)(
         { ...config, outDir: out, configJson, initWeights: config.initWeights ?? undefined },
         { images: prepared.images, tabular, labels, targets, rows, scanImages: opts.scanImages ?? true },

@@ -65,6 +65,13 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     c.Set("cachedBytes", Napi::Number::New(env, static_cast<double>(cache.cached_bytes)));
     c.Set("capBytes", Napi::Number::New(env, static_cast<double>(cache.cap_bytes)));
     out.Set("cpuCache", c);
+    // LibTorch's process-wide determinism settings (a deterministic run sets them while it trains).
+    auto& ctx = at::globalContext();
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("algorithms", Napi::Boolean::New(env, ctx.deterministicAlgorithms()));
+    d.Set("cudnn", Napi::Boolean::New(env, ctx.deterministicCuDNN()));
+    d.Set("cudnnBenchmark", Napi::Boolean::New(env, ctx.benchmarkCuDNN()));
+    out.Set("deterministic", d);
     return out;
   });
 }

@@ -52,6 +52,7 @@ train::TrainConfig ReadConfig(const Napi::Object& o) {
   c.out_dir = GetString(o, "outDir");
   c.config_json = GetString(o, "configJson");
   c.sync_batch_norm = Has(o, "syncBatchNorm") && GetBool(o, "syncBatchNorm");
+  c.deterministic = Has(o, "deterministic") && GetBool(o, "deterministic");
   if (Has(o, "distributed") && o.Get("distributed").IsObject()) c.dist = ReadDistConfig(GetObject(o, "distributed"));
   return c;
 }

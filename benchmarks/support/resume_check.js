@@ -22,9 +22,14 @@
  *
  * It also asks for device cuda:99, which no machine has: ERR_CONFIG naming it.
  *
+ * With --deterministic the three runs train with `deterministic: true`, and
+ * the check is the CPU's on any device: full-a and full-b identical byte for
+ * byte, and the resumed run identical to them. It also records LibTorch's
+ * determinism switches during a run (`runtimeInfo().deterministic`).
+ *
  * One JSON line per figure; exit 1 when a check fails.
  *
- *   node benchmarks/support/resume_check.js [--device cuda] [--epochs 3] [--abort 7] [--factor 10] [--keep DIR]
+ *   node benchmarks/support/resume_check.js [--device cuda] [--epochs 3] [--abort 7] [--factor 10] [--deterministic] [--keep DIR]
  */
 'use strict';
 const fs = require('node:fs');
@@ -78,6 +83,7 @@ async function main() {
   const abortAt = Number(arg('abort', '7'));
   const factor = Number(arg('factor', '10'));
   const keep = arg('keep', '');
+  const deterministic = process.argv.includes('--deterministic');
   const { pretrainCohort, runtimeInfo, synthCardiac } = require(path.join(__dirname, '..', '..', 'dist', 'lib', 'index.js'));
   const info = runtimeInfo();
   console.log(JSON.stringify({ figure: 'runtime', device, torch: info.torchVersion ?? info.torch, cuda: info.cudaAvailable, node: process.version }));
@@ -92,6 +98,7 @@ async function main() {
     cohort, batchSize: 8, lr: 1e-3, warmupEpochs: 1, epochs, seed: 7, device,
     model: { arch: 'resnet18', smallStem: true, tabularHidden: 32, tabularLayers: 2, projectionHidden: 32, projectionDim: 16 },
     augment: { rate: 0.95 },
+    ...(deterministic ? { deterministic: true } : {}),
   };
   // A device no machine has is refused by name (test/pipeline.test.ts asks
   // this of `select --device cuda:99` on the CPU build; this is the same
@@ -105,7 +112,8 @@ async function main() {
   const dirs = { a: path.join(root, 'full-a'), b: path.join(root, 'full-b'), cut: path.join(root, 'cut') };
   for (const d of Object.values(dirs)) fs.rmSync(d, { recursive: true, force: true });
   const t0 = Date.now();
-  await pretrainCohort({ ...opts, out: dirs.a });
+  let switches = null;
+  await pretrainCohort({ ...opts, out: dirs.a }, { onProgress: () => { switches ??= runtimeInfo().deterministic ?? null; } });
   await pretrainCohort({ ...opts, out: dirs.b });
   const controller = new AbortController();
   let abortedAt = -1;
@@ -132,16 +140,17 @@ async function main() {
   const maxLossDiff = lossCut.reduce((m, x, i) => Math.max(m, Math.abs(x.loss - (lossA[i]?.loss ?? NaN))), 0);
   const bound = Math.max(noise.rel * factor, 1e-6);
   const ckptBound = Math.max(ckptNoise.rel * factor, 1e-6);
-  const cpu = device === 'cpu';
+  const exact = device === 'cpu' || deterministic;
   const ok = aborted && checkpointLeft && resumed && everyEpochOnce && drift.sameNames && ckptDrift.sameNames
-    && (cpu ? drift.identical && ckptDrift.identical : drift.rel <= bound && ckptDrift.rel <= ckptBound);
+    && (exact ? drift.identical && ckptDrift.identical && (!deterministic || (noise.identical && ckptNoise.identical))
+      : drift.rel <= bound && ckptDrift.rel <= ckptBound);
   console.log(JSON.stringify({
-    figure: 'resume vs uninterrupted', device, epochs, ok,
+    figure: 'resume vs uninterrupted', device, epochs, deterministic, switches_during_run: switches, ok,
     resume_error: resumeError, every_epoch_once: everyEpochOnce,
     encoder: drift && { identical: drift.identical, max_abs_diff: drift.maxDiff, rel: drift.rel },
     checkpoint: ckptDrift && { identical: ckptDrift.identical, max_abs_diff: ckptDrift.maxDiff, rel: ckptDrift.rel },
     run_to_run: { encoder_identical: noise.identical, encoder_rel: noise.rel, checkpoint_identical: ckptNoise.identical, checkpoint_rel: ckptNoise.rel },
-    bound_rel: cpu ? 0 : { encoder: bound, checkpoint: ckptBound }, epoch_loss_max_abs_diff: maxLossDiff,
+    bound_rel: exact ? 0 : { encoder: bound, checkpoint: ckptBound }, epoch_loss_max_abs_diff: maxLossDiff,
     losses_full: lossA.map((m) => m.loss), losses_resumed: lossCut.map((m) => m.loss), seconds: (Date.now() - t0) / 1000,
   }));
   if (!keep) fs.rmSync(root, { recursive: true, force: true });

@@ -69,6 +69,7 @@ export function addTrainCommands(program: Command): void {
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--nproc <n>', 'data-parallel on this machine: start n ranks (child processes, Gloo on CPU); see docs/distributed.md', int('--nproc'))
     .option('--dist-timeout <sec>', 'seconds a rank waits for the others before failing with ERR_DIST (default 60)', float('--dist-timeout'))
+    .option('--deterministic', 'deterministic kernels: cuDNN deterministic without autotuning, ops without a deterministic kernel refused (for reproducible CUDA runs; the CPU is deterministic already)')
     .option('--sync-batch-norm', 'batch norm statistics over all ranks (default for multimodal and simclr)')
     .option('--no-sync-batch-norm', 'batch norm statistics per rank')
     .action(async (o) => {
@@ -79,6 +80,7 @@ export function addTrainCommands(program: Command): void {
         features: featureList(o.features, o.featuresFile),
         model: o.arch ? { arch: o.arch } : undefined,
         syncBatchNorm: o.syncBatchNorm as boolean | undefined,
+        deterministic: o.deterministic as boolean | undefined,
         distributed: o.distTimeout !== undefined ? { timeoutSec: o.distTimeout as number } : undefined,
       });
       const p = mergeConfig(cfg.pretrain ?? {}, flags);

@@ -124,14 +124,41 @@ struct Trainer::Batch {
   torch::Tensor labels_global;
 };
 
+class Trainer::DeterminismScope {
+ public:
+  DeterminismScope() {
+    auto& ctx = at::globalContext();
+    benchmark_ = ctx.benchmarkCuDNN();
+    cudnn_ = ctx.deterministicCuDNN();
+    algorithms_ = ctx.deterministicAlgorithms();
+    warn_only_ = ctx.deterministicAlgorithmsWarnOnly();
+    ctx.setBenchmarkCuDNN(false);
+    ctx.setDeterministicCuDNN(true);
+    ctx.setDeterministicAlgorithms(true, /*warn_only=*/false);
+  }
+  ~DeterminismScope() {
+    auto& ctx = at::globalContext();
+    ctx.setBenchmarkCuDNN(benchmark_);
+    ctx.setDeterministicCuDNN(cudnn_);
+    ctx.setDeterministicAlgorithms(algorithms_, warn_only_);
+  }
+  DeterminismScope(const DeterminismScope&) = delete;
+  DeterminismScope& operator=(const DeterminismScope&) = delete;
+
+ private:
+  bool benchmark_, cudnn_, algorithms_, warn_only_;
+};
+
 Trainer::Trainer(TrainConfig config, TrainData data)
     : config_(std::move(config)), data_(std::move(data)), device_(DeviceFor(config_)) {
   Validate();
   precision_ = ParsePrecision(config_.precision);
-  // Training shapes are fixed, so let cuDNN time its algorithms once per
-  // shape and keep the fastest (torch.backends.cudnn.benchmark); process-wide.
-  // TABSIGHT_CUDNN_BENCHMARK=0 keeps LibTorch's default (off).
-  if (device_.is_cuda()) {
+  if (config_.deterministic) {
+    determinism_ = std::make_unique<DeterminismScope>();
+  } else if (device_.is_cuda()) {
+    // Training shapes are fixed, so let cuDNN time its algorithms once per
+    // shape and keep the fastest (torch.backends.cudnn.benchmark); process-wide.
+    // TABSIGHT_CUDNN_BENCHMARK=0 keeps LibTorch's default (off).
     at::globalContext().setBenchmarkCuDNN(EnvFlag("TABSIGHT_CUDNN_BENCHMARK", true));
   }
   n_ = data_.rows.defined() ? data_.rows.size(0) : data_.images.size(0);

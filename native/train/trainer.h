@@ -67,6 +67,13 @@ struct TrainConfig {
   // BatchNorm layers use the global batch's statistics.
   dist::DistConfig dist;
   bool sync_batch_norm = false;
+  // Deterministic kernels while the trainer lives: cuDNN deterministic and
+  // not autotuned, and LibTorch's deterministic mode, in which an op without
+  // a deterministic kernel raises instead of running. These settings are
+  // process-wide; the trainer puts the previous ones back when it is
+  // destroyed. CUDA's cuBLAS also needs CUBLAS_WORKSPACE_CONFIG set before
+  // its first use in the process (the TypeScript side sets it).
+  bool deterministic = false;
   std::string out_dir;
   std::string config_json;  // the resolved config, stored in checkpoints
 };
@@ -178,9 +185,14 @@ class Trainer {
   // Waits for the write in flight, if any, and rethrows its error.
   void WaitForCheckpoint();
 
+  // LibTorch's process-wide determinism settings, set for this trainer and
+  // restored when it is destroyed (TrainConfig::deterministic).
+  class DeterminismScope;
+
   TrainConfig config_;
   TrainData data_;
   torch::Device device_;
+  std::unique_ptr<DeterminismScope> determinism_;
   Precision precision_ = Precision::kFloat32;
   bool channels_last_ = false;
   Network net_{nullptr};
