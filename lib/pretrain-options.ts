@@ -181,8 +181,8 @@ export interface PretrainOptions {
    * no deterministic kernel raises rather than runs. On CUDA,
    * CUBLAS_WORKSPACE_CONFIG is set to ':4096:8' when it is unset. These are
    * process-wide settings while the run trains; the previous ones come back
-   * when it ends. The CPU path is deterministic either way. Slower on CUDA
-   * (no autotuning). @default false
+   * when it ends. The CPU path is deterministic either way. On CUDA it gives
+   * up cuDNN's autotuner (its cost there has not been measured). @default false
    */
   deterministic?: boolean;
   model?: Partial<ModelOptions>;
