@@ -28,7 +28,7 @@ import { writeFileAtomic, writeFileAtomicSync, makeDirs } from '../io/atomic';
 import * as is from '../validate';
 import { resolveStudy, STUDY_KEYS, trialName, type StudyDefinition, type StudyInfo, type StudyOptions, type StudyPlan } from './plan';
 import { checkSlurmOptions, sbatchScript, type SlurmOptions } from './slurm';
-import { configDiff, newOwner, orphanCheck, StudyStore, type Trial, type TrialKey, type TrialResults, type TrialStatus } from './store';
+import { configDiff, featureListDiff, newOwner, orphanCheck, StudyStore, type Trial, type TrialKey, type TrialResults, type TrialStatus } from './store';
 import { executeTrial, trialRunDir, type TrialControl } from './trial';
 import { runLockOwner } from '../pretrain';
 
@@ -181,6 +181,16 @@ function readJson<T>(file: string): T | undefined {
   }
 }
 
+/**
+ * Refuses a cohort whose tabular features are not those `jobs` (an emitted
+ * study.json in `out`) was planned on: its trials, and any result files,
+ * index those features.
+ */
+export function checkEmittedFeatures(jobs: StudyJobsFile, out: string, features: readonly string[], cohort: string, remedy: string): void {
+  const diff = featureListDiff(jobs.info.features, features);
+  if (diff) throw new ConfigError(`The cohort ${cohort} has other tabular features than when ${out} was emitted (${diff}); ${remedy}`);
+}
+
 /** Reads STUDY/study.json; `use` names what needs it in the error. */
 export function readStudyJobs(out: string, use = '--trial'): StudyJobsFile {
   const file = path.join(path.resolve(out), STUDY_FILE);
@@ -236,6 +246,8 @@ export async function emitStudyJobs(options: StudyOptions, jobs: EmitOptions): P
       const saved = store.getMeta('config') as Record<string, unknown> | undefined;
       const diff = saved && configDiff(saved, plan.config);
       if (diff) throw new ConfigError(`${sqlite} holds a study with ${diff.key} ${diff.saved}, but this study asks for ${diff.asked}; use the same settings, or another --out`);
+      // Its done trials become result files below: they must be of the features the emitted trials will use.
+      store.checkFeatures(plan.info.features, plan.definition.cohort);
     } finally {
       store.close();
     }
@@ -246,9 +258,7 @@ export async function emitStudyJobs(options: StudyOptions, jobs: EmitOptions): P
     const diff = configDiff(previous.config, plan.config);
     if (diff) throw new ConfigError(`${studyFile} holds a study emitted with ${diff.key} ${diff.saved}, but this study asks for ${diff.asked}; use the same settings, or another --out`);
     // Its trials (and any results) are of the cohort's features then; --trial refuses a cohort that changed, and so does a new emit.
-    if (JSON.stringify(previous.info.features) !== JSON.stringify(plan.info.features)) {
-      throw new ConfigError(`The cohort ${plan.definition.cohort} has other tabular features than when ${out} was emitted; emit the study into another --out`);
-    }
+    checkEmittedFeatures(previous, out, plan.info.features, plan.definition.cohort, 'emit the study into another --out');
   }
   const trials: JobTrial[] = previous ? [...previous.trials] : [];
   const have = new Set(trials.map((t) => t.name));
@@ -305,9 +315,7 @@ export async function runStudyTrial(out: string, id: number, control: TrialContr
     return { id, name: trial.name, status: 'skipped', resumed: done.resumed, attempts: done.attempts };
   }
   const plan: StudyPlan = await resolveStudy({ ...jobs.definition, out: root });
-  if (JSON.stringify(plan.names) !== JSON.stringify(jobs.info.features)) {
-    throw new ConfigError(`The cohort ${jobs.definition.cohort} has other tabular features than when ${root} was emitted; emit the study again into another --out`);
-  }
+  checkEmittedFeatures(jobs, root, plan.names, jobs.definition.cohort, 'emit the study again into another --out');
   makeDirs(dir);
   const stateFile = path.join(dir, 'state.json');
   const state: TrialStateFile = readJson<TrialStateFile>(stateFile) ?? { attempts: 0, resumed: false, selection: null };
@@ -391,6 +399,7 @@ export async function mergeStudy(out: string, opts: { report?: boolean } = {}): 
   let summary: MergeSummary;
   try {
     store.checkConfig(jobs.config);
+    store.checkFeatures(jobs.info.features, jobs.definition.cohort);
     const results = jobs.trials.map((t) => ({ t, result: readJson<TrialResultFile>(path.join(trialDir(root, t.name), 'result.json')), error: readJson<{ error: string; attempts: number }>(path.join(trialDir(root, t.name), 'error.json')) }));
     const cache = searchCache(root);
     const evals = cache.keys().map((k) => [k, cache.getSearchEval(k)] as const);

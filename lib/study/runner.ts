@@ -7,6 +7,7 @@
  * died is claimed again and its pretraining resumes from its checkpoint.
  * (To run the trials as scheduler jobs instead, see lib/study/jobs.ts.)
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AbortError } from '../errors';
 import * as is from '../validate';
@@ -14,7 +15,7 @@ import { ALL_FEATURES, IMAGE_ONLY } from './objective';
 import { resolveStudy, trialName, type StudyOptions } from './plan';
 import { activeTokens, newOwner, orphanCheck, StudyStore, type Trial } from './store';
 import { executeTrial, trialRunDir } from './trial';
-import { readTrialFiles, writeLocalResult } from './jobs';
+import { checkEmittedFeatures, readStudyJobs, readTrialFiles, writeLocalResult } from './jobs';
 
 export { ALL_FEATURES, IMAGE_ONLY, trialName, type StudyOptions };
 
@@ -44,6 +45,10 @@ export async function runStudy(options: StudyOptions, control: StudyControl = {}
   const { out, keys } = plan;
   const log = control.log ?? (() => undefined);
 
+  // An emitted array's result files, which this study takes in, index the features it was planned on.
+  if (fs.existsSync(path.join(out, 'study.json'))) {
+    checkEmittedFeatures(readStudyJobs(out, 'a study'), out, plan.info.features, plan.definition.cohort, 'run this study into another --out');
+  }
   const store = StudyStore.open(path.join(out, 'study.sqlite'));
   const owner = newOwner();
   activeTokens.add(owner.token);
@@ -51,6 +56,8 @@ export async function runStudy(options: StudyOptions, control: StudyControl = {}
   beat.unref();
   try {
     store.checkConfig(plan.config);
+    // Its done trials index the features they were planned on.
+    store.checkFeatures(plan.info.features, plan.definition.cohort);
     store.setMeta('info', plan.info);
     store.addTrials(keys);
     const retried = store.retryFailed();

@@ -166,6 +166,18 @@ export class StudyStore {
     }).immediate();
   }
 
+  /**
+   * Refuses a cohort whose tabular features are not the ones this store's
+   * study was planned on (meta.info.features), before anything is written.
+   * A store without that record (a new one) passes.
+   */
+  checkFeatures(features: readonly string[], cohort: string): void {
+    const info = this.getMeta('info') as { features?: unknown } | undefined;
+    if (!info || !Array.isArray(info.features)) return;
+    const diff = featureListDiff(info.features as string[], features);
+    if (diff) throw new ConfigError(`${this.file} holds a study planned on other tabular features than the cohort ${cohort} has now (${diff}); its trials' selections and results index those features, so run this study into another --out`);
+  }
+
   /** Adds the trials that are missing (existing keys are left as they are). */
   addTrials(keys: (TrialKey & { ord: number })[]): void {
     const ins = this.#db.prepare('INSERT OR IGNORE INTO trials (method, k, seed, ord) VALUES (?, ?, ?, ?)');
@@ -268,6 +280,30 @@ export function configDiff(saved: Record<string, unknown>, asked: Record<string,
     if (a !== b) return { key, saved: a, asked: b };
   }
   return undefined;
+}
+
+/**
+ * How the cohort's tabular features now (`now`) differ from those a study
+ * was planned on (`then`), in words for an error; undefined when they are
+ * the same list in the same order. A study's trials, selections and results
+ * index the features it was planned on, so they cannot be mixed with trials
+ * of another feature list.
+ */
+export function featureListDiff(then: readonly string[], now: readonly string[]): string | undefined {
+  if (then.length === now.length && then.every((f, i) => f === now[i])) return undefined;
+  const before = new Set(then);
+  const after = new Set(now);
+  const added = now.filter((f) => !before.has(f));
+  const gone = then.filter((f) => !after.has(f));
+  const list = (xs: string[]) => xs.slice(0, 5).map((x) => JSON.stringify(x)).join(', ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  const parts: string[] = [];
+  if (added.length) parts.push(`new column${added.length > 1 ? 's' : ''} ${list(added)}`);
+  if (gone.length) parts.push(`no column${gone.length > 1 ? 's' : ''} ${list(gone)}`);
+  const counts = `${now.length} feature${now.length === 1 ? '' : 's'} where the study had ${then.length}`;
+  if (parts.length) return `${counts}: ${parts.join('; ')}`;
+  if (then.length !== now.length) return counts; // a repeated name
+  const i = then.findIndex((f, j) => f !== now[j]);
+  return `the same features in another order (column ${i} is ${JSON.stringify(now[i])} where the study had ${JSON.stringify(then[i])})`;
 }
 
 let tokenCounter = 0;
