@@ -151,7 +151,7 @@ async function main() {
     const b = c.timeFigure(`pytorch epoch (DataLoader num_workers=${hello.num_workers}, ${o.pyBackend} transforms)`, timedPy, images);
     c.emit({ ...a, all_s: ours.map((v) => c.round(v)), stopped_s: pauses.map(([s0, s1]) => c.round(s1 - s0)) });
     c.emit({ ...b, all_s: timedPy.map((v) => c.round(v)), warmup_s: c.round(theirs[0]) });
-    c.emit({ figure: 'ratio (pytorch median / tabsight median)', ratio: c.round(c.median(timedPy) / c.median(ours), 3), target: 1.1, loadavg_end: c.loadavg() });
+    c.emit({ figure: 'ratio (pytorch median / tabsight median)', ratio: c.round(c.median(timedPy) / c.median(ours)), target: 1.1, loadavg_end: c.loadavg() });
     // Ours' stamps come when an epoch's progress event arrives, and the trainer holds events back while a
     // checkpoint is written in the background (docs/api.md, onProgress): one stamp can come some steps into
     // the next epoch, which moves time from one rep to the next. Their sum, from the warm-up epoch's end to

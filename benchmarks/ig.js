@@ -138,7 +138,7 @@ async function main() {
     c.emit({ ...c.timeFigure('pytorch Captum-style IG loop', p, n), internal_batch_size: ibsPy });
     if (pAtOurs.length) c.emit({ ...c.timeFigure("pytorch Captum-style IG loop at tabsight's internal batch", pAtOurs, n), internal_batch_size: ibs });
     const equal = pAtOurs.length ? c.median(pAtOurs) : c.median(p);
-    c.emit({ figure: o.tune ? 'ratio (pytorch median / tabsight median, each at its fastest internal batch)' : `ratio (pytorch median / tabsight median, internal batch ${ibs} for both)`, ratio: c.round(c.median(p) / c.median(a), 3), ratio_equal_internal_batch: c.round(equal / c.median(a), 3), target: 1.2, loadavg_end: c.loadavg() });
+    c.emit({ figure: o.tune ? 'ratio (pytorch median / tabsight median, each at its fastest internal batch)' : `ratio (pytorch median / tabsight median, internal batch ${ibs} for both)`, ratio: c.round(c.median(p) / c.median(a)), ratio_equal_internal_batch: c.round(equal / c.median(a)), target: 1.2, loadavg_end: c.loadavg() });
     const oursDelta = Array.from(first.r.delta ?? []);
     c.emit({
       figure: 'attribution difference (tabsight vs pytorch)', max_abs_diff: c.round(maxDiff, 3), max_abs_attribution: c.round(maxAbs, 3), relative: c.round(maxDiff / maxAbs, 3),
