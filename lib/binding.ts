@@ -33,12 +33,14 @@ export interface RuntimeInfo {
   };
   /**
    * The 3×3 stride-1 convolutions of training and of Integrated Gradients
-   * as oneDNN Winograd kernels (native/models/winograd_conv.h): whether
-   * this build can (`available`, else `reason`), whether it may (`enabled`;
-   * TABSIGHT_WINOGRAD=0 turns it off), and how many convolutions ran that
-   * way in this process (`calls`).
+   * as Winograd F(4×4, 3×3) (native/models/winograd_conv.h): whether this
+   * build can (`available`, else `reason`), with which kernels (`kernel`:
+   * 'onednn', oneDNN's AVX-512 kernels; 'tabsight', tabsight's own AVX2 + FMA
+   * kernels; '' when none), whether it may (`enabled`; TABSIGHT_WINOGRAD=0
+   * turns it off), and how many convolutions ran that way in this process
+   * (`calls`).
    */
-  winograd: { available: boolean; enabled: boolean; reason: string; calls: number };
+  winograd: { available: boolean; kernel: '' | 'onednn' | 'tabsight'; enabled: boolean; reason: string; calls: number };
   /**
    * LibTorch's process-wide determinism switches: deterministic algorithms,
    * deterministic cuDNN, and cuDNN's autotuner. A run with `deterministic:

@@ -25,13 +25,31 @@ export function cpuFlags(): ReadonlySet<string> | null {
 }
 
 /**
+ * Whether training's 3×3 convolutions on the CPU run by Winograd in this
+ * process (`runtimeInfo().winograd`: available and enabled).
+ */
+export function cpuWinograd(): boolean {
+  // Required here, not at the top: binding.ts imports this module.
+  const { native } = require('./binding') as typeof import('./binding');
+  const w = native().runtimeInfo().winograd;
+  return w.available && w.enabled;
+}
+
+/**
  * The layout `memoryFormat: 'auto'` trains in on `device`.
  * - CUDA: NCHW ('contiguous'), the layout measured there.
  * - An x86 CPU with AVX-512: channels_last. It measured 3–22% faster in
  *   the ResNet-18 step on two AVX-512 VMs (benchmarks/RESULTS.md, "Memory
  *   format" and the full runs' "memory format gain").
- * - An x86 CPU without AVX-512: NCHW. On an AVX2 EPYC, NCHW was faster in
- *   5 of 5 paired rounds, by 6–13% (RESULTS.md, 2026-11-28).
+ * - An x86 CPU without AVX-512, where tabsight's own Winograd kernels run
+ *   (`winograd`: AVX2 and FMA, `TABSIGHT_WINOGRAD` not 0): channels_last.
+ *   Those kernels read and write channels innermost, so NCHW pays a
+ *   conversion on each side of every 3×3 layer; on the AVX2 EPYC the step
+ *   was 8.5% faster in channels_last (RESULTS.md, 2026-11-28, twenty-fourth
+ *   session).
+ * - An x86 CPU without AVX-512 or Winograd: NCHW. On the AVX2 EPYC, with
+ *   LibTorch's direct convolutions, NCHW was faster in 5 of 5 paired
+ *   rounds, by 6–13% (RESULTS.md, 2026-11-28).
  *   That was measured in fp32. With `precision: 'bf16'` the CPU keeps
  *   channels_last: on that EPYC, LibTorch 1.13's NCHW bf16 convolutions put
  *   the first step's loss 6.8% from fp32's, against the ≤ 2% that
@@ -42,10 +60,11 @@ export function trainingMemoryFormat(
   device: string,
   flags: ReadonlySet<string> | null = cpuFlags(),
   precision: 'fp32' | 'bf16' = 'fp32',
+  winograd: boolean = device === 'cpu' && cpuWinograd(),
 ): 'channels_last' | 'contiguous' {
   if (device !== 'cpu') return 'contiguous';
   if (flags === null || precision === 'bf16') return 'channels_last';
-  return flags.has('avx512f') ? 'channels_last' : 'contiguous';
+  return flags.has('avx512f') || winograd ? 'channels_last' : 'contiguous';
 }
 
 /**

@@ -1,6 +1,6 @@
 /** tabsight's public API. */
 export * from './errors';
-export { cpuFlags, embeddingMemoryFormat, trainingMemoryFormat } from './cpu';
+export { cpuFlags, cpuWinograd, embeddingMemoryFormat, trainingMemoryFormat } from './cpu';
 export { native as _native, packageRoot, runtimeInfo } from './binding';
 export type { RuntimeInfo } from './binding';
 export * from './augment';

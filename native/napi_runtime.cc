@@ -48,9 +48,11 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     out.Set("hardwareConcurrency", Napi::Number::New(env, std::thread::hardware_concurrency()));
     out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
     out.Set("blasCore", Napi::String::New(env, OpenBlasCore()));
-    // Training's 3×3 convolutions as oneDNN Winograd (models/winograd_conv.h).
+    // Training's 3×3 convolutions by Winograd (models/winograd_conv.h): oneDNN's
+    // kernels or tabsight's own.
     Napi::Object w = Napi::Object::New(env);
     w.Set("available", Napi::Boolean::New(env, models::WinogradAvailable()));
+    w.Set("kernel", Napi::String::New(env, models::WinogradKernel()));
     w.Set("enabled", Napi::Boolean::New(env, models::WinogradConvEnabled()));
     w.Set("reason", Napi::String::New(env, models::WinogradUnavailableReason()));
     w.Set("calls", Napi::Number::New(env, static_cast<double>(models::WinogradConvCalls())));

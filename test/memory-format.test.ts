@@ -7,7 +7,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { pretrain, loadRun, randomRun, ConfigError, embeddingMemoryFormat, trainingMemoryFormat } from '../lib/index';
+import { pretrain, loadRun, randomRun, ConfigError, embeddingMemoryFormat, trainingMemoryFormat, _native } from '../lib/index';
 import { readSafetensors } from '../lib/io/safetensors';
 import { toyCohort, tinyModel } from './helpers/toy';
 
@@ -39,10 +39,14 @@ const maxRel = (a: Float32Array, b: Float32Array) => {
   return m / Math.max(s, 1e-30);
 };
 
-t.test("'auto' layout rule: channels_last on x86 with AVX-512, NCHW on x86 without it and on CUDA", async (t) => {
+t.test("'auto' layout rule: channels_last on x86 with AVX-512 or tabsight's Winograd kernels, NCHW on x86 without both and on CUDA", async (t) => {
   t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx2', 'avx512f', 'avx512bw'])), 'channels_last');
-  t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx', 'f16c', 'avx2'])), 'contiguous', 'the AVX2 EPYC');
-  t.equal(trainingMemoryFormat('cpu', new Set(['avx2', 'avx_vnni'])), 'contiguous', 'AVX-VNNI is not AVX-512');
+  t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx', 'f16c', 'avx2']), 'fp32', false), 'contiguous', 'the AVX2 EPYC with direct convolutions');
+  t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx', 'f16c', 'avx2']), 'fp32', true), 'channels_last', "the AVX2 EPYC with tabsight's Winograd kernels");
+  t.equal(trainingMemoryFormat('cpu', new Set(['avx2', 'avx_vnni']), 'fp32', false), 'contiguous', 'AVX-VNNI is not AVX-512');
+  t.equal(trainingMemoryFormat('cpu', new Set(['avx512f']), 'fp32', false), 'channels_last', 'AVX-512 with Winograd off');
+  const w = _native().runtimeInfo().winograd;
+  t.equal(trainingMemoryFormat('cpu', new Set(['fma', 'avx2'])), w.available && w.enabled ? 'channels_last' : 'contiguous', 'the default reads this process\'s Winograd state');
   t.equal(trainingMemoryFormat('cpu', null), 'channels_last', 'no x86 flags: unmeasured, the earlier default');
   t.equal(trainingMemoryFormat('cuda', new Set(['avx512f'])), 'contiguous');
   t.equal(trainingMemoryFormat('cuda:1', null), 'contiguous');
@@ -79,11 +83,15 @@ t.test('channels_last takes the same step as NCHW to float32 rounding; config.js
   // convolutions' rounding (relative 1e-7 per value; 1e-5 bounds it through
   // the network).
   t.ok(Math.abs(nhwc[0] - nchw[0]) <= 1e-5 * Math.abs(nchw[0]), `loss ${nhwc[0]} vs ${nchw[0]}`);
-  // 'auto' on the CPU: channels_last with AVX-512, NCHW without (lib/cpu.ts).
-  // The oracle reads /proc/cpuinfo itself.
+  // 'auto' on the CPU: channels_last with AVX-512 or tabsight's own Winograd
+  // kernels (AVX2 and FMA, unless the environment turns them off), NCHW
+  // without both (lib/cpu.ts). The oracle reads /proc/cpuinfo and the
+  // environment itself.
   const flags = process.platform === 'linux' && process.arch === 'x64' ? /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] : undefined;
-  const expected = flags !== undefined && !/(^|\s)avx512f(\s|$)/.test(flags) ? 'contiguous' : 'channels_last';
-  t.equal(trainingMemoryFormat('cpu'), expected, `this CPU ${flags === undefined ? 'has no x86 flags' : /avx512f/.test(flags) ? 'has AVX-512' : 'has no AVX-512'}`);
+  const has = (f: string) => flags !== undefined && new RegExp(`(^|\\s)${f}(\\s|$)`).test(flags);
+  const ownWinograd = has('avx2') && has('fma') && process.env.TABSIGHT_WINOGRAD !== '0' && process.env.TABSIGHT_WINOGRAD_KERNEL !== 'onednn';
+  const expected = flags !== undefined && !has('avx512f') && !ownWinograd ? 'contiguous' : 'channels_last';
+  t.equal(trainingMemoryFormat('cpu'), expected, `this CPU ${flags === undefined ? 'has no x86 flags' : has('avx512f') ? 'has AVX-512' : ownWinograd ? "runs tabsight's Winograd kernels" : 'has neither AVX-512 nor Winograd'}`);
   t.same(auto, expected === 'channels_last' ? nhwc : nchw, `'auto' trains exactly as ${expected} on this CPU`);
   const cfg = (d: string) => JSON.parse(fs.readFileSync(path.join(root, d, 'config.json'), 'utf8'));
   t.equal(cfg('nchw').memoryFormat, 'contiguous');

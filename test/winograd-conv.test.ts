@@ -1,5 +1,6 @@
-// Training's 3×3 stride-1 convolutions as oneDNN Winograd F(4×4, 3×3)
-// (native/models/winograd_conv.h).
+// Training's 3×3 stride-1 convolutions as Winograd F(4×4, 3×3)
+// (native/models/winograd_conv.h): oneDNN's kernels on AVX-512, tabsight's
+// own (native/models/winograd_f43.h) on AVX2 + FMA.
 // - Against float64: the native probe _winogradProbe runs the Winograd node,
 //   LibTorch's float32 conv2d and the same conv2d in float64 on the same
 //   inputs, forward and backward. The float64 run is the oracle.
@@ -15,6 +16,8 @@ import { awaitNative, callNative } from '../lib/errors';
 import { readSafetensors } from '../lib/io/safetensors';
 import { oneStepOptions } from './helpers/toy';
 import { checkSwitch } from './helpers/switch';
+import { spawnSync } from 'node:child_process';
+import { cpuFlags } from '../lib/cpu';
 
 const info = _native().runtimeInfo().winograd;
 // setup.sh installs libdnnl-dev; where its headers are, the build must have found them.
@@ -26,6 +29,32 @@ t.test('runtimeInfo().winograd says whether this build has the Winograd path', a
   if (expected) t.ok(info.available || /no Winograd convolution for this CPU/.test(info.reason), `available with oneDNN's headers installed, or oneDNN declines this CPU (${info.reason || 'available'})`);
   if (!info.available) t.match(info.reason, /oneDNN/, `reason: ${info.reason}`);
   else t.equal(info.reason, '');
+  t.equal(info.kernel === '', !info.available, `kernel '${info.kernel}' is empty exactly when none is available`);
+  const flags = cpuFlags();
+  if (flags !== null && flags.has('avx2') && flags.has('fma')) {
+    t.ok(info.available, "x86 with AVX2 and FMA: tabsight's own kernels at least");
+    // oneDNN 2.x's Winograd kernels are AVX-512 only.
+    if (!flags.has('avx512f')) t.equal(info.kernel, 'tabsight', 'without AVX-512 the kernels are tabsight\'s own');
+  }
+});
+
+t.test('TABSIGHT_WINOGRAD_KERNEL asks for one kernel; one that is not there leaves none, and says why', async (t) => {
+  const code = "console.log(JSON.stringify(require('.')._native().runtimeInfo().winograd))";
+  const run = (value: string) => {
+    const r = spawnSync(process.execPath, ['-e', code], { cwd: path.join(__dirname, '..'), env: { ...process.env, TABSIGHT_WINOGRAD_KERNEL: value }, encoding: 'utf8' });
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as typeof info;
+  };
+  const flags = cpuFlags();
+  const own = flags !== null && flags.has('avx2') && flags.has('fma');
+  const ours = run('tabsight');
+  if (own) t.same([ours.available, ours.kernel, ours.reason], [true, 'tabsight', ''], 'tabsight: its own kernels');
+  else t.same([ours.available, ours.kernel], [false, ''], `tabsight on a CPU without AVX2 and FMA: none (${ours.reason})`);
+  const theirs = run('onednn');
+  if (theirs.available) t.equal(theirs.kernel, 'onednn', 'onednn: oneDNN\'s kernels where it has them');
+  else t.match(theirs.reason, /TABSIGHT_WINOGRAD_KERNEL=onednn/, `onednn where oneDNN has none: none, and the reason names the variable (${theirs.reason})`);
+  if (info.kernel === 'tabsight') t.equal(theirs.available, false, 'this process chose tabsight\'s kernels, so oneDNN has none here');
+  const auto = run('');
+  t.same([auto.available, auto.kernel], [info.available, info.kernel], 'unset: the same choice as this process');
 });
 
 type Gap = { winograd: number; torch: number; scale: number };

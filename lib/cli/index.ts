@@ -37,10 +37,10 @@ export function buildProgram(): Command {
     .action(() => {
       const info = native().runtimeInfo();
       const backends = native().distributedBackends() as { gloo: boolean; nccl: boolean };
-      const { available, enabled, reason } = info.winograd;
+      const { available, kernel, enabled, reason } = info.winograd;
       process.stdout.write(JSON.stringify({
         torch: info.torchVersion, cuda: info.cudaAvailable, gpus: info.cudaDeviceCount, threads: info.threads, cores: info.hardwareConcurrency, distributed: backends,
-        blasCore: info.blasCore, winograd: { available, enabled, ...(reason ? { reason } : {}) }, cpuCache: { enabled: info.cpuCache.enabled, capBytes: info.cpuCache.capBytes },
+        blasCore: info.blasCore, winograd: { available, ...(kernel ? { kernel } : {}), enabled, ...(reason ? { reason } : {}) }, cpuCache: { enabled: info.cpuCache.enabled, capBytes: info.cpuCache.capBytes },
       }, null, 2) + '\n');
     });
 

@@ -62,7 +62,7 @@ FoldedResNet::Conv FoldConvBatchNorm(nn::Conv2dImpl& conv, nn::BatchNorm2dImpl& 
 
 torch::Tensor FoldedResNet::Conv::operator()(const torch::Tensor& x) const {
   if (winograd) {
-    auto y = FoldedConv3x3(x, weight, bias);
+    auto y = FoldedConv3x3(x, weight, bias, prepared.get());
     if (y.defined()) return y;
   }
   return torch::conv2d(x, weight, bias, stride, padding, dilation, groups);

@@ -24,6 +24,10 @@
 
 #include <torch/torch.h>
 
+#include <memory>
+
+#include "models/winograd_conv.h"
+
 #include <vector>
 
 #include "models/resnet.h"
@@ -56,6 +60,9 @@ class FoldedResNet {
     std::vector<int64_t> stride{1, 1}, padding{0, 0}, dilation{1, 1};
     int64_t groups = 1;
     bool winograd = false;
+    // Its transformed weights for tabsight's own Winograd kernels (made at
+    // first use; copies of this Conv share them, as they share `weight`).
+    std::shared_ptr<WinogradWeights> prepared = std::make_shared<WinogradWeights>();
     torch::Tensor operator()(const torch::Tensor& x) const;
   };
 

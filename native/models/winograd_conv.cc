@@ -11,6 +11,7 @@
 #include "common/env.h"
 #include "common/error.h"
 #include "common/layout.h"
+#include "models/winograd_f43.h"
 
 #ifdef TABSIGHT_WITH_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
@@ -45,15 +46,16 @@ bool Qualifies(const torch::Tensor& x, const torch::Tensor& weight) {
   return weight.size(1) == c && weight.size(2) == 3 && weight.size(3) == 3 && c % 16 == 0 && o % 16 == 0;
 }
 
-#ifdef TABSIGHT_WITH_DNNL
-
 // Where Convolve and FoldedConv3x3 take the node: both spatial sides at
-// least 4, oneDNN's output tile. On a smaller map the tile is mostly padding
-// and saves no multiplications: at ResNet-18's 2×2 maps (64 px images, batch
-// 64) forward and backward ran 0.62–0.71× LibTorch's speed, against
-// 1.23–1.57× on 4×4 to 16×16 maps (benchmarks/support/winograd_ops.js
-// --size 64). WinogradConv3x3 itself takes any size.
+// least 4, the output tile of both kernels. On a smaller map the tile is
+// mostly padding and saves no multiplications: at ResNet-18's 2×2 maps (64 px
+// images, batch 64) oneDNN's forward and backward ran 0.62–0.71× LibTorch's
+// speed, against 1.23–1.57× on 4×4 to 16×16 maps
+// (benchmarks/support/winograd_ops.js --size 64). WinogradConv3x3 itself
+// takes any size.
 bool WorthTiling(const torch::Tensor& x) { return x.size(2) >= 4 && x.size(3) >= 4; }
+
+#ifdef TABSIGHT_WITH_DNNL
 
 using dnnl::memory;
 using Dims = memory::dims;
@@ -244,6 +246,8 @@ bool ProbeAvailable(std::string* reason) {
   return false;
 }
 
+#endif  // TABSIGHT_WITH_DNNL
+
 // A module whose forward Convolve may replace: training mode, 3×3, stride 1,
 // padding 1, no dilation, groups, bias or padding mode other than zeros.
 bool TrainingConv3x3(const torch::nn::Conv2dImpl& conv) {
@@ -260,26 +264,103 @@ bool TrainingConv3x3(const torch::nn::Conv2dImpl& conv) {
   return pad != nullptr && (**pad)[0] == 1 && (**pad)[1] == 1;
 }
 
-#endif  // TABSIGHT_WITH_DNNL
+// tabsight's own F(4×4, 3×3) kernels (models/winograd_f43.h) as an autograd
+// node: forward and input gradient by Winograd, the weight gradient by
+// LibTorch's convolution_backward. `prepared` holds the transformed weights
+// when the caller keeps them (the folded convolutions of Integrated
+// Gradients); null, they are made from `weight` at each call, as in
+// training, where the weights change every step.
+class OwnFunction : public torch::autograd::Function<OwnFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const WinogradWeights* prepared) {
+    auto y = f43::Convolve(x, prepared != nullptr ? prepared->u : f43::TransformWeights(weight), LayoutOf(x));
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["prepared"] = prepared != nullptr;
+    if (prepared != nullptr) ctx->saved_data["adjoint"] = prepared->adjoint;
+    return y;
+  }
 
-const std::string& Unavailable() {
-  static const std::string reason = [] {
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    if (torch::GradMode::is_enabled()) {
+      Fail(ErrorCode::kTorch,
+           "The Winograd convolution has no double backward (create_graph); set TABSIGHT_WINOGRAD=0 to use "
+           "LibTorch's convolution");
+    }
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];
+    const torch::Tensor& weight = saved[1];
+    torch::autograd::variable_list out(3);
+    if (!grads[0].defined()) return out;
+    const torch::Tensor& dy = grads[0];
+    if (ctx->needs_input_grad(0)) {
+      const torch::Tensor adjoint = ctx->saved_data["prepared"].toBool() ? ctx->saved_data["adjoint"].toTensor()
+                                                                         : f43::TransformWeightsAdjoint(weight);
+      out[0] = f43::Convolve(dy, adjoint, LayoutOf(x));
+    }
+    if (ctx->needs_input_grad(1)) {
+      auto grads_in = at::convolution_backward(dy, x, weight, c10::nullopt, {1, 1}, {1, 1}, {1, 1}, false, {0, 0}, 1,
+                                               {false, true, false});
+      out[1] = std::get<1>(grads_in).contiguous(LayoutOf(weight));
+    }
+    return out;
+  }
+};
+
+enum class Kernel { kNone, kOneDnn, kOwn };
+
+struct Choice {
+  Kernel kernel = Kernel::kNone;
+  std::string reason;  // why none, when kNone
+};
+
+// The kernel this process uses, chosen once: oneDNN's where it has one for
+// this CPU (AVX-512), else tabsight's own (AVX2 and FMA).
+// TABSIGHT_WINOGRAD_KERNEL=tabsight or =onednn asks for one of them (to
+// compare them on a CPU that has both); the one asked for must be there.
+const Choice& Chosen() {
+  static const Choice choice = [] {
+    const char* env = std::getenv("TABSIGHT_WINOGRAD_KERNEL");
+    const std::string want = env == nullptr ? "" : env;
+    Choice c;
+    std::string onednn;
 #ifdef TABSIGHT_WITH_DNNL
-    std::string r;
-    ProbeAvailable(&r);
-    return r;
+    if (want != "tabsight" && ProbeAvailable(&onednn)) {
+      c.kernel = Kernel::kOneDnn;
+      return c;
+    }
+    if (want == "tabsight") onednn = "TABSIGHT_WINOGRAD_KERNEL=tabsight";
 #else
-    return std::string("the addon was built without oneDNN 2.x's headers (libdnnl-dev; cmake/OneDnn.cmake)");
+    onednn = "the addon was built without oneDNN 2.x's headers (libdnnl-dev; cmake/OneDnn.cmake)";
 #endif
+    if (want != "onednn" && f43::Supported()) {
+      c.kernel = Kernel::kOwn;
+      return c;
+    }
+    c.reason = onednn + (want == "onednn" ? " (TABSIGHT_WINOGRAD_KERNEL=onednn)"
+                                          : "; tabsight's own Winograd kernels need an x86-64 CPU with AVX2 and FMA");
+    return c;
   }();
-  return reason;
+  return choice;
 }
 
 }  // namespace
 
-bool WinogradAvailable() { return Unavailable().empty(); }
+bool WinogradAvailable() { return Chosen().kernel != Kernel::kNone; }
 
-std::string WinogradUnavailableReason() { return Unavailable(); }
+std::string WinogradUnavailableReason() { return Chosen().reason; }
+
+std::string WinogradKernel() {
+  switch (Chosen().kernel) {
+    case Kernel::kOneDnn:
+      return "onednn";
+    case Kernel::kOwn:
+      return "tabsight";
+    default:
+      return "";
+  }
+}
 
 bool WinogradConvEnabled() { return Switch().Enabled(); }
 
@@ -293,7 +374,8 @@ torch::Tensor WinogradConv3x3(const torch::Tensor& x, const torch::Tensor& weigh
                             "3, 3] with C and O multiples of 16, but received x " +
                                 c10::str(x.sizes()) + " and weight " + c10::str(weight.sizes()));
   }
-  if (!WinogradAvailable()) Fail(ErrorCode::kConfig, "Winograd convolutions are unavailable: " + Unavailable());
+  if (!WinogradAvailable()) Fail(ErrorCode::kConfig, "Winograd convolutions are unavailable: " + Chosen().reason);
+  if (Chosen().kernel == Kernel::kOwn) return OwnFunction::apply(x, weight, nullptr);
 #ifdef TABSIGHT_WITH_DNNL
   if (!PrimitivesFor(KeyOf(x, weight))) {
     Fail(ErrorCode::kConfig, "oneDNN has no Winograd convolution for x " + c10::str(x.sizes()));
@@ -304,40 +386,58 @@ torch::Tensor WinogradConv3x3(const torch::Tensor& x, const torch::Tensor& weigh
 #endif
 }
 
-#ifdef TABSIGHT_WITH_DNNL
 namespace {
 
-// Whether Convolve and FoldedConv3x3 run conv2d(x, weight, stride 1, padding
-// 1) by the node: the path is on, the shapes qualify and are worth tiling,
-// and oneDNN has a kernel for them.
-bool TakesNode(const torch::Tensor& x, const torch::Tensor& weight) {
-  return WinogradConvEnabled() && Qualifies(x, weight) && WorthTiling(x) && WinogradAvailable() &&
-         PrimitivesFor(KeyOf(x, weight));
+// Which kernel Convolve and FoldedConv3x3 run conv2d(x, weight, stride 1,
+// padding 1) by: none unless the path is on and the shapes qualify and are
+// worth tiling, and (for oneDNN) it has a kernel for them.
+Kernel KernelFor(const torch::Tensor& x, const torch::Tensor& weight) {
+  if (!WinogradConvEnabled() || !Qualifies(x, weight) || !WorthTiling(x)) return Kernel::kNone;
+  const Kernel k = Chosen().kernel;
+#ifdef TABSIGHT_WITH_DNNL
+  if (k == Kernel::kOneDnn && !PrimitivesFor(KeyOf(x, weight))) return Kernel::kNone;
+#endif
+  return k;
 }
 
 }  // namespace
-#endif
 
-torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-#ifdef TABSIGHT_WITH_DNNL
-  if (TakesNode(x, weight)) {
-    calls.fetch_add(1, std::memory_order_relaxed);
-    auto y = WinogradFunction::apply(x, weight);
-    // In place: the node saves its input and weight, not its output.
-    return bias.defined() ? y.add_(bias.view({1, -1, 1, 1})) : y;
+torch::Tensor FoldedConv3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                            WinogradWeights* prepared) {
+  const Kernel k = KernelFor(x, weight);
+  if (k == Kernel::kNone) return torch::Tensor();
+  calls.fetch_add(1, std::memory_order_relaxed);
+  torch::Tensor y;
+  if (k == Kernel::kOwn) {
+    if (prepared != nullptr) {
+      std::call_once(prepared->once, [&] {
+        prepared->u = f43::TransformWeights(weight);
+        prepared->adjoint = f43::TransformWeightsAdjoint(weight);
+      });
+    }
+    y = OwnFunction::apply(x, weight, prepared);
   }
+#ifdef TABSIGHT_WITH_DNNL
+  if (k == Kernel::kOneDnn) y = WinogradFunction::apply(x, weight);
 #endif
-  return torch::Tensor();
+  // In place: the node saves its input and weight, not its output.
+  return bias.defined() ? y.add_(bias.view({1, -1, 1, 1})) : y;
 }
 
 torch::Tensor Convolve(torch::nn::Conv2d& conv, const torch::Tensor& x) {
+  if (!TrainingConv3x3(*conv)) return conv(x);
+  switch (KernelFor(x, conv->weight)) {
+    case Kernel::kOwn:
+      calls.fetch_add(1, std::memory_order_relaxed);
+      return OwnFunction::apply(x, conv->weight, nullptr);
 #ifdef TABSIGHT_WITH_DNNL
-  if (TrainingConv3x3(*conv) && TakesNode(x, conv->weight)) {
-    calls.fetch_add(1, std::memory_order_relaxed);
-    return WinogradFunction::apply(x, conv->weight);
-  }
+    case Kernel::kOneDnn:
+      calls.fetch_add(1, std::memory_order_relaxed);
+      return WinogradFunction::apply(x, conv->weight);
 #endif
-  return conv(x);
+    default:
+      return conv(x);
+  }
 }
 
 }  // namespace tabsight::models
