@@ -121,7 +121,8 @@ t.test('a merge refuses a store planned on other features than study.json', asyn
   s.close();
   await t.rejects(mergeStudy(out, { report: false }), {
     code: 'ERR_CONFIG',
-    message: `holds a study planned on other tabular features than the cohort ${cohort} has now (the same features in another order (column 0 is "${f0}" where the study had "${f1}"))`,
+    // The features compared are study.json's, and the message says so.
+    message: `holds a study planned on other tabular features than ${path.join(out, 'study.json')} records (the same features in another order (column 0 is "${f0}" where the study had "${f1}"))`,
   });
   t.same(storeMeta(out).info.features, [f1, f0, ...rest], 'the store is left as it was');
 });

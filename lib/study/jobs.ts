@@ -247,7 +247,7 @@ export async function emitStudyJobs(options: StudyOptions, jobs: EmitOptions): P
       const diff = saved && configDiff(saved, plan.config);
       if (diff) throw new ConfigError(`${sqlite} holds a study with ${diff.key} ${diff.saved}, but this study asks for ${diff.asked}; use the same settings, or another --out`);
       // Its done trials become result files below: they must be of the features the emitted trials will use.
-      store.checkFeatures(plan.info.features, plan.definition.cohort);
+      store.checkFeatures(plan.info.features, `the cohort ${plan.definition.cohort} has now`);
     } finally {
       store.close();
     }
@@ -399,7 +399,7 @@ export async function mergeStudy(out: string, opts: { report?: boolean } = {}): 
   let summary: MergeSummary;
   try {
     store.checkConfig(jobs.config);
-    store.checkFeatures(jobs.info.features, jobs.definition.cohort);
+    store.checkFeatures(jobs.info.features, `${path.join(root, STUDY_FILE)} records`);
     const results = jobs.trials.map((t) => ({ t, result: readJson<TrialResultFile>(path.join(trialDir(root, t.name), 'result.json')), error: readJson<{ error: string; attempts: number }>(path.join(trialDir(root, t.name), 'error.json')) }));
     const cache = searchCache(root);
     const evals = cache.keys().map((k) => [k, cache.getSearchEval(k)] as const);

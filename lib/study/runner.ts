@@ -57,7 +57,7 @@ export async function runStudy(options: StudyOptions, control: StudyControl = {}
   try {
     store.checkConfig(plan.config);
     // Its done trials index the features they were planned on.
-    store.checkFeatures(plan.info.features, plan.definition.cohort);
+    store.checkFeatures(plan.info.features, `the cohort ${plan.definition.cohort} has now`);
     store.setMeta('info', plan.info);
     store.addTrials(keys);
     const retried = store.retryFailed();

@@ -167,15 +167,17 @@ export class StudyStore {
   }
 
   /**
-   * Refuses a cohort whose tabular features are not the ones this store's
-   * study was planned on (meta.info.features), before anything is written.
-   * A store without that record (a new one) passes.
+   * Refuses tabular features that are not the ones this store's study was
+   * planned on (meta.info.features), before anything is written. `source`
+   * names where `features` come from, for the message ("the cohort X has
+   * now", "DIR/study.json records"). A store without that record (a new
+   * one) passes.
    */
-  checkFeatures(features: readonly string[], cohort: string): void {
+  checkFeatures(features: readonly string[], source: string): void {
     const info = this.getMeta('info') as { features?: unknown } | undefined;
     if (!info || !Array.isArray(info.features)) return;
     const diff = featureListDiff(info.features as string[], features);
-    if (diff) throw new ConfigError(`${this.file} holds a study planned on other tabular features than the cohort ${cohort} has now (${diff}); its trials' selections and results index those features, so run this study into another --out`);
+    if (diff) throw new ConfigError(`${this.file} holds a study planned on other tabular features than ${source} (${diff}); its trials' selections and results index those features, so run this study into another --out`);
   }
 
   /** Adds the trials that are missing (existing keys are left as they are). */
