@@ -45,8 +45,8 @@ export function cpuWinograd(): boolean {
  *   (`winograd`: AVX2 and FMA, `TABSIGHT_WINOGRAD` not 0): channels_last.
  *   Those kernels read and write channels innermost, so NCHW pays a
  *   conversion on each side of every 3×3 layer; on the AVX2 EPYC the step
- *   was 8.5% faster in channels_last (RESULTS.md, 2026-11-28, twenty-fourth
- *   session).
+ *   was 0.7% and 8.5% faster in channels_last in two runs (RESULTS.md,
+ *   2026-11-28, twenty-fourth session).
  * - An x86 CPU without AVX-512 or Winograd: NCHW. On the AVX2 EPYC, with
  *   LibTorch's direct convolutions, NCHW was faster in 5 of 5 paired
  *   rounds, by 6–13% (RESULTS.md, 2026-11-28).

@@ -170,8 +170,9 @@ export interface PretrainOptions {
    * ResNet-18 steps were 3–19% faster in two runs, from 28 px (small stem) to 128 px
    * (benchmarks/RESULTS.md, "Memory format"). 'auto' is
    * `trainingMemoryFormat(device, undefined, precision)`: channels_last on
-   * x86 CPUs with AVX-512 (and with bf16), NCHW on x86 CPUs without it, where
-   * NCHW measured faster, and NCHW on CUDA. Checkpoints and exported
+   * x86 CPUs with AVX-512 (and with bf16) or where tabsight's own Winograd
+   * kernels run (AVX2 + FMA), NCHW on other x86 CPUs, where NCHW measured
+   * faster, and NCHW on CUDA. Checkpoints and exported
    * weights are NCHW either way. @default 'auto'
    */
   memoryFormat?: MemoryFormat;
