@@ -55,6 +55,16 @@ bool Qualifies(const torch::Tensor& x, const torch::Tensor& weight) {
 // takes any size.
 bool WorthTiling(const torch::Tensor& x) { return x.size(2) >= 4 && x.size(3) >= 4; }
 
+// Both kernels' backward passes run outside autograd, so their results
+// cannot be differentiated again (create_graph).
+void RefuseDoubleBackward() {
+  if (torch::GradMode::is_enabled()) {
+    Fail(ErrorCode::kTorch,
+         "The Winograd convolution has no double backward (create_graph); set TABSIGHT_WINOGRAD=0 to use "
+         "LibTorch's convolution");
+  }
+}
+
 #ifdef TABSIGHT_WITH_DNNL
 
 using dnnl::memory;
@@ -190,11 +200,7 @@ class WinogradFunction : public torch::autograd::Function<WinogradFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (torch::GradMode::is_enabled()) {
-      Fail(ErrorCode::kTorch,
-           "The Winograd convolution has no double backward (create_graph); set TABSIGHT_WINOGRAD=0 to use "
-           "LibTorch's convolution");
-    }
+    RefuseDoubleBackward();
     auto saved = ctx->get_saved_variables();
     const torch::Tensor& x = saved[0];
     const torch::Tensor& weight = saved[1];
@@ -283,11 +289,7 @@ class OwnFunction : public torch::autograd::Function<OwnFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    if (torch::GradMode::is_enabled()) {
-      Fail(ErrorCode::kTorch,
-           "The Winograd convolution has no double backward (create_graph); set TABSIGHT_WINOGRAD=0 to use "
-           "LibTorch's convolution");
-    }
+    RefuseDoubleBackward();
     auto saved = ctx->get_saved_variables();
     const torch::Tensor& x = saved[0];
     const torch::Tensor& weight = saved[1];
