@@ -274,7 +274,12 @@ t.test('the int8 graph: onnxruntime\'s fused integer kernels against a float64 e
   const f32File = path.join(root, 'f32-ref.onnx');
   await exportRun(runDir, f32File);
   const f32 = compare((await embedAll(f32File, test)).embedding);
-  t.ok(f32.maxAbs > 100 * fused.maxAbs, `the test tells the arithmetics apart: the float32 model is ${f32.maxAbs.toPrecision(3)} from the int8 evaluation`);
+  // The same measure tells the arithmetics apart: the float32 model does not
+  // pass it. (The largest difference does not: one requantization that rounds
+  // the other way can move the int8 kernels' values by as much as float32's
+  // are moved; a run trained with Winograd convolutions on the AVX2 EPYC had
+  // one, 0.118 against float32's 0.258.)
+  t.ok(f32.close < 0.85 && f32.close <= fused.close / 2, `the test tells the arithmetics apart: ${(100 * f32.close).toFixed(1)}% of the float32 model's values within 1e-5 of the int8 evaluation (max |Δ| ${f32.maxAbs.toPrecision(3)})`);
 
   // onnxruntime's profile names the kernels: integer convolutions, no float Conv left.
   const dir = fs.mkdtempSync(path.join(root, 'profile-'));
